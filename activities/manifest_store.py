@@ -1,0 +1,162 @@
+"""Manifest revisions in S3: immutable revision objects plus a `manifest.json` head.
+
+The head is the linearisation point: it is replaced only with a conditional
+write (If-Match on the ETag read), and a lost race re-reads and re-applies the
+change. Each revision is also stored immutably under `revisions/`, written
+with If-None-Match so history can never be rewritten.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from activities.storage import (
+    IMMUTABLE,
+    MANIFEST_CACHE_CONTROL,
+    is_missing,
+    is_precondition_failed,
+)
+from skyline.manifest import ApartmentManifest, ManifestChange
+from skyline.manifest_ops import (
+    CreateApartment,
+    ManifestConflict,
+    PromoteUnit,
+    RestoreBuilding,
+    SetCanary,
+    apply_mutation,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+AnyMutation = SetCanary | PromoteUnit | RestoreBuilding | CreateApartment
+MAX_WRITE_ATTEMPTS = 64
+
+
+class WriteContention(Exception):
+    """Too many concurrent writers on one apartment; the caller may retry later."""
+
+
+def head_key(apartment: str) -> str:
+    return f"manifests/{apartment}/manifest.json"
+
+
+def revision_key(apartment: str, revision: int) -> str:
+    return f"manifests/{apartment}/revisions/{revision:010d}.json"
+
+
+class ManifestStore:
+    def __init__(self, s3: S3Client, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def read(self, apartment: str) -> tuple[ApartmentManifest, str] | None:
+        """Current head and its ETag, or None when the apartment does not exist."""
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=head_key(apartment))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return ApartmentManifest.from_json_bytes(obj["Body"].read()), obj["ETag"]
+
+    def read_revision(self, apartment: str, revision: int) -> ApartmentManifest | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=revision_key(apartment, revision))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return ApartmentManifest.from_json_bytes(obj["Body"].read())
+
+    def list_revisions(self, apartment: str) -> list[int]:
+        prefix = f"manifests/{apartment}/revisions/"
+        revisions: list[int] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                revisions.append(int(item["Key"][len(prefix) :].removesuffix(".json")))
+        return sorted(revisions)
+
+    def _put(self, key: str, manifest: ApartmentManifest, cache: str, **cond: Any) -> str:
+        response = self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=manifest.to_json_bytes(),
+            ContentType="application/json",
+            CacheControl=cache,
+            Metadata={
+                "skyline-revision": manifest.version,
+                "skyline-change-id": manifest.change.id if manifest.change else "",
+            },
+            **cond,
+        )
+        return response["ETag"]
+
+    def _ensure_revision(self, apartment: str, manifest: ApartmentManifest) -> None:
+        try:
+            self._put(revision_key(apartment, manifest.revision), manifest, IMMUTABLE, IfNoneMatch="*")
+        except ClientError as exc:
+            if not is_precondition_failed(exc):
+                raise
+
+    def _find_change(self, apartment: str, change_id: str, first: int, last: int) -> ApartmentManifest | None:
+        for revision in range(first, last + 1):
+            found = self.read_revision(apartment, revision)
+            if found is not None and found.change is not None and found.change.id == change_id:
+                return found
+        return None
+
+    def apply(
+        self,
+        apartment: str,
+        mutation: AnyMutation,
+        change: ManifestChange,
+        base_hint: int | None = None,
+        on_base: Callable[[int], None] | None = None,
+    ) -> tuple[ApartmentManifest, bool]:
+        """Apply a change exactly once; returns (resulting revision, applied now).
+
+        `base_hint` is the head revision a previous attempt of the same change
+        saw before writing; with it a retry finds its own earlier write even
+        when other writers have moved the head on since.
+        """
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            current = self.read(apartment)
+            manifest, etag = current if current else (None, None)
+            if manifest is not None:
+                if manifest.change is not None and manifest.change.id == change.id:
+                    self._ensure_revision(apartment, manifest)
+                    return manifest, False
+                if base_hint is not None and manifest.revision > base_hint:
+                    found = self._find_change(apartment, change.id, base_hint + 1, manifest.revision - 1)
+                    if found is not None:
+                        return found, False
+                # Repairs the history gap a writer leaves if it dies between
+                # moving the head and storing its revision.
+                self._ensure_revision(apartment, manifest)
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+            nxt = apply_mutation(manifest, apartment, mutation, change, stamp)
+            if on_base is not None and manifest is not None:
+                on_base(manifest.revision)
+            cond: dict[str, str] = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+            try:
+                self._put(head_key(apartment), nxt, MANIFEST_CACHE_CONTROL, **cond)
+            except ClientError as exc:
+                if not is_precondition_failed(exc):
+                    raise
+                if isinstance(mutation, CreateApartment):
+                    raise ManifestConflict(f"apartment {apartment!r} already exists") from None
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+                continue
+            self._ensure_revision(apartment, nxt)
+            return nxt, True
+        raise WriteContention(
+            f"gave up after {MAX_WRITE_ATTEMPTS} conflicting writes on apartment {apartment!r}"
+        )

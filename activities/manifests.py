@@ -1,0 +1,96 @@
+"""Activities that read and change an apartment's manifest."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.manifest_store import ManifestStore
+from skyline.manifest import Building, ManifestChange
+from skyline.manifest_ops import ManifestConflict, Mutation
+from skyline.versioning import VersionRejected, check_upgrade
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class PrepareRolloutInput(BaseModel):
+    apartment: str
+    building: str
+    unit_id: str
+    version: str
+    force: bool
+
+
+class PrepareRolloutResult(BaseModel):
+    base_revision: int
+    snapshot: Building
+    baseline_unit: str | None
+    baseline_version: str | None
+
+
+class ApplyManifestChangeInput(BaseModel):
+    apartment: str
+    change: ManifestChange
+    mutation: Mutation
+
+
+class ApplyManifestChangeResult(BaseModel):
+    revision: int
+    applied: bool
+
+
+def rollout_refusal(apartment: str, building: str, store: ManifestStore) -> Building | str:
+    """The building to roll out into, or the reason a rollout cannot target it."""
+    current = store.read(apartment)
+    if current is None:
+        return f"apartment {apartment!r} does not exist; create it with POST /apartments first"
+    buildings = current[0].apartment(apartment).buildings
+    if building not in buildings:
+        known = ", ".join(sorted(buildings)) or "none"
+        return f"building {building!r} does not exist in apartment {apartment!r} (known: {known})"
+    return buildings[building]
+
+
+class ManifestActivities:
+    def __init__(self, s3: S3Client, bucket: str) -> None:
+        self.store = ManifestStore(s3, bucket)
+
+    @activity.defn
+    def prepare_rollout(self, inp: PrepareRolloutInput) -> PrepareRolloutResult:
+        """Re-check, at the moment the rollout starts, what the API validated."""
+        found = rollout_refusal(inp.apartment, inp.building, self.store)
+        if isinstance(found, str):
+            raise ApplicationError(found, type="InvalidRollout", non_retryable=True)
+        active = found.active()
+        try:
+            check_upgrade(active.version if active else None, inp.version, inp.force)
+        except VersionRejected as exc:
+            raise ApplicationError(str(exc), type="InvalidRollout", non_retryable=True) from exc
+        current = self.store.read(inp.apartment)
+        assert current is not None
+        return PrepareRolloutResult(
+            base_revision=current[0].revision,
+            snapshot=found,
+            baseline_unit=found.active_unit,
+            baseline_version=active.version if active else None,
+        )
+
+    @activity.defn
+    def apply_manifest_change(self, inp: ApplyManifestChangeInput) -> ApplyManifestChangeResult:
+        details = activity.info().heartbeat_details
+        base_hint = int(details[0]) if details else None
+        try:
+            manifest, applied = self.store.apply(
+                inp.apartment,
+                inp.mutation,
+                inp.change,
+                base_hint=base_hint,
+                on_base=lambda base: activity.heartbeat(base),
+            )
+        except ManifestConflict as exc:
+            raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
+        return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)

@@ -1,0 +1,41 @@
+"""Dependencies shared by routes: one Temporal client and one S3 client per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from activities.manifest_store import ManifestStore
+from skyline.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    temporal: Client
+    store: ManifestStore
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.skyline
+    return state
+
+
+def _settings(request: Request) -> Settings:
+    return _state(request).settings
+
+
+def _temporal(request: Request) -> Client:
+    return _state(request).temporal
+
+
+def _store(request: Request) -> ManifestStore:
+    return _state(request).store
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+TemporalDep = Annotated[Client, Depends(_temporal)]
+StoreDep = Annotated[ManifestStore, Depends(_store)]

@@ -1,0 +1,49 @@
+"""Builds the FastAPI app: one Temporal client and one S3 client per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from activities.manifest_store import ManifestStore
+from activities.storage import s3_client
+from api import errors
+from api.deps import AppState
+from api.routes import apartments, bundles, health, rollouts
+from skyline.settings import Settings, get_settings
+from worker.main import connect
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conf = settings or get_settings()
+        client = await connect(conf)
+        app.state.skyline = AppState(
+            settings=conf, temporal=client, store=ManifestStore(s3_client(conf), conf.s3_bucket)
+        )
+        yield
+
+    app = FastAPI(
+        title="Skyline",
+        summary="Progressive delivery of micro-frontend bundles",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (health, apartments, bundles, rollouts):
+        app.include_router(module.router)
+    app.mount("/metrics", make_asgi_app())
+    return app
+
+
+app = create_app()
+
+
+def run() -> None:
+    conf = get_settings()
+    uvicorn.run("api.main:app", host=conf.api_host, port=conf.api_port)

@@ -1,0 +1,186 @@
+"""Start, inspect and control rollouts. Each rollout is one RolloutWorkflow."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from fastapi import APIRouter, Body
+from pydantic import BaseModel
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.manifests import rollout_refusal
+from activities.publish import upload_key
+from api.deps import SettingsDep, StoreDep, TemporalDep
+from api.errors import ApiError
+from skyline.rollout import (
+    ControlRequest,
+    PromoteRequest,
+    RolloutInput,
+    RolloutSpec,
+    RolloutStatus,
+    rollout_id_for,
+)
+from skyline.versioning import VersionRejected, check_upgrade
+from workflows.rollout import RolloutWorkflow
+
+router = APIRouter(prefix="/rollouts", tags=["rollouts"])
+
+
+class RolloutCreated(BaseModel):
+    id: str
+    run_id: str
+    state: str
+    status_url: str
+
+
+def _validate_against_manifest(spec: RolloutSpec, store: StoreDep) -> None:
+    found = rollout_refusal(spec.apartment, spec.building, store)
+    if isinstance(found, str):
+        field = "apartment" if "apartment" in found.split(" does not")[0] else "building"
+        raise ApiError(422, "unknown_target", found, field)
+    active = found.active()
+    try:
+        check_upgrade(active.version if active else None, spec.version, spec.force)
+    except VersionRejected as exc:
+        raise ApiError(422, "version_not_greater", str(exc), "version") from exc
+
+
+def _validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) -> None:
+    if spec.bundle.path is not None:
+        root = Path(spec.bundle.path)
+        if not root.is_absolute():
+            raise ApiError(422, "invalid_bundle", "bundle.path must be an absolute path", "bundle.path")
+        if not root.is_dir():
+            raise ApiError(
+                422,
+                "missing_bundle",
+                f"bundle.path {str(root)!r} is not a directory on the server",
+                "bundle.path",
+            )
+        if not (root / spec.entry).is_file():
+            raise ApiError(
+                422,
+                "missing_entry",
+                f"the bundle has no entry file {spec.entry!r}; set `entry`",
+                "entry",
+            )
+        return
+    assert spec.bundle.upload_id is not None
+    try:
+        store.s3.head_object(Bucket=settings.s3_bucket, Key=upload_key(spec.bundle.upload_id))
+    except ClientError as exc:
+        raise ApiError(
+            422,
+            "missing_bundle",
+            f"no uploaded bundle {spec.bundle.upload_id!r}; upload it with POST /bundles first",
+            "bundle.upload_id",
+        ) from exc
+
+
+@router.post("", status_code=201, response_model=RolloutCreated)
+async def start_rollout(
+    spec: RolloutSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep
+) -> RolloutCreated:
+    """Start a canary rollout of one unit version into one building."""
+    # boto3 is blocking: keep it off the event loop.
+    await asyncio.to_thread(_validate_against_manifest, spec, store)
+    await asyncio.to_thread(_validate_bundle, spec, settings, store)
+    rollout_id = rollout_id_for(spec.apartment, spec.building)
+    try:
+        handle = await temporal.start_workflow(
+            RolloutWorkflow.run,
+            RolloutInput(rollout_id=rollout_id, spec=spec),
+            id=rollout_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"{spec.unit_key} → {spec.apartment}/{spec.building}",
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise ApiError(
+            409,
+            "rollout_running",
+            f"building {spec.building!r} of {spec.apartment!r} already has a rollout running "
+            f"({rollout_id}); pause, promote or roll it back first",
+        ) from exc
+    return RolloutCreated(
+        id=rollout_id,
+        run_id=handle.result_run_id or "",
+        state="publishing",
+        status_url=f"/rollouts/{rollout_id}",
+    )
+
+
+async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
+    try:
+        return (await handle.describe()).status
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"no rollout {handle.id!r}") from exc
+        raise
+
+
+@router.get("/{rollout_id}", response_model=RolloutStatus)
+async def get_rollout(rollout_id: str, temporal: TemporalDep) -> RolloutStatus:
+    handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+    await _describe_or_404(handle)
+    return await handle.query(RolloutWorkflow.status)
+
+
+async def _control(temporal: TemporalDep, rollout_id: str, update: Any, req: ControlRequest) -> RolloutStatus:
+    handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+    status = await _describe_or_404(handle)
+    if status != WorkflowExecutionStatus.RUNNING:
+        final = await handle.query(RolloutWorkflow.status)
+        raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
+    try:
+        result: RolloutStatus = await handle.execute_update(update, req)
+    except WorkflowUpdateFailedError as exc:
+        raise ApiError(409, "invalid_control", str(exc.cause)) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one") from exc
+        raise
+    return result
+
+
+Control = Body(default_factory=ControlRequest)
+
+
+@router.post("/{rollout_id}/pause", response_model=RolloutStatus)
+async def pause(rollout_id: str, temporal: TemporalDep, req: ControlRequest = Control) -> RolloutStatus:
+    """Hold the rollout at its current weight; bake time stops counting."""
+    return await _control(temporal, rollout_id, RolloutWorkflow.pause, req)
+
+
+@router.post("/{rollout_id}/resume", response_model=RolloutStatus)
+async def resume(rollout_id: str, temporal: TemporalDep, req: ControlRequest = Control) -> RolloutStatus:
+    return await _control(temporal, rollout_id, RolloutWorkflow.resume, req)
+
+
+@router.post("/{rollout_id}/promote", response_model=RolloutStatus)
+async def promote(
+    rollout_id: str,
+    temporal: TemporalDep,
+    full: bool = False,
+    req: ControlRequest = Control,
+) -> RolloutStatus:
+    """Advance one step now, or with `full=true` make the canary the active unit."""
+    body = PromoteRequest(actor=req.actor, reason=req.reason, full=full)
+    return await _control(temporal, rollout_id, RolloutWorkflow.promote, body)
+
+
+@router.post("/{rollout_id}/rollback", response_model=RolloutStatus)
+async def rollback(rollout_id: str, temporal: TemporalDep, req: ControlRequest = Control) -> RolloutStatus:
+    """Emergency rollback: skips every check; answers when the edge serves last-known-good."""
+    return await _control(temporal, rollout_id, RolloutWorkflow.rollback, req)

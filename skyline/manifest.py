@@ -1,0 +1,168 @@
+"""The manifest schema shells load, faithful to seed 000.
+
+ApartmentManifest → Apartment → Building → Unit, plus RolloutConfig and
+RolloutCriteria. One manifest document is kept per apartment (its `apartments`
+map holds exactly that apartment), so a rollout in one shell never forces every
+other shell to re-fetch. `version` is the manifest revision number as a string;
+it only ever grows.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
+SLUG_HELP = "lowercase letters, digits and '-', starting with a letter or digit, at most 63"
+
+Framework = Literal["react", "vue", "svelte", "angular", "wasm", "vanilla"]
+UnitStatus = Literal["stable", "beta", "canary", "deprecated"]
+Category = Literal["header", "main", "sidebar", "footer"]
+StrategyName = Literal["immediate", "gradual", "canary", "ab_test"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CustomRule(Model):
+    attribute: str
+    operator: Literal["eq", "neq", "in", "not_in"] = "eq"
+    values: list[str] = Field(default_factory=list)
+
+
+class RolloutCriteria(Model):
+    user_segments: list[str] | None = None
+    geo_regions: list[str] | None = None
+    feature_flags: list[str] | None = None
+    custom_rules: list[CustomRule] | None = None
+
+
+class MonitoringConfig(Model):
+    max_error_rate: float | None = None
+    max_p99_seconds: float | None = None
+
+
+class RolloutConfig(Model):
+    strategy: StrategyName = "canary"
+    percentage: float = Field(ge=0, le=100)
+    duration: float = Field(default=0, ge=0, description="minutes")
+    criteria: RolloutCriteria = Field(default_factory=RolloutCriteria)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    rollout_id: str | None = None
+
+
+class UnitMetadata(Model):
+    model_config = ConfigDict(extra="allow")
+    bundle_prefix: str | None = None
+    entry: str | None = None
+    files: int | None = None
+    published_at: str | None = None
+
+
+class Unit(Model):
+    id: str
+    name: str
+    version: str
+    framework: Framework = "react"
+    url: str
+    wasm_url: str | None = None
+    checksum: str
+    size: int = Field(ge=0)
+    dependencies: list[str] = Field(default_factory=list)
+    compatibility: str = "*"
+    status: UnitStatus = "stable"
+    rollout: RolloutConfig | None = None
+    metadata: UnitMetadata = Field(default_factory=UnitMetadata)
+
+
+class RoutingConfig(Model):
+    model_config = ConfigDict(extra="allow")
+    mount: str | None = Field(default=None, description="CSS selector the shell mounts into")
+
+
+class Building(Model):
+    name: str
+    category: Category
+    active_unit: str | None = None
+    units: dict[str, Unit] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    def canary(self) -> Unit | None:
+        """The unit currently in rollout, if any (at most one per building)."""
+        for unit in self.units.values():
+            if unit.rollout is not None and unit.id != self.active_unit:
+                return unit
+        return None
+
+    def active(self) -> Unit | None:
+        return self.units.get(self.active_unit) if self.active_unit else None
+
+
+class ApartmentConfig(Model):
+    model_config = ConfigDict(extra="allow")
+
+
+class Apartment(Model):
+    name: str
+    version: str = "1.0.0"
+    description: str = ""
+    buildings: dict[str, Building]
+    config: ApartmentConfig = Field(default_factory=ApartmentConfig)
+
+    @field_validator("buildings")
+    @classmethod
+    def _building_ids(cls, value: dict[str, Building]) -> dict[str, Building]:
+        for key in value:
+            if not SLUG.match(key):
+                raise ValueError(f"building id {key!r} must be {SLUG_HELP}")
+        return value
+
+
+class GlobalSettings(Model):
+    model_config = ConfigDict(extra="allow")
+    cdn_base_url: str | None = None
+
+
+class ManifestChange(Model):
+    """Who made this revision and why; `id` makes retried writes idempotent."""
+
+    id: str
+    actor: str
+    reason: str
+    parent: str | None = None
+
+
+class ApartmentManifest(Model):
+    version: str
+    timestamp: str
+    apartments: dict[str, Apartment]
+    global_: GlobalSettings = Field(default_factory=GlobalSettings, alias="global")
+    change: ManifestChange | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def revision(self) -> int:
+        return int(self.version)
+
+    def apartment(self, apartment_id: str) -> Apartment:
+        return self.apartments[apartment_id]
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True, indent=2).encode()
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes) -> ApartmentManifest:
+        return cls.model_validate_json(data)
+
+    def content(self) -> dict[str, Any]:
+        """The part that describes what shells load, without revision bookkeeping."""
+        return self.model_dump(by_alias=True, exclude={"version", "timestamp", "change"})
+
+
+def unit_key(unit_id: str, version: str) -> str:
+    """Key of one build in `Building.units` and the value of `active_unit`."""
+    return f"{unit_id}@{version}"

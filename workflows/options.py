@@ -1,0 +1,74 @@
+"""Timeouts and retry policies for each kind of activity the rollout runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+NON_RETRYABLE = ["InvalidRollout", "InvalidBundle", "ChecksumMismatch", "ManifestConflict"]
+
+# Manifest writes and purges are small and must survive a storage or edge
+# outage of minutes (the fault suite stops S3 for 20 s mid-step), so they
+# retry quickly and often, bounded by schedule_to_close.
+MANIFEST: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=5),
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+
+EDGE_SYNC: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=5),
+    ),
+}
+
+PUBLISH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=30),
+    "heartbeat_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=10,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+
+VERIFY: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+
+PREPARE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_attempts=20,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+
+# Prometheus being down is evidence missing, not a reason to wait forever:
+# a few quick tries, then the workflow counts the analysis as inconclusive.
+METRICS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_attempts=3,
+    ),
+}
