@@ -1,0 +1,149 @@
+"""`python -m stack run|check`: the embedded default stack in the foreground.
+
+    run    check/install system packages, start every component on the default
+           ports, print where each listens, stay up until SIGINT/SIGTERM, then
+           stop everything it started and exit 0.
+    check  only check (and, as root, install) the Debian packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from skyline.settings import Settings
+from stack.embedded import ALL_COMPONENTS, START_ORDER, EmbeddedStack, StackPorts
+from stack.processes import StackError
+from stack.system_packages import SystemPackagesError, ensure_system_packages
+
+# Components that need the Debian packages.
+_NEEDS_SYSTEM_PACKAGES = {"edge", "prometheus"}
+
+
+class _Interrupted(BaseException):
+    """SIGINT/SIGTERM while the stack is still starting."""
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the embedded stack in the foreground")
+    run.add_argument("--state-dir", type=Path, default=None, help="default: settings.state_dir")
+    run.add_argument(
+        "--components",
+        default=",".join(START_ORDER),
+        help=f"comma-separated subset of {','.join(START_ORDER)} (default: all)",
+    )
+    run.add_argument(
+        "--ephemeral-ports",
+        action="store_true",
+        help="pick free ports instead of the defaults (tests, a second stack)",
+    )
+    run.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
+    sub.add_parser("check", help="check (as root: install) the required Debian packages")
+    return parser.parse_args(argv)
+
+
+def _print_table(stack: EmbeddedStack) -> None:
+    rows = [*stack.endpoints(), ("Logs", str(stack.state_dir / "logs"))]
+    width = max(len(name) for name, _ in rows)
+    print("\nSkyline stack is up:", flush=True)
+    for name, url in rows:
+        print(f"  {name.ljust(width)}  {url}", flush=True)
+    print("\nPress Ctrl-C to stop.", flush=True)
+
+
+def _check() -> int:
+    try:
+        paths = ensure_system_packages()
+    except SystemPackagesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for binary, path in sorted(paths.items()):
+        print(f"{binary}: {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    components = {c.strip() for c in str(args.components).split(",") if c.strip()}
+    unknown = components - ALL_COMPONENTS
+    if unknown:
+        print(f"error: unknown component(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if components & _NEEDS_SYSTEM_PACKAGES:
+        try:
+            ensure_system_packages()
+        except SystemPackagesError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    settings = Settings()
+    state_dir = args.state_dir if args.state_dir is not None else settings.state_dir
+    ports = StackPorts.ephemeral() if args.ephemeral_ports else StackPorts()
+    stack = EmbeddedStack(
+        state_dir,
+        ports,
+        components,
+        prometheus_scrape_interval=args.scrape_interval,
+        settings=settings,
+        progress=lambda message: print(f"[stack] {message}", flush=True),
+    )
+
+    stopping = threading.Event()
+    starting = True
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal starting
+        stopping.set()
+        if starting:  # abort start() once; it stops what it already started
+            starting = False
+            raise _Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            stack.start()  # stops what it started if interrupted or failing
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        except _Interrupted:
+            return 0
+        starting = False
+        _print_table(stack)
+        while not stopping.wait(1.0):
+            dead = stack.dead()
+            if dead:
+                for process in dead:
+                    print(
+                        f"error: {process.name} exited with code {process.returncode}\n"
+                        f"--- last lines of {process.log_path} ---\n{process.tail()}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                return 1
+        print("\n[stack] shutting down", flush=True)
+        return 0
+    finally:
+        starting = False
+        # A second Ctrl-C must not abort the shutdown half-way.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        stack.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.command == "check":
+        return _check()
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Render the VCL and Prometheus templates kept in this package."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parent  # varnish/*.vcl, prometheus/*.yml (package data)
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Z0-9_]+)\s*\}\}")
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Replace every `{{NAME}}`; a placeholder without a value is an error."""
+    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - values.keys())
+    if missing:
+        raise KeyError(f"no value for template placeholder(s): {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def template_text(relative: str) -> str:
+    return (TEMPLATE_DIR / relative).read_text(encoding="utf-8")
+
+
+def render_vcl(s3_host: str, s3_port: int) -> str:
+    return render(
+        template_text("varnish/skyline.vcl"),
+        {"S3_HOST": s3_host, "S3_PORT": str(s3_port)},
+    )
+
+
+def render_prometheus(
+    api_target: str,
+    scrape_interval: str = "5s",
+    evaluation_interval: str | None = None,
+    extra_targets: list[str] | None = None,
+) -> str:
+    return render(
+        template_text("prometheus/prometheus.yml"),
+        {
+            "SCRAPE_INTERVAL": scrape_interval,
+            "EVALUATION_INTERVAL": evaluation_interval or scrape_interval,
+            "API_TARGET": api_target,
+            # JSON is a YAML flow sequence.
+            "EXTRA_TARGETS": json.dumps(list(extra_targets or [])),
+        },
+    )
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,482 @@
+"""EmbeddedStack: the default local stack as child processes of one launcher.
+
+Components, in start order (each waits until healthy before the next starts):
+
+    temporal    `temporal server start-dev` (SQLite db in the state dir, kept across runs)
+    s3          `moto_server` (in memory) + the bucket from settings
+    edge        varnishd with stack/varnish/skyline.vcl, backend = s3
+    prometheus  prometheus with stack/prometheus/prometheus.yml
+    worker      `python -m worker`
+    api         `python -m uvicorn api.main:app`
+
+A component left out of `components` is assumed to run elsewhere on its port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+from botocore.exceptions import ClientError
+
+from skyline.settings import Settings
+from stack.config import render_prometheus, render_vcl, write_text
+from stack.processes import (
+    ManagedProcess,
+    StackError,
+    free_port,
+    port_in_use,
+    port_open,
+    wait_until,
+)
+from stack.system_packages import find_binary
+
+HOST = "127.0.0.1"
+START_ORDER: tuple[str, ...] = ("temporal", "s3", "edge", "prometheus", "worker", "api")
+ALL_COMPONENTS: frozenset[str] = frozenset(START_ORDER)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# StackPorts fields each component listens on (checked before anything starts).
+COMPONENT_PORTS: dict[str, tuple[str, ...]] = {
+    "temporal": ("temporal", "temporal_ui", "temporal_http", "temporal_metrics"),
+    "s3": ("s3",),
+    "edge": ("edge", "edge_admin"),
+    "prometheus": ("prometheus",),
+    "worker": (),
+    "api": ("api",),
+}
+
+T = TypeVar("T")
+
+
+@dataclass
+class StackPorts:
+    temporal: int = 7233
+    temporal_ui: int = 8233
+    temporal_http: int = 7243
+    temporal_metrics: int = field(default_factory=free_port)
+    s3: int = 9000
+    edge: int = 6081
+    edge_admin: int = 6082
+    prometheus: int = 9090
+    api: int = 8000
+
+    @classmethod
+    def ephemeral(cls) -> StackPorts:
+        """A free port for every field (distinct), so tests never collide with `make run`."""
+        picked: set[int] = set()
+        values: dict[str, int] = {}
+        for f in fields(cls):
+            port = free_port()
+            while port in picked:
+                port = free_port()
+            picked.add(port)
+            values[f.name] = port
+        return cls(**values)
+
+
+class EmbeddedStack:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: StackPorts | None = None,
+        components: Iterable[str] = ALL_COMPONENTS,
+        prometheus_scrape_interval: str = "5s",
+        extra_scrape_targets: Sequence[str] = (),
+        python: str = sys.executable,
+        search_attributes: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
+        startup_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.components = frozenset(components)
+        unknown = self.components - ALL_COMPONENTS
+        if unknown:
+            raise ValueError(
+                f"unknown component(s) {sorted(unknown)}; known: {', '.join(START_ORDER)}"
+            )
+        self.state_dir = Path(state_dir).absolute()
+        self.ports = ports if ports is not None else StackPorts()
+        self.prometheus_scrape_interval = prometheus_scrape_interval
+        self.extra_scrape_targets = list(extra_scrape_targets)
+        self.python = python
+        self.search_attributes = dict(search_attributes or {})
+        self.settings = settings if settings is not None else Settings()
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self._progress = progress or (lambda _message: None)
+        self._processes: dict[str, ManagedProcess] = {}
+
+    # ----------------------------------------------------------------- public
+
+    def start(self) -> None:
+        """Start every selected component in order; on any failure stop what was started."""
+        if self._processes:
+            raise StackError("stack already started")
+        self.check_ports()
+        for sub in ("logs", "config"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        starters: dict[str, Callable[[], None]] = {
+            "temporal": self._start_temporal,
+            "s3": self._start_s3,
+            "edge": self._start_edge,
+            "prometheus": self._start_prometheus,
+            "worker": self._start_worker,
+            "api": self._start_api,
+        }
+        try:
+            for name in START_ORDER:
+                if name in self.components:
+                    self._progress(f"starting {name} ...")
+                    starters[name]()
+                    self._progress(f"{name} is ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the processes this stack started, in reverse order. Idempotent."""
+        while self._processes:
+            name, process = self._processes.popitem()  # last started first
+            self._progress(f"stopping {name} (pid {process.pid})")
+            process.stop(timeout=self.stop_timeout)
+
+    def __enter__(self) -> EmbeddedStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def check_ports(self) -> None:
+        """Raise StackError naming the component and port if one is already taken."""
+        for name in START_ORDER:
+            if name not in self.components:
+                continue
+            for port_field in COMPONENT_PORTS[name]:
+                port = int(getattr(self.ports, port_field))
+                if port_in_use(port, HOST):
+                    raise StackError(
+                        f"{name}: port {port} ({port_field}) on {HOST} is already in use; "
+                        "stop whatever listens there (another `make run`? a system "
+                        "varnish/prometheus service?) or choose other ports"
+                    )
+
+    @property
+    def processes(self) -> dict[str, ManagedProcess]:
+        return dict(self._processes)
+
+    def pids(self) -> dict[str, int]:
+        return {n: p.pid for n, p in self._processes.items() if p.pid is not None}
+
+    def dead(self) -> list[ManagedProcess]:
+        """Started processes that have exited since."""
+        return [p for p in self._processes.values() if not p.alive()]
+
+    @property
+    def temporal_address(self) -> str:
+        return f"{HOST}:{self.ports.temporal}"
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.ports.s3}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{HOST}:{self.ports.edge}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{HOST}:{self.ports.prometheus}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.ports.api}"
+
+    def env(self) -> dict[str, str]:
+        """SKYLINE_* variables for processes that use this stack."""
+        s = self.settings
+        return {
+            "SKYLINE_TEMPORAL_ADDRESS": self.temporal_address,
+            "SKYLINE_TEMPORAL_NAMESPACE": s.temporal_namespace,
+            "SKYLINE_TASK_QUEUE": s.task_queue,
+            "SKYLINE_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "SKYLINE_S3_BUCKET": s.s3_bucket,
+            "SKYLINE_S3_REGION": s.s3_region,
+            "SKYLINE_AWS_ACCESS_KEY_ID": s.aws_access_key_id.get_secret_value(),
+            "SKYLINE_AWS_SECRET_ACCESS_KEY": s.aws_secret_access_key.get_secret_value(),
+            "SKYLINE_CDN_PROVIDER": "varnish",
+            "SKYLINE_EDGE_URL": self.edge_url,
+            "SKYLINE_VARNISH_PURGE_URL": self.edge_url,
+            "SKYLINE_PROMETHEUS_URL": self.prometheus_url,
+            "SKYLINE_API_HOST": HOST,
+            "SKYLINE_API_PORT": str(self.ports.api),
+            "SKYLINE_STATE_DIR": str(self.state_dir),
+        }
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(name, address) of every selected component, for printing."""
+        c = self.components
+        rows: list[tuple[str, str]] = []
+        if "temporal" in c:
+            rows.append(("Temporal gRPC", self.temporal_address))
+            rows.append(("Temporal UI", f"http://{HOST}:{self.ports.temporal_ui}"))
+        if "s3" in c:
+            rows.append(("S3 API", self.s3_endpoint_url))
+        if "edge" in c:
+            rows.append(("Edge (Varnish)", f"{self.edge_url}/{self.settings.s3_bucket}/"))
+        if "prometheus" in c:
+            rows.append(("Prometheus", self.prometheus_url))
+        if "worker" in c:
+            rows.append(("Worker", f"task queue {self.settings.task_queue}"))
+        if "api" in c:
+            rows.append(("API", f"{self.api_url}/docs"))
+        return rows
+
+    # ------------------------------------------------------------- components
+
+    def _launch(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.state_dir / "logs" / f"{name}.log", env, cwd)
+        process.start()
+        self._processes[name] = process
+        return process
+
+    def _binary(self, name: str) -> str:
+        """A console script next to `python` (the venv's bin dir), else PATH/sbin."""
+        beside = Path(self.python).parent / name  # not resolved: keep the venv's bin dir
+        if beside.is_file() and os.access(beside, os.X_OK):
+            return str(beside)
+        found = shutil.which(name) or find_binary(name)
+        if found is None:
+            raise StackError(f"cannot find the {name!r} executable (next to {self.python} or on PATH)")
+        return found
+
+    def _start_temporal(self) -> None:
+        p = self.ports
+        argv = [
+            self._binary("temporal"), "server", "start-dev",
+            "--ip", HOST,
+            "--port", str(p.temporal),
+            "--ui-port", str(p.temporal_ui),
+            "--http-port", str(p.temporal_http),
+            "--metrics-port", str(p.temporal_metrics),
+            "--db-filename", str(self.state_dir / "temporal.db"),
+            "--log-level", "warn",
+        ]  # fmt: skip
+        if self.settings.temporal_namespace != "default":
+            argv += ["--namespace", self.settings.temporal_namespace]
+        for attr, kind in sorted(self.search_attributes.items()):
+            argv += ["--search-attribute", f"{attr}={kind}"]
+        process = self._launch("temporal", argv)
+        ui = f"http://{HOST}:{p.temporal_ui}/"
+        wait_until(
+            lambda: port_open(p.temporal) and self._temporal_ready() and _http_ok(ui, any_status=True),
+            self.startup_timeout, "temporal", process, interval=0.2,
+        )  # fmt: skip
+
+    def _temporal_ready(self) -> bool:
+        from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+        from temporalio.client import Client
+
+        namespace = self.settings.temporal_namespace
+
+        async def check() -> bool:
+            client = await Client.connect(self.temporal_address, namespace=namespace)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace)
+            )
+            return True
+
+        return _run_async(check, timeout=5.0)
+
+    def _start_s3(self) -> None:
+        argv = [self._binary("moto_server"), "-H", HOST, "-p", str(self.ports.s3)]
+        process = self._launch("s3", argv)
+        wait_until(
+            lambda: _http_ok(f"{self.s3_endpoint_url}/", any_status=True),
+            self.startup_timeout, "s3", process,
+        )  # fmt: skip
+        self._create_bucket()
+
+    def _create_bucket(self) -> None:
+        s = self.settings
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint_url,
+            region_name=s.s3_region,
+            aws_access_key_id=s.aws_access_key_id.get_secret_value(),
+            aws_secret_access_key=s.aws_secret_access_key.get_secret_value(),
+        )
+        try:
+            if s.s3_region == "us-east-1":
+                client.create_bucket(Bucket=s.s3_bucket)
+            else:
+                client.create_bucket(
+                    Bucket=s.s3_bucket,
+                    CreateBucketConfiguration={"LocationConstraint": s.s3_region},  # type: ignore[typeddict-item]
+                )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise StackError(f"s3: cannot create bucket {s.s3_bucket!r}: {exc}") from exc
+        # The edge fetches anonymously (no SigV4 in VCL): objects are public-read,
+        # listing and writes still need credentials.
+        client.put_bucket_policy(Bucket=s.s3_bucket, Policy=public_read_policy(s.s3_bucket))
+
+    def _start_edge(self) -> None:
+        varnishd = find_binary("varnishd")
+        if varnishd is None:
+            raise StackError("edge: varnishd not found; run `python -m stack check`")
+        vcl = write_text(
+            self.state_dir / "config" / "skyline.vcl", render_vcl(HOST, self.ports.s3)
+        )
+        argv = [
+            varnishd, "-F",
+            "-n", str(self.state_dir / "varnish"),
+            "-a", f"{HOST}:{self.ports.edge}",
+            "-T", f"{HOST}:{self.ports.edge_admin}",
+            "-f", str(vcl),
+            "-s", "malloc,256m",
+            # No privilege separation: as root the default "unix" jail would run
+            # the compiler and cache as user varnish/vcache, which cannot read a
+            # state dir under a private (0700) directory. Harmless as non-root.
+            "-j", "none",
+        ]  # fmt: skip
+        process = self._launch("edge", argv)
+        wait_until(
+            lambda: _http_ok(f"{self.edge_url}/", any_status=True),
+            self.startup_timeout, "edge", process,
+        )  # fmt: skip
+
+    def _start_prometheus(self) -> None:
+        binary = find_binary("prometheus")
+        if binary is None:
+            raise StackError("prometheus: binary not found; run `python -m stack check`")
+        config = write_text(
+            self.state_dir / "config" / "prometheus.yml",
+            render_prometheus(
+                api_target=f"{HOST}:{self.ports.api}",
+                scrape_interval=self.prometheus_scrape_interval,
+                extra_targets=self.extra_scrape_targets,
+            ),
+        )
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.state_dir / 'prometheus'}",
+            f"--web.listen-address={HOST}:{self.ports.prometheus}",
+            "--web.enable-lifecycle",
+        ]
+        process = self._launch("prometheus", argv)
+        wait_until(
+            lambda: _http_ok(f"{self.prometheus_url}/-/ready"),
+            self.startup_timeout, "prometheus", process,
+        )  # fmt: skip
+
+    def _python_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"}
+
+    def _python_cwd(self) -> Path | None:
+        return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else None
+
+    def _start_worker(self) -> None:
+        process = self._launch(
+            "worker", [self.python, "-m", "worker"], self._python_env(), self._python_cwd()
+        )
+        wait_until(
+            self._worker_polling, self.startup_timeout, "worker", process, interval=0.25
+        )
+
+    def _worker_polling(self) -> bool:
+        from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+        from temporalio.client import Client
+
+        s = self.settings
+
+        async def check() -> bool:
+            client = await Client.connect(self.temporal_address, namespace=s.temporal_namespace)
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=s.temporal_namespace,
+                    task_queue=TaskQueue(
+                        name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+                    ),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+            return len(response.pollers) > 0
+
+        return _run_async(check, timeout=5.0)
+
+    def _start_api(self) -> None:
+        argv = [
+            self.python, "-m", "uvicorn", "api.main:app",
+            "--host", HOST, "--port", str(self.ports.api),
+        ]  # fmt: skip
+        process = self._launch("api", argv, self._python_env(), self._python_cwd())
+        wait_until(
+            lambda: _http_ok(f"{self.api_url}/healthz"),
+            self.startup_timeout, "api", process,
+        )  # fmt: skip
+
+
+def public_read_policy(bucket: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "SkylineEdgePublicRead",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
+
+
+def _http_ok(url: str, any_status: bool = False) -> bool:
+    """200 (or, with any_status, any answer below 500) from a GET of `url`."""
+    response = httpx.get(url, timeout=2.0)
+    return response.status_code < 500 if any_status else response.status_code == 200
+
+
+def _run_async(factory: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T:
+    """Run a coroutine to completion in a fresh thread and event loop.
+
+    Keeps health checks independent of any loop the caller may be running
+    (pytest-asyncio, the API) and of its event loop policy.
+    """
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(factory(), timeout)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stack-health") as pool:
+        return pool.submit(asyncio.run, bounded()).result()

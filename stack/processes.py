@@ -1,0 +1,195 @@
+"""Child processes of the embedded stack: start, health-wait, stop, show logs.
+
+Every process runs in its own session (process group), so `stop()` reaches
+the children it forks too (varnishd's cache child, for instance) and a Ctrl-C
+in the launcher's terminal does not hit them before the launcher decides the
+shutdown order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+
+class StackError(RuntimeError):
+    """A component of the embedded stack could not be started or is unhealthy."""
+
+
+class ManagedProcess:
+    """One long-running command, its pid and its log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None else None
+
+    def start(self) -> None:
+        if self._popen is not None:
+            raise StackError(f"{self.name}: already started (pid {self._popen.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        try:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._close_log()
+            raise StackError(f"{self.name}: cannot run {self.argv[0]!r}: {exc}") from exc
+
+    def alive(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll() if self._popen is not None else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, wait up to `timeout`, then SIGKILL it. Idempotent."""
+        popen = self._popen
+        if popen is None:
+            return
+        pgid = popen.pid  # start_new_session: the leader's pid is the group id
+        if _group_exists(pgid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+            if not _wait_group_gone(popen, pgid, timeout):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+                _wait_group_gone(popen, pgid, 5.0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=1.0)
+        self._close_log()
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                lines = deque(f, maxlen=n)
+        except OSError:
+            return ""
+        return b"".join(lines).decode("utf-8", errors="replace").rstrip()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __repr__(self) -> str:
+        return f"ManagedProcess({self.name!r}, pid={self.pid})"
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_group_gone(popen: subprocess.Popen[bytes], pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        popen.poll()  # reap the leader as soon as it exits
+        if popen.returncode is not None and not _group_exists(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True if binding `host:port` fails, i.e. something already listens there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True if a TCP connection to `host:port` succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    process: ManagedProcess | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Poll `predicate` until it returns True.
+
+    Exceptions raised by the predicate count as "not yet" (the last one is
+    reported). Raises StackError naming `what`, with the process's log tail,
+    on timeout or as soon as `process` has exited.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            if predicate():
+                return
+            last_error = None
+        except Exception as exc:  # any failure means "not ready yet"
+            last_error = exc
+        if process is not None and not process.alive():
+            raise StackError(
+                _failure(f"{what}: process exited with code {process.returncode}", process)
+            )
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise StackError(_failure(f"{what}: not ready after {timeout:g}s{detail}", process))
+        time.sleep(interval)
+
+
+def _failure(message: str, process: ManagedProcess | None) -> str:
+    if process is None:
+        return message
+    tail = process.tail()
+    log = f"\n--- last lines of {process.log_path} ---\n{tail}" if tail else ""
+    return f"{message}{log}"

@@ -1,0 +1,86 @@
+"""Session fixtures: the real embedded stack on ephemeral ports, started once.
+
+Temporal dev server, moto S3, Varnish, Prometheus, the worker and the API all
+run as separate processes exactly as `make run` starts them, so the tests
+exercise the same wiring a release manager uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.storage import s3_client
+from skyline.settings import Settings
+from stack.embedded import EmbeddedStack, StackPorts
+from stack.processes import free_port
+from tests.support.rum import RumTarget
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def rum() -> Iterator[RumTarget]:
+    target = RumTarget(free_port())
+    yield target
+    target.close()
+
+
+@pytest.fixture(scope="session")
+def stack(rum: RumTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    state = tmp_path_factory.mktemp("stack")
+    embedded = EmbeddedStack(
+        state,
+        StackPorts.ephemeral(),
+        prometheus_scrape_interval="1s",
+        extra_scrape_targets=[rum.address],
+    )
+    try:
+        embedded.start()
+        yield embedded
+    finally:
+        embedded.stop()
+        # Keep the servers' logs where CI and humans can read them.
+        logs = state / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, ARTIFACTS / "stack-logs", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: EmbeddedStack) -> Settings:
+    values = {k.removeprefix("SKYLINE_").lower(): v for k, v in stack.env().items()}
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def s3(settings: Settings):  # type: ignore[no-untyped-def]
+    return s3_client(settings)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def edge(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=settings.edge_url, timeout=30) as client:
+        yield client

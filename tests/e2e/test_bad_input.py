@@ -1,0 +1,151 @@
+"""Bad input gets a clear 4xx naming what to fix, and the manifest is never touched."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from activities.bundles import scan_bundle, tree_hash
+from skyline.settings import Settings
+from tests.support.scenario import create_apartment, make_bundle, strategy, wait_state
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def body(apartment: str, bundle: Path | str, version: str = "1.1.0", **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "apartment": apartment,
+        "building": "header",
+        "unit_id": "header",
+        "version": version,
+        "bundle": {"path": str(bundle)},
+        "strategy": strategy(),
+        "actor": "alice",
+    }
+    data.update(extra)
+    return data
+
+
+async def head_version(api: httpx.AsyncClient, apartment: str) -> str:
+    return str((await api.get(f"/apartments/{apartment}/manifest")).json()["version"])
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"apartment": "no-such-shop"}, "apartment", "does not exist"),
+        ({"building": "navbar"}, "building", "building 'navbar' does not exist"),
+        ({"version": "1.1"}, "version", "not a SemVer version"),
+        ({"version": "1.0.0"}, "version", "not greater than the active version 1.0.0"),
+        ({"version": "0.9.0"}, "version", "set force=true"),
+        ({"bundle": {"path": "/nonexistent/bundle"}}, "bundle.path", "is not a directory"),
+        ({"bundle": {"upload_id": "0123456789abcdef"}}, "bundle.upload_id", "upload it with POST /bundles"),
+        ({"entry": "main.js"}, "entry", "no entry file 'main.js'"),
+        ({"strategy": {"steps": [50, 25, 100]}}, "strategy.steps", "increase strictly"),
+        ({"unit_id": "Header"}, "unit_id", "lowercase"),
+    ],
+)
+async def test_bad_rollout_requests_are_422_naming_the_field(
+    api: httpx.AsyncClient, tmp_path: Path, change: dict[str, Any], field: str, message: str
+) -> None:
+    apartment = await create_apartment(api)
+    version_before = await head_version(api, apartment)
+    request = body(apartment, make_bundle(tmp_path / "b", "1.1.0"))
+    request.update(change)
+    response = await api.post("/rollouts", json=request)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert message in error["message"]
+    assert await head_version(api, apartment) == version_before
+
+
+async def test_forced_downgrade_is_accepted(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    apartment = await create_apartment(api)
+    request = body(apartment, make_bundle(tmp_path / "b", "0.9.0"), version="0.9.0", force=True)
+    response = await api.post("/rollouts", json=request)
+    assert response.status_code == 201, response.text
+    rolled = await api.post(f"/rollouts/{response.json()['id']}/rollback", json={"actor": "alice"})
+    assert rolled.status_code == 200
+
+
+async def test_second_rollout_on_the_same_building_is_409(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    apartment = await create_apartment(api)
+    bundle = make_bundle(tmp_path / "b", "1.1.0")
+    first = await api.post("/rollouts", json=body(apartment, bundle, strategy=strategy(bake_seconds=300)))
+    assert first.status_code == 201
+    second = await api.post("/rollouts", json=body(apartment, bundle, version="1.2.0"))
+    assert second.status_code == 409
+    assert "already has a rollout running" in second.json()["error"]["message"]
+    # a different building of the same apartment is independent
+    other = body(apartment, bundle)
+    other["building"] = "footer"
+    third = await api.post("/rollouts", json=other)
+    assert third.status_code == 201, third.text
+    for rollout_id in (first.json()["id"], third.json()["id"]):
+        assert (await api.post(f"/rollouts/{rollout_id}/rollback", json={})).status_code == 200
+
+
+async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
+    api: httpx.AsyncClient, s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    apartment = await create_apartment(api)
+    version_before = await head_version(api, apartment)
+    bundle = make_bundle(tmp_path / "b", "1.1.0")
+    # Storage already holds other bytes of the same size at the entry's
+    # content address (tampering, a bad replication): the edge serves them.
+    prefix = f"bundles/header/{tree_hash(scan_bundle(bundle, 'index.js'))[:32]}/"
+    original = (bundle / "index.js").read_bytes()
+    s3.put_object(
+        Bucket=settings.s3_bucket, Key=prefix + "index.js", Body=original.replace(b"header", b"hacker")
+    )
+    response = await api.post("/rollouts", json=body(apartment, bundle))
+    assert response.status_code == 201
+    final = await wait_state(api, response.json()["id"], {"failed", "succeeded", "rolled_back"})
+    assert final["state"] == "failed"
+    assert "checksum" in final["reason"] and "manifest untouched" in final["reason"]
+    assert final["revisions"] == []
+    assert await head_version(api, apartment) == version_before
+
+
+async def test_unknown_rollout_is_404_and_bad_control_body_is_422(api: httpx.AsyncClient) -> None:
+    missing = await api.get("/rollouts/rollout.nobody.nothing")
+    assert missing.status_code == 404 and "no rollout" in missing.json()["error"]["message"]
+    control = await api.post("/rollouts/rollout.nobody.nothing/pause", json={"actor": 5})
+    assert control.status_code == 422 and control.json()["error"]["field"] == "actor"
+
+
+async def test_uploaded_tar_gz_bundle_rolls_out(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    apartment = await create_apartment(api)
+    bundle = make_bundle(tmp_path / "b", "1.4.0")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(bundle, arcname="dist")
+    uploaded = await api.post("/bundles", files={"bundle": ("dist.tar.gz", buf.getvalue(), "application/gzip")})
+    assert uploaded.status_code == 201, uploaded.text
+    upload_id = uploaded.json()["upload_id"]
+    assert uploaded.json()["files"] == 7
+    request = body(apartment, bundle, version="1.4.0", strategy=strategy(steps=[100], min_requests=0))
+    request["bundle"] = {"upload_id": upload_id}
+    response = await api.post("/rollouts", json=request)
+    assert response.status_code == 201, response.text
+    status = await wait_for_published(api, response.json()["id"])
+    assert status["canary"]["metadata"]["files"] == 7
+
+
+async def wait_for_published(api: httpx.AsyncClient, rollout_id: str) -> dict[str, Any]:
+    status = await wait_state(api, rollout_id, {"progressing", "paused", "succeeded", "failed"})
+    assert status["state"] != "failed", status
+    await api.post(f"/rollouts/{rollout_id}/rollback", json={"actor": "tests"})
+    return status
+
+
+async def test_garbage_upload_is_refused(api: httpx.AsyncClient) -> None:
+    response = await api.post("/bundles", files={"bundle": ("x.tar.gz", b"not a tarball", "application/gzip")})
+    assert response.status_code == 422
+    assert "not a readable tar.gz" in response.json()["error"]["message"]

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import pytest
+
+from skyline.manifest import (
+    Apartment,
+    ApartmentManifest,
+    Building,
+    ManifestChange,
+    RolloutConfig,
+    Unit,
+)
+from skyline.manifest_ops import (
+    CreateApartment,
+    ManifestConflict,
+    PromoteUnit,
+    RestoreBuilding,
+    SetCanary,
+    apply_mutation,
+)
+
+
+def unit(version: str, status: str = "stable") -> Unit:
+    return Unit(
+        id=f"header@{version}",
+        name="header",
+        version=version,
+        url=f"https://edge/header/{version}/index.js",
+        checksum="sha384-x",
+        size=10,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def manifest() -> ApartmentManifest:
+    stable = unit("1.0.0")
+    apt = Apartment(
+        name="Shop",
+        buildings={
+            "header": Building(
+                name="Header", category="header", active_unit=stable.id, units={stable.id: stable}
+            ),
+            "footer": Building(name="Footer", category="footer"),
+        },
+    )
+    return apply_mutation(None, "shop", CreateApartment(apartment=apt), change("c0"), "t0")
+
+
+def change(cid: str) -> ManifestChange:
+    return ManifestChange(id=cid, actor="alice", reason="test")
+
+
+def test_create_then_create_again_conflicts() -> None:
+    m = manifest()
+    assert m.version == "1" and m.change is not None and m.change.id == "c0"
+    with pytest.raises(ManifestConflict, match="already exists"):
+        apply_mutation(m, "shop", CreateApartment(apartment=m.apartments["shop"]), change("c1"), "t1")
+
+
+def test_set_canary_adds_unit_in_rollout_and_bumps_revision() -> None:
+    m = manifest()
+    nxt = apply_mutation(
+        m, "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5)),
+        change("c1"), "t1",
+    )
+    header = nxt.apartments["shop"].buildings["header"]
+    canary = header.canary()
+    assert canary is not None and canary.id == "header@1.1.0" and canary.status == "canary"
+    assert canary.rollout is not None and canary.rollout.percentage == 5
+    assert header.active_unit == "header@1.0.0"
+    assert nxt.version == "2" and nxt.change is not None and nxt.change.parent == "1"
+    # the input revision is untouched
+    assert m.apartments["shop"].buildings["header"].canary() is None
+
+
+def test_promote_makes_canary_active_and_keeps_old_unit_for_switch_back() -> None:
+    m = manifest()
+    m = apply_mutation(
+        m, "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=50)),
+        change("c1"), "t1",
+    )
+    m = apply_mutation(m, "shop", PromoteUnit(building="header", unit_id="header@1.1.0"), change("c2"), "t2")
+    header = m.apartments["shop"].buildings["header"]
+    assert header.active_unit == "header@1.1.0"
+    assert header.units["header@1.1.0"].status == "stable" and header.units["header@1.1.0"].rollout is None
+    assert header.units["header@1.0.0"].status == "deprecated"
+    assert header.canary() is None
+
+
+def test_restore_building_leaves_other_buildings_alone() -> None:
+    base = manifest()
+    snapshot = base.apartments["shop"].buildings["header"]
+    m = apply_mutation(
+        base, "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=50)),
+        change("c1"), "t1",
+    )
+    footer_unit = unit("3.0.0").model_copy(update={"id": "footer@3.0.0", "name": "footer"})
+    m = apply_mutation(
+        m, "shop",
+        SetCanary(building="footer", unit=footer_unit, rollout=RolloutConfig(percentage=5)),
+        change("c2"), "t2",
+    )
+    m = apply_mutation(m, "shop", RestoreBuilding(building="header", snapshot=snapshot), change("c3"), "t3")
+    assert m.apartments["shop"].buildings["header"] == snapshot
+    assert m.apartments["shop"].buildings["footer"].canary() is not None
+    assert m.version == "4"
+
+
+def test_unknown_building_and_apartment_are_conflicts() -> None:
+    m = manifest()
+    with pytest.raises(ManifestConflict, match="building 'nav' does not exist"):
+        apply_mutation(m, "shop", PromoteUnit(building="nav", unit_id="x"), change("c1"), "t1")
+    with pytest.raises(ManifestConflict, match="does not exist"):
+        apply_mutation(None, "shop", PromoteUnit(building="header", unit_id="x"), change("c1"), "t1")
+    with pytest.raises(ManifestConflict, match="is not in building"):
+        apply_mutation(m, "shop", PromoteUnit(building="header", unit_id="header@9.9.9"), change("c1"), "t1")
+
+
+def test_manifest_json_keeps_seed_field_names() -> None:
+    data = manifest().to_json_bytes().decode()
+    for field in ('"global"', '"apartments"', '"buildings"', '"active_unit"', '"units"', '"checksum"'):
+        assert field in data
+    again = ApartmentManifest.from_json_bytes(data.encode())
+    assert again.content() == manifest().content()
