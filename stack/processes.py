@@ -108,13 +108,32 @@ class ManagedProcess:
 
 
 def _group_exists(pgid: int) -> bool:
+    """True while a live (non-zombie) process is in the group.
+
+    Orphaned members are reparented to PID 1, which may reap them late; a
+    zombie holds no resources and must not delay the shutdown.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may contain spaces and parens
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split(maxsplit=3)[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def _wait_group_gone(popen: subprocess.Popen[bytes], pgid: int, timeout: float) -> bool:

@@ -76,9 +76,13 @@ def test_cloudfront_invalidation_is_created_and_polled_to_completion(settings: S
         }
     )
     distribution_id = dist["Distribution"]["Id"]
-    CloudFrontInvalidator(client, distribution_id, poll_seconds=0.05).purge(["/skyline/manifests/a/manifest.json"])
+    CloudFrontInvalidator(client, distribution_id, poll_seconds=0.05).purge(
+        ["/skyline/manifests/a/manifest.json"]
+    )
     listed = client.list_invalidations(DistributionId=distribution_id)["InvalidationList"]
     assert listed["Quantity"] == 1
     one = client.get_invalidation(DistributionId=distribution_id, Id=listed["Items"][0]["Id"])
     assert one["Invalidation"]["Status"].lower() == "completed"
-    assert one["Invalidation"]["InvalidationBatch"]["Paths"]["Items"] == ["/skyline/manifests/a/manifest.json"]
+    assert one["Invalidation"]["InvalidationBatch"]["Paths"]["Items"] == [
+        "/skyline/manifests/a/manifest.json"
+    ]

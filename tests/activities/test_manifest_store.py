@@ -25,9 +25,7 @@ def unit(building: str, n: int) -> Unit:
 
 def create(store: ManifestStore, buildings: list[str]) -> str:
     apartment = unique("apt")
-    apt = Apartment(
-        name="A", buildings={b: Building(name=b, category="main") for b in buildings}
-    )
+    apt = Apartment(name="A", buildings={b: Building(name=b, category="main") for b in buildings})
     store.apply(apartment, CreateApartment(apartment=apt), ManifestChange(id="c", actor="t", reason="r"))
     return apartment
 
@@ -77,16 +75,22 @@ def test_retried_change_is_applied_once(s3: Any, settings: Settings) -> None:
     store = ManifestStore(s3, settings.s3_bucket)
     apartment = create(store, ["x", "y"])
     first, applied = store.apply(
-        apartment, SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)), change("a")
+        apartment,
+        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
+        change("a"),
     )
     assert applied and first.revision == 2
     again, applied_again = store.apply(
-        apartment, SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)), change("a")
+        apartment,
+        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
+        change("a"),
     )
     assert not applied_again and again.revision == 2
     # another writer moves the head on; a retry that knows its base still finds its write
     store.apply(
-        apartment, SetCanary(building="y", unit=unit("y", 1), rollout=RolloutConfig(percentage=5)), change("b")
+        apartment,
+        SetCanary(building="y", unit=unit("y", 1), rollout=RolloutConfig(percentage=5)),
+        change("b"),
     )
     late, applied_late = store.apply(
         apartment,

@@ -23,7 +23,9 @@ def publisher(settings: Settings, s3: Any) -> PublishActivities:
 def test_publish_is_content_addressed_and_idempotent(settings: Settings, s3: Any, tmp_path: Path) -> None:
     unit_id = unique("unit")
     bundle = make_bundle(tmp_path / "b", "1.0.0", files=20)
-    inp = PublishBundleInput(unit_id=unit_id, version="1.0.0", entry="index.js", source=BundleSource(path=str(bundle)))
+    inp = PublishBundleInput(
+        unit_id=unit_id, version="1.0.0", entry="index.js", source=BundleSource(path=str(bundle))
+    )
     first = publisher(settings, s3).publish(inp)
     assert first.files == 23 and first.uploaded == 23 and first.skipped == 0
     assert first.integrity == sri_sha384((bundle / "index.js").read_bytes())
@@ -71,7 +73,9 @@ def test_bad_bundles_are_refused_with_a_reason(
 ) -> None:
     root = tmp_path / "bundle"
     setup(root)
-    inp = PublishBundleInput(unit_id="u", version="1.0.0", entry="index.js", source=BundleSource(path=str(root)))
+    inp = PublishBundleInput(
+        unit_id="u", version="1.0.0", entry="index.js", source=BundleSource(path=str(root))
+    )
     with pytest.raises(ApplicationError, match=message) as info:
         publisher(settings, s3).publish_bundle(inp)
     assert info.value.non_retryable

@@ -12,7 +12,7 @@ import pytest
 
 from activities.bundles import scan_bundle, tree_hash
 from skyline.settings import Settings
-from tests.support.scenario import create_apartment, make_bundle, strategy, wait_state
+from tests.support.scenario import create_apartment, make_bundle, strategy, unique, wait_state
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -97,6 +97,7 @@ async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
     apartment = await create_apartment(api)
     version_before = await head_version(api, apartment)
     bundle = make_bundle(tmp_path / "b", "1.1.0")
+    (bundle / "build-id.txt").write_text(unique("build"))  # a content address no other test shares
     # Storage already holds other bytes of the same size at the entry's
     # content address (tampering, a bad replication): the edge serves them.
     prefix = f"bundles/header/{tree_hash(scan_bundle(bundle, 'index.js'))[:32]}/"
@@ -126,7 +127,9 @@ async def test_uploaded_tar_gz_bundle_rolls_out(api: httpx.AsyncClient, tmp_path
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(bundle, arcname="dist")
-    uploaded = await api.post("/bundles", files={"bundle": ("dist.tar.gz", buf.getvalue(), "application/gzip")})
+    uploaded = await api.post(
+        "/bundles", files={"bundle": ("dist.tar.gz", buf.getvalue(), "application/gzip")}
+    )
     assert uploaded.status_code == 201, uploaded.text
     upload_id = uploaded.json()["upload_id"]
     assert uploaded.json()["files"] == 7
@@ -146,6 +149,8 @@ async def wait_for_published(api: httpx.AsyncClient, rollout_id: str) -> dict[st
 
 
 async def test_garbage_upload_is_refused(api: httpx.AsyncClient) -> None:
-    response = await api.post("/bundles", files={"bundle": ("x.tar.gz", b"not a tarball", "application/gzip")})
+    response = await api.post(
+        "/bundles", files={"bundle": ("x.tar.gz", b"not a tarball", "application/gzip")}
+    )
     assert response.status_code == 422
     assert "not a readable tar.gz" in response.json()["error"]["message"]

@@ -89,14 +89,16 @@ async def test_canary_that_passes_every_step_is_promoted(
     assert header["units"]["header@1.0.0"]["status"] == "deprecated"
     # the unit's URL is the edge URL of the immutable entry module, with SRI that matches it
     unit = header["units"]["header@1.1.0"]
-    entry = httpx.get(unit["url"])
+    entry = await edge.get(unit["url"])
     assert entry.status_code == 200
     assert "immutable" in entry.headers["cache-control"]
     assert entry.headers["content-type"].startswith("text/javascript")
 
     # The history this run wrote replays against the current workflow code.
     history = await temporal.get_workflow_handle(rollout_id).fetch_history()
-    await Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+        history
+    )
 
 
 async def test_error_rate_breach_rolls_back_automatically(

@@ -28,7 +28,7 @@ def unit(version: str, status: str = "stable") -> Unit:
         url=f"https://edge/header/{version}/index.js",
         checksum="sha384-x",
         size=10,
-        status=status,  # type: ignore[arg-type]
+        status=status,
     )
 
 
@@ -60,9 +60,11 @@ def test_create_then_create_again_conflicts() -> None:
 def test_set_canary_adds_unit_in_rollout_and_bumps_revision() -> None:
     m = manifest()
     nxt = apply_mutation(
-        m, "shop",
+        m,
+        "shop",
         SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5)),
-        change("c1"), "t1",
+        change("c1"),
+        "t1",
     )
     header = nxt.apartments["shop"].buildings["header"]
     canary = header.canary()
@@ -77,9 +79,11 @@ def test_set_canary_adds_unit_in_rollout_and_bumps_revision() -> None:
 def test_promote_makes_canary_active_and_keeps_old_unit_for_switch_back() -> None:
     m = manifest()
     m = apply_mutation(
-        m, "shop",
+        m,
+        "shop",
         SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=50)),
-        change("c1"), "t1",
+        change("c1"),
+        "t1",
     )
     m = apply_mutation(m, "shop", PromoteUnit(building="header", unit_id="header@1.1.0"), change("c2"), "t2")
     header = m.apartments["shop"].buildings["header"]
@@ -93,15 +97,19 @@ def test_restore_building_leaves_other_buildings_alone() -> None:
     base = manifest()
     snapshot = base.apartments["shop"].buildings["header"]
     m = apply_mutation(
-        base, "shop",
+        base,
+        "shop",
         SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=50)),
-        change("c1"), "t1",
+        change("c1"),
+        "t1",
     )
     footer_unit = unit("3.0.0").model_copy(update={"id": "footer@3.0.0", "name": "footer"})
     m = apply_mutation(
-        m, "shop",
+        m,
+        "shop",
         SetCanary(building="footer", unit=footer_unit, rollout=RolloutConfig(percentage=5)),
-        change("c2"), "t2",
+        change("c2"),
+        "t2",
     )
     m = apply_mutation(m, "shop", RestoreBuilding(building="header", snapshot=snapshot), change("c3"), "t3")
     assert m.apartments["shop"].buildings["header"] == snapshot

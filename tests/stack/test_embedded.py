@@ -82,9 +82,7 @@ def _put(s3: S3Client, bucket: str, key: str, body: bytes, cache_control: str) -
 
 def test_env_points_at_the_stack(infra: EmbeddedStack) -> None:
     env = infra.env()
-    settings = Settings.model_validate(
-        {k.removeprefix("SKYLINE_").lower(): v for k, v in env.items()}
-    )
+    settings = Settings.model_validate({k.removeprefix("SKYLINE_").lower(): v for k, v in env.items()})
     assert settings.temporal_address == f"127.0.0.1:{infra.ports.temporal}"
     assert settings.s3_endpoint_url == f"http://127.0.0.1:{infra.ports.s3}"
     assert settings.edge_url == f"http://127.0.0.1:{infra.ports.edge}"
@@ -237,7 +235,8 @@ async def test_temporal_accepts_clients_with_registered_search_attributes(
         ListSearchAttributesRequest(namespace=infra.settings.temporal_namespace)
     )
     assert "SkylineApartment" in attributes.custom_attributes
-    ui = httpx.get(f"http://127.0.0.1:{infra.ports.temporal_ui}/", timeout=5)
+    async with httpx.AsyncClient(timeout=5) as http:
+        ui = await http.get(f"http://127.0.0.1:{infra.ports.temporal_ui}/")
     assert ui.status_code == 200
 
 
@@ -259,9 +258,7 @@ def test_a_component_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
     fake_python.parent.mkdir()
     fake_python.write_text("#!/bin/sh\necho 'boom: api.main has no app' >&2\nexit 3\n")
     fake_python.chmod(0o755)
-    stack = EmbeddedStack(
-        tmp_path / "state", StackPorts.ephemeral(), {"api"}, python=str(fake_python)
-    )
+    stack = EmbeddedStack(tmp_path / "state", StackPorts.ephemeral(), {"api"}, python=str(fake_python))
     with pytest.raises(StackError) as failure:
         stack.start()
     message = str(failure.value)

@@ -96,7 +96,9 @@ async def wait_state(
     raise AssertionError(f"rollout {rollout_id} never reached {states}; last status: {last}")
 
 
-async def wait_for(api: httpx.AsyncClient, rollout_id: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+async def wait_for(
+    api: httpx.AsyncClient, rollout_id: str, predicate: Any, timeout: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:

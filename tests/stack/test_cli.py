@@ -1,0 +1,61 @@
+"""`python -m stack`: foreground run, clean shutdown on SIGINT/SIGTERM, check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack.processes import wait_until
+from tests.stack.helpers import children_of, process_exists
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_everything_it_started_on_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    out = tmp_path / "launcher.out"
+    with out.open("wb") as sink:
+        launcher = subprocess.Popen(
+            [
+                sys.executable, "-m", "stack", "run",
+                "--state-dir", str(tmp_path / "state"),
+                "--ephemeral-ports", "--components", "s3,edge",
+            ],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(
+            lambda: "Skyline stack is up" in out.read_text() or launcher.poll() is not None,
+            30.0,
+            "launcher",
+        )
+        text = out.read_text()
+        assert launcher.poll() is None, text
+        assert "S3 API" in text and "Edge (Varnish)" in text
+        children = children_of(launcher.pid)
+        assert len(children) == 2, children
+
+        launcher.send_signal(signum)
+        assert launcher.wait(timeout=30) == 0, out.read_text()
+        assert [pid for pid in children if process_exists(pid)] == []
+        assert "stopping s3" in out.read_text()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+
+
+def test_check_reports_the_system_binaries() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stack", "check"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "varnishd: " in result.stdout
+    assert "prometheus: " in result.stdout

@@ -1,0 +1,95 @@
+"""ManagedProcess, wait_until and port helpers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from stack.processes import ManagedProcess, StackError, free_port, port_in_use, wait_until
+from tests.stack.helpers import group_members, process_exists
+
+
+def _spawn(tmp_path: Path, script: str, name: str = "demo") -> ManagedProcess:
+    process = ManagedProcess(name, ["sh", "-c", script], tmp_path / "logs" / f"{name}.log")
+    process.start()
+    return process
+
+
+def test_stop_terminates_the_whole_process_group(tmp_path: Path) -> None:
+    process = _spawn(tmp_path, "sleep 60 & sleep 60 & echo started; wait")
+    assert process.pid is not None
+    wait_until(lambda: process.tail() == "started", 5.0, "demo", process)
+    members = group_members({process.pid})
+    assert len(members) == 3
+
+    process.stop()
+
+    assert not process.alive()
+    assert [pid for pid in members if process_exists(pid)] == []
+    process.stop()  # idempotent
+
+
+def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    process = _spawn(tmp_path, "trap '' TERM; echo armed; sleep 60 & wait")
+    assert process.pid is not None
+    wait_until(lambda: process.tail() == "armed", 5.0, "demo", process)
+    members = group_members({process.pid})
+
+    started = time.monotonic()
+    process.stop(timeout=0.5)
+
+    assert time.monotonic() - started < 5.0
+    assert [pid for pid in members if process_exists(pid)] == []
+
+
+def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
+    process = _spawn(tmp_path, "for i in 1 2 3 4 5; do echo line$i; done")
+    wait_until(lambda: not process.alive(), 5.0, "demo")
+    assert process.tail(2) == "line4\nline5"
+    assert process.returncode == 0
+    process.stop()
+
+
+def test_wait_until_reports_a_dead_process_with_its_log(tmp_path: Path) -> None:
+    process = _spawn(tmp_path, "echo 'fatal: config is broken' >&2; exit 7", name="edge")
+    started = time.monotonic()
+    with pytest.raises(StackError) as failure:
+        wait_until(lambda: False, 30.0, "edge", process)
+    assert time.monotonic() - started < 5.0  # not the full timeout
+    assert "edge: process exited with code 7" in str(failure.value)
+    assert "fatal: config is broken" in str(failure.value)
+
+
+def test_wait_until_times_out_with_the_last_error(tmp_path: Path) -> None:
+    process = _spawn(tmp_path, "echo still booting; sleep 60", name="api")
+    try:
+
+        def probe() -> bool:
+            raise ConnectionError("connection refused")
+
+        with pytest.raises(StackError) as failure:
+            wait_until(probe, 0.3, "api", process, interval=0.05)
+        message = str(failure.value)
+        assert "api: not ready after 0.3s" in message
+        assert "connection refused" in message
+        assert "still booting" in message
+    finally:
+        process.stop()
+
+
+def test_starting_a_missing_binary_is_a_stack_error(tmp_path: Path) -> None:
+    process = ManagedProcess("ghost", ["/nonexistent/ghostd"], tmp_path / "ghost.log")
+    with pytest.raises(StackError, match="ghost: cannot run"):
+        process.start()
+
+
+def test_free_port_and_port_in_use() -> None:
+    port = free_port()
+    assert not port_in_use(port)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        assert port_in_use(port)
