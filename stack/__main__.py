@@ -1,9 +1,9 @@
 """`python -m stack run|check`: the embedded default stack in the foreground.
 
-    run    check/install system packages, start every component on the default
-           ports, print where each listens, stay up until SIGINT/SIGTERM, then
-           stop everything it started and exit 0.
-    check  only check (and, as root, install) the Debian packages.
+run    check/install system packages, start every component on the default
+       ports, print where each listens, stay up until SIGINT/SIGTERM, then
+       stop everything it started and exit 0.
+check  only check (and, as root, install) the Debian packages.
 """
 
 from __future__ import annotations

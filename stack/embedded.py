@@ -64,7 +64,7 @@ T = TypeVar("T")
 class StackPorts:
     temporal: int = 7233
     temporal_ui: int = 8233
-    temporal_http: int = 7243
+    temporal_http: int = field(default_factory=lambda: _preferred_port(7243))
     temporal_metrics: int = field(default_factory=free_port)
     s3: int = 9000
     edge: int = 6081
@@ -86,6 +86,11 @@ class StackPorts:
         return cls(**values)
 
 
+def _preferred_port(port: int) -> int:
+    """`port` if it is free, else any free port (for the secondary Temporal HTTP API)."""
+    return free_port() if port_in_use(port, HOST) else port
+
+
 class EmbeddedStack:
     def __init__(
         self,
@@ -104,9 +109,7 @@ class EmbeddedStack:
         self.components = frozenset(components)
         unknown = self.components - ALL_COMPONENTS
         if unknown:
-            raise ValueError(
-                f"unknown component(s) {sorted(unknown)}; known: {', '.join(START_ORDER)}"
-            )
+            raise ValueError(f"unknown component(s) {sorted(unknown)}; known: {', '.join(START_ORDER)}")
         self.state_dir = Path(state_dir).absolute()
         self.ports = ports if ports is not None else StackPorts()
         self.prometheus_scrape_interval = prometheus_scrape_interval
@@ -305,9 +308,7 @@ class EmbeddedStack:
 
         async def check() -> bool:
             client = await Client.connect(self.temporal_address, namespace=namespace)
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=namespace)
-            )
+            await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
             return True
 
         return _run_async(check, timeout=5.0)
@@ -350,9 +351,7 @@ class EmbeddedStack:
         varnishd = find_binary("varnishd")
         if varnishd is None:
             raise StackError("edge: varnishd not found; run `python -m stack check`")
-        vcl = write_text(
-            self.state_dir / "config" / "skyline.vcl", render_vcl(HOST, self.ports.s3)
-        )
+        vcl = write_text(self.state_dir / "config" / "skyline.vcl", render_vcl(HOST, self.ports.s3))
         argv = [
             varnishd, "-F",
             "-n", str(self.state_dir / "varnish"),
@@ -406,9 +405,7 @@ class EmbeddedStack:
         process = self._launch(
             "worker", [self.python, "-m", "worker"], self._python_env(), self._python_cwd()
         )
-        wait_until(
-            self._worker_polling, self.startup_timeout, "worker", process, interval=0.25
-        )
+        wait_until(self._worker_polling, self.startup_timeout, "worker", process, interval=0.25)
 
     def _worker_polling(self) -> bool:
         from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
@@ -423,9 +420,7 @@ class EmbeddedStack:
             response = await client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(
                     namespace=s.temporal_namespace,
-                    task_queue=TaskQueue(
-                        name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
-                    ),
+                    task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
                 )
             )

@@ -197,9 +197,7 @@ def wait_until(
         except Exception as exc:  # any failure means "not ready yet"
             last_error = exc
         if process is not None and not process.alive():
-            raise StackError(
-                _failure(f"{what}: process exited with code {process.returncode}", process)
-            )
+            raise StackError(_failure(f"{what}: process exited with code {process.returncode}", process))
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error is not None else ""
             raise StackError(_failure(f"{what}: not ready after {timeout:g}s{detail}", process))

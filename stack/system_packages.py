@@ -51,9 +51,7 @@ def _run(argv: Sequence[str], env: dict[str, str]) -> None:
     subprocess.run(list(argv), env=env, check=True)
 
 
-def ensure_system_packages(
-    *, is_root: bool | None = None, runner: Runner = _run
-) -> dict[str, str]:
+def ensure_system_packages(*, is_root: bool | None = None, runner: Runner = _run) -> dict[str, str]:
     """Install missing packages when root; returns {binary: path} for every required binary.
 
     Raises SystemPackagesError naming the exact command to run otherwise.
@@ -83,8 +81,7 @@ def ensure_system_packages(
                 runner(["apt-get", "install", "-y", "--no-install-recommends", *missing], env)
         except (subprocess.CalledProcessError, OSError) as exc:
             raise SystemPackagesError(
-                f"installing {', '.join(missing)} failed ({exc}); "
-                f"try: {install_command(missing, sudo=False)}"
+                f"installing {', '.join(missing)} failed ({exc}); try: {install_command(missing, sudo=False)}"
             ) from exc
         still = missing_packages()
         if still:

@@ -1,0 +1,116 @@
+vcl 4.1;
+
+# Skyline edge: a caching, read-only reverse proxy in front of the S3 API.
+#
+# Rendered by stack/embedded.py into the state dir. Placeholders:
+#   minio  9000   the S3 API server (path-style: /{bucket}/{key})
+#
+# - GET and HEAD are proxied, the URL is passed through unchanged.
+# - PURGE <path> drops the cached object; allowed from loopback only.
+# - TTL comes from the origin's Cache-Control (bundles: max-age=31536000,
+#   immutable; manifests: a few seconds).
+# - Objects with max-age < 60 s get no grace: once expired or purged they are
+#   fetched again, never delivered stale.
+# - Errors (4xx/5xx) are cached for at most 1 s.
+
+backend s3 {
+    .host = "minio";
+    .port = "9000";
+    .connect_timeout = 2s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 10s;
+}
+
+acl purgers {
+    "127.0.0.0"/8;
+    "172.16.0.0"/12;  # the compose network: the worker purges from its container
+    "::1";
+}
+
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) {
+            return (synth(403, "PURGE is allowed from loopback only"));
+        }
+        return (purge);
+    }
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (synth(405, "Method not allowed: the edge is read-only (GET, HEAD)"));
+    }
+    # Public objects only: never forward credentials or cookies to the origin.
+    unset req.http.Authorization;
+    unset req.http.Cookie;
+    return (hash);
+}
+
+sub vcl_hash {
+    # One origin: the path alone names the object, whatever Host the client
+    # used (127.0.0.1 vs localhost), so a PURGE always hits the cached copy.
+    hash_data(req.url);
+    return (lookup);
+}
+
+sub vcl_purge {
+    return (synth(200, "purged"));
+}
+
+sub vcl_backend_fetch {
+    # Path-style S3: the Host must be the API server's, not the edge's.
+    set bereq.http.Host = "minio:9000";
+    unset bereq.http.Cookie;
+    return (fetch);
+}
+
+sub vcl_backend_response {
+    unset beresp.http.Set-Cookie;
+
+    if (beresp.status >= 400) {
+        set beresp.ttl = 1s;
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
+        return (deliver);
+    }
+
+    if (beresp.http.Cache-Control ~ "(?i)(no-store|no-cache|private)") {
+        # Hit-for-miss for a short while: every request goes to the origin.
+        set beresp.ttl = 5s;
+        set beresp.grace = 0s;
+        set beresp.uncacheable = true;
+        return (deliver);
+    }
+
+    if (beresp.ttl < 60s) {
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
+    }
+    return (deliver);
+}
+
+sub vcl_backend_error {
+    set beresp.http.Content-Type = "text/plain; charset=utf-8";
+    set beresp.body = "origin unavailable" + {"
+"};
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    return (deliver);
+}
+
+sub vcl_deliver {
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+    unset resp.http.Set-Cookie;
+    return (deliver);
+}
+
+sub vcl_synth {
+    set resp.http.Content-Type = "text/plain; charset=utf-8";
+    if (resp.status == 405) {
+        set resp.http.Allow = "GET, HEAD, PURGE";
+    }
+    set resp.body = resp.reason + {"
+"};
+    return (deliver);
+}
