@@ -13,7 +13,7 @@ from temporalio.worker import Replayer
 
 from skyline.settings import Settings
 from tests.support.rum import RumTarget
-from tests.support.scenario import create_apartment, make_bundle, observe, strategy, wait_state
+from tests.support.scenario import create_apartment, make_bundle, observe, strategy, wait_for, wait_state
 from workflows.rollout import RolloutWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -190,3 +190,32 @@ async def test_pause_resume_promote_and_emergency_rollback(
     late = await api.post(f"/rollouts/{rollout_id}/promote", json={"actor": "erin"})
     assert late.status_code == 409
     assert "ended" in late.json()["error"]["message"]
+
+
+async def test_promote_full_and_signals_from_the_temporal_ui(
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
+) -> None:
+    # Signals carry plain JSON, as the Temporal UI sends them.
+    apartment = await create_apartment(api)
+    bundle = make_bundle(tmp_path / "b", "1.5.0")
+    rollout_id = await start(api, rollout_body(apartment, bundle, "1.5.0", bake_seconds=300))
+    await wait_state(api, rollout_id, {"progressing"})
+    handle = temporal.get_workflow_handle(rollout_id)
+    # A signal that makes no sense now is recorded as refused, not applied.
+    await handle.signal("resume_signal", {"actor": "ui-user"})
+    refused = await wait_for(api, rollout_id, lambda s: s["history"][-1]["action"] == "refused resume")
+    assert "not paused" in refused["history"][-1]["reason"] and refused["state"] == "progressing"
+    await handle.signal("pause_signal", {"actor": "ui-user", "reason": "from the UI"})
+    paused = await wait_state(api, rollout_id, {"paused"})
+    assert paused["paused_reason"] == "paused by ui-user: from the UI"
+    await handle.signal("promote_signal", {"actor": "ui-user", "full": True})
+    final = await wait_state(api, rollout_id, {"succeeded", "rolled_back", "failed"})
+    assert final["state"] == "succeeded"
+    assert "promote full" in [h["action"] for h in final["history"]]
+    served = await edge_manifest(edge, settings, apartment)
+    assert served["apartments"][apartment]["buildings"]["header"]["active_unit"] == "header@1.5.0"
