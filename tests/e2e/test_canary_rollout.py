@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from skyline.settings import Settings
+from tests.conftest import ARTIFACTS
 from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle, observe, strategy, wait_for, wait_state
 from workflows.rollout import RolloutWorkflow
@@ -41,6 +42,15 @@ def rollout_body(apartment: str, bundle: Path, version: str, **strategy_override
         "actor": "alice",
         "reason": "ship the new header",
     }
+
+
+async def save_history(temporal: Client, rollout_id: str, name: str) -> WorkflowHistory:
+    """Saved so a changed workflow can be checked against it (tests/workflows/histories/)."""
+    history = await temporal.get_workflow_handle(rollout_id).fetch_history()
+    saved = ARTIFACTS / "histories" / f"{name}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(history.to_json())
+    return history
 
 
 async def start(api: httpx.AsyncClient, body: dict[str, Any]) -> str:
@@ -95,14 +105,19 @@ async def test_canary_that_passes_every_step_is_promoted(
     assert entry.headers["content-type"].startswith("text/javascript")
 
     # The history this run wrote replays against the current workflow code.
-    history = await temporal.get_workflow_handle(rollout_id).fetch_history()
+    history = await save_history(temporal, rollout_id, "canary_promoted")
     await Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter).replay_workflow(
         history
     )
 
 
 async def test_error_rate_breach_rolls_back_automatically(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     apartment = await create_apartment(api)
     before = await edge_manifest(edge, settings, apartment)
@@ -123,6 +138,7 @@ async def test_error_rate_breach_rolls_back_automatically(
     served = await edge_manifest(edge, settings, apartment)
     assert served["apartments"] == before["apartments"]
     assert int(served["version"]) > int(before["version"])
+    await save_history(temporal, rollout_id, "canary_rolled_back")
 
 
 async def test_no_data_pauses_as_inconclusive_and_never_promotes(

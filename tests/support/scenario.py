@@ -84,16 +84,7 @@ async def wait_state(
     api: httpx.AsyncClient, rollout_id: str, states: set[str], timeout: float = 60
 ) -> dict[str, Any]:
     """Poll the status until the rollout reaches one of `states`."""
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = await api.get(f"/rollouts/{rollout_id}")
-        if response.status_code == 200:
-            last = response.json()
-            if last["state"] in states:
-                return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"rollout {rollout_id} never reached {states}; last status: {last}")
+    return await wait_for(api, rollout_id, lambda s: s["state"] in states, timeout)
 
 
 async def wait_for(
