@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-CODE := skyline workflows activities api worker stack tests bench
+CODE := skyline workflows activities api worker stack tests
 
-.PHONY: run test install system lint typecheck unit bench clean
+.PHONY: run test install system lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,6 @@ typecheck: install
 ## What CI runs: lint, types, and every test against real servers the tests start.
 test: system lint typecheck
 	$(PY) -m pytest -q
-
-bench: system
-	$(PY) -m bench
 
 clean:
 	rm -rf .skyline test-artifacts .pytest_cache .mypy_cache .ruff_cache
