@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -84,6 +84,7 @@ class CloudFrontInvalidator:
 class SyncManifestInput(BaseModel):
     apartment: str
     revision: int
+    key: str | None = Field(default=None, description="object to sync; default the manifest head")
 
 
 class SyncManifestResult(BaseModel):
@@ -113,7 +114,7 @@ class CdnActivities:
     @activity.defn
     def sync_manifest_to_edge(self, inp: SyncManifestInput) -> SyncManifestResult:
         """Purge the manifest path, then read it back until the edge serves `revision`."""
-        key = head_key(inp.apartment)
+        key = inp.key or head_key(inp.apartment)
         path = f"/{self.settings.s3_bucket}/{key}"
         url = self.settings.public_url(key)
         purges = 0

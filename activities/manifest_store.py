@@ -23,10 +23,12 @@ from activities.storage import (
     is_precondition_failed,
 )
 from skyline.manifest import ApartmentManifest, ManifestChange
+from skyline.manifest_diff import is_settled
 from skyline.manifest_ops import (
     CreateApartment,
     ManifestConflict,
     PromoteUnit,
+    RestoreApartment,
     RestoreBuilding,
     SetCanary,
     apply_mutation,
@@ -35,7 +37,7 @@ from skyline.manifest_ops import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-AnyMutation = SetCanary | PromoteUnit | RestoreBuilding | CreateApartment
+AnyMutation = SetCanary | PromoteUnit | RestoreBuilding | RestoreApartment | CreateApartment
 MAX_WRITE_ATTEMPTS = 64
 
 
@@ -45,6 +47,10 @@ class WriteContention(Exception):
 
 def head_key(apartment: str) -> str:
     return f"manifests/{apartment}/manifest.json"
+
+
+def preview_key(apartment: str) -> str:
+    return f"manifests/{apartment}/preview.json"
 
 
 def revision_key(apartment: str, revision: int) -> str:
@@ -105,6 +111,32 @@ class ManifestStore:
         except ClientError as exc:
             if not is_precondition_failed(exc):
                 raise
+
+    def write_preview(
+        self, apartment: str, mutation: AnyMutation, change: ManifestChange
+    ) -> ApartmentManifest:
+        """The head with one change applied, at a second path shells load on request.
+
+        Not a revision: production traffic never sees it. Its `version` is the
+        head revision it was made from.
+        """
+        current = self.read(apartment)
+        if current is None:
+            raise ManifestConflict(f"apartment {apartment!r} does not exist")
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        preview = apply_mutation(current[0], apartment, mutation, change, stamp)
+        preview.version = current[0].version
+        self._put(preview_key(apartment), preview, MANIFEST_CACHE_CONTROL)
+        return preview
+
+    def last_known_good(self, apartment: str, before: int | None = None) -> ApartmentManifest | None:
+        """Newest settled revision (no unit in rollout), at or below `before`."""
+        revisions = [r for r in self.list_revisions(apartment) if before is None or r <= before]
+        for revision in reversed(revisions):
+            found = self.read_revision(apartment, revision)
+            if found is not None and is_settled(found):
+                return found
+        return None
 
     def _find_change(self, apartment: str, change_id: str, first: int, last: int) -> ApartmentManifest | None:
         for revision in range(first, last + 1):

@@ -8,10 +8,10 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.manifest_store import ManifestStore
+from activities.manifest_store import ManifestStore, preview_key
 from skyline.manifest import Building, ManifestChange
-from skyline.manifest_ops import ManifestConflict, Mutation
-from skyline.versioning import VersionRejected, check_upgrade
+from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment
+from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -23,6 +23,8 @@ class PrepareRolloutInput(BaseModel):
     unit_id: str
     version: str
     force: bool
+    dependencies: list[str] = []
+    compatibility: str = "*"
 
 
 class PrepareRolloutResult(BaseModel):
@@ -55,6 +57,23 @@ def rollout_refusal(apartment: str, building: str, store: ManifestStore) -> Buil
     return buildings[building]
 
 
+class WritePreviewInput(BaseModel):
+    apartment: str
+    change: ManifestChange
+    mutation: Mutation
+
+
+class WritePreviewResult(BaseModel):
+    base_revision: int
+    key: str
+
+
+class UndoToRevisionInput(BaseModel):
+    apartment: str
+    to_revision: int
+    change: ManifestChange
+
+
 class ManifestActivities:
     def __init__(self, s3: S3Client, bucket: str) -> None:
         self.store = ManifestStore(s3, bucket)
@@ -66,12 +85,13 @@ class ManifestActivities:
         if isinstance(found, str):
             raise ApplicationError(found, type="InvalidRollout", non_retryable=True)
         active = found.active()
-        try:
-            check_upgrade(active.version if active else None, inp.version, inp.force)
-        except VersionRejected as exc:
-            raise ApplicationError(str(exc), type="InvalidRollout", non_retryable=True) from exc
         current = self.store.read(inp.apartment)
         assert current is not None
+        try:
+            check_upgrade(active.version if active else None, inp.version, inp.force)
+            check_unit_rules(current[0].apartment(inp.apartment), inp.dependencies, inp.compatibility)
+        except VersionRejected as exc:
+            raise ApplicationError(str(exc), type="InvalidRollout", non_retryable=True) from exc
         return PrepareRolloutResult(
             base_revision=current[0].revision,
             snapshot=found,
@@ -93,4 +113,33 @@ class ManifestActivities:
             )
         except ManifestConflict as exc:
             raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
+        return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)
+
+    @activity.defn
+    def write_preview_manifest(self, inp: WritePreviewInput) -> WritePreviewResult:
+        try:
+            preview = self.store.write_preview(inp.apartment, inp.mutation, inp.change)
+        except ManifestConflict as exc:
+            raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
+        return WritePreviewResult(base_revision=preview.revision, key=preview_key(inp.apartment))
+
+    @activity.defn
+    def undo_to_revision(self, inp: UndoToRevisionInput) -> ApplyManifestChangeResult:
+        """Write the apartment of an earlier revision as a new revision (history is never rewritten)."""
+        target = self.store.read_revision(inp.apartment, inp.to_revision)
+        if target is None:
+            raise ApplicationError(
+                f"apartment {inp.apartment!r} has no revision {inp.to_revision}",
+                type="ManifestConflict",
+                non_retryable=True,
+            )
+        mutation = RestoreApartment(apartment=target.apartment(inp.apartment), from_revision=inp.to_revision)
+        details = activity.info().heartbeat_details
+        manifest, applied = self.store.apply(
+            inp.apartment,
+            mutation,
+            inp.change,
+            base_hint=int(details[0]) if details else None,
+            on_base=lambda base: activity.heartbeat(base),
+        )
         return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)

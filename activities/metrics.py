@@ -1,8 +1,10 @@
-"""Prometheus queries for canary analysis (judged by the workflow, not here)."""
+"""Canary analysis against Prometheus: query every check for canary and baseline, then judge."""
 
 from __future__ import annotations
 
 import math
+import time
+from datetime import UTC, datetime
 
 import requests
 from prometheus_api_client import PrometheusConnect
@@ -11,27 +13,38 @@ from pydantic import BaseModel
 from temporalio import activity
 from urllib3.util.retry import Retry
 
-from skyline.analysis import MetricQuery
+from skyline.analysis import Observation, judge_check, summarize, template_values
+from skyline.checks import MetricCheck, render
+from skyline.rollout import CheckResult, Verdict
 
 
-class QueryMetricsInput(BaseModel):
-    queries: list[MetricQuery]
+class RunAnalysisInput(BaseModel):
+    apartment: str
+    building: str
+    unit: str
+    canary_version: str
+    baseline_version: str | None
+    window_seconds: float
+    checks: list[MetricCheck]
+    alpha: float
 
 
-class QueryMetricsResult(BaseModel):
-    values: dict[str, float | None]
-    errors: dict[str, str]
+class RunAnalysisResult(BaseModel):
+    verdict: Verdict
+    reason: str
+    checks: list[CheckResult]
 
 
-def _scalar(result: list[dict[str, object]]) -> float | None:
-    """First sample of an instant vector; empty vectors and NaN are 'no data'."""
-    if not result:
+class PrometheusDown(RuntimeError):
+    """Unreachable, timing out or 5xx: retried by the activity's retry policy."""
+
+
+def _number(raw: object) -> float | None:
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return None
-    value = result[0].get("value")
-    if not isinstance(value, list) or len(value) != 2:
-        return None
-    number = float(value[1])
-    return None if math.isnan(number) or math.isinf(number) else number
+    return None if math.isnan(value) or math.isinf(value) else value
 
 
 class MetricsActivities:
@@ -42,24 +55,76 @@ class MetricsActivities:
             url=prometheus_url, disable_ssl=True, retry=Retry(total=0), timeout=timeout_seconds
         )
 
+    def _call(self, fn: str, *args: object, **kwargs: object) -> list[dict[str, object]]:
+        try:
+            result: list[dict[str, object]] = getattr(self.prometheus, fn)(*args, **kwargs)
+            return result
+        except PrometheusApiClientException as exc:
+            if "Status Code 5" in str(exc):
+                raise PrometheusDown(f"Prometheus failed: {exc}") from exc
+            raise
+        except requests.RequestException as exc:
+            raise PrometheusDown(f"Prometheus unreachable: {exc}") from exc
+
+    def _instant(self, promql: str) -> float | None:
+        result = self._call("custom_query", promql)
+        if not result:
+            return None
+        value = result[0].get("value")
+        return _number(value[1]) if isinstance(value, list) and len(value) == 2 else None
+
+    def _range(self, promql: str, window: float, step: float) -> list[float]:
+        end = time.time()
+        result = self._call(
+            "custom_query_range", promql, start_time=_dt(end - window), end_time=_dt(end), step=f"{step:g}s"
+        )
+        samples: list[float] = []
+        for series in result[:1]:
+            values = series.get("values")
+            if isinstance(values, list):
+                samples.extend(v for pair in values if (v := _number(pair[1])) is not None)
+        return samples
+
+    def observe(self, check: MetricCheck, values: dict[str, str], window: float) -> Observation:
+        filled = {**values, **check.args}
+        try:
+            if check.kind == "ratio":
+                assert check.total_query is not None
+                return Observation(
+                    bad=self._instant(render(check.query, filled)),
+                    total=self._instant(render(check.total_query, filled)),
+                )
+            if check.kind == "samples":
+                return Observation(
+                    samples=self._range(render(check.query, filled), window, check.step_seconds)
+                )
+            return Observation(value=self._instant(render(check.query, filled)))
+        except PrometheusApiClientException as exc:
+            # The server answered but refused the query: retrying will not fix it.
+            return Observation(error=f"Prometheus rejected the query: {exc}")
+
     @activity.defn
-    def query_canary_metrics(self, inp: QueryMetricsInput) -> QueryMetricsResult:
-        values: dict[str, float | None] = {}
-        errors: dict[str, str] = {}
-        for query in inp.queries:
-            try:
-                result = self.prometheus.custom_query(query.promql)
-            except PrometheusApiClientException as exc:
-                if "Status Code 5" in str(exc):
-                    raise RuntimeError(f"Prometheus failed: {exc}") from exc
-                # The server answered but refused the query: a config problem
-                # that retrying will not fix; report it as evidence missing.
-                values[query.name] = None
-                errors[query.name] = f"Prometheus rejected the query: {exc}"
-                continue
-            except requests.RequestException as exc:
-                # Unreachable or timing out: raise so the retry policy retries,
-                # and the workflow counts it as an error once retries run out.
-                raise RuntimeError(f"Prometheus unreachable: {exc}") from exc
-            values[query.name] = _scalar(result)
-        return QueryMetricsResult(values=values, errors=errors)
+    def run_analysis(self, inp: RunAnalysisInput) -> RunAnalysisResult:
+        results: list[CheckResult] = []
+        for check in inp.checks:
+            canary_vals = template_values(
+                inp.apartment,
+                inp.building,
+                inp.unit,
+                inp.canary_version,
+                inp.canary_version,
+                inp.baseline_version,
+                inp.window_seconds,
+            )
+            canary = self.observe(check, canary_vals, inp.window_seconds)
+            baseline = None
+            if inp.baseline_version and inp.baseline_version != inp.canary_version:
+                base_vals = {**canary_vals, "version": inp.baseline_version}
+                baseline = self.observe(check, base_vals, inp.window_seconds)
+            results.append(judge_check(check, canary, baseline, inp.alpha))
+        verdict, reason = summarize(results)
+        return RunAnalysisResult(verdict=verdict, reason=reason, checks=results)
+
+
+def _dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

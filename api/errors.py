@@ -23,8 +23,25 @@ def error_body(status: int, code: str, message: str, field: str | None = None) -
     return {"error": body}
 
 
+# Segments pydantic adds for unions (the strategy's tag, a member type) name no field.
+_UNION_SEGMENTS = {
+    "canary",
+    "linear",
+    "exponential",
+    "immediate",
+    "blue_green",
+    "ab_test",
+    "float",
+    "StepSpec",
+}
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [
+        str(p)
+        for p in loc
+        if p not in ("body", "query", "path") and p not in _UNION_SEGMENTS and "[" not in str(p)
+    ]
     return ".".join(parts) or "body"
 
 

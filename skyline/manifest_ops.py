@@ -43,6 +43,14 @@ class RestoreBuilding(BaseModel):
     snapshot: Building
 
 
+class RestoreApartment(BaseModel):
+    """Undo: the apartment as an earlier revision had it, written as a new revision."""
+
+    kind: Literal["restore_apartment"] = "restore_apartment"
+    apartment: Apartment
+    from_revision: int
+
+
 class CreateApartment(BaseModel):
     kind: Literal["create_apartment"] = "create_apartment"
     apartment: Apartment
@@ -65,7 +73,7 @@ def _building(apartment: Apartment, building_id: str) -> Building:
 def apply_mutation(
     current: ApartmentManifest | None,
     apartment_id: str,
-    mutation: SetCanary | PromoteUnit | RestoreBuilding | CreateApartment,
+    mutation: SetCanary | PromoteUnit | RestoreBuilding | RestoreApartment | CreateApartment,
     change: ManifestChange,
     timestamp: str,
 ) -> ApartmentManifest:
@@ -83,6 +91,12 @@ def apply_mutation(
         raise ManifestConflict(f"apartment {apartment_id!r} does not exist")
 
     nxt = current.model_copy(deep=True)
+    if isinstance(mutation, RestoreApartment):
+        nxt.apartments[apartment_id] = mutation.apartment.model_copy(deep=True)
+        nxt.version = str(current.revision + 1)
+        nxt.timestamp = timestamp
+        nxt.change = change.model_copy(update={"parent": current.version})
+        return nxt
     apartment = nxt.apartments[apartment_id]
     building = _building(apartment, mutation.building)
 

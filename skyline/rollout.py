@@ -8,51 +8,19 @@ from typing import Literal
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from skyline.manifest import SLUG, SLUG_HELP, Framework, Unit, unit_key
+from skyline.manifest import SLUG, SLUG_HELP, Framework, RolloutCriteria, Unit, unit_key
+from skyline.strategies import CanaryStrategy, Strategy
 
 RolloutState = Literal[
     "publishing", "progressing", "paused", "promoting", "rolled_back", "succeeded", "failed"
 ]
 TERMINAL_STATES: frozenset[str] = frozenset({"rolled_back", "succeeded", "failed"})
-Verdict = Literal["pass", "fail", "inconclusive"]
+Verdict = Literal["pass", "fail", "inconclusive", "error"]
+WebhookEvent = Literal["pre_rollout", "confirm_promotion", "post_rollout", "rollback"]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class CanaryStrategy(Strict):
-    """Traffic steps with a bake (observation) period and analysis at each."""
-
-    kind: Literal["canary"] = "canary"
-    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
-    bake_seconds: float = Field(default=600.0, ge=0, description="observation time per step")
-    analysis_interval_seconds: float = Field(default=60.0, gt=0)
-    analysis_window_seconds: float = Field(
-        default=120.0, ge=1, description="range of the PromQL rate() windows"
-    )
-    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="failed loads / loads")
-    max_p99_seconds: float = Field(default=1.0, gt=0, description="p99 bundle load time")
-    min_requests: float = Field(
-        default=1, ge=0, description="fewer loads in the window than this is inconclusive"
-    )
-    inconclusive_limit: int = Field(
-        default=2, ge=0, description="consecutive inconclusive analyses tolerated before pausing"
-    )
-    auto_rollback: bool = Field(default=True, description="on failed analysis: roll back, else pause")
-
-    @field_validator("steps")
-    @classmethod
-    def _steps(cls, steps: list[float]) -> list[float]:
-        if not steps:
-            raise ValueError("give at least one step, the last one 100")
-        if any(not 0 < s <= 100 for s in steps):
-            raise ValueError("every step is a percentage in (0, 100]")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-            raise ValueError("steps must increase strictly, e.g. [5, 25, 50, 100]")
-        if steps[-1] != 100:
-            raise ValueError("the last step must be 100")
-        return steps
 
 
 class BundleSource(Strict):
@@ -68,6 +36,15 @@ class BundleSource(Strict):
         return self
 
 
+class Webhook(Strict):
+    """Called with a JSON description of the rollout; signed with the worker's webhook secret."""
+
+    event: WebhookEvent
+    url: str = Field(pattern=r"^https?://")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    retries: int = Field(default=3, ge=0, le=20)
+
+
 class RolloutSpec(Strict):
     """What a release manager asks for (body of POST /rollouts)."""
 
@@ -80,7 +57,14 @@ class RolloutSpec(Strict):
     framework: Framework = "react"
     dependencies: list[str] = Field(default_factory=list)
     compatibility: str = "*"
-    strategy: CanaryStrategy = Field(default_factory=CanaryStrategy)
+    strategy: Strategy = Field(default_factory=CanaryStrategy)
+    targeting: RolloutCriteria | None = Field(
+        default=None, description="only these users may receive the new unit (seed 000 RolloutCriteria)"
+    )
+    webhooks: list[Webhook] = Field(default_factory=list)
+    smoke_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="must answer 2xx before traffic moves"
+    )
     force: bool = Field(default=False, description="allow a version not greater than the active one")
     actor: str = Field(default="anonymous", max_length=200)
     reason: str = Field(default="", max_length=2000)
@@ -133,14 +117,18 @@ class PromoteRequest(ControlRequest):
 class CheckResult(Strict):
     name: str
     value: float | None
-    bound: float
-    comparison: Literal["<=", ">="]
+    baseline: float | None = None
+    bound: float | None = None
+    comparison: Literal["<=", ">="] = "<="
+    samples: float | None = None
+    p_value: float | None = None
     verdict: Verdict
+    dry_run: bool = False
     detail: str = ""
 
 
 class AnalysisRun(Strict):
-    at: datetime
+    at: datetime | None = None
     step: int
     weight: float
     verdict: Verdict
@@ -173,8 +161,11 @@ class RolloutStatus(Strict):
     canary: Unit | None = None
     base_revision: int | None = None
     revisions: list[int] = Field(default_factory=list)
+    strategy: str = "canary"
     paused_reason: str | None = None
+    waiting_for: str | None = None
     reason: str | None = None
+    report: str | None = None
     last_analysis: AnalysisRun | None = None
     analyses: list[AnalysisRun] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)

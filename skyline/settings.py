@@ -1,8 +1,17 @@
 """One settings class for every Skyline process (API, worker, launcher, CLI).
 
-Values come from `SKYLINE_*` environment variables, then an optional env file
-(`SKYLINE_ENV_FILE`, default `.env`). The embedded stack's launcher exports the
-addresses it picked, so worker and API started by it always agree.
+Values come from, highest priority first: `SKYLINE_*` environment variables,
+an optional env file (`SKYLINE_ENV_FILE`, default `.env`), one file per secret
+in `SKYLINE_SECRETS_DIR` (Docker/Kubernetes secrets, named like the variable,
+e.g. `/run/secrets/skyline_temporal_api_key`), and an optional TOML file
+(`SKYLINE_SETTINGS_FILE`, keys are the field names). The embedded stack's
+launcher exports the addresses it picked, so worker and API started by it
+always agree.
+
+Credentials are `SecretStr`: they print as `**********` and are read with
+`get_secret_value()` only where a client is built, so they never reach workflow
+inputs, history or logs (tests/observability/test_secrets.py checks a real
+rollout's history and the worker's log for them).
 """
 
 from __future__ import annotations
@@ -12,8 +21,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SETTINGS_FILE_ENV = "SKYLINE_SETTINGS_FILE"
+SECRETS_DIR_ENV = "SKYLINE_SECRETS_DIR"
 
 
 class Settings(BaseSettings):
@@ -27,6 +45,15 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "skyline-rollouts"
+    # TLS to the frontend: off for the embedded dev server. A client cert + key
+    # is mTLS (self-hosted or Temporal Cloud); an API key (Temporal Cloud) turns
+    # TLS on by itself.
+    temporal_tls: bool = False
+    temporal_tls_ca_cert: FilePath | None = None  # server CA when it is not a public one
+    temporal_tls_client_cert: FilePath | None = None
+    temporal_tls_client_key: FilePath | None = None
+    temporal_tls_server_name: str | None = None  # SNI / certificate host override
+    temporal_api_key: SecretStr | None = None
 
     # Object storage (S3 API): bundles, manifests, revisions
     s3_endpoint_url: str | None = "http://127.0.0.1:9000"
@@ -37,28 +64,99 @@ class Settings(BaseSettings):
 
     # CDN edge. `edge_url` is the public base URL browsers use; objects are
     # served at {edge_url}/{bucket}/{key}.
-    cdn_provider: Literal["varnish", "cloudfront"] = "varnish"
+    cdn_provider: Literal["varnish", "cloudfront", "cloudflare", "fastly"] = "varnish"
     edge_url: str = "http://127.0.0.1:6081"
     varnish_purge_url: str | None = None  # defaults to edge_url
     cloudfront_distribution_id: str | None = None
     cloudfront_endpoint_url: str | None = None
+    cloudflare_zone_id: str | None = None
+    cloudflare_api_token: SecretStr | None = None
+    cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
+    fastly_api_token: SecretStr | None = None
+    fastly_api_url: str = "https://api.fastly.com"
+    fastly_soft_purge: bool = False
+    # Invalidations are billed per path (CloudFront) or rate-limited: only
+    # explicit paths unless an operator opts in.
+    cdn_allow_wildcard_purges: bool = False
     edge_verify_attempts: int = Field(default=20, ge=1)
 
     # Metrics
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Webhooks: payloads are signed (x-skyline-signature: sha256=HMAC) with this key.
+    webhook_secret: SecretStr | None = None
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     bundle_upload_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # RUM beacons (POST /beacons): body limit, per-client token bucket, manifest cache.
+    beacon_max_bytes: int = Field(default=8192, gt=0)
+    beacon_rate_per_second: float = Field(default=20.0, gt=0)
+    beacon_burst: float = Field(default=40.0, ge=1)
+    beacon_manifest_cache_seconds: float = Field(default=5.0, ge=0)
 
-    # Worker
-    worker_activity_threads: int = Field(default=16, ge=1)
+    # Worker. Activities are sync and run on a thread pool of exactly
+    # `worker_max_concurrent_activities` threads (one per activity slot).
+    worker_max_concurrent_activities: int = Field(default=16, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=50, ge=2)
+    # On SIGTERM: stop polling, give running activities this long to finish.
+    worker_graceful_shutdown_seconds: float = Field(default=60.0, ge=0)
+    # host:port of the worker's Prometheus endpoint (Temporal SDK + Skyline metrics); unset = off.
+    worker_metrics_address: str | None = None
     upload_concurrency: int = Field(default=8, ge=1)
+
+    # Logs: one JSON object per line (with rollout_id where known), or plain text.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Embedded stack
     state_dir: Path = Path(".skyline")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+        if secrets_dir:
+            if not Path(secrets_dir).is_dir():
+                raise ValueError(f"{SECRETS_DIR_ENV}={secrets_dir!r} is not a directory")
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        settings_file = os.environ.get(SETTINGS_FILE_ENV)
+        if settings_file:
+            if not Path(settings_file).is_file():
+                raise ValueError(f"{SETTINGS_FILE_ENV}={settings_file!r} is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _temporal_tls_pair(self) -> Settings:
+        if (self.temporal_tls_client_cert is None) != (self.temporal_tls_client_key is None):
+            raise ValueError(
+                "mTLS needs both SKYLINE_TEMPORAL_TLS_CLIENT_CERT and SKYLINE_TEMPORAL_TLS_CLIENT_KEY"
+            )
+        return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return (
+            self.temporal_tls
+            or self.temporal_api_key is not None
+            or self.temporal_tls_client_cert is not None
+            or self.temporal_tls_ca_cert is not None
+        )
+
+    @property
+    def worker_activity_threads(self) -> int:
+        """The activity thread pool: one thread per concurrent activity slot."""
+        return self.worker_max_concurrent_activities
 
     @property
     def purge_base_url(self) -> str:

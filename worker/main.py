@@ -1,4 +1,10 @@
-"""Skyline worker: runs RolloutWorkflow and every activity it schedules."""
+"""Skyline worker: runs RolloutWorkflow and every activity it schedules.
+
+Stateless: run as many as you like on one task queue (`docker compose up
+--scale worker=3`); Temporal hands each task to one of them. On SIGTERM it
+stops polling and lets running activities finish (up to
+`worker_graceful_shutdown_seconds`), so a rolling upgrade loses no work.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +12,83 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-import boto3
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
-from activities.cdn import CdnActivities, CdnProvider, CloudFrontInvalidator, VarnishPurger
+from activities.cdn import CdnActivities
+from activities.cdn_providers import CdnConfigError, make_cdn_provider
+from activities.gates import GateActivities
 from activities.manifests import ManifestActivities
 from activities.metrics import MetricsActivities
 from activities.publish import PublishActivities
 from activities.storage import edge_client, s3_client
+from skyline.observability import ActivityTelemetry, configure_logging, worker_runtime
 from skyline.settings import Settings, get_settings
 from workflows.rollout import RolloutWorkflow
+from workflows.undo import ManifestUndoWorkflow
 
 log = logging.getLogger("skyline.worker")
 
 
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """TLS for the Temporal frontend: mTLS with a client cert, a private CA, or system roots."""
+    if not settings.temporal_uses_tls:
+        return False
+    files = (settings.temporal_tls_ca_cert, settings.temporal_tls_client_cert)
+    if files == (None, None) and settings.temporal_tls_server_name is None:
+        return True  # system roots, e.g. Temporal Cloud with an API key
+    return TLSConfig(
+        server_root_ca_cert=_read(settings.temporal_tls_ca_cert),
+        domain=settings.temporal_tls_server_name,
+        client_cert=_read(settings.temporal_tls_client_cert),
+        client_private_key=_read(settings.temporal_tls_client_key),
     )
 
 
-def cdn_provider(settings: Settings) -> CdnProvider:
-    if settings.cdn_provider == "cloudfront":
-        if not settings.cloudfront_distribution_id:
-            raise SystemExit("SKYLINE_CLOUDFRONT_DISTRIBUTION_ID is required with cdn_provider=cloudfront")
-        client = boto3.client(
-            "cloudfront",
-            endpoint_url=settings.cloudfront_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.aws_access_key_id.get_secret_value(),
-            aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
-        )
-        return CloudFrontInvalidator(client, settings.cloudfront_distribution_id)
-    return VarnishPurger(settings.purge_base_url, edge_client())
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The one way Skyline processes reach Temporal (worker, API, CLI)."""
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=api_key,
+        tls=temporal_tls(settings),
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
 
 
 def activities(settings: Settings) -> list[Any]:
     s3 = s3_client(settings, max_pool=settings.worker_activity_threads + settings.upload_concurrency)
     http = edge_client()
     manifests = ManifestActivities(s3, settings.s3_bucket)
-    cdn = CdnActivities(settings, cdn_provider(settings), http)
+    cdn = CdnActivities(settings, make_cdn_provider(settings, http), http)
     publish = PublishActivities(settings, s3, http)
     metrics = MetricsActivities(settings.prometheus_url, settings.prometheus_timeout_seconds)
+    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
+    gates = GateActivities(http, secret)
     return [
         manifests.prepare_rollout,
         manifests.apply_manifest_change,
         cdn.sync_manifest_to_edge,
         publish.publish_bundle,
         publish.verify_bundle_at_edge,
-        metrics.query_canary_metrics,
+        metrics.run_analysis,
+        gates.smoke_check,
+        gates.call_webhook,
+        manifests.write_preview_manifest,
+        manifests.undo_to_revision,
     ]
 
 
@@ -68,28 +96,59 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RolloutWorkflow],
+        workflows=[RolloutWorkflow, ManifestUndoWorkflow],
         activities=activities(settings),
         activity_executor=executor,
-        max_concurrent_activities=settings.worker_activity_threads,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        interceptors=[ActivityTelemetry()],
     )
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """The Temporal runtime exporting worker metrics, or None (metrics off or port taken)."""
+    if not settings.worker_metrics_address:
+        return None
+    try:
+        return worker_runtime(settings.worker_metrics_address)
+    except Exception as exc:  # metrics must never keep rollouts from running
+        log.error("worker metrics disabled: cannot serve %s: %s", settings.worker_metrics_address, exc)
+        return None
 
 
 async def main() -> None:
     settings = get_settings()
-    client = await connect(settings)
-    with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
-        worker = build_worker(client, settings, executor)
+    client = await connect(settings, metrics_runtime(settings))
+    # Sync activities: one thread per activity slot, so no slot waits for a thread.
+    with ThreadPoolExecutor(
+        max_workers=settings.worker_activity_threads, thread_name_prefix="activity"
+    ) as executor:
+        try:
+            worker = build_worker(client, settings, executor)
+        except CdnConfigError as exc:
+            raise SystemExit(f"error: {exc}") from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
-            log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+            log.info(
+                "worker polling %s on %s (%d activity slots, %d workflow task slots, metrics %s)",
+                settings.task_queue,
+                settings.temporal_address,
+                settings.worker_max_concurrent_activities,
+                settings.worker_max_concurrent_workflow_tasks,
+                settings.worker_metrics_address or "off",
+            )
             await stop.wait()
-        # Leaving `async with` shuts down gracefully: running activities finish first.
+            log.info(
+                "stopping: no new tasks; running activities get up to %g s to finish",
+                settings.worker_graceful_shutdown_seconds,
+            )
+        log.info("worker stopped")
 
 
 def run() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(get_settings())
     asyncio.run(main())

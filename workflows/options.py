@@ -72,3 +72,16 @@ METRICS: dict[str, Any] = {
         maximum_attempts=3,
     ),
 }
+
+
+def webhook(timeout_seconds: float, retries: int) -> dict[str, Any]:
+    """Each webhook's own timeout and retry count, as the rollout spec sets them."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=timeout_seconds + 5),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=500),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=retries + 1,
+        ),
+    }

@@ -7,7 +7,6 @@ same-named signals the Temporal UI can send; both funnel into `_control`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import timedelta
 from typing import Literal
@@ -17,20 +16,21 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cdn import CdnActivities, SyncManifestInput
+    from activities.gates import GateActivities, SmokeCheckInput, WebhookInput
     from activities.manifests import (
         ApplyManifestChangeInput,
         ManifestActivities,
         PrepareRolloutInput,
         PrepareRolloutResult,
+        WritePreviewInput,
     )
-    from activities.metrics import MetricsActivities, QueryMetricsInput
+    from activities.metrics import MetricsActivities, RunAnalysisInput
     from activities.publish import (
         PublishActivities,
         PublishBundleInput,
         VerifyBundleInput,
     )
-    from skyline.analysis import canary_queries, judge
-    from skyline.manifest import ManifestChange, RolloutConfig, Unit, UnitMetadata
+    from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit, UnitMetadata
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
     from skyline.rollout import (
         TERMINAL_STATES,
@@ -41,8 +41,11 @@ with workflow.unsafe.imports_passed_through():
         RolloutInput,
         RolloutState,
         RolloutStatus,
+        Webhook,
     )
+    from skyline.strategies import ABTestStrategy, BlueGreenStrategy, PlanStep, plan_steps
     from workflows import options
+    from workflows.report import ab_report, webhook_payload
 
 Outcome = Literal["next", "full", "rollback"]
 MAX_ANALYSES_KEPT = 50
@@ -68,7 +71,8 @@ class RolloutWorkflow:
             unit_id=spec.unit_id,
             version=spec.version,
             state="publishing",
-            steps=spec.strategy.steps,
+            steps=[step.weight for step in plan_steps(spec.strategy)],
+            strategy=spec.strategy.kind,
             step=-1,
             weight=0,
             started_at=now,
@@ -82,6 +86,8 @@ class RolloutWorkflow:
         self._promotions_done = 0
         self._changes = 0
         self._prep: PrepareRolloutResult | None = None
+        self._plan: list[PlanStep] = plan_steps(spec.strategy)
+        self._decision_pending = False
         self._record("start", spec.actor, spec.reason)
 
     # ----- queries, updates, signals -------------------------------------------------
@@ -96,6 +102,10 @@ class RolloutWorkflow:
             return f"cannot {action}: the rollout has ended ({state})"
         if action == "pause" and self._paused:
             return "cannot pause: the rollout is already paused"
+        if action == "resume" and self._decision_pending:
+            return "cannot resume: the A/B test is complete; promote (full) or roll back"
+        if action == "promote" and self._status.waiting_for:
+            return f"cannot promote: waiting for {self._status.waiting_for}"
         if action == "resume" and not self._paused:
             return f"cannot resume: the rollout is not paused ({state})"
         if action == "promote" and state == "publishing":
@@ -262,21 +272,27 @@ class RolloutWorkflow:
 
     async def _analyse(self) -> AnalysisRun:
         spec, strategy = self._spec, self._spec.strategy
-        queries = canary_queries(
-            spec.apartment, spec.building, spec.unit_id, spec.version, strategy.analysis_window_seconds
+        baseline = self._prep.baseline_version if self._prep else None
+        inp = RunAnalysisInput(
+            apartment=spec.apartment,
+            building=spec.building,
+            unit=spec.unit_id,
+            canary_version=spec.version,
+            baseline_version=baseline,
+            window_seconds=strategy.analysis_window_seconds,
+            checks=strategy.effective_checks(),
+            alpha=strategy.alpha,
         )
         try:
             result = await workflow.execute_activity_method(
-                MetricsActivities.query_canary_metrics,
-                QueryMetricsInput(queries=queries),
+                MetricsActivities.run_analysis,
+                inp,
                 summary=f"analysis at {self._status.weight:g}%",
                 **options.METRICS,
             )
-            values, errors = result.values, result.errors
+            verdict, checks, reason = result.verdict, result.checks, result.reason
         except ActivityError as err:
-            values = {q.name: None for q in queries}
-            errors = {q.name: f"metrics unavailable: {_cause(err)}" for q in queries}
-        verdict, checks, reason = judge(values, errors, strategy)
+            verdict, checks, reason = "error", [], f"metrics unavailable: {_cause(err)}"
         run = AnalysisRun(
             at=workflow.now(),
             step=self._status.step,
@@ -297,12 +313,20 @@ class RolloutWorkflow:
     async def _hold_while_paused(self) -> None:
         await workflow.wait_condition(lambda: not self._paused or self._interrupted())
 
-    async def _bake(self) -> Outcome:
-        """Observe the current weight; analysis every interval, controls at any time."""
+    async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome:
+        """Observe the current weight: analysis every interval, controls at any time.
+
+        Argo Rollouts' limits apply: more failed analyses than failure_limit act
+        (roll back, or pause without auto_rollback), more inconclusive ones than
+        inconclusive_limit pause, and more than consecutive_error_limit errors in
+        a row (Prometheus unreachable) count as inconclusive. At the end of a
+        bake only a passing analysis moves on. An experiment (A/B) only stops
+        early on failure; its duration, not its verdicts, ends it.
+        """
         strategy = self._spec.strategy
-        remaining = strategy.bake_seconds
-        inconclusive = 0
-        last: str = "none"
+        remaining = bake_seconds
+        failures = inconclusive = errors_in_row = 0
+        last = "none"
         while True:
             if self._rollback is not None:
                 return "rollback"
@@ -310,9 +334,9 @@ class RolloutWorkflow:
                 return "full" if self._promote.full else "next"
             if self._paused:
                 await self._hold_while_paused()
-                inconclusive = 0  # a human looked and resumed: count afresh
+                inconclusive = errors_in_row = 0  # a human looked and resumed: count afresh
                 continue
-            if remaining <= 0 and last == "pass":
+            if remaining <= 0 and (last == "pass" or experiment):
                 return "next"
             if remaining > 0:
                 started = workflow.now()
@@ -327,17 +351,30 @@ class RolloutWorkflow:
             run = await self._analyse()
             last = run.verdict
             if run.verdict == "fail":
-                if strategy.auto_rollback:
-                    self._rollback = ControlRequest(actor="skyline", reason=f"analysis failed: {run.reason}")
-                    return "rollback"
-                self._pause_for(f"analysis failed: {run.reason}")
+                failures += 1
+                if failures > strategy.failure_limit:
+                    if strategy.auto_rollback:
+                        self._rollback = ControlRequest(
+                            actor="skyline", reason=f"analysis failed: {run.reason}"
+                        )
+                        return "rollback"
+                    failures = 0
+                    self._pause_for(f"analysis failed: {run.reason}")
+                    continue
             elif run.verdict == "pass":
-                inconclusive = 0
-            else:
-                inconclusive += 1
-                # Never promote blind: at the end of a bake only a pass moves on.
-                if inconclusive > strategy.inconclusive_limit or remaining <= 0:
-                    self._pause_for(f"analysis inconclusive: {run.reason}")
+                errors_in_row = 0
+                continue
+            elif run.verdict == "error":
+                errors_in_row += 1
+                if errors_in_row <= strategy.consecutive_error_limit and remaining > 0:
+                    continue
+                errors_in_row = 0
+            if experiment:
+                continue
+            inconclusive += 1
+            # Never promote blind: at the end of a bake only a pass moves on.
+            if inconclusive > strategy.inconclusive_limit or remaining <= 0:
+                self._pause_for(f"analysis inconclusive: {run.reason}")
 
     def _canary_unit(self, url: str, integrity: str, size: int, prefix: str, files: int) -> Unit:
         spec = self._spec
@@ -361,6 +398,7 @@ class RolloutWorkflow:
         )
 
     async def _publish(self) -> Unit:
+        """Publish, check the entry at the edge (SRI, JavaScript), only then may traffic move."""
         spec = self._spec
         inp = PublishBundleInput(
             unit_id=spec.unit_id, version=spec.version, entry=spec.entry, source=spec.bundle
@@ -380,26 +418,90 @@ class RolloutWorkflow:
             f"{published.files} files ({published.uploaded} uploaded, {published.skipped} already "
             f"there) at {published.prefix}; edge serves {published.integrity}",
         )
+        smoke_url = spec.smoke_url
+        if isinstance(spec.strategy, BlueGreenStrategy):
+            smoke_url = spec.strategy.smoke_url or smoke_url
+        smoke = await workflow.execute_activity_method(
+            GateActivities.smoke_check,
+            SmokeCheckInput(
+                entry_url=published.entry_url, integrity=published.integrity, smoke_url=smoke_url
+            ),
+            summary="smoke gate: SRI and JavaScript",
+            **options.VERIFY,
+        )
+        self._record("smoke passed", "skyline", f"entry parses as JavaScript ({smoke.bytes} bytes)")
         return self._canary_unit(
-            published.entry_url,
-            published.integrity,
-            published.size,
-            published.prefix,
-            published.files,
+            published.entry_url, published.integrity, published.size, published.prefix, published.files
+        )
+
+    def _hooks(self, event: str) -> list[Webhook]:
+        return [hook for hook in self._spec.webhooks if hook.event == event]
+
+    async def _call_hook(self, hook: Webhook) -> str | None:
+        """None when the hook answered 2xx, else why not (after its retries)."""
+        try:
+            await workflow.execute_activity_method(
+                GateActivities.call_webhook,
+                WebhookInput(
+                    event=hook.event,
+                    url=hook.url,
+                    timeout_seconds=hook.timeout_seconds,
+                    payload=webhook_payload(self._status, hook.event),
+                ),
+                summary=f"webhook {hook.event}",
+                **options.webhook(hook.timeout_seconds, hook.retries),
+            )
+        except ActivityError as err:
+            return _cause(err)
+        self._record(f"webhook {hook.event}", "skyline", f"{hook.url} answered 2xx")
+        return None
+
+    async def _notify(self, event: str) -> None:
+        """Best effort: a failing post-rollout or rollback hook is recorded, never blocks."""
+        for hook in self._hooks(event):
+            problem = await self._call_hook(hook)
+            if problem:
+                self._record(f"webhook {event} failed", "skyline", problem)
+
+    async def _confirm_promotion(self) -> bool:
+        """Hold until every confirm-promotion hook answers 2xx; False if rolled back meanwhile."""
+        for hook in self._hooks("confirm_promotion"):
+            while True:
+                problem = await self._call_hook(hook)
+                if problem is None:
+                    break
+                self._status.waiting_for = f"confirm-promotion webhook ({problem})"
+                self._status.updated_at = workflow.now()
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._rollback is not None,
+                        timeout=timedelta(seconds=self._spec.strategy.analysis_interval_seconds),
+                    )
+                if self._rollback is not None:
+                    self._status.waiting_for = None
+                    return False
+        self._status.waiting_for = None
+        return True
+
+    def _rollout_config(self, weight: float) -> RolloutConfig:
+        kind = self._spec.strategy.kind
+        seed_strategy = {"linear": "gradual", "exponential": "gradual", "blue_green": "immediate"}.get(
+            kind, kind
+        )
+        return RolloutConfig(
+            strategy=seed_strategy,
+            percentage=weight,
+            rollout_id=self._status.rollout_id,
+            duration=self._plan[max(self._status.step, 0)].bake_seconds / 60,
+            criteria=self._spec.targeting or RolloutCriteria(),
         )
 
     async def _apply_weight(self, index: int, unit: Unit) -> None:
-        weight = self._spec.strategy.steps[index]
+        weight = self._plan[index].weight
         self._status.step = index
         self._status.weight = weight
-        rollout = RolloutConfig(
-            strategy="canary",
-            percentage=weight,
-            rollout_id=self._status.rollout_id,
-            duration=self._spec.strategy.bake_seconds / 60,
-        )
         revision = await self._write(
-            SetCanary(building=self._spec.building, unit=unit, rollout=rollout),
+            SetCanary(building=self._spec.building, unit=unit, rollout=self._rollout_config(weight)),
             f"{unit.id} at {weight:g}%",
         )
         self._record("set weight", "skyline", f"{weight:g}% of users get {unit.id}", revision)
@@ -408,18 +510,23 @@ class RolloutWorkflow:
         req = self._rollback or ControlRequest(actor="skyline", reason="rollback")
         reason = f"{req.reason or 'rolled back'} (by {req.actor})"
         if self._prep is None or not self._status.revisions:
-            return self._finish("rolled_back", f"{reason}; no traffic had moved, manifest untouched")
-        revision = await self._write(
-            RestoreBuilding(building=self._spec.building, snapshot=self._prep.snapshot),
-            f"rollback of {self._spec.unit_key}: {req.reason}",
-        )
-        self._status.weight = 0
-        self._record(
-            "restored", req.actor, f"building restored from revision {self._prep.base_revision}", revision
-        )
-        return self._finish("rolled_back", reason)
+            self._finish("rolled_back", f"{reason}; no traffic had moved, manifest untouched")
+        else:
+            revision = await self._write(
+                RestoreBuilding(building=self._spec.building, snapshot=self._prep.snapshot),
+                f"rollback of {self._spec.unit_key}: {req.reason}",
+            )
+            self._status.weight = 0
+            self._record(
+                "restored", req.actor, f"building restored from revision {self._prep.base_revision}", revision
+            )
+            self._finish("rolled_back", reason)
+        await self._notify("rollback")
+        return self._status
 
     async def _promote_unit(self, unit: Unit) -> RolloutStatus:
+        if not await self._confirm_promotion():
+            return await self._do_rollback()
         self._set_state("promoting")
         revision = await self._write(
             PromoteUnit(building=self._spec.building, unit_id=unit.id), f"promote {unit.id}"
@@ -427,7 +534,111 @@ class RolloutWorkflow:
         self._status.weight = 100
         self._record("promoted", "skyline", f"{unit.id} is the active unit", revision)
         self._promotions_done = self._promotions_requested
-        return self._finish("succeeded", f"{unit.id} promoted to active unit")
+        self._finish("succeeded", f"{unit.id} promoted to active unit")
+        await self._notify("post_rollout")
+        return self._status
+
+    async def _await_decision(self, unit: Unit) -> RolloutStatus:
+        """A/B: report, then hold the split until a human promotes or rolls back."""
+        self._status.report = ab_report(self._status, self._status.analyses)
+        self._decision_pending = True
+        self._pause_for("A/B test complete: promote (full) to keep the new unit, or roll back")
+        await workflow.wait_condition(self._interrupted)
+        self._decision_pending = False
+        if self._rollback is not None:
+            return await self._do_rollback()
+        self._promote = None
+        return await self._promote_unit(unit)
+
+    async def _blue_green(self, unit: Unit) -> RolloutStatus:
+        """Preview, smoke, then one write switches everyone; switching back is one write too."""
+        strategy = self._spec.strategy
+        assert isinstance(strategy, BlueGreenStrategy)
+        self._changes += 1
+        info = workflow.info()
+        change = ManifestChange(
+            id=f"{info.workflow_id}/{info.run_id}/preview",
+            actor=self._spec.actor,
+            reason="blue-green preview",
+        )
+        preview = await workflow.execute_activity_method(
+            ManifestActivities.write_preview_manifest,
+            WritePreviewInput(
+                apartment=self._spec.apartment,
+                change=change,
+                mutation=PromoteUnit(building=self._spec.building, unit_id=unit.id),
+            ),
+            summary="write the preview manifest",
+            **options.MANIFEST,
+        )
+        await self._write_preview_prelude(unit)
+        await workflow.execute_activity_method(
+            CdnActivities.sync_manifest_to_edge,
+            SyncManifestInput(
+                apartment=self._spec.apartment, revision=preview.base_revision, key=preview.key
+            ),
+            summary="purge and verify the preview manifest",
+            **options.EDGE_SYNC,
+        )
+        self._record("preview", "skyline", f"preview manifest at {preview.key} serves {unit.id}")
+        if strategy.preview_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._interrupted() and not self._paused,
+                    timeout=timedelta(seconds=strategy.preview_seconds),
+                )
+        await self._hold_while_paused()
+        if self._rollback is not None:
+            return await self._do_rollback()
+        self._promote = None
+        started = workflow.now()
+        self._status.step = 0
+        revision = await self._write(
+            PromoteUnit(building=self._spec.building, unit_id=unit.id), f"blue-green switch to {unit.id}"
+        )
+        self._status.weight = 100
+        switch_seconds = (workflow.now() - started).total_seconds()
+        self._record("switched", "skyline", f"0 → 100% in one write, live in {switch_seconds:.2f}s", revision)
+        self._promotions_done = self._promotions_requested
+        outcome = await self._bake(self._plan[0].bake_seconds)
+        if outcome == "rollback":
+            return await self._do_rollback()
+        self._finish("succeeded", f"{unit.id} switched in and baked")
+        await self._notify("post_rollout")
+        return self._status
+
+    async def _write_preview_prelude(self, unit: Unit) -> None:
+        """The new unit must be in the building before the preview can point at it."""
+        self._status.step = 0
+        revision = await self._write(
+            SetCanary(building=self._spec.building, unit=unit, rollout=self._rollout_config(0)),
+            f"{unit.id} staged at 0% for blue-green",
+        )
+        self._record("staged", "skyline", f"{unit.id} in the manifest at 0%", revision)
+
+    async def _traffic_steps(self, unit: Unit) -> RolloutStatus:
+        experiment = isinstance(self._spec.strategy, ABTestStrategy)
+        index = 0
+        while True:
+            await self._hold_while_paused()
+            if self._rollback is not None:
+                return await self._do_rollback()
+            if self._promote is not None and self._promote.full:
+                self._promote = None
+                return await self._promote_unit(unit)
+            self._promote = None
+            await self._apply_weight(index, unit)
+            self._promotions_done = self._promotions_requested
+            outcome = await self._bake(self._plan[index].bake_seconds, experiment)
+            if outcome == "rollback":
+                return await self._do_rollback()
+            if experiment and outcome == "next" and self._promote is None:
+                return await self._await_decision(unit)
+            if outcome == "full" or index == len(self._plan) - 1:
+                self._promote = None
+                return await self._promote_unit(unit)
+            index += 1
+            self._promote = None
 
     @workflow.run
     async def run(self, inp: RolloutInput) -> RolloutStatus:
@@ -441,6 +652,8 @@ class RolloutWorkflow:
                     unit_id=spec.unit_id,
                     version=spec.version,
                     force=spec.force,
+                    dependencies=spec.dependencies,
+                    compatibility=spec.compatibility,
                 ),
                 summary="validate against the current manifest",
                 **options.PREPARE,
@@ -451,35 +664,20 @@ class RolloutWorkflow:
             self._status.canary = unit
         except ActivityError as err:
             return self._finish("failed", f"{_cause(err)}; manifest untouched")
+        for hook in self._hooks("pre_rollout"):
+            problem = await self._call_hook(hook)
+            if problem:
+                return self._finish("failed", f"pre-rollout webhook refused: {problem}; manifest untouched")
+        self._resume_state = "progressing"
+        if not self._paused:
+            self._set_state("progressing")
         try:
-            index = 0
-            steps = spec.strategy.steps
-            self._resume_state = "progressing"
-            if not self._paused:
-                self._set_state("progressing")
-            while True:
-                await self._hold_while_paused()
-                if self._rollback is not None:
-                    return await self._do_rollback()
-                if self._promote is not None and self._promote.full:
-                    self._promote = None
-                    return await self._promote_unit(unit)
-                self._promote = None
-                await self._apply_weight(index, unit)
-                self._promotions_done = self._promotions_requested
-                outcome = await self._bake()
-                if outcome == "rollback":
-                    return await self._do_rollback()
-                if outcome == "full" or index == len(steps) - 1:
-                    self._promote = None
-                    return await self._promote_unit(unit)
-                index += 1
-                self._promote = None
+            if isinstance(spec.strategy, BlueGreenStrategy):
+                return await self._blue_green(unit)
+            return await self._traffic_steps(unit)
         except ActivityError as err:
             self._rollback = ControlRequest(actor="skyline", reason=f"step failed: {_cause(err)}")
             try:
                 return await self._do_rollback()
             except ActivityError as again:
                 return self._finish("failed", f"step failed and rollback failed: {_cause(again)}")
-        except asyncio.CancelledError:
-            raise

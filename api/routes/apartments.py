@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import StoreDep
+from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from skyline.manifest import SLUG, SLUG_HELP, Apartment, ApartmentManifest, ManifestChange
+from skyline.manifest_diff import Change, diff
 from skyline.manifest_ops import CreateApartment, ManifestConflict
+from skyline.rollout import rollout_id_for
+from workflows.undo import ManifestUndoWorkflow, UndoInput, UndoResult, undo_workflow_id
 
 router = APIRouter(prefix="/apartments", tags=["apartments"])
 
@@ -77,3 +84,101 @@ async def get_revision(apartment: str, revision: int, store: StoreDep) -> dict[s
     if found is None:
         raise ApiError(404, "not_found", f"apartment {apartment!r} has no revision {revision}")
     return found.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class DiffResponse(BaseModel):
+    apartment: str
+    from_revision: int
+    to_revision: int
+    changes: list[Change]
+
+
+class UndoRequest(BaseModel):
+    to_revision: int = Field(ge=1)
+    actor: str = Field(default="anonymous", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def _revision_or_404(store: StoreDep, apartment: str, revision: int) -> ApartmentManifest:
+    found = store.read_revision(apartment, revision)
+    if found is None:
+        raise ApiError(404, "not_found", f"apartment {apartment!r} has no revision {revision}")
+    return found
+
+
+@router.get("/{apartment}/diff", response_model=DiffResponse)
+async def diff_revisions(
+    apartment: str,
+    store: StoreDep,
+    from_revision: Annotated[int, Query(alias="from", ge=1)],
+    to_revision: Annotated[int | None, Query(alias="to", ge=1, description="default: current")] = None,
+) -> DiffResponse:
+    """What changed for shells between two revisions (dotted paths, old and new values)."""
+    await asyncio.to_thread(_manifest_or_404, store, apartment)
+    old = await asyncio.to_thread(_revision_or_404, store, apartment, from_revision)
+    if to_revision is None:
+        new = await asyncio.to_thread(_manifest_or_404, store, apartment)
+    else:
+        new = await asyncio.to_thread(_revision_or_404, store, apartment, to_revision)
+    return DiffResponse(
+        apartment=apartment, from_revision=old.revision, to_revision=new.revision, changes=diff(old, new)
+    )
+
+
+@router.get("/{apartment}/last-known-good")
+async def last_known_good(apartment: str, store: StoreDep) -> dict[str, Any]:
+    """The newest revision with no unit in rollout."""
+    await asyncio.to_thread(_manifest_or_404, store, apartment)
+    found = await asyncio.to_thread(store.last_known_good, apartment)
+    if found is None:
+        raise ApiError(404, "not_found", f"apartment {apartment!r} has no settled revision")
+    return found.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def _running_rollouts(temporal: TemporalDep, manifest: ApartmentManifest, apartment: str) -> list[str]:
+    running = []
+    for building in manifest.apartment(apartment).buildings:
+        handle = temporal.get_workflow_handle(rollout_id_for(apartment, building))
+        try:
+            described = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            running.append(handle.id)
+    return running
+
+
+@router.post("/{apartment}/undo", response_model=UndoResult)
+async def undo(
+    apartment: str, req: UndoRequest, store: StoreDep, temporal: TemporalDep, settings: SettingsDep
+) -> UndoResult:
+    """Write the apartment as revision `to_revision` had it, as a new revision, and purge the edge."""
+    current = await asyncio.to_thread(_manifest_or_404, store, apartment)
+    await asyncio.to_thread(_revision_or_404, store, apartment, req.to_revision)
+    if req.to_revision == current.revision:
+        raise ApiError(
+            409, "nothing_to_undo", f"revision {req.to_revision} is already current", "to_revision"
+        )
+    running = await _running_rollouts(temporal, current, apartment)
+    if running:
+        raise ApiError(
+            409,
+            "rollout_running",
+            f"rollouts are running on this apartment ({', '.join(running)}); roll them back or let them "
+            "finish before undoing",
+        )
+    try:
+        result: UndoResult = await temporal.execute_workflow(
+            ManifestUndoWorkflow.run,
+            UndoInput(apartment=apartment, to_revision=req.to_revision, actor=req.actor, reason=req.reason),
+            id=undo_workflow_id(apartment),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"undo {apartment} to revision {req.to_revision} (by {req.actor})",
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise ApiError(409, "undo_running", f"an undo of {apartment!r} is already running") from exc
+    return result

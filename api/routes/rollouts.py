@@ -30,7 +30,7 @@ from skyline.rollout import (
     RolloutStatus,
     rollout_id_for,
 )
-from skyline.versioning import VersionRejected, check_upgrade
+from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
 from workflows.rollout import RolloutWorkflow
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
@@ -53,6 +53,13 @@ def _validate_against_manifest(spec: RolloutSpec, store: StoreDep) -> None:
         check_upgrade(active.version if active else None, spec.version, spec.force)
     except VersionRejected as exc:
         raise ApiError(422, "version_not_greater", str(exc), "version") from exc
+    current = store.read(spec.apartment)
+    assert current is not None
+    try:
+        check_unit_rules(current[0].apartment(spec.apartment), spec.dependencies, spec.compatibility)
+    except VersionRejected as exc:
+        field = "dependencies" if "dependency" in str(exc) else "compatibility"
+        raise ApiError(422, "incompatible_unit", str(exc), field) from exc
 
 
 def _validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) -> None:

@@ -93,7 +93,7 @@ class RumTarget:
         self, prometheus_url: str, apartment: str, building: str, unit: str, version: str, timeout: float = 30
     ) -> None:
         """Block until Prometheus has scraped enough of this flow for rate() to answer."""
-        query = canary_queries(apartment, building, unit, version, 10)[0].promql
+        query = canary_queries(apartment, building, unit, version, 10)[0][1]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": query}, timeout=5)

@@ -1,0 +1,46 @@
+"""Diffs between manifest revisions and the search for last-known-good."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from skyline.manifest import ApartmentManifest
+
+
+class Change(BaseModel):
+    path: str
+    op: Literal["added", "removed", "changed"]
+    old: Any = None
+    new: Any = None
+
+
+def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            child = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                out.append(Change(path=child, op="added", new=new[key]))
+            elif key not in new:
+                out.append(Change(path=child, op="removed", old=old[key]))
+            else:
+                _walk(child, old[key], new[key], out)
+    elif old != new:
+        out.append(Change(path=path, op="changed", old=old, new=new))
+
+
+def diff(old: ApartmentManifest, new: ApartmentManifest) -> list[Change]:
+    """What shells would see change (revision bookkeeping left out), as dotted paths."""
+    out: list[Change] = []
+    _walk("", old.content(), new.content(), out)
+    return out
+
+
+def is_settled(manifest: ApartmentManifest) -> bool:
+    """No building carries a unit in rollout: every user gets the active units."""
+    return all(
+        building.canary() is None
+        for apartment in manifest.apartments.values()
+        for building in apartment.buildings.values()
+    )

@@ -1,0 +1,175 @@
+"""Rollout strategies and the plans (weight, bake) they compile to.
+
+Every strategy shares the analysis settings (Argo Rollouts' limits, seed 002's
+thresholds); `plan_steps` turns a strategy into the steps RolloutWorkflow runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from skyline.checks import MetricCheck, default_checks
+
+
+class PlanStep(BaseModel):
+    weight: float
+    bake_seconds: float
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(gt=0, le=100)
+    bake_seconds: float | None = Field(default=None, ge=0, description="overrides the strategy's")
+
+
+class AnalysisSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    analysis_interval_seconds: float = Field(default=60.0, gt=0)
+    analysis_window_seconds: float = Field(default=120.0, ge=1, description="{window} of the queries")
+    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="failed loads / loads")
+    max_p99_seconds: float = Field(default=1.0, gt=0, description="p99 bundle load time")
+    min_requests: float = Field(default=50, ge=0, description="fewer loads in the window: inconclusive")
+    checks: list[MetricCheck] | None = Field(
+        default=None, description="replaces the default error-rate and p99 checks"
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance of statistical tests")
+    failure_limit: int = Field(default=0, ge=0, description="failed analyses tolerated")
+    inconclusive_limit: int = Field(default=2, ge=0, description="inconclusive analyses tolerated")
+    consecutive_error_limit: int = Field(
+        default=4, ge=0, description="analyses in a row that could not query metrics"
+    )
+    auto_rollback: bool = Field(default=True, description="on failed analysis: roll back, else pause")
+
+    def effective_checks(self) -> list[MetricCheck]:
+        if self.checks is not None:
+            return self.checks
+        return default_checks(self.max_error_rate, self.max_p99_seconds, self.min_requests)
+
+
+class CanaryStrategy(AnalysisSettings):
+    """Explicit steps, each with its own weight and (optionally) bake time."""
+
+    kind: Literal["canary"] = "canary"
+    steps: list[float | StepSpec] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])  # type: ignore[arg-type]
+    bake_seconds: float = Field(default=600.0, ge=0, description="default observation time per step")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[float | StepSpec]) -> list[float | StepSpec]:
+        weights = [s.weight if isinstance(s, StepSpec) else s for s in steps]
+        if not weights:
+            raise ValueError("give at least one step, the last one 100")
+        if any(not 0 < w <= 100 for w in weights):
+            raise ValueError("every step is a percentage in (0, 100]")
+        if any(b <= a for a, b in zip(weights, weights[1:], strict=False)):
+            raise ValueError("steps must increase strictly, e.g. [5, 25, 50, 100]")
+        if weights[-1] != 100:
+            raise ValueError("the last step must be 100")
+        return steps
+
+
+class LinearStrategy(AnalysisSettings):
+    """Equal increments (AWS AppConfig's Linear), e.g. 20 % every 6 minutes."""
+
+    kind: Literal["linear"] = "linear"
+    step_percent: float = Field(default=20.0, gt=0, le=100)
+    bake_seconds: float = Field(default=360.0, ge=0)
+
+
+class ExponentialStrategy(AnalysisSettings):
+    """Growing increments (AWS AppConfig's Exponential): 2, 4, 8, … %, capped at 100."""
+
+    kind: Literal["exponential"] = "exponential"
+    start_percent: float = Field(default=2.0, gt=0, le=100)
+    factor: float = Field(default=2.0, gt=1)
+    bake_seconds: float = Field(default=360.0, ge=0)
+
+
+class ImmediateStrategy(AnalysisSettings):
+    """100 % at once, then a post-release bake with automatic rollback."""
+
+    kind: Literal["immediate"] = "immediate"
+    bake_seconds: float = Field(default=600.0, ge=0)
+
+
+class BlueGreenStrategy(AnalysisSettings):
+    """Preview manifest first, then one write switches 0 → 100 %; switching back is one write."""
+
+    kind: Literal["blue_green"] = "blue_green"
+    preview_seconds: float = Field(
+        default=0.0, ge=0, description="hold on the preview for humans before switching (promote skips)"
+    )
+    smoke_url: str | None = Field(default=None, description="must answer 2xx before the switch")
+    bake_seconds: float = Field(default=600.0, ge=0, description="post-switch bake with auto rollback")
+
+
+class ABTestStrategy(AnalysisSettings):
+    """Two units at a fixed split for a fixed time; a report at the end, no automatic promotion."""
+
+    kind: Literal["ab_test"] = "ab_test"
+    split: float = Field(default=50.0, gt=0, lt=100, description="percentage of users on the new unit")
+    duration_seconds: float = Field(default=3600.0, gt=0)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "canary"))
+    return str(getattr(value, "kind", "canary"))
+
+
+Strategy = Annotated[
+    Annotated[CanaryStrategy, Tag("canary")]
+    | Annotated[LinearStrategy, Tag("linear")]
+    | Annotated[ExponentialStrategy, Tag("exponential")]
+    | Annotated[ImmediateStrategy, Tag("immediate")]
+    | Annotated[BlueGreenStrategy, Tag("blue_green")]
+    | Annotated[ABTestStrategy, Tag("ab_test")],
+    Discriminator(_kind),
+]
+
+AnyStrategy = (
+    CanaryStrategy
+    | LinearStrategy
+    | ExponentialStrategy
+    | ImmediateStrategy
+    | BlueGreenStrategy
+    | ABTestStrategy
+)
+
+
+def _grow(weights: list[float]) -> list[float]:
+    capped = [min(100.0, round(w, 4)) for w in weights]
+    out: list[float] = []
+    for w in capped:
+        if not out or w > out[-1]:
+            out.append(w)
+    return out
+
+
+def plan_steps(strategy: AnyStrategy) -> list[PlanStep]:
+    """The weights the workflow sets, in order, each with its bake time."""
+    if isinstance(strategy, CanaryStrategy):
+        return [
+            PlanStep(
+                weight=s.weight,
+                bake_seconds=strategy.bake_seconds if s.bake_seconds is None else s.bake_seconds,
+            )
+            if isinstance(s, StepSpec)
+            else PlanStep(weight=s, bake_seconds=strategy.bake_seconds)
+            for s in strategy.steps
+        ]
+    if isinstance(strategy, LinearStrategy):
+        count = int(-(-100 // strategy.step_percent))  # ceil without floats drifting
+        weights = _grow([strategy.step_percent * (i + 1) for i in range(count)])
+        return [PlanStep(weight=w, bake_seconds=strategy.bake_seconds) for w in weights]
+    if isinstance(strategy, ExponentialStrategy):
+        weights = [strategy.start_percent]
+        while weights[-1] < 100:
+            weights.append(weights[-1] * strategy.factor)
+        return [PlanStep(weight=w, bake_seconds=strategy.bake_seconds) for w in _grow(weights)]
+    if isinstance(strategy, ImmediateStrategy | BlueGreenStrategy):
+        return [PlanStep(weight=100.0, bake_seconds=strategy.bake_seconds)]
+    return [PlanStep(weight=strategy.split, bake_seconds=strategy.duration_seconds)]

@@ -1,0 +1,121 @@
+"""The Python resolver against the shared vectors, and the JS loader against the same file."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skyline.manifest import ApartmentManifest, Building, RolloutConfig, RolloutCriteria, Unit
+from skyline.split import (
+    BUCKETS,
+    SplitUser,
+    bucket_of,
+    criteria_match,
+    fnv1a32,
+    in_percentage,
+    resolve,
+    resolve_building,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS: dict[str, Any] = json.loads((ROOT / "tests" / "vectors" / "split.json").read_text(encoding="utf-8"))
+
+
+def test_fnv1a32_matches_published_reference_values() -> None:
+    assert fnv1a32(b"") == 0x811C9DC5
+    assert fnv1a32(b"a") == 0xE40C292C
+    assert fnv1a32(b"foobar") == 0xBF9CF968
+
+
+@pytest.mark.parametrize("case", VECTORS["hash"], ids=lambda c: repr(c["input"])[:24])
+def test_hash_vectors(case: dict[str, Any]) -> None:
+    assert fnv1a32(case["input"].encode()) == case["fnv1a32"]
+
+
+def test_bucket_vectors() -> None:
+    assert VECTORS["buckets"]
+    for case in VECTORS["buckets"]:
+        got = bucket_of(case["user"], case["apartment"], case["building"])
+        assert got == case["bucket"], case
+        assert 0 <= got < BUCKETS
+
+
+def test_percentage_vectors() -> None:
+    for case in VECTORS["percentages"]:
+        assert in_percentage(case["bucket"], case["percentage"]) is case["in"], case
+
+
+def test_criteria_vectors() -> None:
+    for case in VECTORS["criteria"]:
+        criteria = RolloutCriteria.model_validate(case["criteria"])
+        assert criteria_match(criteria, SplitUser.model_validate(case["user"])) is case["match"], case
+
+
+def test_resolve_vectors_cover_every_reason() -> None:
+    data = VECTORS["resolve"]
+    manifest = ApartmentManifest.model_validate(data["manifest"])
+    seen: set[str] = set()
+    for case in data["cases"]:
+        got = resolve(manifest, data["apartment"], SplitUser.model_validate(case["user"]))
+        simple = {
+            b: {"unit": a.unit.id if a.unit else None, "reason": a.reason, "bucket": a.bucket}
+            for b, a in got.items()
+        }
+        assert simple == case["expected"], case["user"]
+        seen |= {a.reason for a in got.values()}
+    assert seen == {"canary", "stable", "none"}
+
+
+def _unit(version: str, percentage: float | None = None) -> Unit:
+    return Unit(
+        id=f"header@{version}",
+        name="header",
+        version=version,
+        url=f"https://edge/{version}.js",
+        checksum="sha384-x",
+        size=1,
+        rollout=RolloutConfig(percentage=percentage) if percentage is not None else None,
+    )
+
+
+def test_split_is_close_to_the_percentage_and_only_grows() -> None:
+    users = [SplitUser(id=f"user-{i}") for i in range(20_000)]
+    previous: set[str] = set()
+    for pct in (5, 25, 50, 100):
+        building = Building(
+            name="Header",
+            category="header",
+            active_unit="header@1.0.0",
+            units={"header@1.0.0": _unit("1.0.0"), "header@1.1.0": _unit("1.1.0", pct)},
+        )
+        canary = {u.id for u in users if resolve_building("shop", "header", building, u).reason == "canary"}
+        assert abs(len(canary) / len(users) - pct / 100) < 0.01, pct
+        assert previous <= canary
+        previous = canary
+
+
+def test_buildings_draw_independently() -> None:
+    users = [f"user-{i}" for i in range(10_000)]
+    header = {u for u in users if in_percentage(bucket_of(u, "shop", "header"), 50)}
+    main = {u for u in users if in_percentage(bucket_of(u, "shop", "main"), 50)}
+    # Independent halves overlap on about a quarter of users, not on all of them.
+    assert 0.22 < len(header & main) / len(users) < 0.28
+
+
+def test_javascript_loader_passes_the_same_vectors() -> None:
+    node = shutil.which("node")
+    assert node is not None, "node is required for the loader tests (Debian/Ubuntu: apt-get install nodejs)"
+    done = subprocess.run(
+        [node, "--test", "loader/"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    passed = re.search(r"^# pass (\d+)$", done.stdout, re.M)
+    failed = re.search(r"^# fail (\d+)$", done.stdout, re.M)
+    assert passed and failed, done.stdout
+    assert int(passed.group(1)) >= 10 and int(failed.group(1)) == 0
