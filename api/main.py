@@ -13,7 +13,8 @@ from activities.manifest_store import ManifestStore
 from activities.storage import s3_client
 from api import errors
 from api.deps import AppState
-from api.routes import apartments, bundles, health, rollouts
+from api.routes import apartments, beacons, bundles, health, loader, rollouts
+from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 from worker.main import connect
 
@@ -22,7 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or get_settings()
-        client = await connect(conf)
+        configure_logging(conf)
+        client = await connect(conf)  # TLS / mTLS / API key from settings, like the worker
         app.state.skyline = AppState(
             settings=conf, temporal=client, store=ManifestStore(s3_client(conf), conf.s3_bucket)
         )
@@ -35,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, apartments, bundles, rollouts):
+    install_http_metrics(app)
+    for module in (health, apartments, bundles, rollouts, beacons, loader):
         app.include_router(module.router)
     app.mount("/metrics", make_asgi_app())
     return app

@@ -12,7 +12,7 @@ worker on the same Prometheus endpoint as the SDK's own metrics
 when a workflow is replayed. Metrics, API: prometheus-client on `/metrics`.
 
 The metric names below are what deploy/prometheus/alerts.yml and
-deploy/grafana/skyline-dashboard.json query; tests/deploy checks they agree.
+deploy/grafana/dashboards/skyline.json query; tests/deploy checks they agree.
 """
 
 from __future__ import annotations

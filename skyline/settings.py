@@ -45,10 +45,10 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "skyline-rollouts"
-    # TLS to the frontend: off for the embedded dev server. A client cert + key
-    # is mTLS (self-hosted or Temporal Cloud); an API key (Temporal Cloud) turns
-    # TLS on by itself.
-    temporal_tls: bool = False
+    # TLS to the frontend. Unset: on as soon as an API key (Temporal Cloud) or
+    # a certificate is configured, off otherwise (the embedded dev server).
+    # A client cert + key is mTLS (self-hosted or Temporal Cloud).
+    temporal_tls: bool | None = None
     temporal_tls_ca_cert: FilePath | None = None  # server CA when it is not a public one
     temporal_tls_client_cert: FilePath | None = None
     temporal_tls_client_key: FilePath | None = None
@@ -137,21 +137,23 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @model_validator(mode="after")
-    def _temporal_tls_pair(self) -> Settings:
+    def _temporal_tls(self) -> Settings:
         if (self.temporal_tls_client_cert is None) != (self.temporal_tls_client_key is None):
             raise ValueError(
                 "mTLS needs both SKYLINE_TEMPORAL_TLS_CLIENT_CERT and SKYLINE_TEMPORAL_TLS_CLIENT_KEY"
+            )
+        certs = self.temporal_tls_ca_cert or self.temporal_tls_client_cert
+        if self.temporal_tls is False and certs:
+            raise ValueError(
+                "SKYLINE_TEMPORAL_TLS=false contradicts the TLS certificates configured; remove one"
             )
         return self
 
     @property
     def temporal_uses_tls(self) -> bool:
-        return (
-            self.temporal_tls
-            or self.temporal_api_key is not None
-            or self.temporal_tls_client_cert is not None
-            or self.temporal_tls_ca_cert is not None
-        )
+        if self.temporal_tls is not None:
+            return self.temporal_tls
+        return bool(self.temporal_api_key or self.temporal_tls_client_cert or self.temporal_tls_ca_cert)
 
     @property
     def worker_activity_threads(self) -> int:

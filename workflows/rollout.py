@@ -561,6 +561,7 @@ class RolloutWorkflow:
             actor=self._spec.actor,
             reason="blue-green preview",
         )
+        await self._write_preview_prelude(unit)
         preview = await workflow.execute_activity_method(
             ManifestActivities.write_preview_manifest,
             WritePreviewInput(
@@ -571,7 +572,6 @@ class RolloutWorkflow:
             summary="write the preview manifest",
             **options.MANIFEST,
         )
-        await self._write_preview_prelude(unit)
         await workflow.execute_activity_method(
             CdnActivities.sync_manifest_to_edge,
             SyncManifestInput(

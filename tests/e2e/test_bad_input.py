@@ -48,6 +48,14 @@ async def head_version(api: httpx.AsyncClient, apartment: str) -> str:
         ({"entry": "main.js"}, "entry", "no entry file 'main.js'"),
         ({"strategy": {"steps": [50, 25, 100]}}, "strategy.steps", "increase strictly"),
         ({"unit_id": "Header"}, "unit_id", "lowercase"),
+        ({"dependencies": ["react@^19"]}, "dependencies", "dependency 'react@^19' has no compatible version"),
+        ({"compatibility": "^9.0.0"}, "compatibility", "supports shells '^9.0.0'"),
+        ({"strategy": {"kind": "exponential", "factor": 0.5}}, "strategy.factor", "greater than 1"),
+        (
+            {"strategy": {"checks": [{"name": "x", "query": 'up{job="{jobname}"}', "max": 1}]}},
+            "strategy.checks.0",
+            "unknown template argument(s) ['jobname']",
+        ),
     ],
 )
 async def test_bad_rollout_requests_are_422_naming_the_field(

@@ -21,6 +21,7 @@ def spec(**kw: object) -> RolloutSpec:
 
 def test_defaults_follow_seed_002() -> None:
     s = spec()
+    assert isinstance(s.strategy, CanaryStrategy)
     assert s.strategy.steps == [5, 25, 50, 100]
     assert s.strategy.bake_seconds == 600
     assert s.strategy.max_error_rate == 0.01 and s.strategy.max_p99_seconds == 1.0

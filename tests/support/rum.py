@@ -7,6 +7,7 @@ thread keeps loads flowing so rate() has something to measure.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -46,6 +47,7 @@ class RumTarget:
         self.port = port
         self.address = f"127.0.0.1:{port}"
         self._flows: dict[int, Traffic] = {}
+        self._keys = itertools.count()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
@@ -79,7 +81,7 @@ class RumTarget:
         error_ratio: float = 0.0,
         load_seconds: float = 0.2,
     ) -> Iterator[None]:
-        key = id(object())
+        key = next(self._keys)
         flow = Traffic((apartment, building, unit, version), loads_per_tick, error_ratio, load_seconds)
         with self._lock:
             self._flows[key] = flow
