@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from skyline.rollout import CanaryStrategy, RolloutSpec, rollout_id_for
+from skyline.rollout import RolloutSpec, rollout_id_for
+from skyline.strategies import CanaryStrategy
 from skyline.versioning import VersionRejected, check_upgrade
 
 
