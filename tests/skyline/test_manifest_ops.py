@@ -10,10 +10,12 @@ from skyline.manifest import (
     RolloutConfig,
     Unit,
 )
+from skyline.manifest_diff import diff, is_settled
 from skyline.manifest_ops import (
     CreateApartment,
     ManifestConflict,
     PromoteUnit,
+    RestoreApartment,
     RestoreBuilding,
     SetCanary,
     apply_mutation,
@@ -133,3 +135,50 @@ def test_manifest_json_keeps_seed_field_names() -> None:
         assert field in data
     again = ApartmentManifest.from_json_bytes(data.encode())
     assert again.content() == manifest().content()
+
+
+def test_diff_lists_what_shells_would_see_change() -> None:
+    base = manifest()
+    canary = apply_mutation(
+        base,
+        "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5)),
+        change("c1"),
+        "t1",
+    )
+    changes = {c.path: c for c in diff(base, canary)}
+    added = changes["apartments.shop.buildings.header.units.header@1.1.0"]
+    assert added.op == "added" and added.new["rollout"]["percentage"] == 5
+    assert all(not path.startswith(("version", "timestamp", "change")) for path in changes)
+    promoted = apply_mutation(
+        canary, "shop", PromoteUnit(building="header", unit_id="header@1.1.0"), change("c2"), "t2"
+    )
+    active = {c.path: c for c in diff(base, promoted)}["apartments.shop.buildings.header.active_unit"]
+    assert (active.op, active.old, active.new) == ("changed", "header@1.0.0", "header@1.1.0")
+    assert diff(base, base) == []
+    assert is_settled(base) and not is_settled(canary) and is_settled(promoted)
+
+
+def test_restore_apartment_brings_back_an_old_revision_as_a_new_one() -> None:
+    base = manifest()
+    promoted = apply_mutation(
+        apply_mutation(
+            base,
+            "shop",
+            SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5)),
+            change("c1"),
+            "t1",
+        ),
+        "shop",
+        PromoteUnit(building="header", unit_id="header@1.1.0"),
+        change("c2"),
+        "t2",
+    )
+    undone = apply_mutation(
+        promoted,
+        "shop",
+        RestoreApartment(apartment=base.apartments["shop"], from_revision=1),
+        change("u"),
+        "t3",
+    )
+    assert undone.version == "4" and undone.content() == base.content()
