@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from activities.manifest_store import ManifestStore
+from api.auth import TokenStore
 from skyline.settings import Settings
 
 
@@ -17,6 +18,7 @@ class AppState:
     settings: Settings
     temporal: Client
     store: ManifestStore
+    tokens: TokenStore
 
 
 def _state(request: Request) -> AppState:

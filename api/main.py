@@ -12,8 +12,9 @@ from prometheus_client import make_asgi_app
 from activities.manifest_store import ManifestStore
 from activities.storage import s3_client
 from api import errors
+from api.auth import TokenStore
 from api.deps import AppState
-from api.routes import apartments, beacons, bundles, health, loader, rollouts
+from api.routes import apartments, beacons, bundles, health, loader, rollouts, schedules, tokens
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 from worker.main import connect
@@ -25,8 +26,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conf = settings or get_settings()
         configure_logging(conf)
         client = await connect(conf)  # TLS / mTLS / API key from settings, like the worker
+        s3 = s3_client(conf)
         app.state.skyline = AppState(
-            settings=conf, temporal=client, store=ManifestStore(s3_client(conf), conf.s3_bucket)
+            settings=conf,
+            temporal=client,
+            store=ManifestStore(s3, conf.s3_bucket),
+            tokens=TokenStore(conf, s3),
         )
         yield
 
@@ -38,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    for module in (health, apartments, bundles, rollouts, beacons, loader):
+    for module in (health, apartments, bundles, rollouts, schedules, tokens, beacons, loader):
         app.include_router(module.router)
     app.mount("/metrics", make_asgi_app())
     return app

@@ -45,6 +45,20 @@ class Webhook(Strict):
     retries: int = Field(default=3, ge=0, le=20)
 
 
+class Promotion(Strict):
+    """`scheduled`: hold after the last step until a Temporal Schedule promotes (in a release window)."""
+
+    mode: Literal["automatic", "scheduled"] = "automatic"
+    cron: str | None = Field(
+        default=None, description="e.g. '0 10 * * 1-5' creates the schedule with the rollout"
+    )
+    timezone: str = Field(default="UTC", description="IANA zone the cron is read in")
+
+
+def promotion_schedule_id(rollout_id: str) -> str:
+    return f"promote.{rollout_id}"
+
+
 class RolloutSpec(Strict):
     """What a release manager asks for (body of POST /rollouts)."""
 
@@ -62,6 +76,8 @@ class RolloutSpec(Strict):
         default=None, description="only these users may receive the new unit (seed 000 RolloutCriteria)"
     )
     webhooks: list[Webhook] = Field(default_factory=list)
+    promotion: Promotion = Field(default_factory=Promotion)
+    start_at: datetime | None = Field(default=None, description="start later (the building stays reserved)")
     smoke_url: str | None = Field(
         default=None, pattern=r"^https?://", description="must answer 2xx before traffic moves"
     )

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # Webhooks: payloads are signed (x-skyline-signature: sha256=HMAC) with this key.
     webhook_secret: SecretStr | None = None
 
+    # API auth: bearer tokens, stored hashed. Each entry "name:role:sha256hex" (role: viewer,
+    # deployer, admin); or a JSON file [{"name", "role", "sha256"}]. None configured: auth is off.
+    auth_tokens: list[str] = Field(default_factory=list)
+    auth_tokens_file: Path | None = None
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000

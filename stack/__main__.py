@@ -20,6 +20,7 @@ from skyline.settings import Settings
 from stack.embedded import ALL_COMPONENTS, START_ORDER, EmbeddedStack, StackPorts
 from stack.processes import StackError
 from stack.system_packages import SystemPackagesError, ensure_system_packages
+from workflows.search_attributes import REGISTRATION
 
 # Components that need the Debian packages.
 _NEEDS_SYSTEM_PACKAGES = {"edge", "prometheus"}
@@ -91,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         components,
         prometheus_scrape_interval=args.scrape_interval,
         settings=settings,
+        # Registered with the dev server so the UI can filter rollouts from the first start.
+        search_attributes=REGISTRATION,
         progress=lambda message: print(f"[stack] {message}", flush=True),
     )
 

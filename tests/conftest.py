@@ -22,6 +22,7 @@ from skyline.settings import Settings
 from stack.embedded import EmbeddedStack, StackPorts
 from stack.processes import free_port
 from tests.support.rum import RumTarget
+from workflows.search_attributes import REGISTRATION
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -41,6 +42,7 @@ def stack(rum: RumTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         StackPorts.ephemeral(),
         prometheus_scrape_interval="1s",
         extra_scrape_targets=[rum.address],
+        search_attributes=REGISTRATION,
     )
     try:
         embedded.start()

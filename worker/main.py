@@ -28,9 +28,12 @@ from activities.gates import GateActivities
 from activities.manifests import ManifestActivities
 from activities.metrics import MetricsActivities
 from activities.publish import PublishActivities
+from activities.schedules import ScheduleActivities
 from activities.storage import edge_client, s3_client
 from skyline.observability import ActivityTelemetry, configure_logging, worker_runtime
 from skyline.settings import Settings, get_settings
+from worker.search_attributes import ensure_search_attributes
+from workflows.promotion import PromotionWorkflow
 from workflows.rollout import RolloutWorkflow
 from workflows.undo import ManifestUndoWorkflow
 
@@ -69,7 +72,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     )
 
 
-def activities(settings: Settings) -> list[Any]:
+def activities(settings: Settings, client: Client) -> list[Any]:
     s3 = s3_client(settings, max_pool=settings.worker_activity_threads + settings.upload_concurrency)
     http = edge_client()
     manifests = ManifestActivities(s3, settings.s3_bucket)
@@ -78,6 +81,7 @@ def activities(settings: Settings) -> list[Any]:
     metrics = MetricsActivities(settings.prometheus_url, settings.prometheus_timeout_seconds)
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
     gates = GateActivities(http, secret)
+    schedules = ScheduleActivities(client, manifests.store)
     return [
         manifests.prepare_rollout,
         manifests.apply_manifest_change,
@@ -89,6 +93,9 @@ def activities(settings: Settings) -> list[Any]:
         gates.call_webhook,
         manifests.write_preview_manifest,
         manifests.undo_to_revision,
+        schedules.check_promotion,
+        schedules.promote_rollout,
+        schedules.delete_schedule,
     ]
 
 
@@ -96,8 +103,8 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RolloutWorkflow, ManifestUndoWorkflow],
-        activities=activities(settings),
+        workflows=[RolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow],
+        activities=activities(settings, client),
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
@@ -120,6 +127,9 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 async def main() -> None:
     settings = get_settings()
     client = await connect(settings, metrics_runtime(settings))
+    added = await ensure_search_attributes(client, settings.temporal_namespace)
+    if added:
+        log.info("registered search attributes %s", ", ".join(added))
     # Sync activities: one thread per activity slot, so no slot waits for a thread.
     with ThreadPoolExecutor(
         max_workers=settings.worker_activity_threads, thread_name_prefix="activity"

@@ -30,8 +30,10 @@ with workflow.unsafe.imports_passed_through():
         PublishBundleInput,
         VerifyBundleInput,
     )
+    from activities.schedules import ScheduleActivities
     from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit, UnitMetadata
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
+    from skyline.observability import RolloutTelemetry
     from skyline.rollout import (
         TERMINAL_STATES,
         AnalysisRun,
@@ -42,9 +44,12 @@ with workflow.unsafe.imports_passed_through():
         RolloutState,
         RolloutStatus,
         Webhook,
+        promotion_schedule_id,
     )
     from skyline.strategies import ABTestStrategy, BlueGreenStrategy, PlanStep, plan_steps
     from workflows import options
+    from workflows import search_attributes as search
+    from workflows.details import current_details
     from workflows.report import ab_report, webhook_payload
 
 Outcome = Literal["next", "full", "rollback"]
@@ -87,7 +92,9 @@ class RolloutWorkflow:
         self._changes = 0
         self._prep: PrepareRolloutResult | None = None
         self._plan: list[PlanStep] = plan_steps(spec.strategy)
-        self._decision_pending = False
+        self._decision_pending: str | None = None
+        self._indexed: tuple[str, float] = ("publishing", 0.0)
+        self._telemetry = RolloutTelemetry(spec.apartment)
         self._record("start", spec.actor, spec.reason)
 
     # ----- queries, updates, signals -------------------------------------------------
@@ -103,7 +110,7 @@ class RolloutWorkflow:
         if action == "pause" and self._paused:
             return "cannot pause: the rollout is already paused"
         if action == "resume" and self._decision_pending:
-            return "cannot resume: the A/B test is complete; promote (full) or roll back"
+            return f"cannot resume: {self._decision_pending}; promote (full) or roll back"
         if action == "promote" and self._status.waiting_for:
             return f"cannot promote: waiting for {self._status.waiting_for}"
         if action == "resume" and not self._paused:
@@ -215,6 +222,20 @@ class RolloutWorkflow:
         if state != "paused":
             self._resume_state = state
         self._status.updated_at = workflow.now()
+        self._index()
+
+    def _index(self) -> None:
+        """Keep the UI's list filterable by state and weight (only when they change)."""
+        current = (self._status.state, float(self._status.weight))
+        # Only rollouts started with Skyline's attributes (the API always sets them)
+        # are indexed: a namespace without them registered would fail every upsert.
+        indexed = workflow.info().typed_search_attributes.get(search.APARTMENT) is not None
+        if indexed and current != self._indexed:
+            self._indexed = current
+            workflow.upsert_search_attributes(
+                [search.STATE.value_set(current[0]), search.WEIGHT.value_set(current[1])]
+            )
+        workflow.set_current_details(current_details(self._status))
 
     def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
         self._status.history.append(
@@ -230,6 +251,7 @@ class RolloutWorkflow:
             )
         )
         self._status.updated_at = workflow.now()
+        workflow.set_current_details(current_details(self._status))
 
     def _finish(self, state: RolloutState, reason: str) -> RolloutStatus:
         self._paused = False
@@ -237,6 +259,7 @@ class RolloutWorkflow:
         self._status.reason = reason
         self._set_state(state)
         self._record(state, "skyline", reason)
+        self._telemetry.finished(state)
         return self._status
 
     def _pause_for(self, reason: str) -> None:
@@ -268,6 +291,7 @@ class RolloutWorkflow:
             **options.EDGE_SYNC,
         )
         self._status.revisions.append(result.revision)
+        self._index()
         return result.revision
 
     async def _analyse(self) -> AnalysisRun:
@@ -302,6 +326,7 @@ class RolloutWorkflow:
             reason=reason,
         )
         self._status.last_analysis = run
+        self._telemetry.verdict(verdict)
         self._status.analyses = [*self._status.analyses, run][-MAX_ANALYSES_KEPT:]
         return run
 
@@ -505,6 +530,7 @@ class RolloutWorkflow:
             f"{unit.id} at {weight:g}%",
         )
         self._record("set weight", "skyline", f"{weight:g}% of users get {unit.id}", revision)
+        self._telemetry.step(weight)
 
     async def _do_rollback(self) -> RolloutStatus:
         req = self._rollback or ControlRequest(actor="skyline", reason="rollback")
@@ -538,13 +564,12 @@ class RolloutWorkflow:
         await self._notify("post_rollout")
         return self._status
 
-    async def _await_decision(self, unit: Unit) -> RolloutStatus:
-        """A/B: report, then hold the split until a human promotes or rolls back."""
-        self._status.report = ab_report(self._status, self._status.analyses)
-        self._decision_pending = True
-        self._pause_for("A/B test complete: promote (full) to keep the new unit, or roll back")
+    async def _await_decision(self, unit: Unit, why: str) -> RolloutStatus:
+        """Hold at the current weight until a human (or a schedule) promotes or rolls back."""
+        self._decision_pending = why
+        self._pause_for(f"{why}: promote (full) to make {unit.id} active, or roll back")
         await workflow.wait_condition(self._interrupted)
-        self._decision_pending = False
+        self._decision_pending = None
         if self._rollback is not None:
             return await self._do_rollback()
         self._promote = None
@@ -599,6 +624,7 @@ class RolloutWorkflow:
         self._status.weight = 100
         switch_seconds = (workflow.now() - started).total_seconds()
         self._record("switched", "skyline", f"0 → 100% in one write, live in {switch_seconds:.2f}s", revision)
+        self._telemetry.step(100)
         self._promotions_done = self._promotions_requested
         outcome = await self._bake(self._plan[0].bake_seconds)
         if outcome == "rollback":
@@ -633,7 +659,16 @@ class RolloutWorkflow:
             if outcome == "rollback":
                 return await self._do_rollback()
             if experiment and outcome == "next" and self._promote is None:
-                return await self._await_decision(unit)
+                self._status.report = ab_report(self._status, self._status.analyses)
+                return await self._await_decision(unit, "the A/B test is complete")
+            last = index == len(self._plan) - 1
+            if (
+                last
+                and outcome == "next"
+                and self._promote is None
+                and self._spec.promotion.mode == "scheduled"
+            ):
+                return await self._await_decision(unit, "awaiting scheduled promotion")
             if outcome == "full" or index == len(self._plan) - 1:
                 self._promote = None
                 return await self._promote_unit(unit)
@@ -642,6 +677,20 @@ class RolloutWorkflow:
 
     @workflow.run
     async def run(self, inp: RolloutInput) -> RolloutStatus:
+        self._telemetry.started()
+        status = await self._run()
+        if self._spec.promotion.mode == "scheduled":
+            # The schedule has nothing left to promote; best effort, it may never have existed.
+            with contextlib.suppress(ActivityError):
+                await workflow.execute_activity_method(
+                    ScheduleActivities.delete_schedule,
+                    promotion_schedule_id(status.rollout_id),
+                    summary="delete the promotion schedule",
+                    **options.PREPARE,
+                )
+        return status
+
+    async def _run(self) -> RolloutStatus:
         spec = self._spec
         try:
             self._prep = await workflow.execute_activity_method(

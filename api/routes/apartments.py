@@ -13,12 +13,14 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth import Admin, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from skyline.manifest import SLUG, SLUG_HELP, Apartment, ApartmentManifest, ManifestChange
 from skyline.manifest_diff import Change, diff
 from skyline.manifest_ops import CreateApartment, ManifestConflict
 from skyline.rollout import rollout_id_for
+from skyline.split import Assignment, SplitUser, resolve
 from workflows.undo import ManifestUndoWorkflow, UndoInput, UndoResult, undo_workflow_id
 
 router = APIRouter(prefix="/apartments", tags=["apartments"])
@@ -52,9 +54,11 @@ def _manifest_or_404(store: StoreDep, apartment: str) -> ApartmentManifest:
 
 
 @router.post("", status_code=201)
-async def create_apartment(req: CreateApartmentRequest, store: StoreDep) -> dict[str, Any]:
+async def create_apartment(req: CreateApartmentRequest, store: StoreDep, who: Admin) -> dict[str, Any]:
     """Register a shell application and its buildings (manifest revision 1)."""
-    change = ManifestChange(id=f"create/{req.id}/{uuid.uuid4()}", actor=req.actor, reason=req.reason)
+    change = ManifestChange(
+        id=f"create/{req.id}/{uuid.uuid4()}", actor=who.actor(req.actor), reason=req.reason
+    )
     try:
         manifest, _ = await asyncio.to_thread(
             store.apply, req.id, CreateApartment(apartment=req.apartment), change
@@ -65,21 +69,21 @@ async def create_apartment(req: CreateApartmentRequest, store: StoreDep) -> dict
 
 
 @router.get("/{apartment}/manifest")
-async def get_manifest(apartment: str, store: StoreDep) -> dict[str, Any]:
+async def get_manifest(apartment: str, store: StoreDep, who: Viewer) -> dict[str, Any]:
     """The manifest shells load, as stored at the origin (the edge may lag by one purge)."""
     manifest = await asyncio.to_thread(_manifest_or_404, store, apartment)
     return manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @router.get("/{apartment}/revisions", response_model=RevisionList)
-async def list_revisions(apartment: str, store: StoreDep) -> RevisionList:
+async def list_revisions(apartment: str, store: StoreDep, who: Viewer) -> RevisionList:
     manifest = await asyncio.to_thread(_manifest_or_404, store, apartment)
     revisions = await asyncio.to_thread(store.list_revisions, apartment)
     return RevisionList(apartment=apartment, current=manifest.revision, revisions=revisions)
 
 
 @router.get("/{apartment}/revisions/{revision}")
-async def get_revision(apartment: str, revision: int, store: StoreDep) -> dict[str, Any]:
+async def get_revision(apartment: str, revision: int, store: StoreDep, who: Viewer) -> dict[str, Any]:
     found = await asyncio.to_thread(store.read_revision, apartment, revision)
     if found is None:
         raise ApiError(404, "not_found", f"apartment {apartment!r} has no revision {revision}")
@@ -110,6 +114,7 @@ def _revision_or_404(store: StoreDep, apartment: str, revision: int) -> Apartmen
 async def diff_revisions(
     apartment: str,
     store: StoreDep,
+    who: Viewer,
     from_revision: Annotated[int, Query(alias="from", ge=1)],
     to_revision: Annotated[int | None, Query(alias="to", ge=1, description="default: current")] = None,
 ) -> DiffResponse:
@@ -126,7 +131,7 @@ async def diff_revisions(
 
 
 @router.get("/{apartment}/last-known-good")
-async def last_known_good(apartment: str, store: StoreDep) -> dict[str, Any]:
+async def last_known_good(apartment: str, store: StoreDep, who: Viewer) -> dict[str, Any]:
     """The newest revision with no unit in rollout."""
     await asyncio.to_thread(_manifest_or_404, store, apartment)
     found = await asyncio.to_thread(store.last_known_good, apartment)
@@ -152,7 +157,12 @@ async def _running_rollouts(temporal: TemporalDep, manifest: ApartmentManifest, 
 
 @router.post("/{apartment}/undo", response_model=UndoResult)
 async def undo(
-    apartment: str, req: UndoRequest, store: StoreDep, temporal: TemporalDep, settings: SettingsDep
+    apartment: str,
+    req: UndoRequest,
+    store: StoreDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Admin,
 ) -> UndoResult:
     """Write the apartment as revision `to_revision` had it, as a new revision, and purge the edge."""
     current = await asyncio.to_thread(_manifest_or_404, store, apartment)
@@ -172,13 +182,34 @@ async def undo(
     try:
         result: UndoResult = await temporal.execute_workflow(
             ManifestUndoWorkflow.run,
-            UndoInput(apartment=apartment, to_revision=req.to_revision, actor=req.actor, reason=req.reason),
+            UndoInput(
+                apartment=apartment,
+                to_revision=req.to_revision,
+                actor=who.actor(req.actor),
+                reason=req.reason,
+            ),
             id=undo_workflow_id(apartment),
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"undo {apartment} to revision {req.to_revision} (by {req.actor})",
+            static_summary=f"undo {apartment} to revision {req.to_revision} (by {who.actor(req.actor)})",
         )
     except WorkflowAlreadyStartedError as exc:
         raise ApiError(409, "undo_running", f"an undo of {apartment!r} is already running") from exc
     return result
+
+
+@router.get("/{apartment}/resolve", response_model=dict[str, Assignment])
+async def resolve_user(
+    apartment: str,
+    store: StoreDep,
+    who: Viewer,
+    user: Annotated[str, Query(min_length=1, max_length=256, description="stable user id")],
+    region: Annotated[str | None, Query(max_length=64)] = None,
+    segment: Annotated[list[str] | None, Query(max_length=50)] = None,
+    flag: Annotated[list[str] | None, Query(max_length=50)] = None,
+) -> dict[str, Assignment]:
+    """Which unit each building serves this user now: the same rules as the browser loader."""
+    manifest = await asyncio.to_thread(_manifest_or_404, store, apartment)
+    person = SplitUser(id=user, region=region, segments=segment or [], flags=flag or [])
+    return resolve(manifest, apartment, person)

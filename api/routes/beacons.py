@@ -16,13 +16,41 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from api.beacons import REFUSED, ManifestCatalog, RateLimiter, RefusalReason, parse_batch, record
+from api.beacons import (
+    MAX_BEACONS_PER_REQUEST,
+    REFUSED,
+    Beacon,
+    ManifestCatalog,
+    RateLimiter,
+    RefusalReason,
+    parse_batch,
+    record,
+)
 from api.deps import AppState
 from api.errors import error_body
 
 router = APIRouter(tags=["beacons"])
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+
+# The body is parsed by hand (text/plain is accepted), so describe it for /docs.
+_BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["beacons"],
+    "additionalProperties": False,
+    "properties": {
+        "beacons": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BEACONS_PER_REQUEST,
+            "items": Beacon.model_json_schema(),
+        }
+    },
+}
+_REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": _BATCH_SCHEMA}, "text/plain": {"schema": _BATCH_SCHEMA}},
+}
 
 
 class BeaconsAccepted(BaseModel):
@@ -82,6 +110,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     "/beacons",
     status_code=202,
     response_model=BeaconsAccepted,
+    openapi_extra={"requestBody": _REQUEST_BODY},
     responses={
         400: {"description": "body is not JSON"},
         413: {"description": "body larger than the limit"},
@@ -116,6 +145,8 @@ async def post_beacons(request: Request) -> Response:
         payload: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _refuse("malformed", 400, "invalid_json", f"the body is not JSON: {exc}")
+    except RecursionError:
+        return _refuse("malformed", 400, "invalid_json", "the body nests JSON too deeply; send flat beacons")
     if not isinstance(payload, dict):
         return _refuse(
             "invalid",

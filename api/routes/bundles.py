@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from activities.bundles import BundleError, extract_archive
 from activities.publish import upload_key
+from api.auth import Deployer
 from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError
 
@@ -43,7 +44,9 @@ def _stage(data: bytes, settings: SettingsDep, store: StoreDep) -> BundleUploade
 
 
 @router.post("", status_code=201, response_model=BundleUploaded)
-async def upload_bundle(bundle: UploadFile, settings: SettingsDep, store: StoreDep) -> BundleUploaded:
+async def upload_bundle(
+    bundle: UploadFile, settings: SettingsDep, store: StoreDep, who: Deployer
+) -> BundleUploaded:
     """Upload a bundle as .tar.gz; use the returned upload_id as `bundle.upload_id`."""
     data = await bundle.read(settings.bundle_upload_max_bytes + 1)
     if len(data) > settings.bundle_upload_max_bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
@@ -18,7 +18,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(temporal: TemporalDep, store: StoreDep, settings: SettingsDep) -> dict[str, str]:
+async def readyz(
+    request: Request, temporal: TemporalDep, store: StoreDep, settings: SettingsDep
+) -> dict[str, str]:
     try:
         await temporal.service_client.check_health()
     except Exception as exc:
@@ -27,4 +29,6 @@ async def readyz(temporal: TemporalDep, store: StoreDep, settings: SettingsDep) 
         await asyncio.to_thread(store.s3.head_bucket, Bucket=settings.s3_bucket)
     except Exception as exc:
         raise ApiError(503, "not_ready", f"object storage unreachable: {exc}") from exc
-    return {"status": "ready"}
+    tokens = request.app.state.skyline.tokens
+    auth = "on" if await asyncio.to_thread(lambda: tokens.enabled) else "off (no tokens configured)"
+    return {"status": "ready", "auth": auth}

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from activities.storage import IMMUTABLE, is_missing
 from api.deps import SettingsDep, StoreDep
+from api.errors import ApiError
 from skyline.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,6 +81,13 @@ def publish_loader(s3: S3Client, settings: Settings, source_path: Path = LOADER_
 async def _published(request: Request, settings: SettingsDep, store: StoreDep) -> LoaderAsset:
     asset: LoaderAsset | None = getattr(request.app.state, "loader_asset", None)
     if asset is None:
+        if not LOADER_SOURCE.is_file():
+            raise ApiError(
+                503,
+                "loader_missing",
+                f"this installation has no {LOADER_SOURCE}; run the API from a checkout "
+                "(or an image that copies loader/) to publish the loader",
+            )
         asset = await asyncio.to_thread(publish_loader, store.s3, settings)
         request.app.state.loader_asset = asset
     return asset

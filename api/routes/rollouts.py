@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 from temporalio.client import (
     WorkflowExecutionStatus,
@@ -20,17 +21,23 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.manifests import rollout_refusal
 from activities.publish import upload_key
+from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
+from api.routes.schedules import create_promotion_schedule
+from skyline.manifest import SLUG
 from skyline.rollout import (
     ControlRequest,
+    HistoryEntry,
     PromoteRequest,
     RolloutInput,
     RolloutSpec,
+    RolloutState,
     RolloutStatus,
     rollout_id_for,
 )
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
+from workflows import search_attributes as search
 from workflows.rollout import RolloutWorkflow
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
@@ -96,12 +103,20 @@ def _validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) 
 
 @router.post("", status_code=201, response_model=RolloutCreated)
 async def start_rollout(
-    spec: RolloutSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep
+    spec: RolloutSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Deployer
 ) -> RolloutCreated:
-    """Start a canary rollout of one unit version into one building."""
+    """Start a rollout of one unit version into one building (strategy per request)."""
+    spec = spec.model_copy(update={"actor": who.actor(spec.actor)})
     # boto3 is blocking: keep it off the event loop.
     await asyncio.to_thread(_validate_against_manifest, spec, store)
     await asyncio.to_thread(_validate_bundle, spec, settings, store)
+    delay = None
+    if spec.start_at is not None:
+        delay = spec.start_at - datetime.now(UTC)
+        if delay.total_seconds() <= 0:
+            raise ApiError(
+                422, "start_in_past", "start_at must be in the future (with a time zone)", "start_at"
+            )
     rollout_id = rollout_id_for(spec.apartment, spec.building)
     try:
         handle = await temporal.start_workflow(
@@ -111,7 +126,10 @@ async def start_rollout(
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"{spec.unit_key} → {spec.apartment}/{spec.building}",
+            static_summary=f"{spec.unit_key} → {spec.apartment}/{spec.building} ({spec.strategy.kind})",
+            static_details=f"Started by **{spec.actor}**: {spec.reason or 'no reason given'}",
+            search_attributes=search.initial(spec.apartment, spec.building, spec.version),
+            start_delay=delay,
         )
     except WorkflowAlreadyStartedError as exc:
         raise ApiError(
@@ -120,12 +138,75 @@ async def start_rollout(
             f"building {spec.building!r} of {spec.apartment!r} already has a rollout running "
             f"({rollout_id}); pause, promote or roll it back first",
         ) from exc
+    if spec.promotion.mode == "scheduled" and spec.promotion.cron:
+        await create_promotion_schedule(
+            temporal,
+            settings,
+            rollout_id,
+            spec.apartment,
+            spec.promotion.cron,
+            spec.promotion.timezone,
+            spec.actor,
+        )
     return RolloutCreated(
         id=rollout_id,
         run_id=handle.result_run_id or "",
         state="publishing",
         status_url=f"/rollouts/{rollout_id}",
     )
+
+
+class RolloutSummary(BaseModel):
+    id: str
+    run_id: str
+    apartment: str | None
+    building: str | None
+    version: str | None
+    state: str | None
+    weight: float | None
+    workflow_status: str
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+@router.get("", response_model=list[RolloutSummary])
+async def list_rollouts(
+    temporal: TemporalDep,
+    who: Viewer,
+    apartment: Annotated[str | None, Query(pattern=SLUG.pattern)] = None,
+    building: Annotated[str | None, Query(pattern=SLUG.pattern)] = None,
+    state: RolloutState | None = None,
+    version: Annotated[str | None, Query(pattern=r"^[0-9A-Za-z.+-]{1,64}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RolloutSummary]:
+    """Rollouts from Temporal visibility (newest first), filtered by the search attributes."""
+    clauses = ["WorkflowType = 'RolloutWorkflow'"]
+    for key, value in (
+        (search.APARTMENT, apartment),
+        (search.BUILDING, building),
+        (search.STATE, state),
+        (search.VERSION, version),
+    ):
+        if value is not None:
+            clauses.append(f"{key.name} = '{value}'")  # values are pattern-checked above
+    found: list[RolloutSummary] = []
+    async for execution in temporal.list_workflows(" AND ".join(clauses), limit=limit):
+        attrs = execution.typed_search_attributes
+        found.append(
+            RolloutSummary(
+                id=execution.id,
+                run_id=execution.run_id,
+                apartment=attrs.get(search.APARTMENT),
+                building=attrs.get(search.BUILDING),
+                version=attrs.get(search.VERSION),
+                state=attrs.get(search.STATE),
+                weight=attrs.get(search.WEIGHT),
+                workflow_status=execution.status.name.lower() if execution.status else "unknown",
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+        )
+    return found
 
 
 async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
@@ -138,10 +219,16 @@ async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutio
 
 
 @router.get("/{rollout_id}", response_model=RolloutStatus)
-async def get_rollout(rollout_id: str, temporal: TemporalDep) -> RolloutStatus:
+async def get_rollout(rollout_id: str, temporal: TemporalDep, who: Viewer) -> RolloutStatus:
     handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
     await _describe_or_404(handle)
     return await handle.query(RolloutWorkflow.status)
+
+
+@router.get("/{rollout_id}/audit", response_model=list[HistoryEntry])
+async def audit(rollout_id: str, temporal: TemporalDep, who: Viewer) -> list[HistoryEntry]:
+    """Who did what, why and when: every control, refusal and step of the rollout."""
+    return (await get_rollout(rollout_id, temporal, who)).history
 
 
 async def _control(temporal: TemporalDep, rollout_id: str, update: Any, req: ControlRequest) -> RolloutStatus:
@@ -164,30 +251,41 @@ async def _control(temporal: TemporalDep, rollout_id: str, update: Any, req: Con
 Control = Body(default_factory=ControlRequest)
 
 
+def _as(who: Principal, req: ControlRequest) -> ControlRequest:
+    return req.model_copy(update={"actor": who.actor(req.actor)})
+
+
 @router.post("/{rollout_id}/pause", response_model=RolloutStatus)
-async def pause(rollout_id: str, temporal: TemporalDep, req: ControlRequest = Control) -> RolloutStatus:
+async def pause(
+    rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> RolloutStatus:
     """Hold the rollout at its current weight; bake time stops counting."""
-    return await _control(temporal, rollout_id, RolloutWorkflow.pause, req)
+    return await _control(temporal, rollout_id, RolloutWorkflow.pause, _as(who, req))
 
 
 @router.post("/{rollout_id}/resume", response_model=RolloutStatus)
-async def resume(rollout_id: str, temporal: TemporalDep, req: ControlRequest = Control) -> RolloutStatus:
-    return await _control(temporal, rollout_id, RolloutWorkflow.resume, req)
+async def resume(
+    rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> RolloutStatus:
+    return await _control(temporal, rollout_id, RolloutWorkflow.resume, _as(who, req))
 
 
 @router.post("/{rollout_id}/promote", response_model=RolloutStatus)
 async def promote(
     rollout_id: str,
     temporal: TemporalDep,
+    who: Deployer,
     full: bool = False,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
-    """Advance one step now, or with `full=true` make the canary the active unit."""
-    body = PromoteRequest(actor=req.actor, reason=req.reason, full=full)
+    """Advance one step now, or with `full=true` make the new unit the active one."""
+    body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason, full=full)
     return await _control(temporal, rollout_id, RolloutWorkflow.promote, body)
 
 
 @router.post("/{rollout_id}/rollback", response_model=RolloutStatus)
-async def rollback(rollout_id: str, temporal: TemporalDep, req: ControlRequest = Control) -> RolloutStatus:
+async def rollback(
+    rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> RolloutStatus:
     """Emergency rollback: skips every check; answers when the edge serves last-known-good."""
-    return await _control(temporal, rollout_id, RolloutWorkflow.rollback, req)
+    return await _control(temporal, rollout_id, RolloutWorkflow.rollback, _as(who, req))

@@ -141,7 +141,9 @@ async def test_ab_test_reports_per_variant_and_waits_for_a_human(
         rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "1.0.0")
         rollout_id = await start(api, body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", strat))
         done = await wait_state(api, rollout_id, ENDED | {"paused"})
-    assert done["state"] == "paused" and done["paused_reason"].startswith("A/B test complete"), done["reason"]
+    assert done["state"] == "paused" and done["paused_reason"].startswith("the A/B test is complete"), done[
+        "reason"
+    ]
     assert done["weight"] == 50
     report = done["report"]
     assert "B=2.0.0 at 50%" in report and "A=header@1.0.0" in report and "error_rate" in report

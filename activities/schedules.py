@@ -1,0 +1,128 @@
+"""Activities behind scheduled promotion: they talk to Temporal itself and read release windows."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.manifest_store import ManifestStore
+from skyline.rollout import TERMINAL_STATES, PromoteRequest, RolloutStatus
+from skyline.windows import PromotionWindows, is_open, next_opening
+
+
+class CheckPromotionInput(BaseModel):
+    rollout_id: str
+    apartment: str
+
+
+class CheckPromotionResult(BaseModel):
+    decision: Literal["promote", "wait", "skip"]
+    reason: str
+    next_opening: datetime | None = None
+
+
+class PromoteRolloutInput(BaseModel):
+    rollout_id: str
+    actor: str
+    reason: str
+
+
+class PromoteRolloutResult(BaseModel):
+    state: str
+    reason: str
+
+
+class ScheduleActivities:
+    def __init__(self, client: Client, store: ManifestStore) -> None:
+        self.client = client
+        self.store = store
+
+    async def _status(self, rollout_id: str) -> RolloutStatus | None:
+        # Imported here: the workflow module imports this one.
+        from workflows.rollout import RolloutWorkflow
+
+        handle = self.client.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+        try:
+            return await handle.query(RolloutWorkflow.status)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def _windows(self, apartment: str) -> PromotionWindows:
+        found = await asyncio.to_thread(self.store.read, apartment)
+        if found is None:
+            return PromotionWindows()
+        raw = getattr(found[0].apartment(apartment).config, "promotion_windows", None) or {}
+        try:
+            return PromotionWindows.model_validate(raw)
+        except ValidationError as exc:
+            raise ApplicationError(
+                f"apartment {apartment!r} has invalid promotion_windows: {exc}", non_retryable=True
+            ) from exc
+
+    @activity.defn
+    async def check_promotion(self, inp: CheckPromotionInput) -> CheckPromotionResult:
+        """Promote only a rollout that waits for it, whose latest analysis passed, inside a window."""
+        status = await self._status(inp.rollout_id)
+        if status is None:
+            return CheckPromotionResult(decision="skip", reason=f"no rollout {inp.rollout_id}")
+        if status.state in TERMINAL_STATES:
+            return CheckPromotionResult(decision="skip", reason=f"the rollout has ended ({status.state})")
+        if not (status.paused_reason or "").startswith("awaiting scheduled promotion"):
+            return CheckPromotionResult(
+                decision="skip",
+                reason=f"the rollout is not waiting for promotion yet ({status.state}, "
+                f"step {status.step + 1}/{len(status.steps)})",
+            )
+        last = status.last_analysis
+        if last is None or last.verdict != "pass":
+            verdict = last.verdict if last else "missing"
+            return CheckPromotionResult(
+                decision="skip",
+                reason=f"the latest analysis is {verdict}: {last.reason if last else 'none ran'}",
+            )
+        windows = await self._windows(inp.apartment)
+        now = datetime.now(UTC)
+        if is_open(now, windows):
+            return CheckPromotionResult(
+                decision="promote", reason="latest analysis passed; release window open"
+            )
+        opening = next_opening(now, windows)
+        if opening is None:
+            return CheckPromotionResult(decision="skip", reason="no release window opens in the next 14 days")
+        return CheckPromotionResult(
+            decision="wait",
+            reason=f"outside the release window; next opens {opening.isoformat()}",
+            next_opening=opening,
+        )
+
+    @activity.defn
+    async def promote_rollout(self, inp: PromoteRolloutInput) -> PromoteRolloutResult:
+        from workflows.rollout import RolloutWorkflow
+
+        handle = self.client.get_workflow_handle_for(RolloutWorkflow.run, inp.rollout_id)
+        try:
+            status = await handle.execute_update(
+                RolloutWorkflow.promote, PromoteRequest(actor=inp.actor, reason=inp.reason, full=True)
+            )
+        except WorkflowUpdateFailedError as exc:
+            return PromoteRolloutResult(state="refused", reason=str(exc.cause))
+        return PromoteRolloutResult(state=status.state, reason=status.reason or "")
+
+    @activity.defn
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        try:
+            await self.client.get_schedule_handle(schedule_id).delete()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True

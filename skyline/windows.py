@@ -1,0 +1,97 @@
+"""Release and freeze windows per apartment (e.g. no promotions Friday 16:00 to Monday 09:00).
+
+Kept in the apartment's manifest config as `promotion_windows`:
+    {"release": [{"days": ["mon", "tue"], "start": "09:00", "end": "17:00", "timezone": "Europe/Berlin"}],
+     "freeze": [{"start_day": "fri", "start": "16:00", "end_day": "mon", "end": "09:00",
+                 "timezone": "Asia/Seoul"}]}
+No release windows means always open; a freeze always wins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: list[str] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class _Zoned(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Berlin") from exc
+        return value
+
+
+class ReleaseWindow(_Zoned):
+    days: list[Day] = Field(default_factory=lambda: list(DAYS))  # type: ignore[arg-type]
+    start: str = Field(pattern=HHMM)
+    end: str = Field(pattern=HHMM)
+
+
+class FreezeWindow(_Zoned):
+    start_day: Day
+    start: str = Field(pattern=HHMM)
+    end_day: Day
+    end: str = Field(pattern=HHMM)
+
+
+class PromotionWindows(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    release: list[ReleaseWindow] = Field(default_factory=list)
+    freeze: list[FreezeWindow] = Field(default_factory=list)
+
+
+def _t(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _in_release(at: datetime, window: ReleaseWindow) -> bool:
+    local = at.astimezone(ZoneInfo(window.timezone))
+    start, end = _t(window.start), _t(window.end)
+    return DAYS[local.weekday()] in window.days and start <= local.time() < end
+
+
+def _week_minute(day: str, hhmm: str) -> int:
+    t = _t(hhmm)
+    return DAYS.index(day) * 1440 + t.hour * 60 + t.minute
+
+
+def _in_freeze(at: datetime, window: FreezeWindow) -> bool:
+    local = at.astimezone(ZoneInfo(window.timezone))
+    now = local.weekday() * 1440 + local.hour * 60 + local.minute
+    start = _week_minute(window.start_day, window.start)
+    end = _week_minute(window.end_day, window.end)
+    if start <= end:
+        return start <= now < end
+    return now >= start or now < end  # wraps over the week's end (Friday → Monday)
+
+
+def is_open(at: datetime, windows: PromotionWindows) -> bool:
+    if any(_in_freeze(at, f) for f in windows.freeze):
+        return False
+    return not windows.release or any(_in_release(at, r) for r in windows.release)
+
+
+def next_opening(at: datetime, windows: PromotionWindows, horizon_days: int = 14) -> datetime | None:
+    """The first minute at or after `at` when promotion is allowed, or None within the horizon."""
+    probe = at.replace(second=0, microsecond=0)
+    if probe < at:
+        probe += timedelta(minutes=1)
+    for _ in range(horizon_days * 1440):
+        if is_open(probe, windows):
+            return probe
+        probe += timedelta(minutes=1)
+    return None

@@ -1,0 +1,27 @@
+"""The markdown the Temporal UI shows as a rollout's current details."""
+
+from __future__ import annotations
+
+from skyline.rollout import RolloutStatus
+
+
+def current_details(status: RolloutStatus) -> str:
+    lines = [
+        f"**{status.unit_id}@{status.version} → {status.apartment}/{status.building}** · "
+        f"{status.strategy} · state **{status.state}**",
+        f"Step {status.step + 1}/{len(status.steps)} · weight **{status.weight:g}%** · "
+        f"steps {' → '.join(f'{w:g}' for w in status.steps)}",
+    ]
+    if status.paused_reason:
+        lines.append(f"Paused: {status.paused_reason}")
+    if status.waiting_for:
+        lines.append(f"Waiting for {status.waiting_for}")
+    run = status.last_analysis
+    if run is not None:
+        checks = ", ".join(
+            f"{c.name} {'n/a' if c.value is None else f'{c.value:.4g}'} ({c.verdict})" for c in run.checks
+        )
+        lines.append(f"Last analysis at {run.weight:g}%: **{run.verdict}** — {checks or run.reason}")
+    if status.reason:
+        lines.append(f"Result: {status.reason}")
+    return "\n\n".join(lines)
