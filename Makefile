@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-CODE := skyline workflows activities api worker stack tests
+CODE := skyline workflows activities api worker stack tests demo bench
 
-.PHONY: run test install system lint typecheck clean
+.PHONY: run test install system browser demo lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ install: $(STAMP)
 system: install
 	$(PY) -m stack check
 
+# Debian's chromium for the browser tests and the demo (Playwright drives it; never `playwright install`).
+browser: install
+	$(PY) -c 'import sys; from stack.system_packages import main; sys.exit(main(["browser"]))'
+
+## The browser loop live: shell page, synthetic Chromium users, a healthy rollout promoted, a faulty one rolled back.
+demo: system browser
+	$(PY) -m demo $(DEMO_ARGS)
+
 ## Start the embedded stack in the foreground: Temporal (+UI :8233), S3, Varnish, Prometheus, worker, API.
 run: system
 	$(PY) -m stack run
@@ -32,8 +40,12 @@ typecheck: install
 	$(VENV)/bin/mypy $(CODE)
 
 ## What CI runs: lint, types, and every test against real servers the tests start.
-test: system lint typecheck
+test: system browser lint typecheck
 	$(PY) -m pytest -q
+
+## Benchmarks against peers on a private stack; tables on stdout, JSON in bench/results/ (BENCH_ARGS=--full: 1,000 rollouts).
+bench: system
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .skyline test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,16 +1,22 @@
-"""Debian packages the embedded stack needs: varnish (varnishd), prometheus."""
+"""Debian packages the embedded stack needs: varnish (varnishd), prometheus.
+
+Tests and `make demo` also drive a browser: Debian's chromium
+(`ensure_browser`, `make browser`), which `make run` does not need.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 # binary -> Debian package that provides it
 REQUIRED_BINARIES: dict[str, str] = {"varnishd": "varnish", "prometheus": "prometheus"}
+# Playwright drives this one (executable_path); it never downloads a browser.
+BROWSER_BINARIES: dict[str, str] = {"chromium": "chromium"}
 
 # varnishd is installed in /usr/sbin, which is often not on a non-root PATH.
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
@@ -37,9 +43,9 @@ def find_binary(name: str) -> str | None:
     return None
 
 
-def missing_packages() -> list[str]:
+def missing_packages(binaries: Mapping[str, str] = REQUIRED_BINARIES) -> list[str]:
     """Debian packages whose binary cannot be found, in a stable order."""
-    return sorted({pkg for binary, pkg in REQUIRED_BINARIES.items() if find_binary(binary) is None})
+    return sorted({pkg for binary, pkg in binaries.items() if find_binary(binary) is None})
 
 
 def install_command(packages: Sequence[str], sudo: bool) -> str:
@@ -51,14 +57,16 @@ def _run(argv: Sequence[str], env: dict[str, str]) -> None:
     subprocess.run(list(argv), env=env, check=True)
 
 
-def ensure_system_packages(*, is_root: bool | None = None, runner: Runner = _run) -> dict[str, str]:
+def ensure_system_packages(
+    *, is_root: bool | None = None, runner: Runner = _run, binaries: Mapping[str, str] = REQUIRED_BINARIES
+) -> dict[str, str]:
     """Install missing packages when root; returns {binary: path} for every required binary.
 
     Raises SystemPackagesError naming the exact command to run otherwise.
     While installing, a temporary policy-rc.d keeps Debian from starting the
     packages' own services (they would take ports 6081 and 9090).
     """
-    missing = missing_packages()
+    missing = missing_packages(binaries)
     if missing:
         root = os.geteuid() == 0 if is_root is None else is_root
         if not root:
@@ -69,7 +77,7 @@ def ensure_system_packages(*, is_root: bool | None = None, runner: Runner = _run
         if shutil.which("apt-get") is None:
             raise SystemPackagesError(
                 f"missing system package(s): {', '.join(missing)} and no apt-get here; "
-                "install varnish (varnishd) and prometheus with your package manager"
+                f"install {', '.join(sorted(set(binaries.values())))} with your package manager"
             )
         global _apt_updated
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -83,10 +91,10 @@ def ensure_system_packages(*, is_root: bool | None = None, runner: Runner = _run
             raise SystemPackagesError(
                 f"installing {', '.join(missing)} failed ({exc}); try: {install_command(missing, sudo=False)}"
             ) from exc
-        still = missing_packages()
+        still = missing_packages(binaries)
         if still:
             raise SystemPackagesError(f"still missing after apt-get install: {', '.join(still)}")
-    paths = {binary: find_binary(binary) for binary in REQUIRED_BINARIES}
+    paths = {binary: find_binary(binary) for binary in binaries}
     return {binary: path for binary, path in paths.items() if path is not None}
 
 
@@ -107,3 +115,23 @@ def _services_not_started(path: Path | None = None) -> Iterator[None]:
     finally:
         if created:
             path.unlink(missing_ok=True)
+
+
+def ensure_browser(*, is_root: bool | None = None, runner: Runner = _run) -> dict[str, str]:
+    """Debian's chromium for the browser tests and the demo; same rules as above."""
+    return ensure_system_packages(is_root=is_root, runner=runner, binaries=BROWSER_BINARIES)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check (as root: install) the stack's packages, or with ["browser"] chromium; print paths."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        paths = ensure_browser() if args == ["browser"] else ensure_system_packages()
+    except SystemPackagesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for binary, path in sorted(paths.items()):
+        print(f"{binary}: {path}")
+    return 0

@@ -1,0 +1,322 @@
+// Skyline loader: one no-build ES module a shell page includes.
+//
+// For each building of the apartment it picks the unit this user gets (stable
+// bucket from FNV-1a of "user:apartment:building", criteria from the
+// manifest), loads the unit's ES module with its SRI integrity, mounts it into
+// the building's element and posts what happened to Skyline's RUM beacon
+// endpoint, so a canary is judged on real browser loads.
+//
+// The split rules mirror skyline/split.py exactly; tests/vectors/split.json is
+// checked against both (pytest and `node --test loader/`). Change both or neither.
+//
+// Shell usage (the config element must come before the loader):
+//
+//   <div data-skyline-building="header"></div>
+//   <script type="application/json" data-skyline>
+//     {"apartment": "shop",
+//      "manifest": "https://edge.example/skyline/manifests/shop/manifest.json",
+//      "beacons": "https://skyline.example/beacons",
+//      "user": {"id": "42", "region": "eu", "segments": ["beta"]}}
+//   </script>
+//   <script type="module" src="https://edge.example/skyline/loader/skyline-loader.<hash>.js"
+//           integrity="sha384-..." crossorigin="anonymous"></script>
+//
+// Without "user", the id comes from the `skyline_user` query parameter or a
+// random id kept in localStorage, so a browser keeps its bucket across visits.
+// Progress is on `window.skyline` ({done, report}) and a `skyline:done` event.
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+export const BUCKETS = 10000;
+export const OUTCOMES = Object.freeze(["loaded", "load_error", "runtime_error"]);
+
+const encoder = new TextEncoder();
+
+export function fnv1a32(text) {
+  let h = FNV_OFFSET;
+  for (const byte of encoder.encode(text)) {
+    h ^= byte;
+    // Math.imul keeps the product in 32 bits, as `& 0xffffffff` does in Python.
+    h = Math.imul(h, FNV_PRIME) >>> 0;
+  }
+  return h >>> 0;
+}
+
+export function bucketOf(userId, apartment, building) {
+  return fnv1a32(`${userId}:${apartment}:${building}`) % BUCKETS;
+}
+
+export function inPercentage(bucket, percentage) {
+  return bucket < percentage * 100;
+}
+
+function nonEmpty(list) {
+  return Array.isArray(list) && list.length > 0;
+}
+
+function ruleHolds(rule, attributes) {
+  const value = attributes ? attributes[rule.attribute] : undefined;
+  if (value === undefined || value === null) return false;
+  const values = rule.values || [];
+  switch (rule.operator || "eq") {
+    case "eq":
+      return values.length > 0 && value === values[0];
+    case "neq":
+      return values.length > 0 && value !== values[0];
+    case "in":
+      return values.includes(value);
+    case "not_in":
+      return !values.includes(value);
+    default:
+      return false;
+  }
+}
+
+export function criteriaMatch(criteria, user) {
+  const c = criteria || {};
+  if (nonEmpty(c.geo_regions) && !c.geo_regions.includes(user.region)) return false;
+  const segments = user.segments || [];
+  if (nonEmpty(c.user_segments) && !c.user_segments.some((s) => segments.includes(s))) return false;
+  const flags = user.flags || [];
+  if (nonEmpty(c.feature_flags) && !c.feature_flags.every((f) => flags.includes(f))) return false;
+  return (c.custom_rules || []).every((rule) => ruleHolds(rule, user.attributes));
+}
+
+// Same as Building.canary() in skyline/manifest.py: the first unit in rollout
+// that is not the active one.
+export function canaryOf(building) {
+  for (const unit of Object.values(building.units || {})) {
+    if (unit.rollout && unit.id !== building.active_unit) return unit;
+  }
+  return null;
+}
+
+export function resolveBuilding(apartment, buildingId, building, user) {
+  const bucket = bucketOf(user.id, apartment, buildingId);
+  const canary = canaryOf(building);
+  if (
+    canary &&
+    inPercentage(bucket, canary.rollout.percentage) &&
+    criteriaMatch(canary.rollout.criteria, user)
+  ) {
+    return { building: buildingId, bucket, reason: "canary", unit: canary };
+  }
+  const active = building.active_unit ? (building.units || {})[building.active_unit] : undefined;
+  if (!active) return { building: buildingId, bucket, reason: "none", unit: null };
+  return { building: buildingId, bucket, reason: "stable", unit: active };
+}
+
+export function resolve(manifest, apartment, user) {
+  const found = manifest.apartments && manifest.apartments[apartment];
+  if (!found) throw new Error(`the manifest has no apartment ${JSON.stringify(apartment)}`);
+  const out = {};
+  for (const [id, building] of Object.entries(found.buildings || {})) {
+    out[id] = resolveBuilding(apartment, id, building, user);
+  }
+  return out;
+}
+
+export function beacon(apartment, building, unit, outcome, seconds) {
+  const body = { apartment, building, unit: unit.name, version: unit.version, outcome };
+  if (typeof seconds === "number" && Number.isFinite(seconds)) {
+    body.load_seconds = Math.round(Math.max(0, seconds) * 1e6) / 1e6;
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------- browser part
+
+const USER_KEY = "skyline.user";
+const DEFAULT_TIMEOUT_MS = 10000;
+
+function userFromPage() {
+  const fromQuery = new URL(location.href).searchParams.get("skyline_user");
+  if (fromQuery) return { id: fromQuery };
+  try {
+    let id = localStorage.getItem(USER_KEY);
+    if (!id) {
+      id = crypto.randomUUID();
+      localStorage.setItem(USER_KEY, id);
+    }
+    return { id };
+  } catch {
+    // Storage disabled: a per-page id still gives a valid, if unstable, split.
+    return { id: crypto.randomUUID() };
+  }
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// A module script element is the one way to load an ES module with SRI: the
+// browser refuses bytes that do not match `integrity`. The later import() of
+// the same URL is served from the document's module map, so it neither
+// fetches again nor bypasses the check.
+function loadModuleScript(url, integrity) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.type = "module";
+    script.src = url;
+    script.crossOrigin = "anonymous";
+    if (integrity) script.integrity = integrity;
+    script.addEventListener("load", () => resolve());
+    script.addEventListener("error", () =>
+      reject(new Error(`the browser refused or could not fetch ${url} (network error or integrity mismatch)`)),
+    );
+    document.head.appendChild(script);
+  });
+}
+
+async function mountUnit(unit, element, context, timeoutMs) {
+  const started = performance.now();
+  await withTimeout(loadModuleScript(unit.url, unit.checksum), timeoutMs, `loading ${unit.id}`);
+  const module = await import(unit.url);
+  if (typeof module.mount !== "function") throw new Error(`${unit.id} exports no mount(element, context)`);
+  element.replaceChildren();
+  await withTimeout(Promise.resolve(module.mount(element, context)), timeoutMs, `mounting ${unit.id}`);
+  return (performance.now() - started) / 1000;
+}
+
+function baseOf(url) {
+  return url.slice(0, url.lastIndexOf("/") + 1);
+}
+
+async function post(url, beacons) {
+  if (!url || beacons.length === 0) return null;
+  try {
+    // text/plain keeps this a CORS "simple request": no preflight per page load.
+    const response = await fetch(url, {
+      method: "POST",
+      body: JSON.stringify({ beacons }),
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+      credentials: "omit",
+      keepalive: true,
+    });
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+
+export async function start(config) {
+  const apartment = config.apartment;
+  const timeoutMs = config.timeout_ms || DEFAULT_TIMEOUT_MS;
+  const user = config.user && config.user.id ? config.user : userFromPage();
+  const report = { apartment, user: user.id, revision: null, buildings: {}, beacons: [], beacon_status: null, error: null };
+
+  let manifest;
+  try {
+    // no-cache: revalidate with the edge on every page load, so the page after
+    // an emergency rollback already gets last-known-good.
+    const response = await fetch(config.manifest, { cache: "no-cache", credentials: "omit" });
+    if (!response.ok) throw new Error(`manifest answered ${response.status}`);
+    manifest = await response.json();
+    report.revision = manifest.version;
+  } catch (err) {
+    report.error = `cannot read the manifest: ${err.message}`;
+    return report;
+  }
+
+  let assignments;
+  try {
+    assignments = resolve(manifest, apartment, user);
+  } catch (err) {
+    report.error = err.message;
+    return report;
+  }
+  const buildings = manifest.apartments[apartment].buildings;
+  const beacons = report.beacons;
+  const watched = [];
+
+  const loadOne = async (id, assignment) => {
+    const building = buildings[id];
+    const selector = (building.routing && building.routing.mount) || `[data-skyline-building="${id}"]`;
+    const element = document.querySelector(selector);
+    const entry = { bucket: assignment.bucket, reason: assignment.reason, unit: null, state: "skipped", attempts: [] };
+    report.buildings[id] = entry;
+    // A page that has no place for a building loads nothing for it.
+    if (!element || !assignment.unit) return;
+    const candidates = [assignment.unit];
+    // A canary that fails falls back to the stable unit: the failure is still
+    // reported, the user still gets a working page.
+    const active = building.active_unit && building.units[building.active_unit];
+    if (assignment.reason === "canary" && active) candidates.push(active);
+    for (const unit of candidates) {
+      const context = { apartment, building: id, unit: unit.id, version: unit.version, user: { id: user.id } };
+      try {
+        const seconds = await mountUnit(unit, element, context, timeoutMs);
+        beacons.push(beacon(apartment, id, unit, "loaded", seconds));
+        entry.attempts.push({ unit: unit.id, outcome: "loaded", seconds });
+        entry.unit = unit.id;
+        entry.state = "loaded";
+        element.dataset.skylineUnit = unit.id;
+        element.dataset.skylineState = "loaded";
+        watched.push({ base: baseOf(unit.url), building: id, unit, reported: false });
+        return;
+      } catch (err) {
+        beacons.push(beacon(apartment, id, unit, "load_error"));
+        entry.attempts.push({ unit: unit.id, outcome: "load_error", error: String(err && err.message) });
+        entry.unit = unit.id;
+        entry.state = "load_error";
+        element.dataset.skylineUnit = unit.id;
+        element.dataset.skylineState = "load_error";
+      }
+    }
+  };
+
+  // Errors thrown later by a mounted unit's own scripts: one beacon per unit
+  // and page, so a unit throwing in a loop cannot flood the endpoint.
+  const runtimeError = (w) => {
+    w.reported = true;
+    const b = beacon(apartment, w.building, w.unit, "runtime_error");
+    report.beacons.push(b);
+    post(config.beacons, [b]).then((status) => {
+      report.runtime_beacon_status = status;
+    });
+  };
+  const blame = (text) => watched.find((w) => !w.reported && text && text.includes(w.base));
+  window.addEventListener("error", (event) => {
+    const w = blame(event.filename);
+    if (w) runtimeError(w);
+  });
+  window.addEventListener("unhandledrejection", (event) => {
+    const w = blame(String((event.reason && event.reason.stack) || ""));
+    if (w) runtimeError(w);
+  });
+
+  await Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
+  report.beacon_status = await post(config.beacons, beacons);
+  return report;
+}
+
+// Start by itself when the page carries a config element; importing the
+// module (node tests, another loader) does nothing.
+if (typeof document !== "undefined" && typeof window !== "undefined") {
+  const element = document.querySelector('script[type="application/json"][data-skyline]');
+  if (element) {
+    const state = { done: false, report: null };
+    window.skyline = state;
+    let config;
+    try {
+      config = JSON.parse(element.textContent);
+    } catch (err) {
+      config = null;
+      state.report = { error: `the data-skyline config is not JSON: ${err.message}` };
+      state.done = true;
+    }
+    if (config) {
+      start(config)
+        .catch((err) => ({ error: String(err && err.message) }))
+        .then((report) => {
+          state.report = report;
+          state.done = true;
+          document.dispatchEvent(new CustomEvent("skyline:done", { detail: report }));
+        });
+    }
+  }
+}
