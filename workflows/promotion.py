@@ -22,6 +22,8 @@ class PromotionInput(BaseModel):
     rollout_id: str
     apartment: str
     actor: str = "schedule"
+    cron: str | None = None  # kept for display: Temporal stores cron as calendar specs
+    timezone: str | None = None
 
 
 class PromotionResult(BaseModel):
@@ -31,6 +33,14 @@ class PromotionResult(BaseModel):
 
 @workflow.defn
 class PromotionWorkflow:
+    def __init__(self) -> None:
+        self._decision = "checking"
+
+    @workflow.query
+    def decision(self) -> str:
+        """Why the schedule has (not yet) promoted: the last check's reason."""
+        return self._decision
+
     @workflow.run
     async def run(self, inp: PromotionInput) -> PromotionResult:
         for _ in range(MAX_WAITS + 1):
@@ -40,6 +50,7 @@ class PromotionWorkflow:
                 summary=f"may {inp.rollout_id} be promoted now?",
                 **options.PREPARE,
             )
+            self._decision = check.reason
             workflow.set_current_details(check.reason)
             if check.decision == "skip":
                 return PromotionResult(promoted=False, reason=check.reason)

@@ -30,5 +30,5 @@ async def readyz(
     except Exception as exc:
         raise ApiError(503, "not_ready", f"object storage unreachable: {exc}") from exc
     tokens = request.app.state.skyline.tokens
-    auth = "on" if await asyncio.to_thread(lambda: tokens.enabled) else "off (no tokens configured)"
+    auth = "on" if tokens.enabled else "off (no tokens configured)"
     return {"status": "ready", "auth": auth}

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
@@ -73,7 +74,13 @@ async def create_promotion_schedule(
             Schedule(
                 action=ScheduleActionStartWorkflow(
                     PromotionWorkflow.run,
-                    PromotionInput(rollout_id=rollout_id, apartment=apartment, actor=f"schedule:{actor}"),
+                    PromotionInput(
+                        rollout_id=rollout_id,
+                        apartment=apartment,
+                        actor=f"schedule:{actor}",
+                        cron=cron,
+                        timezone=timezone,
+                    ),
                     id=f"promotion.{rollout_id}",
                     task_queue=settings.task_queue,
                 ),
@@ -104,15 +111,18 @@ async def _view(temporal: Client, schedule_id: str) -> ScheduleView:
             raise ApiError(404, "not_found", f"no schedule {schedule_id!r}") from exc
         raise
     action = described.schedule.action
-    rollout_id = None
+    inp: PromotionInput | None = None
     if isinstance(action, ScheduleActionStartWorkflow) and action.args:
         raw = action.args[0]
-        rollout_id = raw.get("rollout_id") if isinstance(raw, dict) else getattr(raw, "rollout_id", None)
+        if isinstance(raw, Payload):
+            (inp,) = await temporal.data_converter.decode([raw], [PromotionInput])
+        elif isinstance(raw, PromotionInput):
+            inp = raw
     spec = described.schedule.spec
     return ScheduleView(
         id=schedule_id,
-        rollout_id=rollout_id,
-        cron=list(spec.cron_expressions),
+        rollout_id=inp.rollout_id if inp else None,
+        cron=[inp.cron] if inp and inp.cron else list(spec.cron_expressions),
         timezone=spec.time_zone_name,
         paused=described.schedule.state.paused,
         note=described.schedule.state.note,

@@ -43,7 +43,9 @@ def stable_unit(name: str, version: str) -> dict[str, Any]:
     }
 
 
-async def create_apartment(api: httpx.AsyncClient, active_header: str | None = "1.0.0") -> str:
+async def create_apartment(
+    api: httpx.AsyncClient, active_header: str | None = "1.0.0", headers: dict[str, str] | None = None
+) -> str:
     """An apartment with header/main/footer; header already runs `active_header`."""
     apartment_id = unique("shop")
     header: dict[str, Any] = {"name": "Header", "category": "header", "units": {}}
@@ -62,7 +64,7 @@ async def create_apartment(api: httpx.AsyncClient, active_header: str | None = "
         },
         "actor": "tests",
     }
-    response = await api.post("/apartments", json=body)
+    response = await api.post("/apartments", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return apartment_id
 
