@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from skyline.settings import Settings
 from tests.support.rum import RumTarget
-from tests.support.scenario import create_apartment, make_bundle, strategy, wait_state
+from tests.support.scenario import create_apartment, make_bundle, strategy, wait_for, wait_state
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -161,3 +161,25 @@ async def test_bad_schedules_are_refused(api: httpx.AsyncClient) -> None:
     ):
         response = await api.request(method, path)
         assert response.status_code == 404, (method, path, response.text)
+
+
+async def test_a_rollout_can_be_scheduled_to_start_later(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    apartment = await create_apartment(api)
+    body = scheduled_body(apartment, make_bundle(tmp_path / "b", "2.0.0"), None)
+    body["promotion"] = {"mode": "automatic"}
+    body["strategy"] = strategy(bake_seconds=300)
+    start_at = datetime.now(UTC) + timedelta(seconds=3)
+    body["start_at"] = start_at.isoformat()
+    response = await api.post("/rollouts", json=body)
+    assert response.status_code == 201, response.text
+    rollout_id = response.json()["id"]
+    # the building is reserved at once
+    again = await api.post("/rollouts", json=body)
+    assert again.status_code == 409
+    status = await wait_for(api, rollout_id, lambda s: s["state"] == "progressing", timeout=60)
+    assert datetime.fromisoformat(status["started_at"]) >= start_at - timedelta(milliseconds=50)
+    await api.post(f"/rollouts/{rollout_id}/rollback", json={})
+    past = {**body, "start_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    past["building"] = "footer"
+    refused = await api.post("/rollouts", json=past)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "start_at"
