@@ -15,6 +15,7 @@ from urllib3.util.retry import Retry
 
 from skyline.analysis import Observation, judge_check, summarize, template_values
 from skyline.checks import MetricCheck, render
+from skyline.health import components, health_score
 from skyline.rollout import CheckResult, Verdict
 
 
@@ -27,12 +28,17 @@ class RunAnalysisInput(BaseModel):
     window_seconds: float
     checks: list[MetricCheck]
     alpha: float
+    weight: float = 0
+    health_weights: dict[str, float] | None = None
+    min_health_score: float | None = None
 
 
 class RunAnalysisResult(BaseModel):
     verdict: Verdict
     reason: str
     checks: list[CheckResult]
+    health_score: float | None = None
+    health_components: dict[str, float] = {}
 
 
 class PrometheusDown(RuntimeError):
@@ -122,8 +128,35 @@ class MetricsActivities:
                 base_vals = {**canary_vals, "version": inp.baseline_version}
                 baseline = self.observe(check, base_vals, inp.window_seconds)
             results.append(judge_check(check, canary, baseline, inp.alpha))
+        health = health_score(components(results, inp.weight), inp.health_weights)
+        if inp.min_health_score is not None:
+            results.append(health_check(health.score, inp.min_health_score))
         verdict, reason = summarize(results)
-        return RunAnalysisResult(verdict=verdict, reason=reason, checks=results)
+        return RunAnalysisResult(
+            verdict=verdict,
+            reason=reason,
+            checks=results,
+            health_score=health.score,
+            health_components=health.components,
+        )
+
+
+def health_check(score: float | None, minimum: float) -> CheckResult:
+    """The minimum health score as one more check: no score is no evidence."""
+    if score is None:
+        return CheckResult(
+            name="health_score",
+            value=None,
+            bound=minimum,
+            comparison=">=",
+            verdict="inconclusive",
+            detail="no component had data",
+        )
+    verdict: Verdict = "pass" if score >= minimum else "fail"
+    detail = "" if verdict == "pass" else f"{score:.1f} < {minimum:g}"
+    return CheckResult(
+        name="health_score", value=score, bound=minimum, comparison=">=", verdict=verdict, detail=detail
+    )
 
 
 def _dt(epoch: float) -> datetime:

@@ -60,6 +60,8 @@ def _ratio(check: MetricCheck, c: Observation, b: Observation | None, alpha: flo
         )
     ratio = bad / total
     result = base.model_copy(update={"value": ratio})
+    if b is not None and usable(b.total) and b.total:
+        result = result.model_copy(update={"baseline_samples": float(round(b.total))})
     if check.max is not None and ratio > check.max:
         p = float(stats.binomtest(bad, total, check.max, alternative="greater").pvalue)
         if p < alpha:

@@ -73,18 +73,6 @@ API_METRICS: frozenset[str] = frozenset({f"{API_REQUESTS}_total", API_LATENCY})
 _STEP_BUCKETS = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0]
 _ROLLOUT_BUCKETS = [10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0]
 
-# Custom search attributes registered at cluster start (docker-compose.yml's
-# temporal-setup, or `temporal operator search-attribute create`), so rollouts
-# can be listed by apartment, building, unit or version in the Temporal UI.
-# Setting them when a rollout starts (start_workflow(search_attributes=...))
-# records no command in the history, so it needs no workflow.patched().
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "SkylineApartment": "Keyword",
-    "SkylineBuilding": "Keyword",
-    "SkylineUnit": "Keyword",
-    "SkylineVersion": "Keyword",
-}
-
 # ----------------------------------------------------------------------- logs
 
 _ROLLOUT_ID: ContextVar[str | None] = ContextVar("skyline_rollout_id", default=None)
@@ -171,18 +159,26 @@ class _MaskingFormatter(logging.Formatter):
         return self._json._mask(super().format(record))
 
 
+# An access key id names a key, it does not authenticate (AWS logs it in
+# CloudTrail); masking it would also mask the bucket in the embedded defaults.
+_NOT_SECRET = frozenset({"aws_access_key_id"})
+# Masking a value this short would garble ordinary words in every line.
+MIN_MASKED_LENGTH = 8
+
+
 def secret_values(settings: Settings) -> list[str]:
-    """Every SecretStr value configured in `settings` (to be masked in logs)."""
+    """Every credential configured in `settings` (SecretStr fields), to be masked in logs."""
     values: list[str] = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if isinstance(value, SecretStr):
+        if isinstance(value, SecretStr) and name not in _NOT_SECRET:
             values.append(value.get_secret_value())
-    return [v for v in values if v]
+    return [v for v in values if len(v) >= MIN_MASKED_LENGTH]
 
 
 # Loggers that install their own handlers (uvicorn) and would bypass the root's.
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_CHATTY_LOGGERS = ("httpx", "httpcore", "botocore", "urllib3")
 
 
 def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler:
@@ -206,6 +202,9 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
         server_logger = logging.getLogger(name)
         server_logger.handlers = []
         server_logger.propagate = True
+    # One INFO line per HTTP request (edge reads, purges, Prometheus) drowns the rest.
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     return handler
 
 

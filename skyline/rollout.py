@@ -77,6 +77,11 @@ class RolloutSpec(Strict):
     )
     webhooks: list[Webhook] = Field(default_factory=list)
     promotion: Promotion = Field(default_factory=Promotion)
+    max_duration_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="progress deadline of active time (human pauses excluded); default from settings",
+    )
     start_at: datetime | None = Field(default=None, description="start later (the building stays reserved)")
     smoke_url: str | None = Field(
         default=None, pattern=r"^https?://", description="must answer 2xx before traffic moves"
@@ -137,6 +142,7 @@ class CheckResult(Strict):
     bound: float | None = None
     comparison: Literal["<=", ">="] = "<="
     samples: float | None = None
+    baseline_samples: float | None = None
     p_value: float | None = None
     verdict: Verdict
     dry_run: bool = False
@@ -145,6 +151,8 @@ class CheckResult(Strict):
 
 class AnalysisRun(Strict):
     at: datetime | None = None
+    health_score: float | None = None
+    health_components: dict[str, float] = Field(default_factory=dict)
     step: int
     weight: float
     verdict: Verdict

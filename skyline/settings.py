@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     auth_tokens: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None
 
+    # Progress deadline given to rollouts that do not set max_duration_seconds (seed 004).
+    rollout_max_duration_seconds: float = Field(default=24 * 3600, gt=0)
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -42,6 +42,12 @@ class AnalysisSettings(BaseModel):
         default=4, ge=0, description="analyses in a row that could not query metrics"
     )
     auto_rollback: bool = Field(default=True, description="on failed analysis: roll back, else pause")
+    health_weights: dict[Literal["error_rate", "latency", "throughput", "user_feedback"], float] | None = (
+        Field(default=None, description="seed 000's weights (0.4, 0.3, 0.2, 0.1) unless given")
+    )
+    min_health_score: float | None = Field(
+        default=None, ge=0, le=100, description="a health score below this fails the analysis"
+    )
 
     def effective_checks(self) -> list[MetricCheck]:
         if self.checks is not None:

@@ -22,6 +22,9 @@ def current_details(status: RolloutStatus) -> str:
             f"{c.name} {'n/a' if c.value is None else f'{c.value:.4g}'} ({c.verdict})" for c in run.checks
         )
         lines.append(f"Last analysis at {run.weight:g}%: **{run.verdict}** — {checks or run.reason}")
+        if run.health_score is not None:
+            parts = ", ".join(f"{name} {value:.0f}" for name, value in run.health_components.items())
+            lines.append(f"Health score **{run.health_score:.0f}**/100 ({parts})")
     if status.reason:
         lines.append(f"Result: {status.reason}")
     return "\n\n".join(lines)

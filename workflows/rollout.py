@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from skyline.strategies import ABTestStrategy, BlueGreenStrategy, PlanStep, plan_steps
     from workflows import options
     from workflows import search_attributes as search
+    from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
     from workflows.report import ab_report, webhook_payload
 
@@ -94,6 +95,7 @@ class RolloutWorkflow:
         self._plan: list[PlanStep] = plan_steps(spec.strategy)
         self._decision_pending: str | None = None
         self._indexed: tuple[str, float] = ("publishing", 0.0)
+        self._deadline = ProgressDeadline(spec.max_duration_seconds, now)
         self._telemetry = RolloutTelemetry(spec.apartment)
         self._record("start", spec.actor, spec.reason)
 
@@ -136,10 +138,12 @@ class RolloutWorkflow:
             return False
         if action == "pause":
             self._paused = True
+            self._deadline.hold(workflow.now())  # a human's pause does not eat the deadline
             self._set_state("paused")
             self._status.paused_reason = f"paused by {req.actor}: {req.reason or 'no reason given'}"
         elif action == "resume":
             self._paused = False
+            self._deadline.release(workflow.now())
             self._status.paused_reason = None
             self._set_state(self._resume_state)
         elif action == "promote":
@@ -148,6 +152,7 @@ class RolloutWorkflow:
             self._promotions_requested += 1
             if self._paused:
                 self._paused = False
+                self._deadline.release(workflow.now())
                 self._status.paused_reason = None
                 self._set_state(self._resume_state)
         elif action == "rollback":
@@ -306,6 +311,9 @@ class RolloutWorkflow:
             window_seconds=strategy.analysis_window_seconds,
             checks=strategy.effective_checks(),
             alpha=strategy.alpha,
+            weight=self._status.weight,
+            health_weights=dict(strategy.health_weights) if strategy.health_weights else None,
+            min_health_score=strategy.min_health_score,
         )
         try:
             result = await workflow.execute_activity_method(
@@ -315,9 +323,13 @@ class RolloutWorkflow:
                 **options.METRICS,
             )
             verdict, checks, reason = result.verdict, result.checks, result.reason
+            health, parts = result.health_score, result.health_components
         except ActivityError as err:
             verdict, checks, reason = "error", [], f"metrics unavailable: {_cause(err)}"
+            health, parts = None, {}
         run = AnalysisRun(
+            health_score=health,
+            health_components=parts,
             at=workflow.now(),
             step=self._status.step,
             weight=self._status.weight,
@@ -335,8 +347,33 @@ class RolloutWorkflow:
     def _interrupted(self) -> bool:
         return self._rollback is not None or self._promote is not None
 
+    def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
+        left = self._deadline.left(workflow.now())
+        bounds = [b for b in (left, cap) if b is not None]
+        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None
+
+    def _check_deadline(self) -> None:
+        """Past the deadline: roll back, or pause when auto_rollback is off (once)."""
+        left = self._deadline.left(workflow.now())
+        if left is None or left > 0 or self._rollback is not None:
+            return
+        self._deadline.fired = True
+        reason = (
+            f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time "
+            "(time paused by a human not counted)"
+        )
+        if self._spec.strategy.auto_rollback:
+            self._rollback = ControlRequest(actor="skyline", reason=reason)
+        else:
+            self._pause_for(reason)
+
     async def _hold_while_paused(self) -> None:
-        await workflow.wait_condition(lambda: not self._paused or self._interrupted())
+        while self._paused and not self._interrupted():
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: not self._paused or self._interrupted(), timeout=self._deadline_timeout()
+                )
+            self._check_deadline()
 
     async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome:
         """Observe the current weight: analysis every interval, controls at any time.
@@ -353,6 +390,7 @@ class RolloutWorkflow:
         failures = inconclusive = errors_in_row = 0
         last = "none"
         while True:
+            self._check_deadline()
             if self._rollback is not None:
                 return "rollback"
             if self._promote is not None:
@@ -365,11 +403,9 @@ class RolloutWorkflow:
                 return "next"
             if remaining > 0:
                 started = workflow.now()
-                wait = min(strategy.analysis_interval_seconds, remaining)
+                wait = self._deadline_timeout(min(strategy.analysis_interval_seconds, remaining))
                 with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: self._interrupted() or self._paused, timeout=timedelta(seconds=wait)
-                    )
+                    await workflow.wait_condition(lambda: self._interrupted() or self._paused, timeout=wait)
                 remaining -= (workflow.now() - started).total_seconds()
                 if self._interrupted() or self._paused:
                     continue
@@ -500,8 +536,9 @@ class RolloutWorkflow:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
                         lambda: self._rollback is not None,
-                        timeout=timedelta(seconds=self._spec.strategy.analysis_interval_seconds),
+                        timeout=self._deadline_timeout(self._spec.strategy.analysis_interval_seconds),
                     )
+                self._check_deadline()
                 if self._rollback is not None:
                     self._status.waiting_for = None
                     return False
@@ -568,7 +605,9 @@ class RolloutWorkflow:
         """Hold at the current weight until a human (or a schedule) promotes or rolls back."""
         self._decision_pending = why
         self._pause_for(f"{why}: promote (full) to make {unit.id} active, or roll back")
+        self._deadline.hold(workflow.now())  # waiting for a human or a schedule by design
         await workflow.wait_condition(self._interrupted)
+        self._deadline.release(workflow.now())
         self._decision_pending = None
         if self._rollback is not None:
             return await self._do_rollback()
@@ -646,6 +685,7 @@ class RolloutWorkflow:
         experiment = isinstance(self._spec.strategy, ABTestStrategy)
         index = 0
         while True:
+            self._check_deadline()
             await self._hold_while_paused()
             if self._rollback is not None:
                 return await self._do_rollback()

@@ -106,7 +106,12 @@ async def start_rollout(
     spec: RolloutSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Deployer
 ) -> RolloutCreated:
     """Start a rollout of one unit version into one building (strategy per request)."""
-    spec = spec.model_copy(update={"actor": who.actor(spec.actor)})
+    spec = spec.model_copy(
+        update={
+            "actor": who.actor(spec.actor),
+            "max_duration_seconds": spec.max_duration_seconds or settings.rollout_max_duration_seconds,
+        }
+    )
     # boto3 is blocking: keep it off the event loop.
     await asyncio.to_thread(_validate_against_manifest, spec, store)
     await asyncio.to_thread(_validate_bundle, spec, settings, store)
