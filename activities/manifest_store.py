@@ -81,6 +81,14 @@ class ManifestStore:
             raise
         return ApartmentManifest.from_json_bytes(obj["Body"].read())
 
+    def list_apartments(self) -> list[str]:
+        found: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix="manifests/", Delimiter="/"):
+            for prefix in page.get("CommonPrefixes", []):
+                found.append(prefix["Prefix"].removeprefix("manifests/").rstrip("/"))
+        return sorted(found)
+
     def list_revisions(self, apartment: str) -> list[int]:
         prefix = f"manifests/{apartment}/revisions/"
         revisions: list[int] = []

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.manifest_store import ManifestStore, preview_key
 from skyline.manifest import Building, ManifestChange
-from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment
+from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment, RestoreBuilding
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
 
 if TYPE_CHECKING:
@@ -71,6 +71,19 @@ class WritePreviewResult(BaseModel):
 class UndoToRevisionInput(BaseModel):
     apartment: str
     to_revision: int
+    change: ManifestChange
+
+
+class FindFleetInput(BaseModel):
+    building: str
+    unit_id: str
+    apartments: list[str] | None
+
+
+class RestoreFromRevisionInput(BaseModel):
+    apartment: str
+    building: str
+    revision: int
     change: ManifestChange
 
 
@@ -138,6 +151,52 @@ class ManifestActivities:
         manifest, applied = self.store.apply(
             inp.apartment,
             mutation,
+            inp.change,
+            base_hint=int(details[0]) if details else None,
+            on_base=lambda base: activity.heartbeat(base),
+        )
+        return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)
+
+    @activity.defn
+    def find_fleet_apartments(self, inp: FindFleetInput) -> list[str]:
+        """The listed apartments (each must have the building), or all whose building runs the unit."""
+        if inp.apartments is not None:
+            for apartment in inp.apartments:
+                found = rollout_refusal(apartment, inp.building, self.store)
+                if isinstance(found, str):
+                    raise ApplicationError(found, type="InvalidRollout", non_retryable=True)
+            return inp.apartments
+        targets = []
+        for apartment in self.store.list_apartments():
+            current = self.store.read(apartment)
+            if current is None:
+                continue
+            building = current[0].apartment(apartment).buildings.get(inp.building)
+            if building is not None and any(u.name == inp.unit_id for u in building.units.values()):
+                targets.append(apartment)
+        if not targets:
+            raise ApplicationError(
+                f"no apartment has a {inp.building!r} building running {inp.unit_id!r}; list apartments explicitly",
+                type="InvalidRollout",
+                non_retryable=True,
+            )
+        return targets
+
+    @activity.defn
+    def restore_building_from_revision(self, inp: RestoreFromRevisionInput) -> ApplyManifestChangeResult:
+        """Put a building back as revision `revision` had it (a fleet rolling back apartments already done)."""
+        old = self.store.read_revision(inp.apartment, inp.revision)
+        if old is None:
+            raise ApplicationError(
+                f"apartment {inp.apartment!r} has no revision {inp.revision}",
+                type="ManifestConflict",
+                non_retryable=True,
+            )
+        snapshot = old.apartment(inp.apartment).buildings[inp.building]
+        details = activity.info().heartbeat_details
+        manifest, applied = self.store.apply(
+            inp.apartment,
+            RestoreBuilding(building=inp.building, snapshot=snapshot),
             inp.change,
             base_hint=int(details[0]) if details else None,
             on_base=lambda base: activity.heartbeat(base),

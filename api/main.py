@@ -14,7 +14,7 @@ from activities.storage import s3_client
 from api import errors
 from api.auth import TokenStore
 from api.deps import AppState
-from api.routes import apartments, beacons, bundles, health, loader, rollouts, schedules, tokens
+from api.routes import apartments, beacons, bundles, fleets, health, loader, rollouts, schedules, tokens
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 from worker.main import connect
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    for module in (health, apartments, bundles, rollouts, schedules, tokens, beacons, loader):
+    for module in (health, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader):
         app.include_router(module.router)
     app.mount("/metrics", make_asgi_app())
     return app

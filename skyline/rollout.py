@@ -124,6 +124,8 @@ def rollout_id_for(apartment: str, building: str) -> str:
 class RolloutInput(Strict):
     rollout_id: str
     spec: RolloutSpec
+    # Set by a fleet rollout: the bundle is published (and checked) once for every apartment.
+    prepublished: Unit | None = None
 
 
 class ControlRequest(Strict):

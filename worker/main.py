@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ from activities.storage import edge_client, s3_client
 from skyline.observability import ActivityTelemetry, configure_logging, worker_runtime
 from skyline.settings import Settings, get_settings
 from worker.search_attributes import ensure_search_attributes
+from workflows.fleet import FleetRolloutWorkflow
 from workflows.promotion import PromotionWorkflow
 from workflows.rollout import RolloutWorkflow
 from workflows.undo import ManifestUndoWorkflow
@@ -93,6 +96,8 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         gates.call_webhook,
         manifests.write_preview_manifest,
         manifests.undo_to_revision,
+        manifests.find_fleet_apartments,
+        manifests.restore_building_from_revision,
         schedules.check_promotion,
         schedules.promote_rollout,
         schedules.delete_schedule,
@@ -103,7 +108,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow],
+        workflows=[RolloutWorkflow, FleetRolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow],
         activities=activities(settings, client),
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
@@ -162,3 +167,10 @@ async def main() -> None:
 def run() -> None:
     configure_logging(get_settings())
     asyncio.run(main())
+    # Everything is shut down and flushed. Temporal's Rust threads can outlive
+    # interpreter teardown and abort it (SIGABRT, temporalio/sdk-python#300),
+    # which would turn a clean stop into a crash: skip the teardown.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cdn import CdnActivities, SyncManifestInput
-    from activities.gates import GateActivities, SmokeCheckInput, WebhookInput
+    from activities.gates import GateActivities, WebhookInput
     from activities.manifests import (
         ApplyManifestChangeInput,
         ManifestActivities,
@@ -25,13 +25,8 @@ with workflow.unsafe.imports_passed_through():
         WritePreviewInput,
     )
     from activities.metrics import MetricsActivities, RunAnalysisInput
-    from activities.publish import (
-        PublishActivities,
-        PublishBundleInput,
-        VerifyBundleInput,
-    )
     from activities.schedules import ScheduleActivities
-    from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit, UnitMetadata
+    from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
     from skyline.observability import RolloutTelemetry
     from skyline.rollout import (
@@ -51,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as search
     from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
+    from workflows.publishing import publish_unit
     from workflows.report import ab_report, webhook_payload
 
 Outcome = Literal["next", "full", "rollback"]
@@ -96,6 +92,7 @@ class RolloutWorkflow:
         self._decision_pending: str | None = None
         self._indexed: tuple[str, float] = ("publishing", 0.0)
         self._deadline = ProgressDeadline(spec.max_duration_seconds, now)
+        self._prepublished = inp.prepublished
         self._telemetry = RolloutTelemetry(spec.apartment)
         self._record("start", spec.actor, spec.reason)
 
@@ -437,63 +434,8 @@ class RolloutWorkflow:
             if inconclusive > strategy.inconclusive_limit or remaining <= 0:
                 self._pause_for(f"analysis inconclusive: {run.reason}")
 
-    def _canary_unit(self, url: str, integrity: str, size: int, prefix: str, files: int) -> Unit:
-        spec = self._spec
-        return Unit(
-            id=spec.unit_key,
-            name=spec.unit_id,
-            version=spec.version,
-            framework=spec.framework,
-            url=url,
-            checksum=integrity,
-            size=size,
-            dependencies=spec.dependencies,
-            compatibility=spec.compatibility,
-            status="canary",
-            metadata=UnitMetadata(
-                bundle_prefix=prefix,
-                entry=spec.entry,
-                files=files,
-                published_at=workflow.now().isoformat(),
-            ),
-        )
-
     async def _publish(self) -> Unit:
-        """Publish, check the entry at the edge (SRI, JavaScript), only then may traffic move."""
-        spec = self._spec
-        inp = PublishBundleInput(
-            unit_id=spec.unit_id, version=spec.version, entry=spec.entry, source=spec.bundle
-        )
-        published = await workflow.execute_activity_method(
-            PublishActivities.publish_bundle, inp, summary=f"publish {spec.unit_key}", **options.PUBLISH
-        )
-        await workflow.execute_activity_method(
-            PublishActivities.verify_bundle_at_edge,
-            VerifyBundleInput(entry_url=published.entry_url, integrity=published.integrity),
-            summary="verify the entry at the edge",
-            **options.VERIFY,
-        )
-        self._record(
-            "published",
-            "skyline",
-            f"{published.files} files ({published.uploaded} uploaded, {published.skipped} already "
-            f"there) at {published.prefix}; edge serves {published.integrity}",
-        )
-        smoke_url = spec.smoke_url
-        if isinstance(spec.strategy, BlueGreenStrategy):
-            smoke_url = spec.strategy.smoke_url or smoke_url
-        smoke = await workflow.execute_activity_method(
-            GateActivities.smoke_check,
-            SmokeCheckInput(
-                entry_url=published.entry_url, integrity=published.integrity, smoke_url=smoke_url
-            ),
-            summary="smoke gate: SRI and JavaScript",
-            **options.VERIFY,
-        )
-        self._record("smoke passed", "skyline", f"entry parses as JavaScript ({smoke.bytes} bytes)")
-        return self._canary_unit(
-            published.entry_url, published.integrity, published.size, published.prefix, published.files
-        )
+        return await publish_unit(self._spec, lambda action, reason: self._record(action, "skyline", reason))
 
     def _hooks(self, event: str) -> list[Webhook]:
         return [hook for hook in self._spec.webhooks if hook.event == event]
@@ -749,7 +691,7 @@ class RolloutWorkflow:
             )
             self._status.base_revision = self._prep.base_revision
             self._status.baseline_unit = self._prep.baseline_unit
-            unit = await self._publish()
+            unit = self._prepublished or await self._publish()
             self._status.canary = unit
         except ActivityError as err:
             return self._finish("failed", f"{_cause(err)}; manifest untouched")

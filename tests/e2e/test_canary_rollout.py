@@ -79,6 +79,10 @@ async def test_canary_that_passes_every_step_is_promoted(
     assert final["state"] == "succeeded", (final["paused_reason"], final["reason"], final["last_analysis"])
     assert [a["verdict"] for a in final["analyses"]][-1] == "pass"
     assert {a["weight"] for a in final["analyses"]} == {5, 25, 50, 100}
+    # seed 000's health score: error rate and latency measured, no baseline traffic, no feedback
+    last = final["last_analysis"]
+    assert set(last["health_components"]) == {"error_rate", "latency"}
+    assert 50 < last["health_score"] <= 100
 
     # One revision per step, in order, then the promotion.
     revisions = final["revisions"]

@@ -1,0 +1,143 @@
+"""Fleet rollouts: one unit version across many apartments, batch by batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import Deployer, Viewer
+from api.deps import SettingsDep, TemporalDep
+from api.errors import ApiError
+from skyline.fleet import FleetInput, FleetSpec, FleetStatus, fleet_id_for
+from skyline.rollout import ControlRequest, PromoteRequest
+from workflows.fleet import FleetRolloutWorkflow
+from workflows.rollout import RolloutWorkflow
+
+router = APIRouter(prefix="/fleets", tags=["fleets"])
+
+
+class FleetCreated(BaseModel):
+    id: str
+    run_id: str
+    status_url: str
+
+
+@router.post("", status_code=201, response_model=FleetCreated)
+async def start_fleet(
+    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, who: Deployer
+) -> FleetCreated:
+    """Ship one unit version to many apartments in batches; each apartment runs its own rollout."""
+    spec = spec.model_copy(
+        update={
+            "actor": who.actor(spec.actor),
+            "max_duration_seconds": spec.max_duration_seconds or settings.rollout_max_duration_seconds,
+        }
+    )
+    fleet_id = fleet_id_for(spec.building, spec.unit_id)
+    try:
+        handle = await temporal.start_workflow(
+            FleetRolloutWorkflow.run,
+            FleetInput(fleet_id=fleet_id, spec=spec),
+            id=fleet_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"fleet: {spec.unit_key} → {spec.building} in batches of {spec.batch_size}",
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise ApiError(
+            409, "fleet_running", f"a fleet rollout of {spec.unit_id!r} is running ({fleet_id})"
+        ) from exc
+    return FleetCreated(id=fleet_id, run_id=handle.result_run_id or "", status_url=f"/fleets/{fleet_id}")
+
+
+async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bool]:
+    handle = temporal.get_workflow_handle_for(FleetRolloutWorkflow.run, fleet_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}") from exc
+        raise
+    return await handle.query(
+        FleetRolloutWorkflow.status
+    ), described.status == WorkflowExecutionStatus.RUNNING
+
+
+@router.get("/{fleet_id}", response_model=FleetStatus)
+async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Viewer) -> FleetStatus:
+    """The fleet and every apartment's state; running apartments show their live weight."""
+    status, _ = await _status(temporal, fleet_id)
+    for entry in status.apartments.values():
+        if entry.state == "running":
+            try:
+                child = await temporal.get_workflow_handle(entry.rollout_id).query(RolloutWorkflow.status)
+            except RPCError:
+                continue
+            entry.weight = child.weight
+            entry.reason = child.paused_reason or child.reason
+    return status
+
+
+async def _control(temporal: TemporalDep, fleet_id: str, update: Any, req: ControlRequest) -> FleetStatus:
+    status, running = await _status(temporal, fleet_id)
+    if not running:
+        raise ApiError(409, "fleet_ended", f"the fleet rollout has ended ({status.state})")
+    try:
+        result: FleetStatus = await temporal.get_workflow_handle(fleet_id).execute_update(update, req)
+    except WorkflowUpdateFailedError as exc:
+        raise ApiError(409, "invalid_control", str(exc.cause)) from exc
+    return result
+
+
+Control = Body(default_factory=ControlRequest)
+
+
+@router.post("/{fleet_id}/pause", response_model=FleetStatus)
+async def pause(
+    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> FleetStatus:
+    """No new batch starts; running apartments pause too."""
+    return await _control(
+        temporal, fleet_id, FleetRolloutWorkflow.pause, req.model_copy(update={"actor": who.actor(req.actor)})
+    )
+
+
+@router.post("/{fleet_id}/resume", response_model=FleetStatus)
+async def resume(
+    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> FleetStatus:
+    return await _control(
+        temporal,
+        fleet_id,
+        FleetRolloutWorkflow.resume,
+        req.model_copy(update={"actor": who.actor(req.actor)}),
+    )
+
+
+@router.post("/{fleet_id}/promote", response_model=FleetStatus)
+async def promote(
+    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> FleetStatus:
+    """Start the next batch now."""
+    body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason)
+    return await _control(temporal, fleet_id, FleetRolloutWorkflow.promote, body)
+
+
+@router.post("/{fleet_id}/rollback", response_model=FleetStatus)
+async def rollback(
+    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+) -> FleetStatus:
+    """Every apartment of the fleet back to what it had before (running ones and those done)."""
+    return await _control(
+        temporal,
+        fleet_id,
+        FleetRolloutWorkflow.rollback,
+        req.model_copy(update={"actor": who.actor(req.actor)}),
+    )

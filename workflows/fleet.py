@@ -1,0 +1,382 @@
+"""FleetRolloutWorkflow: one unit version across many apartments, in batches of child rollouts.
+
+The bundle is published and gated once; every apartment then runs its own
+RolloutWorkflow (its own strategy and analysis) as a child with the usual id
+`rollout.<apartment>.<building>`, so the one-rollout-per-building rule holds.
+A failed apartment stops the fleet: no further batch starts, and `on_failure`
+decides whether apartments already done keep the new unit or go back too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cdn import CdnActivities, SyncManifestInput
+    from activities.manifests import FindFleetInput, ManifestActivities, RestoreFromRevisionInput
+    from skyline.fleet import ApartmentState, FleetApartment, FleetInput, FleetState, FleetStatus, batches
+    from skyline.manifest import ManifestChange, Unit
+    from skyline.rollout import (
+        TERMINAL_STATES,
+        ControlRequest,
+        HistoryEntry,
+        PromoteRequest,
+        RolloutInput,
+        RolloutStatus,
+        rollout_id_for,
+    )
+    from workflows import options
+    from workflows.deadline import ProgressDeadline
+    from workflows.publishing import publish_unit
+    from workflows.rollout import RolloutWorkflow
+
+
+def _cause(err: BaseException) -> str:
+    while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
+        err = err.cause
+    return str(err)
+
+
+@workflow.defn
+class FleetRolloutWorkflow:
+    @workflow.init
+    def __init__(self, inp: FleetInput) -> None:
+        now = workflow.now()
+        self._spec = inp.spec
+        self._status = FleetStatus(
+            fleet_id=inp.fleet_id,
+            unit_id=inp.spec.unit_id,
+            version=inp.spec.version,
+            building=inp.spec.building,
+            state="publishing",
+            started_at=now,
+            updated_at=now,
+        )
+        self._paused = False
+        self._rollback: ControlRequest | None = None
+        self._next_now = False
+        self._children: dict[str, ChildWorkflowHandle[Any, RolloutStatus]] = {}
+        self._deadline = ProgressDeadline(inp.spec.max_duration_seconds, now)
+        self._base_revisions: dict[str, int] = {}
+        self._record("start", inp.spec.actor, inp.spec.reason)
+
+    # ----- controls ------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> FleetStatus:
+        return self._status
+
+    def _refusal(self, action: str) -> str | None:
+        state = self._status.state
+        if state in TERMINAL_STATES:
+            return f"cannot {action}: the fleet rollout has ended ({state})"
+        if action == "pause" and self._paused:
+            return "cannot pause: the fleet is already paused"
+        if action == "resume" and not self._paused:
+            return "cannot resume: the fleet is not paused"
+        if action in ("pause", "promote") and self._rollback is not None:
+            return f"cannot {action}: a rollback is under way"
+        return None
+
+    def _check(self, action: str) -> None:
+        refusal = self._refusal(action)
+        if refusal:
+            raise ApplicationError(refusal, type="InvalidControl", non_retryable=True)
+
+    async def _control(self, action: str, req: ControlRequest) -> bool:
+        refusal = self._refusal(action)
+        if refusal:
+            self._record(f"refused {action}", req.actor, refusal)
+            return False
+        self._record(action, req.actor, req.reason)
+        running = [h for a, h in self._children.items() if self._status.apartments[a].state == "running"]
+        if action == "pause":
+            self._paused = True
+            self._deadline.hold(workflow.now())
+            self._status.paused_reason = f"paused by {req.actor}: {req.reason or 'no reason given'}"
+            self._set_state("paused")
+            for handle in running:
+                await handle.signal(
+                    "pause_signal", ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
+                )
+        elif action == "resume":
+            self._paused = False
+            self._deadline.release(workflow.now())
+            self._status.paused_reason = None
+            self._set_state("progressing")
+            for handle in running:
+                await handle.signal(
+                    "resume_signal", ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
+                )
+        elif action == "promote":
+            self._next_now = True
+        elif action == "rollback":
+            self._rollback = req
+            for handle in running:
+                await handle.signal(
+                    "rollback_signal", ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
+                )
+        return True
+
+    @workflow.update
+    async def pause(self, req: ControlRequest) -> FleetStatus:
+        await self._control("pause", req)
+        return self._status
+
+    @pause.validator
+    def _validate_pause(self, req: ControlRequest) -> None:
+        self._check("pause")
+
+    @workflow.update
+    async def resume(self, req: ControlRequest) -> FleetStatus:
+        await self._control("resume", req)
+        return self._status
+
+    @resume.validator
+    def _validate_resume(self, req: ControlRequest) -> None:
+        self._check("resume")
+
+    @workflow.update
+    async def promote(self, req: PromoteRequest) -> FleetStatus:
+        """Start the next batch now instead of after the pause between batches."""
+        await self._control("promote", req)
+        return self._status
+
+    @promote.validator
+    def _validate_promote(self, req: PromoteRequest) -> None:
+        self._check("promote")
+
+    @workflow.update
+    async def rollback(self, req: ControlRequest) -> FleetStatus:
+        """Roll back the whole fleet: running apartments and those already done."""
+        if await self._control("rollback", req):
+            await workflow.wait_condition(lambda: self._status.state in TERMINAL_STATES)
+        return self._status
+
+    @rollback.validator
+    def _validate_rollback(self, req: ControlRequest) -> None:
+        self._check("rollback")
+
+    @workflow.signal(name="pause_signal")
+    async def pause_signal(self, req: ControlRequest) -> None:
+        await self._control("pause", req)
+
+    @workflow.signal(name="resume_signal")
+    async def resume_signal(self, req: ControlRequest) -> None:
+        await self._control("resume", req)
+
+    @workflow.signal(name="promote_signal")
+    async def promote_signal(self, req: PromoteRequest) -> None:
+        await self._control("promote", req)
+
+    @workflow.signal(name="rollback_signal")
+    async def rollback_signal(self, req: ControlRequest) -> None:
+        await self._control("rollback", req)
+
+    # ----- bookkeeping ---------------------------------------------------------------
+
+    def _set_state(self, state: FleetState) -> None:
+        self._status.state = state
+        self._status.updated_at = workflow.now()
+        done = sum(1 for a in self._status.apartments.values() if a.state == "succeeded")
+        workflow.set_current_details(
+            f"**{self._spec.unit_id}@{self._spec.version}** fleet · state **{state}** · "
+            f"batch {self._status.batch + 1}/{len(self._status.batches)} · "
+            f"{done}/{len(self._status.apartments)} apartments done"
+            + (f"\n\n{self._status.reason}" if self._status.reason else "")
+        )
+
+    def _record(self, action: str, actor: str, reason: str) -> None:
+        self._status.history.append(
+            HistoryEntry(
+                at=workflow.now(),
+                action=action,
+                actor=actor,
+                reason=reason,
+                state=self._status.state,
+                step=self._status.batch,
+                weight=0,
+            )
+        )
+        self._status.updated_at = workflow.now()
+
+    def _mark(self, apartment: str, state: ApartmentState, reason: str | None = None) -> None:
+        entry = self._status.apartments[apartment]
+        entry.state = state
+        entry.reason = reason
+        self._status.updated_at = workflow.now()
+
+    def _finish(self, state: FleetState, reason: str) -> FleetStatus:
+        self._status.reason = reason
+        self._status.paused_reason = None
+        self._set_state(state)
+        self._record(state, "skyline", reason)
+        return self._status
+
+    def _check_deadline(self) -> None:
+        left = self._deadline.left(workflow.now())
+        if left is None or left > 0 or self._rollback is not None:
+            return
+        self._deadline.fired = True
+        reason = f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time"
+        if self._spec.strategy.auto_rollback:
+            self._rollback = ControlRequest(actor="skyline", reason=reason)
+        else:
+            self._paused = True
+            self._status.paused_reason = reason
+            self._set_state("paused")
+            self._record("pause", "skyline", reason)
+
+    def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
+        left = self._deadline.left(workflow.now())
+        bounds = [b for b in (left, cap) if b is not None]
+        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None
+
+    async def _wait(self, condition: Any, cap: float | None = None) -> None:
+        """Wait for a condition while enforcing the deadline."""
+        while not condition():
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(condition, timeout=self._deadline_timeout(cap))
+            self._check_deadline()
+            if cap is not None:
+                return
+
+    # ----- the fleet -----------------------------------------------------------------
+
+    async def _run_child(self, apartment: str, unit: Unit) -> None:
+        spec = self._spec
+        child_spec = spec.model_copy(update={"apartment": apartment})
+        rollout_id = rollout_id_for(apartment, spec.building)
+        child_input = RolloutInput.model_validate(
+            {
+                "rollout_id": rollout_id,
+                "spec": child_spec.model_dump(
+                    exclude={"apartments", "batch_size", "batch_pause_seconds", "on_failure"}
+                ),
+                "prepublished": unit.model_dump(),
+            }
+        )
+        try:
+            handle = await workflow.start_child_workflow(
+                RolloutWorkflow.run,
+                child_input,
+                id=rollout_id,
+                # Abandon: each apartment's rollout keeps its own safety if the fleet is terminated.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"{spec.unit_key} → {apartment}/{spec.building} ({self._status.fleet_id})",
+            )
+        except Exception as err:  # noqa: BLE001 - e.g. the building already has a rollout running
+            self._mark(apartment, "failed", f"could not start: {_cause(err)}")
+            return
+        self._children[apartment] = handle
+        self._mark(apartment, "running")
+        try:
+            result = await handle
+        except ChildWorkflowError as err:
+            self._mark(apartment, "failed", _cause(err))
+            return
+        state: ApartmentState = (
+            result.state if result.state in ("succeeded", "rolled_back", "failed") else "failed"
+        )
+        self._mark(apartment, state, result.reason)
+        self._status.apartments[apartment].weight = result.weight
+        if result.base_revision is not None:
+            self._base_revisions[apartment] = result.base_revision
+
+    async def _restore(self, apartment: str, why: str) -> None:
+        revision = self._base_revisions.get(apartment)
+        if revision is None:
+            return
+        info = workflow.info()
+        change = ManifestChange(
+            id=f"{info.workflow_id}/{info.run_id}/restore/{apartment}", actor=self._spec.actor, reason=why
+        )
+        result = await workflow.execute_activity_method(
+            ManifestActivities.restore_building_from_revision,
+            RestoreFromRevisionInput(
+                apartment=apartment, building=self._spec.building, revision=revision, change=change
+            ),
+            summary=f"restore {apartment}/{self._spec.building} to revision {revision}",
+            **options.MANIFEST,
+        )
+        await workflow.execute_activity_method(
+            CdnActivities.sync_manifest_to_edge,
+            SyncManifestInput(apartment=apartment, revision=result.revision),
+            summary=f"purge and verify {apartment} revision {result.revision}",
+            **options.EDGE_SYNC,
+        )
+        self._mark(apartment, "rolled_back", why)
+
+    async def _roll_back_done(self, why: str) -> None:
+        for apartment, entry in self._status.apartments.items():
+            if entry.state == "succeeded":
+                await self._restore(apartment, why)
+
+    @workflow.run
+    async def run(self, inp: FleetInput) -> FleetStatus:
+        spec = self._spec
+        try:
+            targets = await workflow.execute_activity_method(
+                ManifestActivities.find_fleet_apartments,
+                FindFleetInput(building=spec.building, unit_id=spec.unit_id, apartments=spec.apartments),
+                summary="find the apartments",
+                **options.PREPARE,
+            )
+            unit = await publish_unit(spec, lambda action, reason: self._record(action, "skyline", reason))
+        except ActivityError as err:
+            return self._finish("failed", f"{_cause(err)}; no apartment touched")
+        self._status.batches = batches(targets, spec.batch_size)
+        for index, batch in enumerate(self._status.batches):
+            for apartment in batch:
+                self._status.apartments[apartment] = FleetApartment(
+                    apartment=apartment, batch=index, rollout_id=rollout_id_for(apartment, spec.building)
+                )
+        self._set_state("paused" if self._paused else "progressing")
+        for index, batch in enumerate(self._status.batches):
+            if index > 0 and spec.batch_pause_seconds > 0 and self._rollback is None:
+                self._next_now = False
+                deadline = workflow.now() + timedelta(seconds=spec.batch_pause_seconds)
+                while self._rollback is None and not self._next_now and workflow.now() < deadline:
+                    await self._wait(
+                        lambda: self._rollback is not None or self._next_now,
+                        cap=(deadline - workflow.now()).total_seconds(),
+                    )
+            await self._wait(lambda: not self._paused or self._rollback is not None)
+            if self._rollback is not None:
+                break
+            self._status.batch = index
+            self._record("batch", "skyline", f"batch {index + 1}: {', '.join(batch)}")
+            self._set_state("progressing")
+            await asyncio.gather(*(self._run_child(apartment, unit) for apartment in batch))
+            failed = [a for a in batch if self._status.apartments[a].state != "succeeded"]
+            if failed:
+                for entry in self._status.apartments.values():
+                    if entry.state == "pending":
+                        entry.state = "skipped"
+                reasons = "; ".join(f"{a}: {self._status.apartments[a].reason}" for a in failed)
+                if self._rollback is not None:
+                    break
+                if spec.on_failure == "rollback_all":
+                    await self._roll_back_done(f"fleet stopped: {', '.join(failed)} failed")
+                    return self._finish(
+                        "rolled_back", f"{', '.join(failed)} failed ({reasons}); all apartments rolled back"
+                    )
+                return self._finish(
+                    "failed", f"{', '.join(failed)} failed ({reasons}); later batches not started"
+                )
+        if self._rollback is not None:
+            for entry in self._status.apartments.values():
+                if entry.state == "pending":
+                    entry.state = "skipped"
+            await self._roll_back_done(f"fleet rollback: {self._rollback.reason}")
+            return self._finish(
+                "rolled_back", f"{self._rollback.reason or 'rolled back'} (by {self._rollback.actor})"
+            )
+        return self._finish("succeeded", f"{spec.unit_key} live in {len(targets)} apartments")

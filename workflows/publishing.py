@@ -1,0 +1,62 @@
+"""Publish a bundle and gate it (edge SRI, smoke) — shared by single and fleet rollouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.gates import GateActivities, SmokeCheckInput
+    from activities.publish import PublishActivities, PublishBundleInput, VerifyBundleInput
+    from skyline.manifest import Unit, UnitMetadata
+    from skyline.rollout import RolloutSpec
+    from skyline.strategies import BlueGreenStrategy
+    from workflows import options
+
+
+async def publish_unit(spec: RolloutSpec, record: Callable[[str, str], None]) -> Unit:
+    """Publish, check the entry at the edge (SRI, JavaScript); only then may traffic move."""
+    inp = PublishBundleInput(unit_id=spec.unit_id, version=spec.version, entry=spec.entry, source=spec.bundle)
+    published = await workflow.execute_activity_method(
+        PublishActivities.publish_bundle, inp, summary=f"publish {spec.unit_key}", **options.PUBLISH
+    )
+    await workflow.execute_activity_method(
+        PublishActivities.verify_bundle_at_edge,
+        VerifyBundleInput(entry_url=published.entry_url, integrity=published.integrity),
+        summary="verify the entry at the edge",
+        **options.VERIFY,
+    )
+    record(
+        "published",
+        f"{published.files} files ({published.uploaded} uploaded, {published.skipped} already "
+        f"there) at {published.prefix}; edge serves {published.integrity}",
+    )
+    smoke_url = spec.smoke_url
+    if isinstance(spec.strategy, BlueGreenStrategy):
+        smoke_url = spec.strategy.smoke_url or smoke_url
+    smoke = await workflow.execute_activity_method(
+        GateActivities.smoke_check,
+        SmokeCheckInput(entry_url=published.entry_url, integrity=published.integrity, smoke_url=smoke_url),
+        summary="smoke gate: SRI and JavaScript",
+        **options.VERIFY,
+    )
+    record("smoke passed", f"entry parses as JavaScript ({smoke.bytes} bytes)")
+    return Unit(
+        id=spec.unit_key,
+        name=spec.unit_id,
+        version=spec.version,
+        framework=spec.framework,
+        url=published.entry_url,
+        checksum=published.integrity,
+        size=published.size,
+        dependencies=spec.dependencies,
+        compatibility=spec.compatibility,
+        status="canary",
+        metadata=UnitMetadata(
+            bundle_prefix=published.prefix,
+            entry=spec.entry,
+            files=published.files,
+            published_at=workflow.now().isoformat(),
+        ),
+    )
