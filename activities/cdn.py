@@ -120,6 +120,8 @@ class CdnActivities:
         purges = 0
         served: int | None = None
         for attempt in range(self.settings.edge_verify_attempts):
+            if activity.in_activity():
+                activity.heartbeat(attempt)
             self.provider.purge([path])
             purges += 1
             served = self.served_revision(url)

@@ -87,6 +87,9 @@ class RestoreFromRevisionInput(BaseModel):
     change: ManifestChange
 
 
+RETRY_LOOKBACK = 50
+
+
 class ManifestActivities:
     def __init__(self, s3: S3Client, bucket: str) -> None:
         self.store = ManifestStore(s3, bucket)
@@ -114,8 +117,14 @@ class ManifestActivities:
 
     @activity.defn
     def apply_manifest_change(self, inp: ApplyManifestChangeInput) -> ApplyManifestChangeResult:
-        details = activity.info().heartbeat_details
+        info = activity.info()
+        details = info.heartbeat_details
         base_hint = int(details[0]) if details else None
+        if base_hint is None and info.attempt > 1:
+            # The previous attempt may have written before its heartbeat got out:
+            # look back far enough that its write is found rather than repeated.
+            current = self.store.read(inp.apartment)
+            base_hint = max(0, current[0].revision - RETRY_LOOKBACK) if current else None
         try:
             manifest, applied = self.store.apply(
                 inp.apartment,
@@ -176,7 +185,8 @@ class ManifestActivities:
                 targets.append(apartment)
         if not targets:
             raise ApplicationError(
-                f"no apartment has a {inp.building!r} building running {inp.unit_id!r}; list apartments explicitly",
+                f"no apartment has a {inp.building!r} building running {inp.unit_id!r}; "
+                "list apartments explicitly",
                 type="InvalidRollout",
                 non_retryable=True,
             )
@@ -184,7 +194,7 @@ class ManifestActivities:
 
     @activity.defn
     def restore_building_from_revision(self, inp: RestoreFromRevisionInput) -> ApplyManifestChangeResult:
-        """Put a building back as revision `revision` had it (a fleet rolling back apartments already done)."""
+        """Put a building back as an earlier revision had it (a fleet rolling back finished apartments)."""
         old = self.store.read_revision(inp.apartment, inp.revision)
         if old is None:
             raise ApplicationError(

@@ -35,7 +35,9 @@ class FleetSpec(RolloutSpec):
         if value is None:
             return None
         if not value:
-            raise ValueError("give at least one apartment, or leave it out to target every apartment using the unit")
+            raise ValueError(
+                "give at least one apartment, or leave it out to target every apartment using the unit"
+            )
         for apartment in value:
             if not SLUG.match(apartment):
                 raise ValueError(f"apartment {apartment!r} must be {SLUG_HELP} characters")

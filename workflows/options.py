@@ -15,7 +15,8 @@ NON_RETRYABLE = ["InvalidRollout", "InvalidBundle", "ChecksumMismatch", "Manifes
 MANIFEST: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(seconds=30),
+    # Short: a write lost with a killed worker is retried within seconds, not at start_to_close.
+    "heartbeat_timeout": timedelta(seconds=5),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=200),
         backoff_coefficient=2.0,
@@ -27,6 +28,7 @@ MANIFEST: dict[str, Any] = {
 EDGE_SYNC: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
     "schedule_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=5),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=200),
         maximum_interval=timedelta(seconds=5),
@@ -35,7 +37,7 @@ EDGE_SYNC: dict[str, Any] = {
 
 PUBLISH: dict[str, Any] = {
     "start_to_close_timeout": timedelta(minutes=30),
-    "heartbeat_timeout": timedelta(seconds=60),
+    "heartbeat_timeout": timedelta(seconds=20),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=1),
         maximum_interval=timedelta(seconds=30),

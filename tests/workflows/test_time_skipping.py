@@ -49,7 +49,7 @@ async def test_default_canary_with_ten_minute_bakes(
         data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
     ) as env:
         with (
-            ThreadPoolExecutor(max_workers=8) as pool,
+            ThreadPoolExecutor(max_workers=local.worker_activity_threads) as pool,
             rum.traffic(apartment, "header", "header", "3.0.0"),
         ):
             rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "3.0.0")
