@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -53,6 +54,19 @@ class Promotion(Strict):
         default=None, description="e.g. '0 10 * * 1-5' creates the schedule with the rollout"
     )
     timezone: str = Field(default="UTC", description="IANA zone the cron is read in")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_time_zone(value)
+
+
+def check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like Asia/Seoul or UTC") from None
+    return value
 
 
 def promotion_schedule_id(rollout_id: str) -> str:

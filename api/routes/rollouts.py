@@ -34,6 +34,7 @@ from skyline.rollout import (
     RolloutSpec,
     RolloutState,
     RolloutStatus,
+    promotion_schedule_id,
     rollout_id_for,
 )
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
@@ -123,6 +124,19 @@ async def start_rollout(
                 422, "start_in_past", "start_at must be in the future (with a time zone)", "start_at"
             )
     rollout_id = rollout_id_for(spec.apartment, spec.building)
+    schedule = spec.promotion.mode == "scheduled" and spec.promotion.cron
+    if schedule:
+        # First, so Temporal judges the cron before anything starts; a refused
+        # rollout below takes its schedule with it.
+        await create_promotion_schedule(
+            temporal,
+            settings,
+            rollout_id,
+            spec.apartment,
+            spec.promotion.cron or "",
+            spec.promotion.timezone,
+            spec.actor,
+        )
     try:
         handle = await temporal.start_workflow(
             RolloutWorkflow.run,
@@ -137,22 +151,14 @@ async def start_rollout(
             start_delay=delay,
         )
     except WorkflowAlreadyStartedError as exc:
+        if schedule:
+            await temporal.get_schedule_handle(promotion_schedule_id(rollout_id)).delete()
         raise ApiError(
             409,
             "rollout_running",
             f"building {spec.building!r} of {spec.apartment!r} already has a rollout running "
             f"({rollout_id}); pause, promote or roll it back first",
         ) from exc
-    if spec.promotion.mode == "scheduled" and spec.promotion.cron:
-        await create_promotion_schedule(
-            temporal,
-            settings,
-            rollout_id,
-            spec.apartment,
-            spec.promotion.cron,
-            spec.promotion.timezone,
-            spec.actor,
-        )
     return RolloutCreated(
         id=rollout_id,
         run_id=handle.result_run_id or "",

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
@@ -23,9 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import Admin, Viewer
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
-from skyline.rollout import promotion_schedule_id
+from skyline.rollout import check_time_zone, promotion_schedule_id
 from skyline.settings import Settings
-from skyline.windows import ReleaseWindow
 from workflows.promotion import PromotionInput, PromotionWorkflow
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
@@ -40,6 +39,11 @@ class CreateSchedule(BaseModel):
     cron: str = Field(min_length=9, description="e.g. '0 10 * * 1-5'")
     timezone: str = Field(default="UTC", description="IANA time zone of the cron")
     note: str = Field(default="", max_length=500)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_time_zone(value)
 
 
 class ScheduleView(BaseModel):
@@ -65,8 +69,9 @@ async def create_promotion_schedule(
     cron: str,
     timezone: str,
     actor: str,
+    note: str = "",
 ) -> str:
-    ReleaseWindow.model_validate({"start": "00:00", "end": "00:01", "timezone": timezone})  # zone check
+    check_time_zone(timezone)
     schedule_id = promotion_schedule_id(rollout_id)
     try:
         await temporal.create_schedule(
@@ -88,7 +93,7 @@ async def create_promotion_schedule(
                 policy=SchedulePolicy(
                     overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP, pause_on_failure=True
                 ),
-                state=ScheduleState(note=f"promote {rollout_id} (created by {actor})"),
+                state=ScheduleState(note=note or f"promote {rollout_id} (created by {actor})"),
             ),
         )
     except ScheduleAlreadyRunningError as exc:
@@ -139,12 +144,16 @@ async def create(
 ) -> ScheduleView:
     """Promote `rollout_id` on a timetable once it waits at its last step (promotion: scheduled)."""
     apartment = req.rollout_id.split(".")[1]
-    try:
-        await create_promotion_schedule(
-            temporal, settings, req.rollout_id, apartment, req.cron, req.timezone, who.actor("anonymous")
-        )
-    except ValueError as exc:
-        raise ApiError(422, "invalid_schedule", str(exc), "timezone") from exc
+    await create_promotion_schedule(
+        temporal,
+        settings,
+        req.rollout_id,
+        apartment,
+        req.cron,
+        req.timezone,
+        who.actor("anonymous"),
+        req.note,
+    )
     return await _view(temporal, promotion_schedule_id(req.rollout_id))
 
 

@@ -47,6 +47,12 @@ async def list_tokens(request: Request, who: Admin) -> list[TokenInfo]:
 @router.post("", status_code=201, response_model=Minted)
 async def mint(req: MintRequest, request: Request, who: Admin) -> Minted:
     store = _store(request)
+    if not store.enabled:
+        raise ApiError(
+            409,
+            "auth_off",
+            "auth is off: configure a bootstrap admin token (SKYLINE_AUTH_TOKENS) before minting tokens",
+        )
     minted = await asyncio.to_thread(store.minted)
     if any(r.name == req.name for r in [*store.configured, *minted]):
         raise ApiError(409, "token_exists", f"a token named {req.name!r} exists; revoke it first", "name")
