@@ -1,0 +1,400 @@
+"""How API answers look on a terminal (rich), and the one JSON path for `--output json`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Column, Table
+from rich.text import Text
+
+from cli.client import Session
+from cli.errors import ApiRefused, CliFailure
+
+# Consoles are built per call: typer's test runner swaps sys.stdout between invocations.
+
+
+def out() -> Console:
+    return Console(highlight=False)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def emit(session: Session, data: Any, human: Callable[[Any], RenderableType]) -> None:
+    """The API's JSON as is for machines; a rendering of it for people."""
+    if session.json:
+        print_json(data)
+    else:
+        out().print(human(data))
+
+
+def report_failure(session: Session, failure: CliFailure) -> None:
+    if session.json and failure.body is not None:
+        print_json(failure.body)
+    console = err()
+    if isinstance(failure, ApiRefused):
+        line = Text.assemble(("error", "bold red"), f" ({failure.status} {failure.error_code}): ")
+        line.append(failure.message)
+        console.print(line)
+        if failure.field:
+            console.print(Text.assemble("field: ", (failure.field, "bold")))
+    else:
+        console.print(Text.assemble(("error", "bold red"), ": ", failure.message))
+
+
+def when(value: str | None, short: bool = False) -> str:
+    """UTC as the API sends it; `short` (month-day time) keeps table columns narrow."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
+
+
+def number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def pairs(rows: list[tuple[str, Any]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(
+            key, value if isinstance(value, Text) else Text(str(value if value is not None else "-"))
+        )
+    return grid
+
+
+STATE_STYLE = {
+    "succeeded": "bold green",
+    "rolled_back": "bold red",
+    "failed": "bold red",
+    "paused": "bold yellow",
+    "progressing": "bold cyan",
+    "publishing": "cyan",
+    "promoting": "bold cyan",
+}
+VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
+
+
+def state_text(state: str | None) -> Text:
+    return Text(state or "-", style=STATE_STYLE.get(state or "", ""))
+
+
+# --- rollouts -----------------------------------------------------------------------------------
+
+
+def rollout_created(data: dict[str, Any]) -> RenderableType:
+    return Group(
+        pairs([("rollout", data["id"]), ("run", data["run_id"]), ("state", state_text(data["state"]))]),
+        Text(f"follow it with: skyline rollout watch {data['id']}", style="dim"),
+    )
+
+
+def rollouts_table(rows: list[dict[str, Any]]) -> RenderableType:
+    if not rows:
+        return Text("no rollouts match", style="dim")
+    table = Table(
+        Column("rollout", no_wrap=True), "version", "state", "weight", Column("started", no_wrap=True)
+    )
+    for row in rows:
+        state = state_text(row.get("state"))
+        # a workflow terminated or timed out by Temporal never reached a final rollout state
+        if row.get("workflow_status") not in (None, "running", "completed"):
+            state.append(f" ({row['workflow_status']})", style="red")
+        table.add_row(
+            row["id"],
+            row.get("version") or "-",
+            state,
+            "-" if row.get("weight") is None else f"{row['weight']:g}%",
+            when(row.get("started_at"), short=True),
+        )
+    return table
+
+
+def steps_text(status: dict[str, Any]) -> Text:
+    """5 ▸ 25 ▸ [50] ▸ 100: done steps green, the current one bracketed."""
+    text = Text()
+    current = int(status.get("step", -1))
+    for i, weight in enumerate(status.get("steps") or []):
+        if i:
+            text.append(" ▸ ", style="dim")
+        label = f"{weight:g}"
+        if i == current:
+            text.append(f"[{label}]", style="bold")
+        elif i < current:
+            text.append(label, style="green")
+        else:
+            text.append(label, style="dim")
+    return text
+
+
+def weight_bar(status: dict[str, Any]) -> Table:
+    steps = status.get("steps") or []
+    step = int(status.get("step", -1))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        Text("weight", style="bold"),
+        ProgressBar(total=100.0, completed=float(status.get("weight") or 0.0), width=40),
+        Text(f"{float(status.get('weight') or 0):g}%"),
+        Text(f"step {step + 1}/{len(steps)}" if steps else "no steps"),
+    )
+    return grid
+
+
+def analysis_table(analysis: dict[str, Any] | None) -> RenderableType:
+    if not analysis:
+        return Text("no analysis yet", style="dim")
+    verdict = analysis.get("verdict", "-")
+    title = Text.assemble(
+        "analysis at ",
+        f"{float(analysis.get('weight') or 0):g}% ",
+        f"({when(analysis.get('at'))}): ",
+        (verdict, VERDICT_STYLE.get(verdict, "")),
+    )
+    if analysis.get("health_score") is not None:
+        title.append(f"  health {analysis['health_score']:.1f}")
+    table = Table("check", "value", "bound", "samples", "verdict", title=title, title_justify="left")
+    for check in analysis.get("checks") or []:
+        bound = (
+            "-" if check.get("bound") is None else f"{check.get('comparison', '<=')} {number(check['bound'])}"
+        )
+        table.add_row(
+            check["name"],
+            number(check.get("value")),
+            bound,
+            number(check.get("samples")),
+            Text(check["verdict"], style=VERDICT_STYLE.get(check["verdict"], "")),
+        )
+    reason = analysis.get("reason")
+    return Group(table, Text(reason, style="dim")) if reason else table
+
+
+def status_view(status: dict[str, Any]) -> RenderableType:
+    rows: list[tuple[str, Any]] = [
+        ("rollout", status["rollout_id"]),
+        ("unit", f"{status['unit_id']}@{status['version']} → {status['apartment']}/{status['building']}"),
+        ("state", state_text(status["state"])),
+        ("strategy", status.get("strategy", "-")),
+        ("steps", steps_text(status)),
+        ("baseline", status.get("baseline_unit")),
+        ("revisions", ", ".join(str(r) for r in status.get("revisions") or []) or "-"),
+        ("started", when(status.get("started_at"))),
+        ("updated", when(status.get("updated_at"))),
+    ]
+    for key in ("paused_reason", "waiting_for", "reason"):
+        if status.get(key):
+            rows.append((key.replace("_", " "), status[key]))
+    return Group(pairs(rows), weight_bar(status), analysis_table(status.get("last_analysis")))
+
+
+def audit_table(entries: list[dict[str, Any]]) -> RenderableType:
+    table = Table(
+        Column("at (UTC)", no_wrap=True),
+        "action",
+        "actor",
+        "state",
+        Column("rev", justify="right"),
+        Column("reason", ratio=1, overflow="fold"),
+    )
+    for entry in entries:
+        state = state_text(entry["state"])
+        state.append(f" {entry['weight']:g}%")
+        table.add_row(
+            when(entry["at"], short=True),
+            entry["action"],
+            entry["actor"],
+            state,
+            "-" if entry.get("revision") is None else str(entry["revision"]),
+            entry.get("reason") or "",
+        )
+    return table
+
+
+def history_line(entry: dict[str, Any]) -> Text:
+    line = Text.assemble(
+        (when(entry["at"]), "dim"),
+        " ",
+        (entry["action"], "bold"),
+        f" by {entry['actor']} [",
+        state_text(entry["state"]),
+        f" {entry['weight']:g}%]",
+    )
+    if entry.get("reason"):
+        line.append(f": {entry['reason']}")
+    return line
+
+
+def watch_view(status: dict[str, Any]) -> RenderableType:
+    head = Text.assemble(
+        (status["rollout_id"], "bold"),
+        f"  {status['unit_id']}@{status['version']}  ",
+        state_text(status["state"]),
+    )
+    parts: list[RenderableType] = [head, weight_bar(status), steps_text(status)]
+    for key in ("paused_reason", "waiting_for"):
+        if status.get(key):
+            parts.append(Text(f"{key.replace('_', ' ')}: {status[key]}", style="yellow"))
+    parts.append(analysis_table(status.get("last_analysis")))
+    return Group(*parts)
+
+
+# --- apartments -----------------------------------------------------------------------------------
+
+
+def manifest_view(manifest: dict[str, Any]) -> RenderableType:
+    change = manifest.get("change") or {}
+    head = pairs(
+        [
+            ("revision", manifest.get("version")),
+            ("written", manifest.get("timestamp")),
+            ("by", change.get("actor")),
+            ("why", change.get("reason")),
+        ]
+    )
+    table = Table("apartment", "building", "category", "active unit", "units (status, weight)")
+    for apartment_id, apartment in (manifest.get("apartments") or {}).items():
+        for building_id, building in apartment.get("buildings", {}).items():
+            units = []
+            for unit_id, unit in building.get("units", {}).items():
+                rollout = unit.get("rollout") or {}
+                share = f" {rollout['percentage']:g}%" if "percentage" in rollout else ""
+                units.append(f"{unit_id} ({unit.get('status', '-')}{share})")
+            table.add_row(
+                apartment_id,
+                building_id,
+                building.get("category", "-"),
+                building.get("active_unit") or "-",
+                Text("\n".join(units) or "-", overflow="fold"),
+            )
+    return Group(head, table)
+
+
+def revisions_table(listing: dict[str, Any], details: dict[int, dict[str, Any]]) -> RenderableType:
+    table = Table("revision", "written", "actor", "reason", title=f"{listing['apartment']}: revisions")
+    for revision in sorted(listing["revisions"], reverse=True):
+        manifest = details.get(revision) or {}
+        change = manifest.get("change") or {}
+        mark = " (current)" if revision == listing["current"] else ""
+        table.add_row(
+            f"{revision}{mark}",
+            manifest.get("timestamp", "-"),
+            change.get("actor", "-"),
+            Text(change.get("reason", "-"), overflow="fold"),
+        )
+    return table
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def diff_table(data: dict[str, Any]) -> RenderableType:
+    title = f"{data['apartment']}: revision {data['from_revision']} → {data['to_revision']}"
+    if not data["changes"]:
+        return Text(f"{title}: no changes", style="dim")
+    styles = {"added": "green", "removed": "red", "changed": "yellow"}
+    table = Table("op", "path", "old", "new", title=title)
+    for change in data["changes"]:
+        table.add_row(
+            Text(change["op"], style=styles.get(change["op"], "")),
+            Text(change["path"], overflow="fold"),
+            Text(_short(change.get("old")), overflow="fold"),
+            Text(_short(change.get("new")), overflow="fold"),
+        )
+    return table
+
+
+def undo_view(data: dict[str, Any]) -> RenderableType:
+    return Text(
+        f"{data['apartment']}: revision {data['revision']} restores revision {data['restored_from']}",
+        style="green",
+    )
+
+
+def resolve_table(data: dict[str, Any]) -> RenderableType:
+    table = Table("building", "unit", "bucket", "why")
+    for building, assignment in data.items():
+        unit = assignment.get("unit") or {}
+        table.add_row(building, unit.get("id", "-"), str(assignment.get("bucket", "-")), assignment["reason"])
+    return table
+
+
+# --- schedules and tokens ---------------------------------------------------------------------------
+
+
+def schedules_table(rows: list[dict[str, Any]]) -> RenderableType:
+    if not rows:
+        return Text("no schedules", style="dim")
+    # the id names the rollout it promotes: promote.<rollout id>
+    table = Table(
+        Column("schedule", no_wrap=True),
+        "cron",
+        "zone",
+        "paused",
+        Column("next run (UTC)", no_wrap=True),
+        Column("note", ratio=1),
+    )
+    for row in rows:
+        table.add_row(
+            row["id"],
+            ", ".join(row.get("cron") or []),
+            row.get("timezone") or "-",
+            "yes" if row["paused"] else "no",
+            when((row.get("next_runs") or [None])[0], short=True),
+            row.get("note") or "",
+        )
+    return table
+
+
+def schedule_view(row: dict[str, Any]) -> RenderableType:
+    return pairs(
+        [
+            ("schedule", row["id"]),
+            ("rollout", row.get("rollout_id")),
+            ("cron", ", ".join(row.get("cron") or [])),
+            ("time zone", row.get("timezone")),
+            ("paused", "yes" if row["paused"] else "no"),
+            ("note", row.get("note")),
+            ("next runs (UTC)", "\n".join(when(t) for t in row.get("next_runs") or []) or "-"),
+            ("recent runs", "\n".join(row.get("recent_runs") or []) or "-"),
+        ]
+    )
+
+
+def tokens_table(rows: list[dict[str, Any]]) -> RenderableType:
+    table = Table("name", "role", "source")
+    for row in rows:
+        table.add_row(row["name"], row["role"], row["source"])
+    return table
+
+
+def minted_view(row: dict[str, Any]) -> RenderableType:
+    return Group(
+        pairs([("name", row["name"]), ("role", row["role"]), ("token", row["token"])]),
+        Text("the token is shown once; only its hash is kept", style="dim"),
+    )

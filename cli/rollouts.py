@@ -1,0 +1,278 @@
+"""`skyline rollout …`: start, list, inspect, follow and steer rollouts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import render
+from cli.client import Api, segment
+from cli.options import Actor, Reason, RolloutArg, default_actor, rollout_ref, session
+from cli.spec import StrategyOptions, load_spec, merge, missing_fields, pack_directory, strategy_body
+from cli.watch import follow
+
+app = typer.Typer(help="Start, list, inspect, follow and steer rollouts.", no_args_is_help=True)
+
+
+class StrategyKind(StrEnum):
+    canary = "canary"
+    linear = "linear"
+    exponential = "exponential"
+    immediate = "immediate"
+    blue_green = "blue_green"
+    ab_test = "ab_test"
+
+
+class PromotionMode(StrEnum):
+    automatic = "automatic"
+    scheduled = "scheduled"
+
+
+class State(StrEnum):
+    publishing = "publishing"
+    progressing = "progressing"
+    paused = "paused"
+    promoting = "promoting"
+    rolled_back = "rolled_back"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+Interval = Annotated[float, typer.Option(min=0.1, help="seconds between polls")]
+Timeout = Annotated[
+    float | None,
+    typer.Option(min=0, help="give up (exit 5) after this many seconds; default: wait for the end"),
+]
+
+
+def _upload(api: Api, name: str, data: bytes) -> str:
+    uploaded = api.request("POST", "/bundles", files={"bundle": (name, data, "application/gzip")})
+    return str(uploaded["upload_id"])
+
+
+def _bundle(
+    api: Api, bundle_dir: Path | None, archive: Path | None, upload: bool, upload_id: str | None
+) -> dict[str, str] | None:
+    given = [x for x in (bundle_dir, archive, upload_id) if x is not None]
+    if len(given) > 1:
+        raise typer.BadParameter("give one of --bundle-dir, --bundle-archive or --upload-id")
+    if upload and bundle_dir is None:
+        raise typer.BadParameter("--upload packs a --bundle-dir; give one", param_hint="--upload")
+    if archive is not None:
+        return {"upload_id": _upload(api, archive.name, archive.read_bytes())}
+    if upload_id is not None:
+        return {"upload_id": upload_id}
+    if bundle_dir is None:
+        return None
+    if upload:
+        if not bundle_dir.is_dir():
+            raise typer.BadParameter(f"{bundle_dir} is not a directory", param_hint="--bundle-dir")
+        return {
+            "upload_id": _upload(api, f"{bundle_dir.name or 'bundle'}.tar.gz", pack_directory(bundle_dir))
+        }
+    # A path is read by the worker: it must name the same directory over there.
+    return {"path": str(bundle_dir.expanduser().absolute())}
+
+
+@app.command(no_args_is_help=True)
+def start(
+    ctx: typer.Context,
+    apartment: Annotated[
+        str | None, typer.Option("--apartment", "-a", help="apartment (shell app) id")
+    ] = None,
+    building: Annotated[
+        str | None, typer.Option("--building", "-b", help="building to roll out into")
+    ] = None,
+    unit: Annotated[str | None, typer.Option("--unit", "-u", help="micro-frontend id (unit_id)")] = None,
+    version: Annotated[str | None, typer.Option("--version", "-V", help="SemVer of the new build")] = None,
+    bundle_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="bundle directory the worker reads (absolute there); with --upload, packed and uploaded"
+        ),
+    ] = None,
+    bundle_archive: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, readable=True, help="a .tar.gz, uploaded with POST /bundles"
+        ),
+    ] = None,
+    upload: Annotated[bool, typer.Option(help="upload --bundle-dir instead of passing its path")] = False,
+    upload_id: Annotated[str | None, typer.Option(help="a bundle uploaded earlier (POST /bundles)")] = None,
+    entry: Annotated[
+        str | None, typer.Option(help="entry module inside the bundle [API default: index.js]")
+    ] = None,
+    strategy: Annotated[StrategyKind | None, typer.Option(help="strategy kind [API default: canary]")] = None,
+    steps: Annotated[str | None, typer.Option(help="canary weights in percent, e.g. 5,25,50,100")] = None,
+    bake: Annotated[
+        float | None, typer.Option(help="seconds to observe each step (ab_test: duration)")
+    ] = None,
+    interval: Annotated[float | None, typer.Option(help="seconds between analyses")] = None,
+    window: Annotated[float | None, typer.Option(help="seconds of metrics each analysis reads")] = None,
+    min_requests: Annotated[
+        float | None, typer.Option(help="fewer loads in the window: inconclusive")
+    ] = None,
+    max_error_rate: Annotated[float | None, typer.Option(help="failed loads / loads, e.g. 0.01")] = None,
+    max_p99: Annotated[float | None, typer.Option(help="p99 bundle load time in seconds")] = None,
+    promotion: Annotated[
+        PromotionMode | None, typer.Option(help="scheduled: hold after the last step for a schedule")
+    ] = None,
+    cron: Annotated[str | None, typer.Option(help="with --promotion scheduled: e.g. '0 10 * * 1-5'")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA zone the cron is read in, e.g. Europe/Berlin")
+    ] = None,
+    start_at: Annotated[str | None, typer.Option(help="start later: ISO 8601 time with a zone")] = None,
+    smoke_url: Annotated[str | None, typer.Option(help="must answer 2xx before traffic moves")] = None,
+    force: Annotated[bool, typer.Option(help="allow a version not greater than the active one")] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="why; recorded in the audit trail")
+    ] = None,
+    actor: Actor = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="JSON body of POST /rollouts; options override its fields"
+        ),
+    ] = None,
+    watch: Annotated[bool, typer.Option(help="then follow it like `rollout watch`")] = False,
+    watch_interval: Interval = 1.0,
+    watch_timeout: Timeout = None,
+) -> None:
+    """Start a rollout of one unit version into one building."""
+    s = session(ctx)
+    body = load_spec(spec)
+    opts = StrategyOptions(
+        strategy.value if strategy else None,
+        steps,
+        bake,
+        interval,
+        window,
+        min_requests,
+        max_error_rate,
+        max_p99,
+    )
+    new_strategy = strategy_body(body.get("strategy") or {}, opts)
+    promotion_body = dict(body.get("promotion") or {})
+    if promotion is not None:
+        promotion_body["mode"] = promotion.value
+    if cron is not None:
+        promotion_body["cron"] = cron
+    if timezone is not None:
+        promotion_body["timezone"] = timezone
+    if promotion_body.get("cron") and promotion_body.get("mode", "automatic") != "scheduled":
+        raise typer.BadParameter("--cron needs --promotion scheduled", param_hint="--cron")
+    body = merge(
+        body,
+        apartment=apartment,
+        building=building,
+        unit_id=unit,
+        version=version,
+        entry=entry,
+        start_at=start_at,
+        smoke_url=smoke_url,
+        reason=reason,
+        actor=actor,
+        force=True if force else None,
+        strategy=new_strategy or None,
+        promotion=promotion_body or None,
+    )
+    body.setdefault("actor", default_actor())
+    missing = missing_fields(
+        body, bundle_given=any(x is not None for x in (bundle_dir, bundle_archive, upload_id))
+    )
+    if missing:
+        raise typer.BadParameter(f"missing {', '.join(missing)} (or set them in --spec)")
+    bundle = _bundle(s.api, bundle_dir, bundle_archive, upload, upload_id)
+    if bundle is not None:
+        body["bundle"] = bundle
+    created = s.api.post("/rollouts", body)
+    if watch:
+        if not s.json:
+            render.out().print(render.rollout_created(created))
+        follow(s, created["id"], watch_interval, watch_timeout)
+        return
+    render.emit(s, created, render.rollout_created)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    apartment: Annotated[str | None, typer.Option("--apartment", "-a")] = None,
+    building: Annotated[str | None, typer.Option("--building", "-b")] = None,
+    state: Annotated[State | None, typer.Option("--state", "-s")] = None,
+    version: Annotated[str | None, typer.Option("--version", "-V")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """Rollouts, newest first, from Temporal visibility."""
+    s = session(ctx)
+    rows = s.api.get(
+        "/rollouts",
+        apartment=apartment,
+        building=building,
+        state=state.value if state else None,
+        version=version,
+        limit=limit,
+    )
+    render.emit(s, rows, render.rollouts_table)
+
+
+@app.command()
+def get(ctx: typer.Context, rollout: RolloutArg) -> None:
+    """State, step, weight, latest analysis of one rollout."""
+    s = session(ctx)
+    render.emit(s, s.api.get(f"/rollouts/{segment(rollout_ref(rollout))}"), render.status_view)
+
+
+@app.command()
+def watch(ctx: typer.Context, rollout: RolloutArg, interval: Interval = 1.0, timeout: Timeout = None) -> None:
+    """Follow a rollout live until it ends: exit 0 succeeded, 3 rolled back or failed, 5 timed out."""
+    follow(session(ctx), rollout_ref(rollout), interval, timeout)
+
+
+@app.command()
+def audit(ctx: typer.Context, rollout: RolloutArg) -> None:
+    """Who did what, why and when."""
+    s = session(ctx)
+    render.emit(s, s.api.get(f"/rollouts/{segment(rollout_ref(rollout))}/audit"), render.audit_table)
+
+
+def _control(
+    ctx: typer.Context, rollout: str, action: str, reason: str, actor: str | None, **params: Any
+) -> None:
+    s = session(ctx)
+    body = {"actor": actor or default_actor(), "reason": reason}
+    status = s.api.post(f"/rollouts/{segment(rollout_ref(rollout))}/{action}", body, **params)
+    render.emit(s, status, render.status_view)
+
+
+@app.command()
+def pause(ctx: typer.Context, rollout: RolloutArg, reason: Reason = "", actor: Actor = None) -> None:
+    """Hold the rollout at its current weight."""
+    _control(ctx, rollout, "pause", reason, actor)
+
+
+@app.command()
+def resume(ctx: typer.Context, rollout: RolloutArg, reason: Reason = "", actor: Actor = None) -> None:
+    """Continue a paused rollout."""
+    _control(ctx, rollout, "resume", reason, actor)
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    rollout: RolloutArg,
+    full: Annotated[bool, typer.Option("--full", help="make the new unit the active one now")] = False,
+    reason: Reason = "",
+    actor: Actor = None,
+) -> None:
+    """Advance one step now, or with --full finish the rollout."""
+    _control(ctx, rollout, "promote", reason, actor, full="true" if full else None)
+
+
+@app.command()
+def rollback(ctx: typer.Context, rollout: RolloutArg, reason: Reason = "", actor: Actor = None) -> None:
+    """Restore last-known-good now; answers once the edge serves it."""
+    _control(ctx, rollout, "rollback", reason, actor)

@@ -1,0 +1,90 @@
+"""`skyline rollout watch`: poll GET /rollouts/{id} and draw it live until the rollout ends."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+from rich.live import Live
+from rich.text import Text
+
+from cli import render
+from cli.client import Api, Session, segment
+from cli.errors import ApiUnavailable, RolloutEndedBadly, WatchTimedOut
+from skyline.rollout import TERMINAL_STATES
+
+BAD_ENDINGS = frozenset({"rolled_back", "failed"})
+# A watch of an hour-long rollout should survive an API restart; a dead API should not hang it.
+TRANSIENT_FAILURES = 5
+
+
+def _poll(api: Api, path: str, interval: float) -> dict[str, Any]:
+    failures = 0
+    while True:
+        try:
+            status: dict[str, Any] = api.get(path)
+            return status
+        except ApiUnavailable:
+            failures += 1
+            if failures >= TRANSIENT_FAILURES:
+                raise
+            time.sleep(interval)
+
+
+def follow(session: Session, rollout_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
+    """The final status; raises when it ended badly or the timeout ran out first."""
+    path = f"/rollouts/{segment(rollout_id)}"
+    deadline = None if timeout is None else time.monotonic() + timeout
+    status: dict[str, Any] = session.api.get(path)  # a 404 or dead API fails at once, not after retries
+    live = (
+        None if session.json else Live(render.watch_view(status), console=render.out(), refresh_per_second=4)
+    )
+    seen = 0
+    timed_out = False
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            history = status.get("history") or []
+            if live is not None:
+                for entry in history[seen:]:
+                    live.console.print(render.history_line(entry))
+                live.update(render.watch_view(status))
+            seen = len(history)
+            if status["state"] in TERMINAL_STATES:
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                timed_out = True
+                break
+            time.sleep(interval if remaining is None else min(interval, remaining))
+            status = _poll(session.api, path, interval)
+    except KeyboardInterrupt:
+        # Ctrl-C stops the watching, never the rollout; 130 is the shell's code for it
+        render.err().print(f"stopped watching; {rollout_id} goes on ({status['state']})")
+        raise typer.Exit(130) from None
+    finally:
+        if live is not None:
+            live.stop()
+    _conclude(session, status, timed_out, timeout)
+    return status
+
+
+def _conclude(session: Session, status: dict[str, Any], timed_out: bool, timeout: float | None) -> None:
+    if session.json:
+        render.print_json(status)
+    state = status["state"]
+    unit = f"{status['unit_id']}@{status['version']}"
+    where = f"{status['apartment']}/{status['building']}"
+    if timed_out:
+        raise WatchTimedOut(f"{status['rollout_id']} is still {state} after {timeout:g} s")
+    if state in BAD_ENDINGS:
+        raise RolloutEndedBadly(
+            f"{status['rollout_id']} {state}: {status.get('reason') or 'no reason given'}"
+        )
+    if not session.json:
+        line = Text.assemble(render.state_text(state), f": {unit} → {where}")
+        if status.get("reason"):
+            line.append(f" ({status['reason']})")
+        render.out().print(line)
