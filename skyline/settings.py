@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     beacon_rate_per_second: float = Field(default=20.0, gt=0)
     beacon_burst: float = Field(default=40.0, ge=1)
     beacon_manifest_cache_seconds: float = Field(default=5.0, ge=0)
+    # The browser loader's source; unset: loader/skyline-loader.js of the checkout.
+    # The image copies it elsewhere (site-packages holds no loader/).
+    loader_source: Path | None = None
 
     # Worker. Activities are sync and run on a thread pool of exactly
     # `worker_max_concurrent_activities` threads (one per activity slot).

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parent  # varnish/*.vcl, prometheus/*.yml (package data)
+# Alert rules live with the production configs; a checkout has them, an installed wheel does not.
+ALERT_RULES = TEMPLATE_DIR.parent / "deploy" / "prometheus" / "alerts.yml"
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Z0-9_]+)\s*\}\}")
 
@@ -35,15 +37,26 @@ def render_prometheus(
     scrape_interval: str = "5s",
     evaluation_interval: str | None = None,
     extra_targets: list[str] | None = None,
+    worker_targets: list[str] | None = None,
+    worker_dns: tuple[str, int] | None = None,
+    rule_files: list[str] | None = None,
 ) -> str:
+    """`worker_dns=(name, port)` finds every replica behind a DNS name (compose --scale)."""
+    # JSON is YAML flow syntax: lists and mappings render without indentation rules.
+    if worker_dns is not None:
+        name, port = worker_dns
+        discovery = "dns_sd_configs: " + json.dumps([{"names": [name], "type": "A", "port": port}])
+    else:
+        discovery = "static_configs: " + json.dumps([{"targets": list(worker_targets or [])}])
     return render(
         template_text("prometheus/prometheus.yml"),
         {
             "SCRAPE_INTERVAL": scrape_interval,
             "EVALUATION_INTERVAL": evaluation_interval or scrape_interval,
             "API_TARGET": api_target,
-            # JSON is a YAML flow sequence.
             "EXTRA_TARGETS": json.dumps(list(extra_targets or [])),
+            "WORKER_DISCOVERY": discovery,
+            "RULE_FILES": json.dumps(list(rule_files or [])),
         },
     )
 

@@ -31,7 +31,7 @@ import httpx
 from botocore.exceptions import ClientError
 
 from skyline.settings import Settings
-from stack.config import render_prometheus, render_vcl, write_text
+from stack.config import ALERT_RULES, render_prometheus, render_vcl, write_text
 from stack.processes import (
     ManagedProcess,
     StackError,
@@ -53,7 +53,7 @@ COMPONENT_PORTS: dict[str, tuple[str, ...]] = {
     "s3": ("s3",),
     "edge": ("edge", "edge_admin"),
     "prometheus": ("prometheus",),
-    "worker": (),
+    "worker": ("worker_metrics",),
     "api": ("api",),
 }
 
@@ -71,6 +71,7 @@ class StackPorts:
     edge_admin: int = 6082
     prometheus: int = 9090
     api: int = 8000
+    worker_metrics: int = field(default_factory=lambda: _preferred_port(9464))
 
     @classmethod
     def ephemeral(cls) -> StackPorts:
@@ -213,6 +214,10 @@ class EmbeddedStack:
     def api_url(self) -> str:
         return f"http://{HOST}:{self.ports.api}"
 
+    @property
+    def worker_metrics_address(self) -> str:
+        return f"{HOST}:{self.ports.worker_metrics}"
+
     def env(self) -> dict[str, str]:
         """SKYLINE_* variables for processes that use this stack."""
         s = self.settings
@@ -232,6 +237,7 @@ class EmbeddedStack:
             "SKYLINE_API_HOST": HOST,
             "SKYLINE_API_PORT": str(self.ports.api),
             "SKYLINE_STATE_DIR": str(self.state_dir),
+            "SKYLINE_WORKER_METRICS_ADDRESS": self.worker_metrics_address,
         }
 
     def endpoints(self) -> list[tuple[str, str]]:
@@ -380,6 +386,8 @@ class EmbeddedStack:
                 api_target=f"{HOST}:{self.ports.api}",
                 scrape_interval=self.prometheus_scrape_interval,
                 extra_targets=self.extra_scrape_targets,
+                worker_targets=[self.worker_metrics_address] if "worker" in self.components else [],
+                rule_files=[str(ALERT_RULES)] if ALERT_RULES.is_file() else [],
             ),
         )
         argv = [

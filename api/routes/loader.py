@@ -59,9 +59,13 @@ def loader_asset(settings: Settings, source: bytes) -> LoaderAsset:
     return LoaderAsset(key=key, url=settings.public_url(key), integrity=integrity, size=len(source))
 
 
-def publish_loader(s3: S3Client, settings: Settings, source_path: Path = LOADER_SOURCE) -> LoaderAsset:
+def loader_source(settings: Settings) -> Path:
+    return settings.loader_source or LOADER_SOURCE
+
+
+def publish_loader(s3: S3Client, settings: Settings, source_path: Path | None = None) -> LoaderAsset:
     """Upload the loader under its content hash unless it is there already. Idempotent."""
-    source = source_path.read_bytes()
+    source = (source_path or loader_source(settings)).read_bytes()
     asset = loader_asset(settings, source)
     try:
         s3.head_object(Bucket=settings.s3_bucket, Key=asset.key)
@@ -81,12 +85,13 @@ def publish_loader(s3: S3Client, settings: Settings, source_path: Path = LOADER_
 async def _published(request: Request, settings: SettingsDep, store: StoreDep) -> LoaderAsset:
     asset: LoaderAsset | None = getattr(request.app.state, "loader_asset", None)
     if asset is None:
-        if not LOADER_SOURCE.is_file():
+        source = loader_source(settings)
+        if not source.is_file():
             raise ApiError(
                 503,
                 "loader_missing",
-                f"this installation has no {LOADER_SOURCE}; run the API from a checkout "
-                "(or an image that copies loader/) to publish the loader",
+                f"this installation has no {source}; set SKYLINE_LOADER_SOURCE to the loader's "
+                "path (loader/skyline-loader.js of the repository) to publish it",
             )
         asset = await asyncio.to_thread(publish_loader, store.s3, settings)
         request.app.state.loader_asset = asset

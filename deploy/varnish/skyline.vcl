@@ -23,7 +23,7 @@ backend s3 {
 
 acl purgers {
     "127.0.0.0"/8;
-    "172.16.0.0"/12;  # the compose network: the worker purges from its container
+    "172.28.0.0"/16;  # the compose network (docker-compose.yml): workers purge from there
     "::1";
 }
 

@@ -1,0 +1,236 @@
+"""docker-compose.yml, checked without Docker: services, pinned images, ports and env vs Settings.
+
+Docker cannot run on Skyline's machines, so the file is parsed and held
+against what it must agree with: the README's service table, the settings
+class (every SKYLINE_* variable is a field and validates), the ports the
+settings point at, the search attributes Skyline defines, the edge and
+Prometheus configs it mounts, and what scaling out requires.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from skyline.settings import Settings
+from stack.embedded import public_read_policy
+from tests.deploy.compose import (
+    ROOT,
+    command_text,
+    environment,
+    healthcheck_text,
+    interpolate,
+    load,
+    published,
+)
+from workflows.search_attributes import REGISTRATION
+
+COMPOSE = load()
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+# The issue's list: Temporal on PostgreSQL, its UI, MinIO, Varnish, Prometheus, worker, API.
+REQUIRED = {"postgresql", "temporal", "temporal-ui", "minio", "edge", "prometheus", "worker", "api"}
+SKYLINE = ("worker", "api")
+
+
+def one_shot(service: dict[str, Any]) -> bool:
+    return str(service.get("restart", "")) == "no"
+
+
+def settings_of(name: str) -> Settings:
+    env = environment(SERVICES[name])
+    values = {k.removeprefix("SKYLINE_").lower(): v for k, v in env.items() if k.startswith("SKYLINE_")}
+    return Settings.model_validate(values)
+
+
+def readme_services() -> set[str]:
+    """Service names in the first column of the README's production-shape table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^## Production shape.*?$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert found, "README.md has no '## Production shape' section (merge /tmp/readme-issue6.md)"
+    rows = re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", found.group(1), re.MULTILINE)
+    assert rows, "the README's production-shape section has no service table"
+    return set(rows)
+
+
+def test_every_service_the_readme_mentions_exists() -> None:
+    named = readme_services()
+    assert named - SERVICES.keys() == set(), "in the README, not in docker-compose.yml"
+    assert named >= REQUIRED, "the README's table misses services of the issue"
+
+
+def test_the_required_services_exist_and_temporal_runs_on_postgresql() -> None:
+    assert SERVICES.keys() >= REQUIRED
+    temporal = environment(SERVICES["temporal"])
+    assert temporal["DB"].startswith("postgres") and temporal["POSTGRES_SEEDS"] == "postgresql"
+    assert SERVICES["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    ui = environment(SERVICES["temporal-ui"])
+    assert ui["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def version_of_project() -> str:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return str(project["project"]["version"])
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_images_are_pinned(name: str) -> None:
+    service = SERVICES[name]
+    image = str(service.get("image", ""))
+    assert image, f"{name}: give an image (with a version tag) even when it is built"
+    repository, _, tag = image.rpartition(":")
+    assert repository and "/" not in tag, f"{name}: {image!r} has no tag"
+    assert tag != "latest" and re.search(r"\d", tag), f"{name}: {image!r} is not pinned to a version"
+    if "build" in service:
+        assert image == f"skyline:{version_of_project()}", "Skyline's image carries the project version"
+
+
+def test_skyline_environment_is_settings() -> None:
+    fields = set(Settings.model_fields)
+    for name in SKYLINE:
+        env = environment(SERVICES[name])
+        unknown = {
+            k for k in env if k.startswith("SKYLINE_") and k.removeprefix("SKYLINE_").lower() not in fields
+        }
+        assert unknown == set(), f"{name}: not settings of skyline/settings.py (typo?)"
+        settings_of(name)  # validates: types, bounds, TLS pairs
+    assert (
+        environment(SERVICES["worker"]).items()
+        >= {
+            k: v
+            for k, v in environment(SERVICES["api"]).items()
+            if k not in {"SKYLINE_API_HOST", "SKYLINE_API_PORT"}
+        }.items()
+    ), "worker and API must share their connection settings"
+
+
+def target(url_or_address: str) -> tuple[str, int]:
+    parts = urlsplit(url_or_address if "//" in url_or_address else f"//{url_or_address}")
+    assert parts.hostname and parts.port, url_or_address
+    return parts.hostname, parts.port
+
+
+@pytest.mark.parametrize("name", SKYLINE)
+def test_addresses_in_settings_point_at_services_listening_there(name: str) -> None:
+    s = settings_of(name)
+    host, port = target(s.temporal_address)
+    assert host == "temporal" and port in published(SERVICES["temporal"])
+    assert s.s3_endpoint_url is not None
+    host, port = target(s.s3_endpoint_url)
+    assert host == "minio" and port in published(SERVICES["minio"])
+    host, port = target(s.prometheus_url)
+    assert host == "prometheus" and port in published(SERVICES["prometheus"])
+    assert s.cdn_provider == "varnish"
+    for url in (s.edge_url, s.purge_base_url):
+        host, port = target(url)
+        assert host == "edge", url
+        assert f"=:{port}," in command_text(SERVICES["edge"]), "varnishd listens where the settings point"
+        # same port inside and out: the URL written into manifests works from the host too
+        assert published(SERVICES["edge"]).get(port) == port
+
+
+def test_api_port_agrees_everywhere() -> None:
+    s = settings_of("api")
+    api = SERVICES["api"]
+    assert command_text(api) == "python\n-m\napi"  # reads SKYLINE_API_HOST / SKYLINE_API_PORT
+    assert s.api_host == "0.0.0.0"
+    assert published(api) == {s.api_port: s.api_port}
+    assert f"127.0.0.1:{s.api_port}/" in healthcheck_text(api)
+
+
+def test_worker_is_scalable_and_exports_metrics() -> None:
+    worker = SERVICES["worker"]
+    assert "container_name" not in worker and "hostname" not in worker
+    assert "ports" not in worker, "a fixed host port would stop `--scale worker=3`"
+    s = settings_of("worker")
+    assert s.worker_metrics_address is not None
+    host, port = target(s.worker_metrics_address)
+    assert host == "0.0.0.0"
+    assert [int(p) for p in worker["expose"]] == [port]
+    assert f"127.0.0.1:{port}/metrics" in healthcheck_text(worker)
+    prometheus = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    assert json.dumps([{"names": ["worker"], "type": "A", "port": port}]) in prometheus
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_docker_waits_longer_than_the_graceful_shutdown() -> None:
+    s = settings_of("worker")
+    assert seconds(SERVICES["worker"]["stop_grace_period"]) > s.worker_graceful_shutdown_seconds
+
+
+def test_search_attributes_are_registered_before_skyline_starts() -> None:
+    setup = SERVICES["temporal-setup"]
+    script = command_text(setup)
+    registered = dict(re.findall(r"\b(Skyline[A-Za-z]+)=([A-Za-z]+)\b", script))
+    assert registered == REGISTRATION
+    assert "temporal operator search-attribute create" in script
+    assert environment(setup)["TEMPORAL_ADDRESS"] == settings_of("worker").temporal_address
+    assert environment(setup)["TEMPORAL_NAMESPACE"] == settings_of("worker").temporal_namespace
+    assert setup["depends_on"]["temporal"]["condition"] == "service_healthy"
+    for name in SKYLINE:
+        assert SERVICES[name]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
+
+
+def test_storage_credentials_bucket_and_edge_policy_agree() -> None:
+    s = settings_of("worker")
+    minio = environment(SERVICES["minio"])
+    assert minio["MINIO_ROOT_USER"] == s.aws_access_key_id.get_secret_value()
+    assert minio["MINIO_ROOT_PASSWORD"] == s.aws_secret_access_key.get_secret_value()
+    script = command_text(SERVICES["minio-setup"])
+    assert f"mc mb --ignore-existing skyline/{s.s3_bucket}" in script
+    policy = re.search(r"^(\{.*\})$", script, re.MULTILINE)
+    assert policy, script
+    assert json.loads(policy.group(1)) == json.loads(public_read_policy(s.s3_bucket))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_long_running_services_have_healthchecks(name: str) -> None:
+    service = SERVICES[name]
+    if one_shot(service):
+        assert "healthcheck" not in service
+        return
+    check = service.get("healthcheck") or {}
+    assert check.get("test"), f"{name} has no healthcheck"
+    assert check.get("interval") and check.get("retries")
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_dependencies_wait_for_health_or_completion(name: str) -> None:
+    depends = SERVICES[name].get("depends_on") or {}
+    assert isinstance(depends, dict), f"{name}: use the long form with a condition"
+    for other, spec in depends.items():
+        assert other in SERVICES
+        condition = spec["condition"]
+        if one_shot(SERVICES[other]):
+            assert condition == "service_completed_successfully", (name, other)
+        else:
+            assert condition == "service_healthy" and "healthcheck" in SERVICES[other], (name, other)
+
+
+def test_mounted_files_exist() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes") or []:
+            source = str(volume).split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_the_edge_lets_the_compose_network_purge() -> None:
+    subnet = COMPOSE["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    address, bits = subnet.split("/")
+    vcl = (ROOT / "deploy" / "varnish" / "skyline.vcl").read_text(encoding="utf-8")
+    acl = vcl[vcl.index("acl purgers") : vcl.index("}", vcl.index("acl purgers"))]
+    assert f'"{address}"/{bits};' in acl
+
+
+def test_interpolation_helper() -> None:
+    assert interpolate("${A:-x}/$${B}") == "x/${B}"
