@@ -1,0 +1,88 @@
+"""`python -m bench [--full] [--only NAME,...]`: every benchmark on one isolated stack.
+
+Starts its own embedded stack on free ports with its own state dir (never
+the one `make run` or the tests use), a synthetic browser-load scrape
+target, and runs the benchmarks in order. Each prints a table and writes
+bench/results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import api_latency, concurrency, detection, publishing, rollback
+from bench.context import Ctx
+from bench.loads import SyntheticRum
+from bench.rig import Rig
+from stack.processes import free_port
+
+BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
+    "rollback": rollback.run,
+    "detection": detection.run,
+    "concurrency": concurrency.run,
+    "publishing": publishing.run,
+    "api": api_latency.run,
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="also run 1,000 concurrent rollouts (heavy)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"subset of {','.join(BENCHMARKS)}")
+    parser.add_argument("--keep", action="store_true", help="keep the state dir (logs) afterwards")
+    return parser.parse_args(argv)
+
+
+async def _run(names: list[str], rig: Rig, rum: SyntheticRum, work: Path, full: bool) -> None:
+    async with (
+        httpx.AsyncClient(base_url=rig.api_url, timeout=60) as api,
+        httpx.AsyncClient(base_url=rig.edge_url, timeout=30) as edge,
+    ):
+        ctx = Ctx(rig, rum, api, edge, await rig.temporal(), rig.client_settings(), work, full)
+        for name in names:
+            started = time.monotonic()
+            print(f"\n[bench] {name} ...", flush=True)
+            await BENCHMARKS[name](ctx)
+            print(f"[bench] {name} took {time.monotonic() - started:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - BENCHMARKS.keys()
+    if unknown:
+        print(f"error: unknown benchmark(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    state = Path(tempfile.mkdtemp(prefix="skyline-bench-"))
+    print(
+        f"[bench] state dir {state}; 1,000 concurrent rollouts: {'yes' if args.full else 'no (use --full)'}"
+    )
+    rum = SyntheticRum(free_port())
+    rig = Rig(state, scrape_targets=[rum.address], scrape_interval="1s")
+    try:
+        started = time.monotonic()
+        rig.start()
+        print(f"[bench] stack up in {time.monotonic() - started:.1f} s", flush=True)
+        asyncio.run(_run(names, rig, rum, state / "work", args.full))
+    finally:
+        rig.stop()
+        rum.close()
+        if args.keep:
+            print(f"[bench] logs kept in {state / 'logs'}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

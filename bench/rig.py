@@ -1,0 +1,210 @@
+"""An isolated embedded stack whose servers can be killed, stopped and restarted.
+
+Each component is its own `EmbeddedStack` (one component each, same state
+dir and ports), so one can be stopped and started again without touching the
+others: Temporal comes back on the same SQLite file, Prometheus on the same
+TSDB. The worker is a `ManagedProcess` started exactly as the stack starts it
+(`python -m worker`, same environment), so it can be SIGKILLed and replaced.
+
+With `proxy_s3`, the S3 server listens on a private port and everything else
+(worker, API, Varnish) reaches it through a `TcpProxy` on the stack's S3
+port: taking the proxy down is an S3 outage that keeps the in-memory data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench.tcpproxy import TcpProxy
+from skyline.settings import Settings
+from stack.embedded import PROJECT_ROOT, START_ORDER, EmbeddedStack, StackPorts
+from stack.processes import ManagedProcess, StackError, free_port, wait_until
+from workflows.search_attributes import REGISTRATION
+
+COMPONENTS = tuple(c for c in START_ORDER if c != "worker")  # the worker is managed here
+
+
+class Rig:
+    def __init__(
+        self,
+        state_dir: Path,
+        scrape_targets: Sequence[str] = (),
+        scrape_interval: str = "1s",
+        proxy_s3: bool = False,
+        worker_env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        self.ports = StackPorts.ephemeral()
+        self.scrape_targets = list(scrape_targets)
+        self.scrape_interval = scrape_interval
+        self.proxy: TcpProxy | None = None
+        self._s3_ports = self.ports
+        if proxy_s3:
+            self._s3_ports = dataclasses.replace(self.ports, s3=free_port())
+        self.worker_env = dict(worker_env or {})
+        self.python = python
+        self.settings = Settings()
+        self._stacks: dict[str, EmbeddedStack] = {}
+        self.worker: ManagedProcess | None = None
+        self._worker_runs = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> Rig:
+        try:
+            for name in COMPONENTS:
+                self.start_component(name)
+                if name == "s3" and self._s3_ports is not self.ports:
+                    self.proxy = TcpProxy(self.ports.s3, self._s3_ports.s3).start()
+            self.start_worker()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything this rig started, worker first. Idempotent."""
+        self.stop_worker()
+        for name in reversed(COMPONENTS):
+            if name == "s3" and self.proxy is not None:
+                self.proxy.close()
+                self.proxy = None
+            self.stop_component(name)
+
+    def __enter__(self) -> Rig:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- components
+
+    def _stack(self, name: str) -> EmbeddedStack:
+        return EmbeddedStack(
+            self.state_dir,
+            self._s3_ports if name == "s3" else self.ports,
+            {name},
+            prometheus_scrape_interval=self.scrape_interval,
+            extra_scrape_targets=self.scrape_targets,
+            python=self.python,
+            settings=self.settings,
+            search_attributes=REGISTRATION,  # what the rollout workflow upserts
+        )
+
+    def start_component(self, name: str) -> None:
+        if name not in COMPONENTS:
+            raise ValueError(f"unknown component {name!r}; known: {', '.join(COMPONENTS)}")
+        if name in self._stacks:
+            raise StackError(f"{name} is already running")
+        stack = self._stack(name)
+        stack.start()
+        self._stacks[name] = stack
+
+    def stop_component(self, name: str) -> None:
+        stack = self._stacks.pop(name, None)
+        if stack is not None:
+            stack.stop()
+
+    def restart_component(self, name: str) -> None:
+        self.stop_component(name)
+        self.start_component(name)
+
+    def running(self, name: str) -> bool:
+        stack = self._stacks.get(name)
+        return stack is not None and not stack.dead()
+
+    def pid(self, name: str) -> int | None:
+        if name == "worker":
+            return self.worker.pid if self.worker is not None and self.worker.alive() else None
+        stack = self._stacks.get(name)
+        return stack.pids().get(name) if stack is not None else None
+
+    # ---------------------------------------------------------------- worker
+
+    def env(self) -> dict[str, str]:
+        """SKYLINE_* for processes of this rig (the API's and the worker's view)."""
+        return self._stack("api").env()
+
+    def start_worker(self, timeout: float = 60.0) -> ManagedProcess:
+        if self.worker is not None and self.worker.alive():
+            raise StackError(f"worker already running (pid {self.worker.pid})")
+        self._worker_runs += 1
+        log = self.state_dir / "logs" / f"worker-{self._worker_runs}.log"
+        env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1", **self.worker_env}
+        cwd = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else None
+        process = ManagedProcess("worker", [self.python, "-m", "worker"], log, env, cwd)
+        process.start()
+        self.worker = process
+        # The task queue's poller list outlives a killed worker, so readiness is
+        # the worker's own log line, written once its pollers run.
+        wait_until(lambda: "worker polling" in process.tail(200), timeout, "worker", process, interval=0.1)
+        return process
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no graceful shutdown, in-flight activities are simply lost."""
+        process = self.worker
+        if process is not None and process.pid is not None and process.alive():
+            os.kill(process.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while process.alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            process.stop(timeout=1)
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout=10)
+
+    def worker_peak_rss_bytes(self) -> int | None:
+        """VmHWM (peak resident set) of the running worker process."""
+        pid = self.pid("worker")
+        return peak_rss_bytes(pid) if pid is not None else None
+
+    # ---------------------------------------------------------------- clients
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.edge}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
+    def client_settings(self) -> Settings:
+        values = {k.removeprefix("SKYLINE_").lower(): v for k, v in self.env().items()}
+        return Settings.model_validate(values)
+
+    async def temporal(self) -> Client:
+        s = self.settings
+        return await Client.connect(
+            f"127.0.0.1:{self.ports.temporal}",
+            namespace=s.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        )
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
