@@ -20,7 +20,7 @@ install: $(STAMP)
 system: install
 	$(PY) -m stack check
 
-# Debian's chromium for the browser tests and the demo (Playwright drives it; never `playwright install`).
+# Debian's chromium for the browser tests and the demo (Playwright drives it; never `playwright install`), nodejs for the loader tests.
 browser: install
 	$(PY) -c 'import sys; from stack.system_packages import main; sys.exit(main(["browser"]))'
 

@@ -1,7 +1,7 @@
 """Debian packages the embedded stack needs: varnish (varnishd), prometheus.
 
-Tests and `make demo` also drive a browser: Debian's chromium
-(`ensure_browser`, `make browser`), which `make run` does not need.
+Tests and `make demo` also drive a browser: Debian's chromium, and the
+loader's tests need node (`ensure_browser`, `make browser`); `make run` needs neither.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 # binary -> Debian package that provides it
 REQUIRED_BINARIES: dict[str, str] = {"varnishd": "varnish", "prometheus": "prometheus"}
-# Playwright drives this one (executable_path); it never downloads a browser.
-BROWSER_BINARIES: dict[str, str] = {"chromium": "chromium"}
+# Playwright drives chromium (executable_path); it never downloads a browser.
+# node runs the loader's own tests (`node --test loader/`) in `make test`.
+BROWSER_BINARIES: dict[str, str] = {"chromium": "chromium", "node": "nodejs"}
 
 # varnishd is installed in /usr/sbin, which is often not on a non-root PATH.
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
@@ -118,7 +119,7 @@ def _services_not_started(path: Path | None = None) -> Iterator[None]:
 
 
 def ensure_browser(*, is_root: bool | None = None, runner: Runner = _run) -> dict[str, str]:
-    """Debian's chromium for the browser tests and the demo; same rules as above."""
+    """Debian's chromium (browser tests, demo) and nodejs (loader tests); same rules as above."""
     return ensure_system_packages(is_root=is_root, runner=runner, binaries=BROWSER_BINARIES)
 
 
