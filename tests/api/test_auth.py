@@ -16,7 +16,7 @@ import pytest_asyncio
 from api.auth import hash_token
 from stack.embedded import EmbeddedStack
 from stack.processes import ManagedProcess, free_port, wait_until
-from tests.support.scenario import create_apartment, make_bundle, strategy
+from tests.support.scenario import create_apartment, make_bundle, parked_strategy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -120,7 +120,7 @@ async def test_the_token_name_is_the_recorded_actor(secured: httpx.AsyncClient, 
         "unit_id": "header",
         "version": "2.0.0",
         "bundle": {"path": str(make_bundle(tmp_path / "b", "2.0.0"))},
-        "strategy": strategy(bake_seconds=300),
+        "strategy": parked_strategy(),
         "actor": "someone-else",
     }
     started = await secured.post("/rollouts", json=body, headers=deployer)

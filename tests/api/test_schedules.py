@@ -14,7 +14,14 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from skyline.settings import Settings
 from tests.support.rum import RumTarget
-from tests.support.scenario import create_apartment, make_bundle, strategy, wait_for, wait_state
+from tests.support.scenario import (
+    create_apartment,
+    make_bundle,
+    parked_strategy,
+    strategy,
+    wait_for,
+    wait_state,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -167,7 +174,7 @@ async def test_a_rollout_can_be_scheduled_to_start_later(api: httpx.AsyncClient,
     apartment = await create_apartment(api)
     body = scheduled_body(apartment, make_bundle(tmp_path / "b", "2.0.0"), None)
     body["promotion"] = {"mode": "automatic"}
-    body["strategy"] = strategy(bake_seconds=300)
+    body["strategy"] = parked_strategy()
     start_at = datetime.now(UTC) + timedelta(seconds=3)
     body["start_at"] = start_at.isoformat()
     response = await api.post("/rollouts", json=body)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tests.support.scenario import create_apartment, make_bundle, strategy, wait_for
+from tests.support.scenario import create_apartment, make_bundle, parked_strategy, wait_for
 from workflows import search_attributes as search
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -27,7 +27,7 @@ async def test_search_attributes_summary_and_details_are_visible(
         "unit_id": "header",
         "version": "2.1.0",
         "bundle": {"path": str(make_bundle(tmp_path / "b", "2.1.0"))},
-        "strategy": strategy(bake_seconds=300),
+        "strategy": parked_strategy(),
         "actor": "alice",
         "reason": "new nav",
     }
@@ -94,7 +94,7 @@ async def test_resolver_says_which_unit_each_building_serves(api: httpx.AsyncCli
         "unit_id": "header",
         "version": "2.2.0",
         "bundle": {"path": str(make_bundle(tmp_path / "b", "2.2.0"))},
-        "strategy": strategy(steps=[50, 100], bake_seconds=300),
+        "strategy": parked_strategy(steps=[50, 100]),
     }
     rollout_id = (await api.post("/rollouts", json=body)).json()["id"]
     await wait_for(api, rollout_id, lambda s: s["revisions"])

@@ -12,7 +12,14 @@ import pytest
 
 from activities.bundles import scan_bundle, tree_hash
 from skyline.settings import Settings
-from tests.support.scenario import create_apartment, make_bundle, strategy, unique, wait_state
+from tests.support.scenario import (
+    create_apartment,
+    make_bundle,
+    parked_strategy,
+    strategy,
+    unique,
+    wait_state,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -85,7 +92,7 @@ async def test_forced_downgrade_is_accepted(api: httpx.AsyncClient, tmp_path: Pa
 async def test_second_rollout_on_the_same_building_is_409(api: httpx.AsyncClient, tmp_path: Path) -> None:
     apartment = await create_apartment(api)
     bundle = make_bundle(tmp_path / "b", "1.1.0")
-    first = await api.post("/rollouts", json=body(apartment, bundle, strategy=strategy(bake_seconds=300)))
+    first = await api.post("/rollouts", json=body(apartment, bundle, strategy=parked_strategy()))
     assert first.status_code == 201
     second = await api.post("/rollouts", json=body(apartment, bundle, version="1.2.0"))
     assert second.status_code == 409

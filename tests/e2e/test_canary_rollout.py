@@ -223,18 +223,22 @@ async def test_promote_full_and_signals_from_the_temporal_ui(
     # Signals carry plain JSON, as the Temporal UI sends them.
     apartment = await create_apartment(api)
     bundle = make_bundle(tmp_path / "b", "1.5.0")
-    rollout_id = await start(api, rollout_body(apartment, bundle, "1.5.0", bake_seconds=300))
-    await wait_state(api, rollout_id, {"progressing"})
-    handle = temporal.get_workflow_handle(rollout_id)
-    # A signal that makes no sense now is recorded as refused, not applied.
-    await handle.signal("resume_signal", {"actor": "ui-user"})
-    refused = await wait_for(api, rollout_id, lambda s: s["history"][-1]["action"] == "refused resume")
-    assert "not paused" in refused["history"][-1]["reason"] and refused["state"] == "progressing"
-    await handle.signal("pause_signal", {"actor": "ui-user", "reason": "from the UI"})
-    paused = await wait_state(api, rollout_id, {"paused"})
-    assert paused["paused_reason"] == "paused by ui-user: from the UI"
-    await handle.signal("promote_signal", {"actor": "ui-user", "full": True})
-    final = await wait_state(api, rollout_id, {"succeeded", "rolled_back", "failed"})
+    # Healthy traffic: without it the analysis would pause the rollout itself
+    # (inconclusive) before the UI's pause arrives.
+    with rum.traffic(apartment, "header", "header", "1.5.0"):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "1.5.0")
+        rollout_id = await start(api, rollout_body(apartment, bundle, "1.5.0", bake_seconds=300))
+        await wait_state(api, rollout_id, {"progressing"})
+        handle = temporal.get_workflow_handle(rollout_id)
+        # A signal that makes no sense now is recorded as refused, not applied.
+        await handle.signal("resume_signal", {"actor": "ui-user"})
+        refused = await wait_for(api, rollout_id, lambda s: s["history"][-1]["action"] == "refused resume")
+        assert "not paused" in refused["history"][-1]["reason"] and refused["state"] == "progressing"
+        await handle.signal("pause_signal", {"actor": "ui-user", "reason": "from the UI"})
+        paused = await wait_state(api, rollout_id, {"paused"})
+        assert paused["paused_reason"] == "paused by ui-user: from the UI"
+        await handle.signal("promote_signal", {"actor": "ui-user", "full": True})
+        final = await wait_state(api, rollout_id, {"succeeded", "rolled_back", "failed"})
     assert final["state"] == "succeeded"
     assert "promote full" in [h["action"] for h in final["history"]]
     served = await edge_manifest(edge, settings, apartment)

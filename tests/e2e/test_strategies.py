@@ -10,7 +10,14 @@ import pytest
 
 from skyline.settings import Settings
 from tests.support.rum import RumTarget
-from tests.support.scenario import create_apartment, make_bundle, strategy, wait_for, wait_state
+from tests.support.scenario import (
+    create_apartment,
+    make_bundle,
+    parked_strategy,
+    strategy,
+    wait_for,
+    wait_state,
+)
 from tests.support.webhooks import webhook_receiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -165,7 +172,7 @@ async def test_targeting_is_written_for_the_resolver(
 ) -> None:
     apartment = await create_apartment(api)
     targeting = {"user_segments": ["beta"], "geo_regions": ["KR", "JP"], "feature_flags": ["new-header"]}
-    request = body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", strategy(bake_seconds=300))
+    request = body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", parked_strategy())
     request["targeting"] = targeting
     rollout_id = await start(api, request)
     await wait_state(api, rollout_id, {"progressing"})
@@ -259,7 +266,7 @@ async def test_undo_to_an_earlier_revision_after_the_rollout(
 ) -> None:
     apartment = await create_apartment(api)
     base = (await api.get(f"/apartments/{apartment}/manifest")).json()
-    request = body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", strategy(bake_seconds=300))
+    request = body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", parked_strategy())
     rollout_id = await start(api, request)
     await wait_for(api, rollout_id, lambda s: s["revisions"])
     busy = await api.post(f"/apartments/{apartment}/undo", json={"to_revision": 1, "actor": "ops"})

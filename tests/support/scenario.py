@@ -82,6 +82,16 @@ def strategy(**overrides: Any) -> dict[str, Any]:
     return fast
 
 
+def parked_strategy(**overrides: Any) -> dict[str, Any]:
+    """A rollout that stays at its first step while a test works with it.
+
+    No traffic is fed, so an analysis would come back inconclusive and pause
+    the rollout on its own after a few seconds; the first analysis is two
+    minutes away instead.
+    """
+    return strategy(**{"bake_seconds": 300, "analysis_interval_seconds": 120, **overrides})
+
+
 async def wait_state(
     api: httpx.AsyncClient, rollout_id: str, states: set[str], timeout: float = 60
 ) -> dict[str, Any]:
