@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import manifests, render, rollouts, schedules, tokens
+from cli import fleets, manifests, render, rollouts, schedules, tokens
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
 from cli.options import OutputFormat
@@ -62,6 +62,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(rollouts.app, name="rollout")
+app.add_typer(fleets.app, name="fleet")
 app.add_typer(manifests.app, name="manifest")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(tokens.app, name="token")

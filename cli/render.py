@@ -232,14 +232,14 @@ def audit_table(entries: list[dict[str, Any]]) -> RenderableType:
     return table
 
 
-def history_line(entry: dict[str, Any]) -> Text:
+def history_line(entry: dict[str, Any], show_weight: bool = True) -> Text:
     line = Text.assemble(
         (when(entry["at"]), "dim"),
         " ",
         (entry["action"], "bold"),
         f" by {entry['actor']} [",
         state_text(entry["state"]),
-        f" {entry['weight']:g}%]",
+        f" {entry['weight']:g}%]" if show_weight else "]",
     )
     if entry.get("reason"):
         line.append(f": {entry['reason']}")
@@ -258,6 +258,56 @@ def watch_view(status: dict[str, Any]) -> RenderableType:
             parts.append(Text(f"{key.replace('_', ' ')}: {status[key]}", style="yellow"))
     parts.append(analysis_table(status.get("last_analysis")))
     return Group(*parts)
+
+
+# --- fleets ---------------------------------------------------------------------------------------
+
+
+def fleet_created(data: dict[str, Any]) -> RenderableType:
+    return Group(
+        pairs([("fleet", data["id"]), ("run", data["run_id"])]),
+        Text(f"follow it with: skyline fleet watch {data['id']}", style="dim"),
+    )
+
+
+def fleet_apartments(status: dict[str, Any]) -> Table:
+    table = Table(
+        Column("apartment", no_wrap=True),
+        Column("batch", justify="right"),
+        "state",
+        Column("weight", justify="right"),
+        Column("rollout", no_wrap=True),
+        Column("reason", ratio=1, overflow="fold"),
+    )
+    current = int(status.get("batch", -1))
+    for name, entry in (status.get("apartments") or {}).items():
+        batch = Text(str(entry["batch"] + 1), style="bold" if entry["batch"] == current else "")
+        weight = entry.get("weight")
+        table.add_row(
+            name,
+            batch,
+            state_text(entry["state"]),
+            "-" if weight is None else f"{weight:g}%",
+            entry["rollout_id"],
+            entry.get("reason") or "",
+        )
+    return table
+
+
+def fleet_view(status: dict[str, Any]) -> RenderableType:
+    batches = status.get("batches") or []
+    rows: list[tuple[str, Any]] = [
+        ("fleet", status["fleet_id"]),
+        ("unit", f"{status['unit_id']}@{status['version']} → {status['building']} of each apartment"),
+        ("state", state_text(status["state"])),
+        ("batch", f"{int(status.get('batch', -1)) + 1}/{len(batches)}" if batches else "-"),
+        ("started", when(status.get("started_at"))),
+        ("updated", when(status.get("updated_at"))),
+    ]
+    for key in ("paused_reason", "reason"):
+        if status.get(key):
+            rows.append((key.replace("_", " "), status[key]))
+    return Group(pairs(rows), fleet_apartments(status))
 
 
 # --- apartments -----------------------------------------------------------------------------------

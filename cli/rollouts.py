@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cli import render
-from cli.client import Api, segment
+from cli.client import segment
 from cli.options import Actor, Reason, RolloutArg, default_actor, rollout_ref, session
-from cli.spec import StrategyOptions, load_spec, merge, missing_fields, pack_directory, strategy_body
+from cli.spec import (
+    AnalysisInterval,
+    Bake,
+    BundleArchive,
+    BundleDir,
+    Entry,
+    Force,
+    MaxErrorRate,
+    MaxP99,
+    MinRequests,
+    SpecFile,
+    Steps,
+    Strategy,
+    StrategyOptions,
+    Upload,
+    UploadId,
+    Window,
+    bundle_source,
+    load_spec,
+    merge,
+    missing_fields,
+    strategy_body,
+)
 from cli.watch import follow
 
 app = typer.Typer(help="Start, list, inspect, follow and steer rollouts.", no_args_is_help=True)
-
-
-class StrategyKind(StrEnum):
-    canary = "canary"
-    linear = "linear"
-    exponential = "exponential"
-    immediate = "immediate"
-    blue_green = "blue_green"
-    ab_test = "ab_test"
 
 
 class PromotionMode(StrEnum):
@@ -48,35 +60,6 @@ Timeout = Annotated[
 ]
 
 
-def _upload(api: Api, name: str, data: bytes) -> str:
-    uploaded = api.request("POST", "/bundles", files={"bundle": (name, data, "application/gzip")})
-    return str(uploaded["upload_id"])
-
-
-def _bundle(
-    api: Api, bundle_dir: Path | None, archive: Path | None, upload: bool, upload_id: str | None
-) -> dict[str, str] | None:
-    given = [x for x in (bundle_dir, archive, upload_id) if x is not None]
-    if len(given) > 1:
-        raise typer.BadParameter("give one of --bundle-dir, --bundle-archive or --upload-id")
-    if upload and bundle_dir is None:
-        raise typer.BadParameter("--upload packs a --bundle-dir; give one", param_hint="--upload")
-    if archive is not None:
-        return {"upload_id": _upload(api, archive.name, archive.read_bytes())}
-    if upload_id is not None:
-        return {"upload_id": upload_id}
-    if bundle_dir is None:
-        return None
-    if upload:
-        if not bundle_dir.is_dir():
-            raise typer.BadParameter(f"{bundle_dir} is not a directory", param_hint="--bundle-dir")
-        return {
-            "upload_id": _upload(api, f"{bundle_dir.name or 'bundle'}.tar.gz", pack_directory(bundle_dir))
-        }
-    # A path is read by the worker: it must name the same directory over there.
-    return {"path": str(bundle_dir.expanduser().absolute())}
-
-
 @app.command(no_args_is_help=True)
 def start(
     ctx: typer.Context,
@@ -88,35 +71,19 @@ def start(
     ] = None,
     unit: Annotated[str | None, typer.Option("--unit", "-u", help="micro-frontend id (unit_id)")] = None,
     version: Annotated[str | None, typer.Option("--version", "-V", help="SemVer of the new build")] = None,
-    bundle_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="bundle directory the worker reads (absolute there); with --upload, packed and uploaded"
-        ),
-    ] = None,
-    bundle_archive: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True, dir_okay=False, readable=True, help="a .tar.gz, uploaded with POST /bundles"
-        ),
-    ] = None,
-    upload: Annotated[bool, typer.Option(help="upload --bundle-dir instead of passing its path")] = False,
-    upload_id: Annotated[str | None, typer.Option(help="a bundle uploaded earlier (POST /bundles)")] = None,
-    entry: Annotated[
-        str | None, typer.Option(help="entry module inside the bundle [API default: index.js]")
-    ] = None,
-    strategy: Annotated[StrategyKind | None, typer.Option(help="strategy kind [API default: canary]")] = None,
-    steps: Annotated[str | None, typer.Option(help="canary weights in percent, e.g. 5,25,50,100")] = None,
-    bake: Annotated[
-        float | None, typer.Option(help="seconds to observe each step (ab_test: duration)")
-    ] = None,
-    interval: Annotated[float | None, typer.Option(help="seconds between analyses")] = None,
-    window: Annotated[float | None, typer.Option(help="seconds of metrics each analysis reads")] = None,
-    min_requests: Annotated[
-        float | None, typer.Option(help="fewer loads in the window: inconclusive")
-    ] = None,
-    max_error_rate: Annotated[float | None, typer.Option(help="failed loads / loads, e.g. 0.01")] = None,
-    max_p99: Annotated[float | None, typer.Option(help="p99 bundle load time in seconds")] = None,
+    bundle_dir: BundleDir = None,
+    bundle_archive: BundleArchive = None,
+    upload: Upload = False,
+    upload_id: UploadId = None,
+    entry: Entry = None,
+    strategy: Strategy = None,
+    steps: Steps = None,
+    bake: Bake = None,
+    interval: AnalysisInterval = None,
+    window: Window = None,
+    min_requests: MinRequests = None,
+    max_error_rate: MaxErrorRate = None,
+    max_p99: MaxP99 = None,
     promotion: Annotated[
         PromotionMode | None, typer.Option(help="scheduled: hold after the last step for a schedule")
     ] = None,
@@ -126,17 +93,12 @@ def start(
     ] = None,
     start_at: Annotated[str | None, typer.Option(help="start later: ISO 8601 time with a zone")] = None,
     smoke_url: Annotated[str | None, typer.Option(help="must answer 2xx before traffic moves")] = None,
-    force: Annotated[bool, typer.Option(help="allow a version not greater than the active one")] = False,
+    force: Force = False,
     reason: Annotated[
         str | None, typer.Option("--reason", "-r", help="why; recorded in the audit trail")
     ] = None,
     actor: Actor = None,
-    spec: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True, dir_okay=False, help="JSON body of POST /rollouts; options override its fields"
-        ),
-    ] = None,
+    spec: SpecFile = None,
     watch: Annotated[bool, typer.Option(help="then follow it like `rollout watch`")] = False,
     watch_interval: Interval = 1.0,
     watch_timeout: Timeout = None,
@@ -185,7 +147,7 @@ def start(
     )
     if missing:
         raise typer.BadParameter(f"missing {', '.join(missing)} (or set them in --spec)")
-    bundle = _bundle(s.api, bundle_dir, bundle_archive, upload, upload_id)
+    bundle = bundle_source(s.api, bundle_dir, bundle_archive, upload, upload_id)
     if bundle is not None:
         body["bundle"] = bundle
     created = s.api.post("/rollouts", body)

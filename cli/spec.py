@@ -1,4 +1,4 @@
-"""The body of POST /rollouts from `rollout start`'s options, over an optional --spec file."""
+"""The body of POST /rollouts (and /fleets) from `start`'s options, over an optional --spec file."""
 
 from __future__ import annotations
 
@@ -6,10 +6,51 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from cli.client import Api
+
+
+class StrategyKind(StrEnum):
+    canary = "canary"
+    linear = "linear"
+    exponential = "exponential"
+    immediate = "immediate"
+    blue_green = "blue_green"
+    ab_test = "ab_test"
+
+
+# Options `rollout start` and `fleet start` share: the bundle and the strategy.
+BundleDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="bundle directory the worker reads (absolute there); with --upload, packed and uploaded"
+    ),
+]
+BundleArchive = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, readable=True, help="a .tar.gz, uploaded with POST /bundles"),
+]
+Upload = Annotated[bool, typer.Option(help="upload --bundle-dir instead of passing its path")]
+UploadId = Annotated[str | None, typer.Option(help="a bundle uploaded earlier (POST /bundles)")]
+Entry = Annotated[str | None, typer.Option(help="entry module inside the bundle [API default: index.js]")]
+Strategy = Annotated[StrategyKind | None, typer.Option(help="strategy kind [API default: canary]")]
+Steps = Annotated[str | None, typer.Option(help="canary weights in percent, e.g. 5,25,50,100")]
+Bake = Annotated[float | None, typer.Option(help="seconds to observe each step (ab_test: duration)")]
+AnalysisInterval = Annotated[float | None, typer.Option("--interval", help="seconds between analyses")]
+Window = Annotated[float | None, typer.Option(help="seconds of metrics each analysis reads")]
+MinRequests = Annotated[float | None, typer.Option(help="fewer loads in the window: inconclusive")]
+MaxErrorRate = Annotated[float | None, typer.Option(help="failed loads / loads, e.g. 0.01")]
+MaxP99 = Annotated[float | None, typer.Option(help="p99 bundle load time in seconds")]
+Force = Annotated[bool, typer.Option(help="allow a version not greater than the active one")]
+SpecFile = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help="JSON request body; options given override its fields"),
+]
 
 REQUIRED = {
     "apartment": "--apartment",
@@ -89,12 +130,44 @@ def merge(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return merged
 
 
-def missing_fields(body: dict[str, Any], bundle_given: bool) -> list[str]:
+def missing_fields(
+    body: dict[str, Any], bundle_given: bool, required: dict[str, str] = REQUIRED
+) -> list[str]:
     return [
         option
-        for key, option in REQUIRED.items()
+        for key, option in required.items()
         if not body.get(key) and not (key == "bundle" and bundle_given)
     ]
+
+
+def _upload(api: Api, name: str, data: bytes) -> str:
+    uploaded = api.request("POST", "/bundles", files={"bundle": (name, data, "application/gzip")})
+    return str(uploaded["upload_id"])
+
+
+def bundle_source(
+    api: Api, bundle_dir: Path | None, archive: Path | None, upload: bool, upload_id: str | None
+) -> dict[str, str] | None:
+    """The request's `bundle`: a worker-side path, or an upload made here first."""
+    given = [x for x in (bundle_dir, archive, upload_id) if x is not None]
+    if len(given) > 1:
+        raise typer.BadParameter("give one of --bundle-dir, --bundle-archive or --upload-id")
+    if upload and bundle_dir is None:
+        raise typer.BadParameter("--upload packs a --bundle-dir; give one", param_hint="--upload")
+    if archive is not None:
+        return {"upload_id": _upload(api, archive.name, archive.read_bytes())}
+    if upload_id is not None:
+        return {"upload_id": upload_id}
+    if bundle_dir is None:
+        return None
+    if upload:
+        if not bundle_dir.is_dir():
+            raise typer.BadParameter(f"{bundle_dir} is not a directory", param_hint="--bundle-dir")
+        return {
+            "upload_id": _upload(api, f"{bundle_dir.name or 'bundle'}.tar.gz", pack_directory(bundle_dir))
+        }
+    # A path is read by the worker: it must name the same directory over there.
+    return {"path": str(bundle_dir.expanduser().absolute())}
 
 
 def pack_directory(root: Path) -> bytes:

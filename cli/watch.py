@@ -1,11 +1,13 @@
-"""`skyline rollout watch`: poll GET /rollouts/{id} and draw it live until the rollout ends."""
+"""`skyline rollout|fleet watch`: poll the status and draw it live until the rollout ends."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.console import RenderableType
 from rich.live import Live
 from rich.text import Text
 
@@ -32,14 +34,22 @@ def _poll(api: Api, path: str, interval: float) -> dict[str, Any]:
             time.sleep(interval)
 
 
-def follow(session: Session, rollout_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
-    """The final status; raises when it ended badly or the timeout ran out first."""
-    path = f"/rollouts/{segment(rollout_id)}"
+def watch_until_end(
+    session: Session,
+    path: str,
+    name: str,
+    view: Callable[[dict[str, Any]], RenderableType],
+    interval: float,
+    timeout: float | None,
+    show_weight: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """Poll `path`, drawing `view` live and each new history entry, until the state is final.
+
+    Returns the last status and whether `timeout` ran out first.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     status: dict[str, Any] = session.api.get(path)  # a 404 or dead API fails at once, not after retries
-    live = (
-        None if session.json else Live(render.watch_view(status), console=render.out(), refresh_per_second=4)
-    )
+    live = None if session.json else Live(view(status), console=render.out(), refresh_per_second=4)
     seen = 0
     timed_out = False
     try:
@@ -49,8 +59,8 @@ def follow(session: Session, rollout_id: str, interval: float, timeout: float | 
             history = status.get("history") or []
             if live is not None:
                 for entry in history[seen:]:
-                    live.console.print(render.history_line(entry))
-                live.update(render.watch_view(status))
+                    live.console.print(render.history_line(entry, show_weight))
+                live.update(view(status))
             seen = len(history)
             if status["state"] in TERMINAL_STATES:
                 break
@@ -62,11 +72,18 @@ def follow(session: Session, rollout_id: str, interval: float, timeout: float | 
             status = _poll(session.api, path, interval)
     except KeyboardInterrupt:
         # Ctrl-C stops the watching, never the rollout; 130 is the shell's code for it
-        render.err().print(f"stopped watching; {rollout_id} goes on ({status['state']})")
+        render.err().print(f"stopped watching; {name} goes on ({status['state']})")
         raise typer.Exit(130) from None
     finally:
         if live is not None:
             live.stop()
+    return status, timed_out
+
+
+def follow(session: Session, rollout_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
+    """The final status; raises when it ended badly or the timeout ran out first."""
+    path = f"/rollouts/{segment(rollout_id)}"
+    status, timed_out = watch_until_end(session, path, rollout_id, render.watch_view, interval, timeout)
     _conclude(session, status, timed_out, timeout)
     return status
 
