@@ -9,7 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.scenario import create_apartment, make_bundle, observe, strategy, wait_for, wait_state
+from tests.support.scenario import (
+    create_apartment,
+    make_bundle,
+    observe,
+    parked_strategy,
+    wait_for,
+    wait_state,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ENDED = {"succeeded", "rolled_back", "failed"}
@@ -22,7 +29,7 @@ def body(apartment: str, bundle: Path, **strat: Any) -> dict[str, Any]:
         "unit_id": "header",
         "version": "2.0.0",
         "bundle": {"path": str(bundle)},
-        "strategy": strategy(bake_seconds=300, **strat),
+        "strategy": parked_strategy(**strat),  # the deadline, not an analysis, ends these
         "max_duration_seconds": 4,
         "actor": "alice",
     }
