@@ -104,11 +104,15 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     ]
 
 
+# Also what the replay suite replays saved histories against.
+WORKFLOWS: list[type] = [RolloutWorkflow, FleetRolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow]
+
+
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RolloutWorkflow, FleetRolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow],
+        workflows=WORKFLOWS,
         activities=activities(settings, client),
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,

@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from skyline.settings import Settings
+from tests.support.histories import save_history
 from tests.support.rum import RumTarget
 from tests.support.scenario import (
     create_apartment,
@@ -48,7 +49,7 @@ async def waiting_for_promotion(api: httpx.AsyncClient, rollout_id: str) -> dict
 
 
 async def test_schedule_promotes_a_canary_waiting_at_its_last_step(
-    api: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient, rum: RumTarget, settings: Settings, temporal: Client, tmp_path: Path
 ) -> None:
     apartment = await create_apartment(api)
     with rum.traffic(apartment, "header", "header", "2.0.0"):
@@ -77,6 +78,7 @@ async def test_schedule_promotes_a_canary_waiting_at_its_last_step(
     # the rollout ended: its schedule is gone
     gone = await wait_for_schedule_gone(api, schedule_id)
     assert gone.status_code == 404
+    await save_history(temporal, rollout_id, "canary_promoted_by_schedule")
 
 
 async def wait_for_schedule_gone(api: httpx.AsyncClient, schedule_id: str) -> httpx.Response:

@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from skyline.settings import Settings
-from tests.conftest import ARTIFACTS
+from tests.support.histories import save_history
 from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle, observe, strategy, wait_for, wait_state
 from workflows.rollout import RolloutWorkflow
@@ -42,15 +42,6 @@ def rollout_body(apartment: str, bundle: Path, version: str, **strategy_override
         "actor": "alice",
         "reason": "ship the new header",
     }
-
-
-async def save_history(temporal: Client, rollout_id: str, name: str) -> WorkflowHistory:
-    """Saved so a changed workflow can be checked against it (tests/workflows/histories/)."""
-    history = await temporal.get_workflow_handle(rollout_id).fetch_history()
-    saved = ARTIFACTS / "histories" / f"{name}.json"
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(history.to_json())
-    return history
 
 
 async def start(api: httpx.AsyncClient, body: dict[str, Any]) -> str:
@@ -166,7 +157,12 @@ async def test_no_data_pauses_as_inconclusive_and_never_promotes(
 
 
 async def test_pause_resume_promote_and_emergency_rollback(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     apartment = await create_apartment(api)
     before = await edge_manifest(edge, settings, apartment)
@@ -210,6 +206,7 @@ async def test_pause_resume_promote_and_emergency_rollback(
     late = await api.post(f"/rollouts/{rollout_id}/promote", json={"actor": "erin"})
     assert late.status_code == 409
     assert "ended" in late.json()["error"]["message"]
+    await save_history(temporal, rollout_id, "canary_steered_by_updates")
 
 
 async def test_promote_full_and_signals_from_the_temporal_ui(
@@ -243,3 +240,4 @@ async def test_promote_full_and_signals_from_the_temporal_ui(
     assert "promote full" in [h["action"] for h in final["history"]]
     served = await edge_manifest(edge, settings, apartment)
     assert served["apartments"][apartment]["buildings"]["header"]["active_unit"] == "header@1.5.0"
+    await save_history(temporal, rollout_id, "canary_signalled_from_the_ui")

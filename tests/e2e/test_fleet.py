@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from skyline.settings import Settings
+from tests.support.histories import save_history
 from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle, strategy, unique
 
@@ -101,7 +103,12 @@ async def test_a_failed_apartment_stops_the_fleet(
 
 
 async def test_rollback_all_policy_and_whole_fleet_controls(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     apartments = [await create_apartment(api) for _ in range(3)]
     with contextlib.ExitStack() as stack:
@@ -138,6 +145,7 @@ async def test_rollback_all_policy_and_whole_fleet_controls(
         assert await active_unit(edge, settings, apt) == "header@1.0.0"
     late = await api.post(f"/fleets/{fleet_id}/resume", json={})
     assert late.status_code == 409
+    await save_history(temporal, fleet_id, "fleet_controlled_and_rolled_back")
 
 
 async def test_bad_fleets_are_refused(api: httpx.AsyncClient, tmp_path: Path) -> None:

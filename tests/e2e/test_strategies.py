@@ -7,8 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from skyline.settings import Settings
+from tests.support.histories import save_history
 from tests.support.rum import RumTarget
 from tests.support.scenario import (
     create_apartment,
@@ -101,7 +103,12 @@ async def test_traffic_strategies_walk_their_plan_and_promote(
 
 
 async def test_blue_green_previews_then_switches_in_one_write_and_back_in_one(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     apartment = await create_apartment(api)
     bundle = make_bundle(tmp_path / "b", "2.0.0")
@@ -131,10 +138,16 @@ async def test_blue_green_previews_then_switches_in_one_write_and_back_in_one(
     assert back.status_code == 200 and back.json()["state"] == "rolled_back"
     assert len(back.json()["revisions"]) == len(revisions_before) + 1  # switching back is one write
     assert header(await manifest(edge, settings, apartment), apartment)["active_unit"] == "header@1.0.0"
+    await save_history(temporal, rollout_id, "blue_green_switched_and_back")
 
 
 async def test_ab_test_reports_per_variant_and_waits_for_a_human(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     apartment = await create_apartment(api)
     strat = strategy(kind="ab_test", split=50, duration_seconds=3)
@@ -165,6 +178,7 @@ async def test_ab_test_reports_per_variant_and_waits_for_a_human(
         f"/rollouts/{rollout_id}/promote?full=true", json={"actor": "bob", "reason": "B wins"}
     )
     assert kept.status_code == 200 and kept.json()["state"] == "succeeded"
+    await save_history(temporal, rollout_id, "ab_test_decided")
 
 
 async def test_targeting_is_written_for_the_resolver(

@@ -1,4 +1,4 @@
-"""Saved rollout histories must replay against the current RolloutWorkflow.
+"""Saved workflow histories must replay against the current workflow code.
 
 Rollouts run for hours while Skyline itself is upgraded; a workflow change
 that would break a running rollout fails here. Refresh a history by copying
@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.rollout import RolloutWorkflow
+from worker.main import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -27,10 +27,20 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
     ids=[p.stem for p in HISTORIES],
 )
 async def test_saved_history_replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
 def test_histories_are_present() -> None:
-    assert {p.stem for p in HISTORIES} >= {"canary_promoted", "canary_rolled_back"}
+    # one per workflow shape: strategies, controls by update and by signal, schedules, fleets
+    assert {p.stem for p in HISTORIES} >= {
+        "canary_promoted",
+        "canary_rolled_back",
+        "canary_steered_by_updates",
+        "canary_signalled_from_the_ui",
+        "canary_promoted_by_schedule",
+        "blue_green_switched_and_back",
+        "ab_test_decided",
+        "fleet_controlled_and_rolled_back",
+    }
