@@ -17,6 +17,7 @@ from cli.spec import (
     Bake,
     BundleArchive,
     BundleDir,
+    BundleOptions,
     Entry,
     Force,
     MaxErrorRate,
@@ -29,11 +30,8 @@ from cli.spec import (
     Upload,
     UploadId,
     Window,
-    bundle_source,
     load_spec,
-    merge,
-    missing_fields,
-    strategy_body,
+    start_body,
 )
 from cli.watch import BAD_ENDINGS, watch_until_end
 
@@ -125,20 +123,22 @@ def start(
 ) -> None:
     """Start a fleet rollout: each apartment runs its own rollout (strategy, analysis), a batch at a time."""
     s = session(ctx)
-    body = load_spec(spec)
-    opts = StrategyOptions(
-        strategy.value if strategy else None,
-        steps,
-        bake,
-        interval,
-        window,
-        min_requests,
-        max_error_rate,
-        max_p99,
-    )
-    new_strategy = strategy_body(body.get("strategy") or {}, opts)
-    body = merge(
-        body,
+    body = start_body(
+        s.api,
+        load_spec(spec),
+        StrategyOptions(
+            strategy.value if strategy else None,
+            steps,
+            bake,
+            interval,
+            window,
+            min_requests,
+            max_error_rate,
+            max_p99,
+        ),
+        BundleOptions(bundle_dir, bundle_archive, upload, upload_id),
+        REQUIRED,
+        default_actor(),
         building=building,
         unit_id=unit,
         version=version,
@@ -151,16 +151,7 @@ def start(
         reason=reason,
         actor=actor,
         force=True if force else None,
-        strategy=new_strategy or None,
     )
-    body.setdefault("actor", default_actor())
-    bundle_given = any(x is not None for x in (bundle_dir, bundle_archive, upload_id))
-    missing = missing_fields(body, bundle_given, REQUIRED)
-    if missing:
-        raise typer.BadParameter(f"missing {', '.join(missing)} (or set them in --spec)")
-    bundle = bundle_source(s.api, bundle_dir, bundle_archive, upload, upload_id)
-    if bundle is not None:
-        body["bundle"] = bundle
     created = s.api.post("/fleets", body)
     if watch:
         if not s.json:

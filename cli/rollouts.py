@@ -11,10 +11,12 @@ from cli import render
 from cli.client import segment
 from cli.options import Actor, Reason, RolloutArg, default_actor, rollout_ref, session
 from cli.spec import (
+    REQUIRED,
     AnalysisInterval,
     Bake,
     BundleArchive,
     BundleDir,
+    BundleOptions,
     Entry,
     Force,
     MaxErrorRate,
@@ -27,11 +29,8 @@ from cli.spec import (
     Upload,
     UploadId,
     Window,
-    bundle_source,
     load_spec,
-    merge,
-    missing_fields,
-    strategy_body,
+    start_body,
 )
 from cli.watch import follow
 
@@ -106,17 +105,6 @@ def start(
     """Start a rollout of one unit version into one building."""
     s = session(ctx)
     body = load_spec(spec)
-    opts = StrategyOptions(
-        strategy.value if strategy else None,
-        steps,
-        bake,
-        interval,
-        window,
-        min_requests,
-        max_error_rate,
-        max_p99,
-    )
-    new_strategy = strategy_body(body.get("strategy") or {}, opts)
     promotion_body = dict(body.get("promotion") or {})
     if promotion is not None:
         promotion_body["mode"] = promotion.value
@@ -126,8 +114,22 @@ def start(
         promotion_body["timezone"] = timezone
     if promotion_body.get("cron") and promotion_body.get("mode", "automatic") != "scheduled":
         raise typer.BadParameter("--cron needs --promotion scheduled", param_hint="--cron")
-    body = merge(
+    body = start_body(
+        s.api,
         body,
+        StrategyOptions(
+            strategy.value if strategy else None,
+            steps,
+            bake,
+            interval,
+            window,
+            min_requests,
+            max_error_rate,
+            max_p99,
+        ),
+        BundleOptions(bundle_dir, bundle_archive, upload, upload_id),
+        REQUIRED,
+        default_actor(),
         apartment=apartment,
         building=building,
         unit_id=unit,
@@ -138,18 +140,8 @@ def start(
         reason=reason,
         actor=actor,
         force=True if force else None,
-        strategy=new_strategy or None,
         promotion=promotion_body or None,
     )
-    body.setdefault("actor", default_actor())
-    missing = missing_fields(
-        body, bundle_given=any(x is not None for x in (bundle_dir, bundle_archive, upload_id))
-    )
-    if missing:
-        raise typer.BadParameter(f"missing {', '.join(missing)} (or set them in --spec)")
-    bundle = bundle_source(s.api, bundle_dir, bundle_archive, upload, upload_id)
-    if bundle is not None:
-        body["bundle"] = bundle
     created = s.api.post("/rollouts", body)
     if watch:
         if not s.json:

@@ -123,6 +123,40 @@ def strategy_body(base: dict[str, Any], opts: StrategyOptions) -> dict[str, Any]
     return strategy
 
 
+@dataclass
+class BundleOptions:
+    directory: Path | None = None
+    archive: Path | None = None
+    upload: bool = False
+    upload_id: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(x is not None for x in (self.directory, self.archive, self.upload_id))
+
+
+def start_body(
+    api: Api,
+    body: dict[str, Any],
+    strategy: StrategyOptions,
+    bundle: BundleOptions,
+    required: dict[str, str],
+    fallback_actor: str,
+    **fields: Any,
+) -> dict[str, Any]:
+    """--spec's body with the options given over it; refuses what is missing, uploads the bundle."""
+    new_strategy = strategy_body(body.get("strategy") or {}, strategy)
+    body = merge(body, strategy=new_strategy or None, **fields)
+    body.setdefault("actor", fallback_actor)
+    missing = missing_fields(body, bundle.given, required)
+    if missing:
+        raise typer.BadParameter(f"missing {', '.join(missing)} (or set them in --spec)")
+    source = bundle_source(api, bundle.directory, bundle.archive, bundle.upload, bundle.upload_id)
+    if source is not None:
+        body["bundle"] = source
+    return body
+
+
 def merge(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Options given on the command line override the spec file's fields."""
     merged = dict(body)
