@@ -6,12 +6,10 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from cli import render
 from cli.client import Session, segment
-from cli.errors import RolloutEndedBadly, WatchTimedOut
-from cli.options import Actor, Reason, default_actor, session
+from cli.options import Actor, Interval, Reason, Timeout, default_actor, session
 from cli.spec import (
     AnalysisInterval,
     Bake,
@@ -33,7 +31,7 @@ from cli.spec import (
     load_spec,
     start_body,
 )
-from cli.watch import BAD_ENDINGS, watch_until_end
+from cli.watch import follow_to_end
 
 app = typer.Typer(help="Ship one unit version to many apartments in batches.", no_args_is_help=True)
 
@@ -46,11 +44,6 @@ REQUIRED = {
 
 FleetArg = Annotated[
     str, typer.Argument(metavar="FLEET", help="fleet id (fleet.<building>.<unit>) or building/unit")
-]
-Interval = Annotated[float, typer.Option(min=0.1, help="seconds between polls")]
-Timeout = Annotated[
-    float | None,
-    typer.Option(min=0, help="give up (exit 5) after this many seconds; default: wait for the end"),
 ]
 
 
@@ -168,23 +161,16 @@ def get(ctx: typer.Context, fleet: FleetArg) -> None:
     render.emit(s, s.api.get(f"/fleets/{segment(fleet_ref(fleet))}"), render.fleet_view)
 
 
+def _fleet_summary(status: dict[str, Any]) -> str:
+    done = sum(1 for a in status["apartments"].values() if a["state"] == "succeeded")
+    return f": {status['unit_id']}@{status['version']} in {done} of {len(status['apartments'])} apartments"
+
+
 def follow_fleet(s: Session, fleet_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
     path = f"/fleets/{segment(fleet_id)}"
-    status, timed_out = watch_until_end(
-        s, path, fleet_id, render.fleet_view, interval, timeout, show_weight=False
+    return follow_to_end(
+        s, path, fleet_id, render.fleet_view, _fleet_summary, interval, timeout, show_weight=False
     )
-    if s.json:
-        render.print_json(status)
-    if timed_out:
-        raise WatchTimedOut(f"{fleet_id} is still {status['state']} after {timeout:g} s")
-    if status["state"] in BAD_ENDINGS:
-        raise RolloutEndedBadly(f"{fleet_id} {status['state']}: {status.get('reason') or 'no reason given'}")
-    if not s.json:
-        done = sum(1 for a in status["apartments"].values() if a["state"] == "succeeded")
-        line = Text.assemble(render.state_text(status["state"]), f": {status['unit_id']}@{status['version']}")
-        line.append(f" in {done} of {len(status['apartments'])} apartments")
-        render.out().print(line)
-    return status
 
 
 @app.command()

@@ -65,3 +65,9 @@ Actor = Annotated[
     str | None,
     typer.Option(help="who (default: your user name; with auth on the API records the token's name)"),
 ]
+# `watch` and `start --watch` of rollouts and fleets
+Interval = Annotated[float, typer.Option(min=0.1, help="seconds between polls")]
+Timeout = Annotated[
+    float | None,
+    typer.Option(min=0, help="give up (exit 5) after this many seconds; default: wait for the end"),
+]

@@ -9,7 +9,7 @@ import typer
 
 from cli import render
 from cli.client import segment
-from cli.options import Actor, Reason, RolloutArg, default_actor, rollout_ref, session
+from cli.options import Actor, Interval, Reason, RolloutArg, Timeout, default_actor, rollout_ref, session
 from cli.spec import (
     REQUIRED,
     AnalysisInterval,
@@ -50,13 +50,6 @@ class State(StrEnum):
     rolled_back = "rolled_back"
     succeeded = "succeeded"
     failed = "failed"
-
-
-Interval = Annotated[float, typer.Option(min=0.1, help="seconds between polls")]
-Timeout = Annotated[
-    float | None,
-    typer.Option(min=0, help="give up (exit 5) after this many seconds; default: wait for the end"),
-]
 
 
 @app.command(no_args_is_help=True)

@@ -80,28 +80,39 @@ def watch_until_end(
     return status, timed_out
 
 
-def follow(session: Session, rollout_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
-    """The final status; raises when it ended badly or the timeout ran out first."""
-    path = f"/rollouts/{segment(rollout_id)}"
-    status, timed_out = watch_until_end(session, path, rollout_id, render.watch_view, interval, timeout)
-    _conclude(session, status, timed_out, timeout)
-    return status
+def follow_to_end(
+    session: Session,
+    path: str,
+    name: str,
+    view: Callable[[dict[str, Any]], RenderableType],
+    summary: Callable[[dict[str, Any]], str],
+    interval: float,
+    timeout: float | None,
+    show_weight: bool = True,
+) -> dict[str, Any]:
+    """Watch until the end; raises when it ended badly or the timeout ran out first.
 
-
-def _conclude(session: Session, status: dict[str, Any], timed_out: bool, timeout: float | None) -> None:
+    `summary` words the success line after the final state, e.g. ": header@1.1.0 → shop/header".
+    """
+    status, timed_out = watch_until_end(session, path, name, view, interval, timeout, show_weight)
     if session.json:
         render.print_json(status)
     state = status["state"]
-    unit = f"{status['unit_id']}@{status['version']}"
-    where = f"{status['apartment']}/{status['building']}"
     if timed_out:
-        raise WatchTimedOut(f"{status['rollout_id']} is still {state} after {timeout:g} s")
+        raise WatchTimedOut(f"{name} is still {state} after {timeout:g} s")
     if state in BAD_ENDINGS:
-        raise RolloutEndedBadly(
-            f"{status['rollout_id']} {state}: {status.get('reason') or 'no reason given'}"
-        )
+        raise RolloutEndedBadly(f"{name} {state}: {status.get('reason') or 'no reason given'}")
     if not session.json:
-        line = Text.assemble(render.state_text(state), f": {unit} → {where}")
-        if status.get("reason"):
-            line.append(f" ({status['reason']})")
-        render.out().print(line)
+        render.out().print(Text.assemble(render.state_text(state), summary(status)))
+    return status
+
+
+def _rollout_summary(status: dict[str, Any]) -> str:
+    line = f": {status['unit_id']}@{status['version']} → {status['apartment']}/{status['building']}"
+    return f"{line} ({status['reason']})" if status.get("reason") else line
+
+
+def follow(session: Session, rollout_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
+    """The final status; raises when it ended badly or the timeout ran out first."""
+    path = f"/rollouts/{segment(rollout_id)}"
+    return follow_to_end(session, path, rollout_id, render.watch_view, _rollout_summary, interval, timeout)
