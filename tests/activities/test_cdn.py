@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import httpx
 
 from activities.cdn import CdnActivities, CloudFrontInvalidator, SyncManifestInput, VarnishPurger
@@ -12,6 +11,7 @@ from activities.manifest_store import ManifestStore, head_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import CreateApartment, SetCanary
 from skyline.settings import Settings
+from tests.support.cloudfront import moto_distribution
 from tests.support.scenario import unique
 
 
@@ -43,39 +43,7 @@ def test_purge_then_verify_serves_the_new_revision(settings: Settings, s3: Any) 
 
 
 def test_cloudfront_invalidation_is_created_and_polled_to_completion(settings: Settings) -> None:
-    client = boto3.client(
-        "cloudfront",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="skyline",
-        aws_secret_access_key="skyline-secret",
-    )
-    origin_id = "skyline-s3"
-    dist = client.create_distribution(
-        DistributionConfig={
-            "CallerReference": unique("ref"),
-            "Comment": "skyline test",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": origin_id,
-                        "DomainName": "skyline.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": origin_id,
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )
-    distribution_id = dist["Distribution"]["Id"]
+    client, distribution_id = moto_distribution(settings, "skyline test")
     CloudFrontInvalidator(client, distribution_id, poll_seconds=0.05).purge(
         ["/skyline/manifests/a/manifest.json"]
     )

@@ -35,6 +35,7 @@ from activities.manifest_store import ManifestStore, head_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import CreateApartment, SetCanary
 from skyline.settings import Settings
+from tests.support.cloudfront import moto_distribution
 from tests.support.scenario import unique
 
 ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -285,40 +286,7 @@ def test_wildcards_are_refused_unless_allowed(settings: Settings) -> None:
 
 
 def test_cloudfront_from_the_factory_invalidates_against_moto(settings: Settings) -> None:
-    import boto3
-
-    client = boto3.client(
-        "cloudfront",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="skyline",
-        aws_secret_access_key="skyline-secret",
-    )
-    origin = "skyline-s3"
-    dist = client.create_distribution(
-        DistributionConfig={
-            "CallerReference": unique("ref"),
-            "Comment": "factory",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": origin,
-                        "DomainName": "skyline.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": origin,
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )["Distribution"]["Id"]
+    client, dist = moto_distribution(settings, "factory")
     conf = settings.model_copy(
         update={
             "cdn_provider": "cloudfront",

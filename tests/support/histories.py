@@ -15,11 +15,6 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
 from tests.conftest import ARTIFACTS
 
-# Every workflow the worker registers: a saved history of any of them must replay.
-from worker.main import WORKFLOWS
-
-__all__ = ["WORKFLOWS", "save_history"]
-
 
 async def save_history(temporal: Client, workflow_id: str, name: str, timeout: float = 30) -> WorkflowHistory:
     """The closed workflow's whole history, written as `<name>.json`."""
