@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import fleets, manifests, render, rollouts, schedules, tokens
+from cli import fleets, judge, manifests, render, rollouts, schedules, tokens
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
 from cli.options import OutputFormat
@@ -66,6 +66,7 @@ app.add_typer(fleets.app, name="fleet")
 app.add_typer(manifests.app, name="manifest")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(tokens.app, name="token")
+app.add_typer(judge.app, name="judge")
 
 
 @app.callback()

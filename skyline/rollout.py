@@ -160,6 +160,8 @@ class CheckResult(Strict):
     samples: float | None = None
     baseline_samples: float | None = None
     p_value: float | None = None
+    lower: float | None = Field(default=None, description="anytime-valid bounds of the canary's rate")
+    upper: float | None = None
     verdict: Verdict
     dry_run: bool = False
     detail: str = ""

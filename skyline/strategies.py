@@ -25,34 +25,78 @@ class StepSpec(BaseModel):
 
 
 class AnalysisSettings(BaseModel):
+    """How a canary is judged (skyline/judge.py); every field has a default a release manager can keep.
+
+    The judge compares the canary with the unit it replaces (the baseline) on
+    failed loads and on load time, with anytime-valid bounds, so looking every
+    interval costs nothing. Margins say how much worse than the baseline is
+    still acceptable; gross margins, how much worse must be ruled out before
+    the next weight. Absolute bounds are optional guards: they can fail a
+    canary, never pass one alone.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     analysis_interval_seconds: float = Field(default=60.0, gt=0)
-    analysis_window_seconds: float = Field(default=120.0, ge=1, description="{window} of the queries")
-    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="failed loads / loads")
-    max_p99_seconds: float = Field(default=1.0, gt=0, description="p99 bundle load time")
-    min_requests: float = Field(default=50, ge=0, description="fewer loads in the window: inconclusive")
+    analysis_window_seconds: float = Field(
+        default=120.0, ge=1, description="{window} of custom value checks' queries"
+    )
+    error_margin_relative: float = Field(
+        default=0.5, ge=0, description="acceptable: canary failure ratio <= baseline x (1 + this) ..."
+    )
+    error_margin_absolute: float = Field(
+        default=0.0005, ge=0, le=1, description="... or baseline + this, whichever is larger"
+    )
+    latency_margin: float = Field(
+        default=0.06,
+        gt=0,
+        lt=1,
+        description="acceptable: share of canary loads slower than the baseline median <= its share + this",
+    )
+    gross_error_relative: float = Field(default=3.0, ge=0, description="gross harm: errors x (1 + this) ...")
+    gross_error_absolute: float = Field(default=0.01, ge=0, le=1, description="... or + this")
+    gross_latency_margin: float = Field(default=0.2, gt=0, lt=1, description="gross harm in load time")
+    max_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="optional guard: failed loads / loads"
+    )
+    max_p99_seconds: float | None = Field(default=None, gt=0, description="optional guard: p99 load time")
+    min_requests: float = Field(
+        default=50, ge=0, description="canary loads a step needs before it may move on"
+    )
     checks: list[MetricCheck] | None = Field(
-        default=None, description="replaces the default error-rate and p99 checks"
+        default=None, description="replaces the built-in failed-load and load-time comparisons"
     )
-    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance of statistical tests")
-    failure_limit: int = Field(default=0, ge=0, description="failed analyses tolerated")
-    inconclusive_limit: int = Field(default=2, ge=0, description="inconclusive analyses tolerated")
+    alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="error rate of the judge's decisions over a whole rollout"
+    )
+    first_unit_needs_confirmation: bool = Field(
+        default=True,
+        description="a building's first unit (no baseline) becomes active only when a human promotes it",
+    )
+    failure_limit: int = Field(default=0, ge=0, description="custom value-check breaches tolerated in a row")
+    inconclusive_limit: int = Field(
+        default=2, ge=0, description="legacy limit, used only by rollouts started before the sequential judge"
+    )
     consecutive_error_limit: int = Field(
-        default=4, ge=0, description="analyses in a row that could not query metrics"
+        default=4, ge=0, description="looks in a row that could not read metrics before holding"
     )
-    auto_rollback: bool = Field(default=True, description="on failed analysis: roll back, else pause")
+    auto_rollback: bool = Field(default=True, description="on established harm: roll back, else pause")
     health_weights: dict[Literal["error_rate", "latency", "throughput", "user_feedback"], float] | None = (
         Field(default=None, description="seed 000's weights (0.4, 0.3, 0.2, 0.1) unless given")
     )
     min_health_score: float | None = Field(
-        default=None, ge=0, le=100, description="a health score below this fails the analysis"
+        default=None, ge=0, le=100, description="legacy: a health score below this fails the analysis"
     )
 
     def effective_checks(self) -> list[MetricCheck]:
+        """The checks of rollouts judged the legacy way (started before the sequential judge)."""
         if self.checks is not None:
             return self.checks
-        return default_checks(self.max_error_rate, self.max_p99_seconds, self.min_requests)
+        return default_checks(
+            0.01 if self.max_error_rate is None else self.max_error_rate,
+            1.0 if self.max_p99_seconds is None else self.max_p99_seconds,
+            self.min_requests,
+        )
 
 
 class CanaryStrategy(AnalysisSettings):

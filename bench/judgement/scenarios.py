@@ -1,0 +1,88 @@
+"""The labelled sets: one step of ten looks, one look with all evidence, whole rollouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bench.judgement.simulation import (
+    LOOKS,
+    Canary,
+    Label,
+    draw_canary,
+    draw_unit,
+    final_figures,
+    one_look,
+    simulate_step,
+)
+
+STEPS = (5.0, 25.0, 50.0, 100.0)
+LABELS: tuple[Label, ...] = ("good", "bad", "thin", "late")
+Judge = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def step_documents(seed: int, per_label: int, weight: float = 50.0) -> list[tuple[Label, dict[str, Any]]]:
+    """One step at `weight`, judged as a last step (it would make the canary active)."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[Label, dict[str, Any]]] = []
+    for label in LABELS:
+        for _ in range(per_label):
+            unit = draw_unit(rng, thin=label == "thin", weight=weight)
+            out.append((label, simulate_step(rng, unit, draw_canary(rng, label), weight, last=True)))
+    return out
+
+
+def single_look_documents(seed: int, per_label: int) -> list[tuple[Label, dict[str, Any]]]:
+    return [(label, one_look(doc)) for label, doc in step_documents(seed, per_label) if label != "late"]
+
+
+def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label, str, int]]:
+    """Run every rollout step by step through `judge`; (label, outcome, steps reached)."""
+    rng = np.random.default_rng(seed)
+    rollouts: list[dict[str, Any]] = []
+    for label in LABELS:
+        for _ in range(per_label):
+            unit = draw_unit(rng, thin=label == "thin", weight=STEPS[0])
+            canary = draw_canary(rng, "bad" if label == "late" else label)
+            onset_step = int(rng.integers(0, len(STEPS))) if label == "late" else 0
+            rollouts.append(
+                {
+                    "label": label,
+                    "unit": unit,
+                    "canary": canary,
+                    "onset": onset_step,
+                    "earlier": [],
+                    "outcome": None,
+                }
+            )
+    for index, weight in enumerate(STEPS):
+        live = [r for r in rollouts if r["outcome"] is None]
+        docs = []
+        for r in live:
+            canary: Canary = r["canary"]
+            if r["label"] == "late":
+                if index < r["onset"]:
+                    step_canary = Canary("good")
+                elif index == r["onset"]:
+                    step_canary = Canary("late", canary.error_factor, canary.latency_factor, LOOKS // 2)
+                else:
+                    step_canary = Canary("bad", canary.error_factor, canary.latency_factor, 0)
+            else:
+                step_canary = canary
+            doc = simulate_step(
+                rng, r["unit"], step_canary, weight, index, index == len(STEPS) - 1, r["earlier"]
+            )
+            docs.append(doc)
+        verdicts = judge(docs)
+        for r, doc, verdict in zip(live, docs, verdicts, strict=True):
+            decision = verdict["decision"]
+            r["reached"] = index
+            if decision == "promote":
+                r["earlier"] = [*r["earlier"], final_figures(doc)]
+                if index == len(STEPS) - 1:
+                    r["outcome"] = "active"
+            else:
+                r["outcome"] = "rolled back" if decision == "rollback" else "held"
+    return [(r["label"], r["outcome"], r["reached"]) for r in rollouts]

@@ -1,0 +1,137 @@
+"""A seeded, labelled simulation of browser-load traffic, as step documents.
+
+Each simulated unit has a baseline failure ratio (log-uniform 0.2-3 %), a
+log-normal load time (median 0.15-0.8 s, sigma 0.4-0.9) and a building-wide
+load rate (log-uniform 1,000-20,000 loads a minute). Traffic splits binomially
+by the step's weight; looks come every minute of a 10-minute bake. Labels:
+
+- good: the canary is the baseline;
+- bad: failed loads x2-x5, or load time x1.5-x2, from the start;
+- thin: fewer than 50 canary loads in the step (a quiet unit);
+- late: good for the first half of a step, then bad as above.
+
+Figures are what Prometheus would give: cumulative since the step began,
+with the loader's histogram buckets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
+Label = Literal["good", "bad", "thin", "late"]
+LOOKS = 10
+INTERVAL = 60.0
+
+
+@dataclass
+class Unit:
+    error_rate: float
+    median: float
+    sigma: float
+    per_minute: float
+
+
+@dataclass
+class Canary:
+    label: Label
+    error_factor: float = 1.0
+    latency_factor: float = 1.0
+    onset_look: int = 0  # bad from this look on (late onset)
+
+
+def draw_unit(rng: np.random.Generator, thin: bool = False, weight: float = 5.0) -> Unit:
+    per_minute = math.exp(rng.uniform(math.log(1000), math.log(20000)))
+    if thin:
+        # fewer than 50 canary loads over the 10-minute step
+        per_minute = rng.uniform(0.5, 4.5) / (weight / 100)
+    return Unit(
+        error_rate=math.exp(rng.uniform(math.log(0.002), math.log(0.03))),
+        median=rng.uniform(0.15, 0.8),
+        sigma=rng.uniform(0.4, 0.9),
+        per_minute=per_minute,
+    )
+
+
+def draw_canary(rng: np.random.Generator, label: Label) -> Canary:
+    if label in ("good", "thin"):
+        return Canary(label)
+    errors = bool(rng.integers(0, 2))
+    onset = LOOKS // 2 if label == "late" else 0
+    if errors:
+        return Canary(label, error_factor=rng.uniform(2, 5), onset_look=onset)
+    return Canary(label, latency_factor=rng.uniform(1.5, 2), onset_look=onset)
+
+
+def _interval(
+    rng: np.random.Generator, unit: Unit, loads: int, error_factor: float, latency_factor: float
+) -> dict[str, Any]:
+    errors = int(rng.binomial(loads, min(1.0, unit.error_rate * error_factor)))
+    ok = loads - errors
+    times = rng.lognormal(math.log(unit.median * latency_factor), unit.sigma, ok)
+    counts = np.searchsorted(np.sort(times), BUCKETS, side="right")
+    hist = {f"{b:g}": float(c) for b, c in zip(BUCKETS, counts, strict=True)}
+    hist["+Inf"] = float(ok)
+    return {"loads": loads, "errors": errors, "load_seconds": hist}
+
+
+def _add(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    if a is None:
+        return b
+    return {
+        "loads": a["loads"] + b["loads"],
+        "errors": a["errors"] + b["errors"],
+        "load_seconds": {k: a["load_seconds"][k] + v for k, v in b["load_seconds"].items()},
+    }
+
+
+def simulate_step(
+    rng: np.random.Generator,
+    unit: Unit,
+    canary: Canary,
+    weight: float,
+    index: int = 0,
+    last: bool = False,
+    earlier: list[dict[str, Any]] | None = None,
+    bad_from_start: bool = False,
+) -> dict[str, Any]:
+    """One step document: ten looks, cumulative figures, no baseline traffic at 100 %."""
+    looks = []
+    c_total: dict[str, Any] | None = None
+    b_total: dict[str, Any] | None = None
+    for look in range(LOOKS):
+        loads = int(rng.poisson(unit.per_minute * INTERVAL / 60))
+        to_canary = int(rng.binomial(loads, weight / 100))
+        bad = bad_from_start or look >= canary.onset_look
+        ef = canary.error_factor if bad else 1.0
+        lf = canary.latency_factor if bad else 1.0
+        c_total = _add(c_total, _interval(rng, unit, to_canary, ef, lf))
+        if weight < 100:
+            b_total = _add(b_total, _interval(rng, unit, loads - to_canary, 1.0, 1.0))
+        looks.append(
+            {
+                "at_seconds": INTERVAL * (look + 1),
+                "canary": c_total,
+                "baseline": b_total if weight < 100 else None,
+            }
+        )
+    return {
+        "step": {"index": index, "weight": weight, "bake_seconds": INTERVAL * LOOKS, "last": last},
+        "earlier": earlier or [],
+        "looks": looks,
+        "reference": None,
+    }
+
+
+def final_figures(doc: dict[str, Any]) -> dict[str, Any]:
+    last = doc["looks"][-1]
+    return {"weight": doc["step"]["weight"], "canary": last["canary"], "baseline": last["baseline"]}
+
+
+def one_look(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same step with all of its evidence given at once, at the end of the bake."""
+    return {**doc, "looks": [doc["looks"][-1]]}

@@ -1,0 +1,587 @@
+"""The judge: decides a rollout step from the figures gathered so far. Pure: no I/O, no Temporal.
+
+At every look the workflow asks `judge_look`; `skyline judge replay` asks
+`judge_step` for a whole step document. Both say one of:
+
+- `rollback`: harm beyond the margin is established (at any look, however few
+  the loads: 40 failures in 40 loads is overwhelming);
+- `promote`: only at the end of the bake, when no harm is seen and the evidence
+  rules out gross harm (next weight) or harm beyond the margin (last step:
+  the canary becomes the active unit);
+- `hold`: a human must decide; the reason says what evidence is missing;
+- `continue`: keep baking (never a final answer).
+
+Method. Each variant's failed loads, and its loads slower than the baseline's
+median bucket edge, are Bernoulli streams; their rates get anytime-valid
+confidence sequences (skyline/confseq.py, Robbins' beta-binomial mixture,
+Howard et al. 2021), so the judge may look as often as it likes. Canary and
+baseline are compared by a union bound over their two sequences, checks by
+Bonferroni over the check count, and the windows a rollback can be seen in
+(the whole rollout, the step, and every "since look j" suffix, weighted
+1/((j+1)(j+2)) so that their error budgets sum to a constant) likewise, so the
+overall rate of wrong decisions stays under `alpha`. Suffix windows are what
+catch a canary that turns bad half-way through a step; promotion also needs
+the recent half of the step to rule out harm on its own.
+
+The comparison base is the baseline's evidence pooled over the rollout
+(concurrent where it has traffic, the earlier steps' at 100 %), else the
+reference figures from before the rollout; a building's first unit has none
+and is judged on absolute guards only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scipy import stats
+
+from skyline.checks import MetricCheck
+from skyline.confseq import Bounds, bounds
+from skyline.figures import Figures, StepDocument, total
+from skyline.noninferiority import bound_pvalue, difference_pvalue, excess_pvalue, ratio_pvalue
+from skyline.rollout import CheckResult, Verdict
+from skyline.strategies import AnalysisSettings
+
+Decision = Literal["promote", "rollback", "hold", "continue"]
+Basis = Literal["concurrent", "earlier steps", "reference", "none"]
+
+# Fallback guards for a first unit judged with no baseline and no guards set.
+FIRST_UNIT_MAX_ERROR_RATE = 0.05
+MIN_BASE_SUCCESSES = 20  # a latency comparison needs a baseline median to compare with
+SUFFIX_STARTS = 12  # at most this many "since look j" windows per look (geometric spacing)
+
+
+@dataclass
+class LookDecision:
+    decision: Decision
+    reason: str
+    basis: Basis
+    checks: list[CheckResult] = field(default_factory=list)
+    missing: str | None = None
+
+
+@dataclass
+class StepVerdict:
+    decision: Literal["promote", "rollback", "hold"]
+    decided_at_look: int | None
+    reason: str
+    basis: Basis
+    checks: list[CheckResult] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "decision": self.decision,
+            "decided_at_look": self.decided_at_look,
+            "reason": self.reason,
+            "basis": self.basis,
+            "checks": [c.model_dump(exclude_defaults=True) for c in self.checks],
+        }
+
+
+def settings_of(doc: StepDocument) -> AnalysisSettings:
+    return AnalysisSettings.model_validate(doc.analysis or {})
+
+
+# ----- the comparisons -----------------------------------------------------------------
+
+
+@dataclass
+class Proportion:
+    """One check reduced to bad / trials: the canary's rate against the base's, with margins.
+
+    Harm beyond the margin: canary rate > base rate + max(base rate x relative, absolute).
+    Without a base, only `guard` (an absolute bound on the canary's rate) applies.
+    """
+
+    name: str
+    relative: float
+    absolute: float
+    gross_relative: float
+    gross_absolute: float
+    base_rate: float | None
+    base_n: int = 0
+    guard: float | None = None
+
+    def threshold(self, base_rate: float, gross: bool = False) -> float:
+        if gross:
+            return _harm_threshold(base_rate, self.gross_relative, self.gross_absolute)
+        return _harm_threshold(base_rate, self.relative, self.absolute)
+
+    @property
+    def harm(self) -> float:
+        if self.base_rate is None:
+            return self.guard if self.guard is not None else 1.0
+        return self.threshold(self.base_rate)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.3g}%"
+
+
+def _harm_threshold(rate: float, relative: float, absolute: float) -> float:
+    return min(1.0, rate + max(rate * relative, absolute))
+
+
+def _latency_edge(base: Figures, canary: Figures) -> float | None:
+    """The bucket edge closest to the base's median load time, present in both histograms."""
+    if base.successes < MIN_BASE_SUCCESSES:
+        return None
+    common = [e for e in base.edges() if any(math.isclose(e, c) for c in canary.edges())]
+    best: tuple[float, float] | None = None
+    for edge in common:
+        share_slower = base.slower_than(edge) / base.successes
+        distance = abs(share_slower - 0.5)
+        if 0 < share_slower < 1 and (best is None or distance < best[0]):
+            best = (distance, edge)
+    return best[1] if best else None
+
+
+def _guard_edge(figures: Figures, bound: float, above: bool) -> float | None:
+    edges = figures.edges()
+    if above:
+        candidates = [e for e in edges if e >= bound - 1e-12]
+        return min(candidates) if candidates else None
+    candidates = [e for e in edges if e <= bound + 1e-12]
+    return max(candidates) if candidates else None
+
+
+def _counts(name: str, figures: Figures, edge: float | None) -> tuple[int, int]:
+    if name == "error_rate":
+        return figures.errors, figures.loads
+    if edge is None:
+        return 0, 0
+    return figures.slower_than(edge), figures.successes
+
+
+# ----- one look ------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    settings: AnalysisSettings
+    doc: StepDocument
+    k: int  # index of the look being judged
+    canary_step: Figures
+    canary_all: Figures
+    base: Figures | None
+    basis: Basis
+    edge: float | None
+    prior: list[tuple[int, Figures]]  # (index, canary figures) of earlier usable looks in this step
+
+
+def _context(doc: StepDocument, k: int, settings: AnalysisSettings) -> _Context | None:
+    look = doc.looks[k]
+    if not look.usable or look.canary is None:
+        return None
+    earlier_canary = total([e.canary for e in doc.earlier])
+    earlier_base = total([e.baseline for e in doc.earlier])
+    current_base = look.baseline if look.baseline is not None and look.baseline.loads > 0 else None
+    base: Figures | None
+    basis: Basis
+    if current_base is not None:
+        base, basis = earlier_base.plus(current_base), "concurrent"
+    elif earlier_base.loads > 0:
+        base, basis = earlier_base, "earlier steps"
+    elif doc.reference is not None and doc.reference.loads > 0:
+        base, basis = doc.reference, "reference"
+    else:
+        base, basis = None, "none"
+    canary_all = earlier_canary.plus(look.canary)
+    edge = _latency_edge(base, canary_all) if base is not None else None
+    prior = [(j, lk.canary) for j, lk in enumerate(doc.looks[:k]) if lk.usable and lk.canary is not None]
+    return _Context(settings, doc, k, look.canary, canary_all, base, basis, edge, prior)
+
+
+def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
+    s = ctx.settings
+    out: list[Proportion] = []
+    base = ctx.base
+    if base is not None:
+        out.append(
+            Proportion(
+                "error_rate",
+                s.error_margin_relative,
+                s.error_margin_absolute,
+                s.gross_error_relative,
+                s.gross_error_absolute,
+                base.errors / base.loads,
+                base.loads,
+                s.max_error_rate,
+            )
+        )
+        if ctx.edge is not None:
+            slow, n = base.slower_than(ctx.edge), base.successes
+            out.append(
+                Proportion("load_time", 0.0, s.latency_margin, 0.0, s.gross_latency_margin, slow / n, n)
+            )
+    else:
+        guard = s.max_error_rate if s.max_error_rate is not None else FIRST_UNIT_MAX_ERROR_RATE
+        out.append(Proportion("error_rate", 0.0, 0.0, 0.0, 0.0, None, 0, guard))
+    return out
+
+
+def _windows(ctx: _Context) -> list[tuple[str, Figures, float]]:
+    """(label, canary figures, share of the rollback error budget) for every window."""
+    windows: list[tuple[str, Figures, float]] = [
+        ("rollout", ctx.canary_all, 0.25),
+        ("step", ctx.canary_step, 0.25),
+    ]
+    count = len(ctx.prior)
+    picked: list[int] = []
+    offset = 1
+    while offset <= count and len(picked) < SUFFIX_STARTS:
+        picked.append(count - offset)
+        offset *= 2
+    for position in picked:
+        j, figures = ctx.prior[position]
+        weight = 0.5 / ((j + 1) * (j + 2))
+        windows.append((f"since look {j}", ctx.canary_step.minus(figures), weight))
+    return windows
+
+
+def _established_harm(ctx: _Context, checks: list[Proportion], alpha: float) -> str | None:
+    """Why harm beyond the margin is established in some window, or None."""
+    per_check = alpha / max(1, len(checks))
+    for check in checks:
+        for label, figures, share in _windows(ctx):
+            a = per_check * share
+            bad, n = _counts(check.name, figures, ctx.edge)
+            if n == 0:
+                continue
+            canary = bounds(bad, n, a / 2)
+            what = f"{check.name}: canary {_pct(bad / n)} of {n} loads ({label})"
+            if check.base_rate is not None:
+                threshold = check.threshold(_base_bounds(check, ctx, a / 2).upper)
+                if canary.lower > threshold:
+                    return f"{what} is established above {_pct(threshold)}, the margin over the baseline"
+            if check.guard is not None and canary.lower > check.guard:
+                return f"{what} is established above the guard {_pct(check.guard)}"
+    return None
+
+
+def _base_bounds(check: Proportion, ctx: _Context, alpha: float) -> Bounds:
+    """The base's bounds for this check at level alpha."""
+    assert ctx.base is not None
+    bad, n = _counts(check.name, ctx.base, ctx.edge)
+    return bounds(bad, n, alpha)
+
+
+def _p99_guard(ctx: _Context, alpha: float) -> str | None:
+    bound = ctx.settings.max_p99_seconds
+    if bound is None:
+        return None
+    edge = _guard_edge(ctx.canary_step, bound, above=True)
+    if edge is None:
+        return None
+    slow, n = ctx.canary_step.slower_than(edge), ctx.canary_step.successes
+    if n and bounds(slow, n, alpha / 2).lower > 0.01:
+        return f"p99 load time: more than 1% of {n} canary loads are slower than {edge:g}s (guard {bound:g}s)"
+    return None
+
+
+def _custom_guards(ctx: _Context) -> str | None:
+    """Custom value checks are guards: a breach at more than failure_limit looks in a row fails."""
+    checks = [c for c in (ctx.settings.checks or []) if c.kind != "ratio" and not c.dry_run]
+    for check in checks:
+        streak = 0
+        for look in ctx.doc.looks[: ctx.k + 1]:
+            reading = look.checks.get(check.name)
+            value = reading.canary.value if reading else None
+            if value is not None and _breaches(check, value):
+                streak += 1
+            else:
+                streak = 0
+        if streak > ctx.settings.failure_limit:
+            return f"{check.name}: {_value_detail(check, ctx)} at {streak} looks in a row"
+    return None
+
+
+def _breaches(check: MetricCheck, value: float) -> bool:
+    if not math.isfinite(value):
+        return False
+    return (check.max is not None and value > check.max) or (check.min is not None and value < check.min)
+
+
+def _value_detail(check: MetricCheck, ctx: _Context) -> str:
+    reading = ctx.doc.looks[ctx.k].checks.get(check.name)
+    value = reading.canary.value if reading else None
+    bound = f"> {check.max:g}" if check.max is not None else f"< {check.min:g}"
+    return f"{value:.4g} {bound}" if value is not None else f"outside {bound}"
+
+
+def _custom_ratio(ctx: _Context, alpha: float) -> tuple[list[str], list[str], list[CheckResult]]:
+    """Custom ratio checks: the same sequential test on bad/total. (harm, unexcluded, results)."""
+    harms: list[str] = []
+    open_: list[str] = []
+    results: list[CheckResult] = []
+    checks = [c for c in (ctx.settings.checks or []) if c.kind == "ratio" and not c.dry_run]
+    for check in checks:
+        reading = ctx.doc.looks[ctx.k].checks.get(check.name)
+        if reading is None or reading.canary.total is None:
+            open_.append(f"{check.name}: no data")
+            continue
+        n = round(reading.canary.total)
+        bad = min(n, round(reading.canary.bad or 0))
+        canary = bounds(bad, n, alpha / 2) if n else Bounds(0, 1, None, 0)
+        base_reading = reading.baseline
+        limit = check.max
+        if base_reading is not None and base_reading.total and check.tolerance is not None:
+            bn = round(base_reading.total)
+            bb = min(bn, round(base_reading.bad or 0))
+            base = bounds(bb, bn, alpha / 2)
+            relative = base.upper * (1 + check.tolerance)
+            limit = relative if limit is None else min(limit, relative)
+            low = base.lower * (1 + check.tolerance)
+        else:
+            low = limit if limit is not None else 1.0
+        verdict: Verdict = "pass"
+        if limit is not None and canary.lower > limit:
+            harms.append(f"{check.name}: {_pct(bad / n)} of {n} established above {_pct(limit)}")
+            verdict = "fail"
+        elif n == 0 or canary.upper > low:
+            open_.append(f"{check.name}: {bad}/{n} does not yet rule out more than {_pct(low)}")
+            verdict = "inconclusive"
+        results.append(
+            CheckResult(
+                name=check.name,
+                value=bad / n if n else None,
+                bound=limit,
+                samples=n,
+                verdict=verdict,
+                lower=canary.lower,
+                upper=canary.upper,
+            )
+        )
+    return harms, open_, results
+
+
+def _plausible(ctx: _Context) -> str | None:
+    """Canary volume far above its traffic share is forged or broken traffic, never evidence."""
+    look = ctx.doc.looks[ctx.k]
+    base = look.baseline
+    weight = ctx.doc.step.weight
+    if base is None or weight >= 100 or ctx.canary_step.loads + base.loads < 100:
+        return None
+    share = ctx.canary_step.loads / (ctx.canary_step.loads + base.loads)
+    limit = min(1.0, 2 * weight / 100 + 0.05)
+    if share > limit:
+        return (
+            f"canary volume is implausible: {_pct(share)} of loads at a {weight:g}% traffic share "
+            "(forged or duplicated beacons?); not evidence either way"
+        )
+    return None
+
+
+def _excluded(ctx: _Context, checks: list[Proportion], alpha: float, final: bool) -> tuple[bool, str | None]:
+    """Does the evidence rule out harm (last step) or gross harm (other steps)? Fixed-sample tests."""
+    # The last step must rule out harm on its own evidence as well as the
+    # rollout's, so a canary that turned bad at 100 % is not promoted on the
+    # strength of its earlier steps.
+    windows = [("rollout", ctx.canary_all)]
+    if final and ctx.doc.earlier:
+        windows.append(("step", ctx.canary_step))
+    per = alpha / max(1, len(checks)) / len(windows)
+    for check in checks:
+        for label, figures in windows:
+            bad, n = _counts(check.name, figures, ctx.edge)
+            problem = _not_ruled_out(ctx, check, bad, n, per, final, label)
+            if problem:
+                return False, problem
+    return True, None
+
+
+def _turned_worse(ctx: _Context, checks: list[Proportion], alpha: float) -> str | None:
+    """Is the canary's second half of the step worse than its first half? (late onset)"""
+    if ctx.k < 1:
+        return None
+    half = (ctx.k + 1) // 2
+    middle = next((f for j, f in ctx.prior if j >= half - 1), None)
+    if middle is None:
+        return None
+    early, late = middle, ctx.canary_step.minus(middle)
+    per = alpha / max(1, len(checks))
+    for check in checks:
+        x_e, n_e = _counts(check.name, early, ctx.edge)
+        x_l, n_l = _counts(check.name, late, ctx.edge)
+        if n_e == 0 or n_l == 0:
+            continue
+        # worse beyond the margin, not merely different: large steps see tiny drifts
+        if check.name == "error_rate":
+            ratio = check.threshold((x_e + 0.5) / (n_e + 1)) / ((x_e + 0.5) / (n_e + 1))
+            p = excess_pvalue(x_l, n_l, x_e, n_e, ratio)
+        else:
+            p = difference_pvalue(x_e, n_e, x_l, n_l, -check.absolute)
+        if p < per:
+            return (
+                f"{check.name}: the canary got worse during the step ({_pct(x_e / n_e)} of {n_e} loads, "
+                f"then {_pct(x_l / n_l)} of {n_l}); watch longer or roll back"
+            )
+    return None
+
+
+def _not_ruled_out(
+    ctx: _Context, check: Proportion, bad: int, n: int, alpha: float, final: bool, label: str
+) -> str | None:
+    where = "over the rollout" if label == "rollout" else "in this step"
+    what = "harm beyond the margin" if final else "gross harm"
+    if n == 0:
+        return f"{check.name}: no canary loads {where} to rule out {what}"
+    rate = bad / n
+    if check.base_rate is None:
+        limit = check.harm
+        p = bound_pvalue(bad, n, limit)
+        what = f"more than the guard {_pct(limit)}"
+    elif check.name == "error_rate":
+        assert ctx.base is not None
+        x_b, n_b = _counts(check.name, ctx.base, ctx.edge)
+        rate_b = (x_b + 0.5) / (n_b + 1)
+        limit = check.threshold(rate_b, gross=not final)
+        p = ratio_pvalue(bad, n, x_b, n_b, limit / rate_b)
+    else:
+        assert ctx.base is not None
+        x_b, n_b = _counts(check.name, ctx.base, ctx.edge)
+        margin = check.absolute if final else check.gross_absolute
+        limit = min(1.0, x_b / n_b + margin)
+        p = difference_pvalue(bad, n, x_b, n_b, margin)
+    if p < alpha:
+        return None
+    subject = "failed loads" if check.name == "error_rate" else "loads slower than the baseline's median"
+    if rate >= limit:
+        return (
+            f"{check.name}: the canary's {subject} ({_pct(rate)} of {n}) are at or above {_pct(limit)} "
+            f"{where}: harm not ruled out, not yet established; watch longer or roll back"
+        )
+    # The test's z grows with the square root of the loads: a rough but honest estimate.
+    z_needed, z_now = stats.norm.isf(alpha), stats.norm.isf(max(p, 1e-300))
+    more = (
+        f"about {max(1, math.ceil(n * ((z_needed / z_now) ** 2 - 1))):,} more canary loads"
+        if z_now > 0.1
+        else "many more canary loads"
+    )
+    return f"{check.name}: {more} {where} to rule out {what} ({_pct(rate)} now, limit {_pct(limit)})"
+
+
+def _results(ctx: _Context, checks: list[Proportion], alpha: float) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    for check in checks:
+        bad, n = _counts(check.name, ctx.canary_all, ctx.edge)
+        canary = bounds(bad, n, alpha / 2) if n else Bounds(0.0, 1.0, None, 0)
+        base_rate = check.base_rate
+        detail = f"canary {_pct(bad / n)} of {n}" if n else "no canary loads"
+        if check.name == "load_time" and ctx.edge is not None:
+            detail += f" slower than {ctx.edge:g}s (the baseline's median bucket)"
+        if base_rate is not None:
+            detail += f" vs baseline {_pct(base_rate)} ({ctx.basis})"
+        out.append(
+            CheckResult(
+                name=check.name,
+                value=bad / n if n else None,
+                baseline=base_rate,
+                bound=check.harm,
+                samples=n,
+                baseline_samples=check.base_n if check.base_rate is not None else None,
+                verdict="pass",
+                lower=canary.lower,
+                upper=canary.upper,
+                detail=detail,
+            )
+        )
+    return out
+
+
+def judge_look(doc: StepDocument, k: int, settings: AnalysisSettings | None = None) -> LookDecision:
+    """The decision at look k of the step (0-based), from the looks up to and including k."""
+    s = settings or settings_of(doc)
+    look = doc.looks[k]
+    at_end = look.at_seconds >= doc.step.bake_seconds
+    ctx = _context(doc, k, s)
+    if ctx is None:
+        streak = 0
+        for previous in doc.looks[: k + 1]:
+            streak = 0 if previous.usable else streak + 1
+        why = look.error or "no canary figures"
+        if at_end:
+            return LookDecision("hold", f"metrics unavailable at the end of the bake: {why}", "none")
+        if streak > s.consecutive_error_limit:
+            return LookDecision("hold", f"metrics unavailable at {streak} looks in a row: {why}", "none")
+        return LookDecision("continue", f"metrics unavailable: {why}", "none")
+    custom = s.checks is not None
+    checks = [] if custom else _proportions(ctx, s.alpha)
+    harm = _established_harm(ctx, checks, s.alpha) if checks else None
+    harm = harm or _p99_guard(ctx, s.alpha) or _custom_guards(ctx)
+    ratio_harm, ratio_open, ratio_results = _custom_ratio(ctx, s.alpha) if custom else ([], [], [])
+    harm = harm or (ratio_harm[0] if ratio_harm else None)
+    results = _results(ctx, checks, s.alpha) + ratio_results
+    if harm:
+        for r in results:
+            if r.name == harm.split(":")[0]:
+                r.verdict = "fail"
+        return LookDecision("rollback", harm, ctx.basis, results)
+    if not at_end:
+        return LookDecision("continue", "no harm established; baking", ctx.basis, results)
+    return _conclude(ctx, checks, ratio_open, results)
+
+
+def _conclude(
+    ctx: _Context, checks: list[Proportion], ratio_open: list[str], results: list[CheckResult]
+) -> LookDecision:
+    s, doc = ctx.settings, ctx.doc
+    final = doc.step.last
+
+    def hold(reason: str) -> LookDecision:
+        for r in results:
+            if r.verdict == "pass":
+                r.verdict = "inconclusive"
+        return LookDecision("hold", reason, ctx.basis, results, missing=reason)
+
+    unusable = sum(1 for lk in doc.looks[: ctx.k + 1] if not lk.usable)
+    if unusable * 2 > ctx.k + 1:
+        return hold(f"metrics were unavailable at {unusable} of {ctx.k + 1} looks; the step was not watched")
+    implausible = _plausible(ctx)
+    if implausible:
+        return hold(implausible)
+    if ctx.canary_step.loads < s.min_requests:
+        return hold(
+            f"only {ctx.canary_step.loads} canary loads in this step, need {s.min_requests:g} "
+            "(send traffic, or set min_requests)"
+        )
+    if ratio_open:
+        return hold("; ".join(ratio_open))
+    if checks:
+        worse = _turned_worse(ctx, checks, s.alpha / 2)
+        if worse:
+            return hold(worse)
+        ok, missing = _excluded(ctx, checks, s.alpha, final)
+        if not ok:
+            return hold(missing or "not enough evidence")
+    if ctx.basis == "none" and final and s.first_unit_needs_confirmation:
+        return hold(
+            "first unit of this building: no baseline to compare with, judged on absolute guards only; "
+            "promote to confirm it"
+        )
+    if ctx.basis == "none":
+        why = "no baseline: absolute guards hold"
+    elif final:
+        why = f"no harm beyond the margin, ruled out against the baseline ({ctx.basis})"
+    else:
+        why = f"no harm seen and gross harm ruled out against the baseline ({ctx.basis})"
+    return LookDecision("promote", why, ctx.basis, results)
+
+
+def judge_step(doc: StepDocument) -> StepVerdict:
+    """Replay a step look by look: the first rollback, else the verdict at the end of the bake."""
+    settings = settings_of(doc)
+    if not doc.looks:
+        return StepVerdict("hold", None, "no looks: nothing to judge", "none")
+    for k in range(len(doc.looks)):
+        result = judge_look(doc, k, settings)
+        if result.decision == "rollback":
+            return StepVerdict("rollback", k, result.reason, result.basis, result.checks)
+        if result.decision == "promote":
+            return StepVerdict("promote", k, result.reason, result.basis, result.checks)
+        if result.decision == "hold":
+            return StepVerdict("hold", None, result.reason, result.basis, result.checks)
+    last = judge_look(doc, len(doc.looks) - 1, settings)
+    return StepVerdict("hold", None, f"the bake is not over: {last.reason}", last.basis, last.checks)
