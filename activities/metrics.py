@@ -14,7 +14,8 @@ from temporalio import activity
 from urllib3.util.retry import Retry
 
 from skyline.analysis import Observation, judge_check, summarize, template_values
-from skyline.checks import MetricCheck, render
+from skyline.checks import LOAD_SECONDS, LOADS, MetricCheck, render
+from skyline.figures import INF, CheckFigures, Figures, Look, Observed
 from skyline.health import components, health_score
 from skyline.rollout import CheckResult, Verdict
 
@@ -39,6 +40,31 @@ class RunAnalysisResult(BaseModel):
     checks: list[CheckResult]
     health_score: float | None = None
     health_components: dict[str, float] = {}
+
+
+class GatherFiguresInput(BaseModel):
+    """What to read for one look: the figures of both variants since the step began."""
+
+    apartment: str
+    building: str
+    unit: str
+    canary_version: str
+    baseline_version: str | None
+    since_seconds: float
+    at_seconds: float
+    window_seconds: float
+    checks: list[MetricCheck] | None = None
+    # Seconds since the rollout started: when set, also read the baseline's
+    # figures over the hour before it (the reference for 100 % steps).
+    reference_offset_seconds: float | None = None
+
+
+class GatherFiguresResult(BaseModel):
+    look: Look
+    reference: Figures | None = None
+
+
+REFERENCE_SECONDS = 3600
 
 
 class PrometheusDown(RuntimeError):
@@ -109,6 +135,69 @@ class MetricsActivities:
             # The server answered but refused the query: retrying will not fix it.
             return Observation(error=f"Prometheus rejected the query: {exc}")
 
+    def _vector(self, promql: str, label: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for series in self._call("custom_query", promql):
+            metric = series.get("metric")
+            value = series.get("value")
+            key = metric.get(label) if isinstance(metric, dict) else None
+            if isinstance(key, str) and isinstance(value, list) and len(value) == 2:
+                number = _number(value[1])
+                if number is not None:
+                    out[key] = out.get(key, 0.0) + number
+        return out
+
+    def figures(self, inp: GatherFiguresInput, version: str, seconds: float, offset: float = 0) -> Figures:
+        """Loads, failed loads and the load-time histogram of one version over a range."""
+        sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
+        rng = f"[{max(1, round(seconds))}s]" + (f" offset {round(offset)}s" if offset > 0 else "")
+        outcomes = self._vector(f"sum by (outcome) (increase({LOADS}{{{sel}}}{rng}))", "outcome")
+        buckets = self._vector(f"sum by (le) (increase({LOAD_SECONDS}{{{sel}}}{rng}))", "le")
+        loads = round(sum(outcomes.values()))
+        errors = round(sum(v for k, v in outcomes.items() if k != "loaded"))
+        histogram = {(INF if k in ("+Inf", "Inf") else k): v for k, v in buckets.items()}
+        if histogram:
+            histogram[INF] = float(max(0, loads - errors))
+        return Figures(loads=loads, errors=errors, load_seconds=histogram)
+
+    def _custom(self, inp: GatherFiguresInput) -> dict[str, CheckFigures]:
+        out: dict[str, CheckFigures] = {}
+        for check in inp.checks or []:
+            canary_vals = template_values(
+                inp.apartment,
+                inp.building,
+                inp.unit,
+                inp.canary_version,
+                inp.canary_version,
+                inp.baseline_version,
+                inp.since_seconds if check.kind == "ratio" else inp.window_seconds,
+            )
+            canary = self.observe(check, canary_vals, inp.window_seconds)
+            baseline = None
+            if inp.baseline_version and inp.baseline_version != inp.canary_version:
+                baseline = self.observe(
+                    check, {**canary_vals, "version": inp.baseline_version}, inp.window_seconds
+                )
+            out[check.name] = CheckFigures(
+                canary=_observed(canary), baseline=_observed(baseline) if baseline else None
+            )
+        return out
+
+    @activity.defn
+    def gather_figures(self, inp: GatherFiguresInput) -> GatherFiguresResult:
+        """One look: both variants' figures since the step began (and the reference, once)."""
+        canary = self.figures(inp, inp.canary_version, inp.since_seconds)
+        baseline = None
+        reference = None
+        if inp.baseline_version and inp.baseline_version != inp.canary_version:
+            baseline = self.figures(inp, inp.baseline_version, inp.since_seconds)
+            if inp.reference_offset_seconds is not None:
+                reference = self.figures(
+                    inp, inp.baseline_version, REFERENCE_SECONDS, inp.reference_offset_seconds
+                )
+        look = Look(at_seconds=inp.at_seconds, canary=canary, baseline=baseline, checks=self._custom(inp))
+        return GatherFiguresResult(look=look, reference=reference)
+
     @activity.defn
     def run_analysis(self, inp: RunAnalysisInput) -> RunAnalysisResult:
         results: list[CheckResult] = []
@@ -139,6 +228,10 @@ class MetricsActivities:
             health_score=health.score,
             health_components=health.components,
         )
+
+
+def _observed(obs: Observation) -> Observed:
+    return Observed(bad=obs.bad, total=obs.total, value=obs.value)
 
 
 def health_check(score: float | None, minimum: float) -> CheckResult:

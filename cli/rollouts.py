@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -177,6 +178,20 @@ def get(ctx: typer.Context, rollout: RolloutArg) -> None:
 def watch(ctx: typer.Context, rollout: RolloutArg, interval: Interval = 1.0, timeout: Timeout = None) -> None:
     """Follow a rollout live until it ends: exit 0 succeeded, 3 rolled back or failed, 5 timed out."""
     follow(session(ctx), rollout_ref(rollout), interval, timeout)
+
+
+@app.command()
+def looks(
+    ctx: typer.Context,
+    rollout: RolloutArg,
+    step: Annotated[int | None, typer.Option("--step", help="only this step (0-based)")] = None,
+) -> None:
+    """Export the judge's looks as step documents (JSON Lines), for `skyline judge replay -`."""
+    s = session(ctx)
+    params = {} if step is None else {"step": step}
+    docs = s.api.get(f"/rollouts/{segment(rollout_ref(rollout))}/looks", **params)
+    for doc in docs:
+        typer.echo(json.dumps(doc))
 
 
 @app.command()

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from skyline.figures import EarlierStep, Figures, Look, StepDocument, StepInfo
 from skyline.manifest import SLUG, SLUG_HELP, Framework, RolloutCriteria, Unit, unit_key
 from skyline.strategies import CanaryStrategy, Strategy
 
@@ -189,6 +190,48 @@ class HistoryEntry(Strict):
     revision: int | None = None
 
 
+class StepLooks(Strict):
+    """Every look of one step as the judge saw it, and how the step ended."""
+
+    index: int
+    weight: float
+    bake_seconds: float
+    last: bool
+    looks: list[Look] = Field(default_factory=list)
+    decision: str | None = None
+    reason: str | None = None
+
+    def final(self) -> Look | None:
+        return next((look for look in reversed(self.looks) if look.usable), None)
+
+
+MAX_LOOKS_KEPT = 200
+
+
+def step_documents(
+    steps: list[StepLooks], analysis: dict[str, object], reference: Figures | None
+) -> list[StepDocument]:
+    """A rollout's steps as `skyline judge replay` documents (each with its earlier steps' figures)."""
+    docs: list[StepDocument] = []
+    earlier: list[EarlierStep] = []
+    for step in steps:
+        docs.append(
+            StepDocument(
+                analysis=analysis,
+                step=StepInfo(
+                    index=step.index, weight=step.weight, bake_seconds=step.bake_seconds, last=step.last
+                ),
+                earlier=list(earlier),
+                looks=step.looks,
+                reference=reference,
+            )
+        )
+        final = step.final()
+        if final is not None and final.canary is not None and step.decision == "promote":
+            earlier.append(EarlierStep(weight=step.weight, canary=final.canary, baseline=final.baseline))
+    return docs
+
+
 class RolloutStatus(Strict):
     rollout_id: str
     apartment: str
@@ -210,6 +253,10 @@ class RolloutStatus(Strict):
     report: str | None = None
     last_analysis: AnalysisRun | None = None
     analyses: list[AnalysisRun] = Field(default_factory=list)
+    looks: list[StepLooks] = Field(default_factory=list, description="every look of the judge, per step")
+    reference: Figures | None = Field(default=None, description="the baseline before the rollout")
+    basis: str | None = Field(default=None, description="what the canary is compared with")
+    analysis: dict[str, object] | None = Field(default=None, description="the judge's settings")
     history: list[HistoryEntry] = Field(default_factory=list)
     started_at: datetime
     updated_at: datetime

@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.cdn import CdnActivities
 from activities.cdn_providers import CdnConfigError, make_cdn_provider
 from activities.gates import GateActivities
+from activities.judging import judge_step_look
 from activities.manifests import ManifestActivities
 from activities.metrics import MetricsActivities
 from activities.publish import PublishActivities
@@ -92,6 +93,8 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         publish.publish_bundle,
         publish.verify_bundle_at_edge,
         metrics.run_analysis,
+        metrics.gather_figures,
+        judge_step_look,
         gates.smoke_check,
         gates.call_webhook,
         manifests.write_preview_manifest,

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as search
     from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
+    from workflows.judged_bake import judged_bake
     from workflows.publishing import publish_unit
     from workflows.report import ab_report, webhook_payload
 
@@ -94,6 +95,7 @@ class RolloutWorkflow:
         self._deadline = ProgressDeadline(spec.max_duration_seconds, now)
         self._prepublished = inp.prepublished
         self._telemetry = RolloutTelemetry(spec.apartment)
+        self._reference_tried = False
         self._record("start", spec.actor, spec.reason)
 
     # ----- queries, updates, signals -------------------------------------------------
@@ -373,6 +375,12 @@ class RolloutWorkflow:
             self._check_deadline()
 
     async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome:
+        """Observe the current weight; rollouts started before the sequential judge keep their old bake."""
+        if workflow.patched("sequential-judge"):
+            return await judged_bake(self, bake_seconds, experiment)
+        return await self._bake_legacy(bake_seconds, experiment)
+
+    async def _bake_legacy(self, bake_seconds: float, experiment: bool = False) -> Outcome:
         """Observe the current weight: analysis every interval, controls at any time.
 
         Argo Rollouts' limits apply: more failed analyses than failure_limit act

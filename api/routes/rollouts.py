@@ -25,6 +25,7 @@ from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
+from skyline.figures import StepDocument
 from skyline.manifest import SLUG
 from skyline.rollout import (
     ControlRequest,
@@ -36,6 +37,7 @@ from skyline.rollout import (
     RolloutStatus,
     promotion_schedule_id,
     rollout_id_for,
+    step_documents,
 )
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
 from workflows import search_attributes as search
@@ -240,6 +242,24 @@ async def get_rollout(rollout_id: str, temporal: TemporalDep, who: Viewer) -> Ro
 async def audit(rollout_id: str, temporal: TemporalDep, who: Viewer) -> list[HistoryEntry]:
     """Who did what, why and when: every control, refusal and step of the rollout."""
     return (await get_rollout(rollout_id, temporal, who)).history
+
+
+@router.get("/{rollout_id}/looks", response_model=list[StepDocument])
+async def looks(
+    rollout_id: str,
+    temporal: TemporalDep,
+    who: Viewer,
+    step: Annotated[int | None, Query(ge=0, description="only this step (index into steps)")] = None,
+) -> list[StepDocument]:
+    """Every step the judge looked at, as `skyline judge replay` step documents."""
+    status = await get_rollout(rollout_id, temporal, who)
+    spec_analysis = status.analysis or {}
+    docs = step_documents(status.looks, spec_analysis, status.reference)
+    if step is not None:
+        docs = [d for d in docs if d.step.index == step]
+        if not docs:
+            raise ApiError(404, "not_found", f"rollout {rollout_id!r} has no judged step {step}", "step")
+    return docs
 
 
 async def _control(temporal: TemporalDep, rollout_id: str, update: Any, req: ControlRequest) -> RolloutStatus:

@@ -61,16 +61,16 @@ def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label,
         live = [r for r in rollouts if r["outcome"] is None]
         docs = []
         for r in live:
-            canary: Canary = r["canary"]
+            planned: Canary = r["canary"]
             if r["label"] == "late":
                 if index < r["onset"]:
                     step_canary = Canary("good")
                 elif index == r["onset"]:
-                    step_canary = Canary("late", canary.error_factor, canary.latency_factor, LOOKS // 2)
+                    step_canary = Canary("late", planned.error_factor, planned.latency_factor, LOOKS // 2)
                 else:
-                    step_canary = Canary("bad", canary.error_factor, canary.latency_factor, 0)
+                    step_canary = Canary("bad", planned.error_factor, planned.latency_factor, 0)
             else:
-                step_canary = canary
+                step_canary = planned
             doc = simulate_step(
                 rng, r["unit"], step_canary, weight, index, index == len(STEPS) - 1, r["earlier"]
             )
