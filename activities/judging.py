@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from skyline.figures import StepDocument
+from skyline.health import components, health_score
 from skyline.judge import Basis, Decision, judge_look
 from skyline.rollout import CheckResult
 
@@ -20,6 +21,7 @@ from skyline.rollout import CheckResult
 class JudgeLookInput(BaseModel):
     document: StepDocument
     look: int
+    health_weights: dict[str, float] | None = None
 
 
 class JudgeLookResult(BaseModel):
@@ -27,11 +29,19 @@ class JudgeLookResult(BaseModel):
     reason: str
     basis: Basis
     checks: list[CheckResult]
+    health_score: float | None = None
+    health_components: dict[str, float] = {}
 
 
 @activity.defn
 def judge_step_look(inp: JudgeLookInput) -> JudgeLookResult:
     verdict = judge_look(inp.document, inp.look)
+    health = health_score(components(verdict.checks, inp.document.step.weight), inp.health_weights)
     return JudgeLookResult(
-        decision=verdict.decision, reason=verdict.reason, basis=verdict.basis, checks=verdict.checks
+        decision=verdict.decision,
+        reason=verdict.reason,
+        basis=verdict.basis,
+        checks=verdict.checks,
+        health_score=health.score,
+        health_components=health.components,
     )

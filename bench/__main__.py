@@ -22,6 +22,7 @@ import httpx
 
 from bench import api_latency, concurrency, detection, publishing, rollback
 from bench.context import Ctx
+from bench.judgement import run as judgement
 from bench.loads import SyntheticRum
 from bench.rig import Rig
 from stack.processes import free_port
@@ -33,12 +34,15 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
     "publishing": publishing.run,
     "api": api_latency.run,
 }
+# Offline benchmarks: no stack needed, run before the stack starts.
+OFFLINE: dict[str, Callable[[], Any]] = {"judgement": judgement.main}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="also run 1,000 concurrent rollouts (heavy)")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"subset of {','.join(BENCHMARKS)}")
+    every = [*OFFLINE, *BENCHMARKS]
+    parser.add_argument("--only", default=",".join(every), help=f"subset of {','.join(every)}")
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs) afterwards")
     return parser.parse_args(argv)
 
@@ -59,10 +63,18 @@ async def _run(names: list[str], rig: Rig, rum: SyntheticRum, work: Path, full: 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = set(names) - BENCHMARKS.keys()
+    unknown = set(names) - BENCHMARKS.keys() - OFFLINE.keys()
     if unknown:
         print(f"error: unknown benchmark(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    for name in [n for n in names if n in OFFLINE]:
+        started = time.monotonic()
+        print(f"\n[bench] {name} ...", flush=True)
+        OFFLINE[name]()
+        print(f"[bench] {name} took {time.monotonic() - started:.0f} s", flush=True)
+    names = [n for n in names if n in BENCHMARKS]
+    if not names:
+        return 0
     state = Path(tempfile.mkdtemp(prefix="skyline-bench-"))
     print(
         f"[bench] state dir {state}; 1,000 concurrent rollouts: {'yes' if args.full else 'no (use --full)'}"

@@ -362,7 +362,7 @@ def _plausible(ctx: _Context) -> str | None:
     look = ctx.doc.looks[ctx.k]
     base = look.baseline
     weight = ctx.doc.step.weight
-    if base is None or weight >= 100 or ctx.canary_step.loads + base.loads < 100:
+    if base is None or base.loads == 0 or weight >= 100 or ctx.canary_step.loads + base.loads < 100:
         return None
     share = ctx.canary_step.loads / (ctx.canary_step.loads + base.loads)
     limit = min(1.0, 2 * weight / 100 + 0.05)
@@ -491,6 +491,40 @@ def _results(ctx: _Context, checks: list[Proportion], alpha: float) -> list[Chec
     return out
 
 
+def quantile(figures: Figures, q: float) -> float | None:
+    """Prometheus' histogram_quantile on one variant's buckets (linear within a bucket)."""
+    edges = figures.edges()
+    total_ok = figures.successes
+    if not edges or total_ok <= 0:
+        return None
+    rank = q * total_ok
+    previous_edge, previous_count = 0.0, 0.0
+    for edge in edges:
+        count = total_ok - figures.slower_than(edge)
+        if count >= rank:
+            span = count - previous_count
+            share = (rank - previous_count) / span if span > 0 else 1.0
+            return previous_edge + (edge - previous_edge) * share
+        previous_edge, previous_count = edge, count
+    return edges[-1]
+
+
+def _p99_result(ctx: _Context) -> CheckResult:
+    """Informational, never decides: the canary's p99 load time this step (for people, the health score)."""
+    value = quantile(ctx.canary_step, 0.99)
+    base = quantile(ctx.base, 0.99) if ctx.base is not None else None
+    return CheckResult(
+        name="p99_load_seconds",
+        value=value,
+        baseline=base,
+        bound=ctx.settings.max_p99_seconds,
+        samples=ctx.canary_step.successes,
+        verdict="pass" if value is not None else "inconclusive",
+        dry_run=True,
+        detail="informational; load time is judged against the baseline by load_time",
+    )
+
+
 def judge_look(doc: StepDocument, k: int, settings: AnalysisSettings | None = None) -> LookDecision:
     """The decision at look k of the step (0-based), from the looks up to and including k."""
     s = settings or settings_of(doc)
@@ -513,7 +547,7 @@ def judge_look(doc: StepDocument, k: int, settings: AnalysisSettings | None = No
     harm = harm or _p99_guard(ctx, s.alpha) or _custom_guards(ctx)
     ratio_harm, ratio_open, ratio_results = _custom_ratio(ctx, s.alpha) if custom else ([], [], [])
     harm = harm or (ratio_harm[0] if ratio_harm else None)
-    results = _results(ctx, checks, s.alpha) + ratio_results
+    results = [*_results(ctx, checks, s.alpha), *ratio_results, _p99_result(ctx)]
     if harm:
         for r in results:
             if r.name == harm.split(":")[0]:
@@ -532,7 +566,7 @@ def _conclude(
 
     def hold(reason: str) -> LookDecision:
         for r in results:
-            if r.verdict == "pass":
+            if r.verdict == "pass" and not r.dry_run:
                 r.verdict = "inconclusive"
         return LookDecision("hold", reason, ctx.basis, results, missing=reason)
 

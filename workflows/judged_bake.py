@@ -107,7 +107,13 @@ async def _judge(wf: RolloutWorkflow, record: StepLooks) -> JudgeLookResult:
     )
     return await workflow.execute_local_activity(
         judge_step_look,
-        JudgeLookInput(document=doc, look=len(record.looks) - 1),
+        JudgeLookInput(
+            document=doc,
+            look=len(record.looks) - 1,
+            health_weights=dict(wf._spec.strategy.health_weights)
+            if wf._spec.strategy.health_weights
+            else None,
+        ),
         start_to_close_timeout=timedelta(seconds=30),
         summary="judge",
     )
@@ -121,6 +127,8 @@ def _run(wf: RolloutWorkflow, verdict: JudgeLookResult, look: Look) -> AnalysisR
         verdict="error" if look.error else RUN_VERDICT[verdict.decision],
         checks=verdict.checks,
         reason=verdict.reason,
+        health_score=verdict.health_score,
+        health_components=verdict.health_components,
     )
     wf._status.last_analysis = run
     wf._status.basis = verdict.basis

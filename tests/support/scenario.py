@@ -77,6 +77,9 @@ def strategy(**overrides: Any) -> dict[str, Any]:
         "analysis_window_seconds": 10,
         "min_requests": 5,
         "inconclusive_limit": 3,
+        # The synthetic traffic of these tests is the canary's alone: judged on
+        # guards, with no human needed to confirm (the judge's own tests feed a baseline).
+        "first_unit_needs_confirmation": False,
     }
     fast.update(overrides)
     return fast

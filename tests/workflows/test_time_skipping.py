@@ -40,7 +40,11 @@ async def test_default_canary_with_ten_minute_bakes(
             "version": "3.0.0",
             "bundle": {"path": str(make_bundle(tmp_path / "b", "3.0.0"))},
             # Only the window shrinks: the test's traffic is seconds old, not minutes.
-            "strategy": {"analysis_window_seconds": 10, "min_requests": 5},
+            "strategy": {
+                "analysis_window_seconds": 10,
+                "min_requests": 5,
+                "first_unit_needs_confirmation": False,
+            },
         }
     )
     task_queue = f"time-skipping-{uuid.uuid4().hex[:8]}"
