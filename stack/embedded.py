@@ -357,7 +357,10 @@ class EmbeddedStack:
         varnishd = find_binary("varnishd")
         if varnishd is None:
             raise StackError("edge: varnishd not found; run `python -m stack check`")
-        vcl = write_text(self.state_dir / "config" / "skyline.vcl", render_vcl(HOST, self.ports.s3))
+        vcl = write_text(
+            self.state_dir / "config" / "skyline.vcl",
+            render_vcl(HOST, self.ports.s3, self.settings.s3_bucket),
+        )
         argv = [
             varnishd, "-F",
             "-n", str(self.state_dir / "varnish"),
