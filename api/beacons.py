@@ -5,11 +5,25 @@ The series are exactly the ones skyline/analysis.py queries:
     skyline_unit_loads_total{apartment,building,unit,version,outcome}
     skyline_unit_load_seconds{apartment,building,unit,version}   (histogram)
 
-A page is untrusted input, so a beacon is counted only when every label names
-something the apartment's manifest holds (apartment, building, and the build
-`<unit>@<version>` in that building): the label space is bounded by the
+A page is untrusted input, so a beacon is counted only when it carries a
+beacon token Skyline signed for its apartment and unit version
+(api/beacon_tokens.py), its session has not used up its cap, and every label
+names something the apartment's manifest holds (apartment, building, and the
+build `<unit>@<version>` in that building): the label space is bounded by the
 manifests, whatever a malicious page sends. Anything refused is counted
 nowhere but in `skyline_beacons_refused_total{reason}`, whose labels are fixed.
+
+    skyline_beacon_sessions_total{apartment,building,unit,version}
+
+counts the distinct token sessions that reported on a unit version, so the
+judge can tell many beacons from few pages. Every series of a unit version
+starts at 0 the first time the version is seen (a token naming it, or its first
+accepted beacon), so `increase()` counts its very first failure.
+
+Storage is only read for apartments that exist: ApartmentDirectory lists them
+(`skyline_beacon_storage_reads_total{kind}` counts every listing and manifest
+read made for beacons and tokens), and a flood naming unknown apartments costs
+at most one listing per `beacon_apartments_min_relist_seconds`, globally.
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +44,10 @@ from skyline.manifest import SLUG, ApartmentManifest, unit_key
 
 LABELS = ("apartment", "building", "unit", "version")
 Outcome = Literal["loaded", "load_error", "runtime_error"]
-RefusalReason = Literal["too_large", "rate_limited", "malformed", "invalid", "unknown_label"]
+OUTCOMES: tuple[Outcome, ...] = ("loaded", "load_error", "runtime_error")
+RefusalReason = Literal[
+    "too_large", "rate_limited", "malformed", "invalid", "unknown_label", "token", "session_limit"
+]
 
 # Bucket bounds around the judge's default p99 bound (1 s), fine enough below
 # it that histogram_quantile interpolates within a useful range.
@@ -46,6 +63,21 @@ UNIT_LOAD_SECONDS = Histogram(
     buckets=LOAD_SECONDS_BUCKETS,
 )
 REFUSED = Counter("skyline_beacons_refused", "Beacon requests refused, by reason", ["reason"])
+SESSIONS = Counter(
+    "skyline_beacon_sessions",
+    "Distinct beacon-token sessions (page loads) that reported on a unit version",
+    LABELS,
+)
+STORAGE_READS = Counter(
+    "skyline_beacon_storage_reads",
+    "Storage requests made to check beacons and hand out beacon tokens (listing, manifest)",
+    ["kind"],
+)
+TOKENS = Counter(
+    "skyline_beacon_tokens",
+    "GET /beacon-token answers, by outcome",
+    ["outcome"],
+)
 
 MAX_BEACONS_PER_REQUEST = 20
 
@@ -84,13 +116,18 @@ class Beacon(BaseModel):
 class BeaconBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # From GET /beacon-token (checked after the shape, see api/beacon_tokens.py).
+    token: str | None = Field(default=None, max_length=4096)
     beacons: list[Beacon] = Field(min_length=1, max_length=MAX_BEACONS_PER_REQUEST)
 
 
 def parse_batch(payload: Any) -> BeaconBatch:
-    """`{"beacons": [...]}` as the loader sends it, or one bare beacon object."""
+    """`{"token", "beacons": [...]}` as the loader sends it, or one bare beacon object
+    (with its `token` beside the beacon's fields)."""
     if isinstance(payload, dict) and "beacons" not in payload:
-        payload = {"beacons": [payload]}
+        bare = dict(payload)
+        token = bare.pop("token", None)
+        payload = {"token": token, "beacons": [bare]}
     return BeaconBatch.model_validate(payload)
 
 
@@ -110,11 +147,76 @@ def unknown_label(manifest: ApartmentManifest | None, beacon: Beacon) -> tuple[s
     return None
 
 
-def record(beacons: list[Beacon]) -> None:
+_SEEN: set[tuple[str, str, str, str]] = set()
+
+
+def touch(apartment: str, building: str, unit: str, version: str) -> None:
+    """Create every series of a unit version at 0 the first time it is seen in this process:
+    a counter series born at 1 is invisible to increase(), so its first failure would be lost."""
+    labels = (apartment, building, unit, version)
+    if labels in _SEEN:
+        return
+    for outcome in OUTCOMES:
+        UNIT_LOADS.labels(*labels, outcome)
+    UNIT_LOAD_SECONDS.labels(*labels)
+    SESSIONS.labels(*labels)
+    _SEEN.add(labels)
+
+
+def record(beacons: list[Beacon], new_sessions: Iterable[tuple[str, str, str, str]] = ()) -> None:
+    """Count accepted beacons, and the sessions reporting on a unit version for the first time."""
+    for b in beacons:
+        touch(b.apartment, b.building, b.unit, b.version)
+    for labels in new_sessions:
+        SESSIONS.labels(*labels).inc()
     for b in beacons:
         UNIT_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
         if b.outcome == "loaded" and b.load_seconds is not None:
             UNIT_LOAD_SECONDS.labels(b.apartment, b.building, b.unit, b.version).observe(b.load_seconds)
+
+
+class ApartmentDirectory:
+    """The apartment ids storage holds, so that unknown ids never cost a manifest read.
+
+    Listed on first use and every `refresh` seconds. An id not in the list
+    waits for the next listing, which starts at most once per `min_relist`
+    seconds whatever the number of unknown ids asked about (a global negative
+    cache): a new apartment is found within `min_relist`, and a flood of
+    invented ids costs one listing per interval.
+    """
+
+    def __init__(
+        self,
+        list_ids: Callable[[], list[str]],
+        refresh: float = 30.0,
+        min_relist: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._list = list_ids
+        self.refresh = refresh
+        self.min_relist = min_relist
+        self._clock = clock
+        self._ids: frozenset[str] | None = None
+        self._started_at = -math.inf
+        self._lock = asyncio.Lock()
+        self.listings = 0
+
+    async def _relist(self, asked_at: float) -> None:
+        async with self._lock:
+            if self._started_at >= asked_at:
+                return  # a listing that began after we asked covers us
+            wait = self._started_at + self.min_relist - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._started_at = self._clock()
+            self.listings += 1
+            self._ids = frozenset(await asyncio.to_thread(self._list))
+
+    async def knows(self, apartment: str) -> bool:
+        now = self._clock()
+        if self._ids is None or now - self._started_at >= self.refresh or apartment not in self._ids:
+            await self._relist(now)
+        return self._ids is not None and apartment in self._ids
 
 
 @dataclass
@@ -140,8 +242,10 @@ class ManifestCatalog:
         min_refresh: float = 0.25,
         max_apartments: int = 1024,
         clock: Callable[[], float] = time.monotonic,
+        directory: ApartmentDirectory | None = None,
     ) -> None:
         self._read = read
+        self.directory = directory
         self.ttl = ttl
         self.min_refresh = min_refresh
         self.max_apartments = max_apartments
@@ -151,12 +255,23 @@ class ManifestCatalog:
         self.reads = 0
 
     @classmethod
-    def from_store(cls, store: ManifestStore, **kwargs: Any) -> ManifestCatalog:
+    def from_store(
+        cls, store: ManifestStore, refresh: float = 30.0, min_relist: float = 1.0, **kwargs: Any
+    ) -> ManifestCatalog:
+        """Reads through `store`, for apartments a directory of the store lists; counted in
+        skyline_beacon_storage_reads_total."""
+
         def read(apartment: str) -> ApartmentManifest | None:
+            STORAGE_READS.labels("manifest").inc()
             found = store.read(apartment)
             return found[0] if found else None
 
-        return cls(read, **kwargs)
+        def list_ids() -> list[str]:
+            STORAGE_READS.labels("listing").inc()
+            return store.list_apartments()
+
+        directory = ApartmentDirectory(list_ids, refresh=refresh, min_relist=min_relist)
+        return cls(read, directory=directory, **kwargs)
 
     async def _load(self, apartment: str, older_than: float) -> ApartmentManifest | None:
         lock = self._locks.setdefault(apartment, asyncio.Lock())
@@ -175,6 +290,8 @@ class ManifestCatalog:
             return manifest
 
     async def get(self, apartment: str) -> ApartmentManifest | None:
+        if self.directory is not None and not await self.directory.knows(apartment):
+            return None
         entry = self._entries.get(apartment)
         if entry is not None and self._clock() - entry.read_at < self.ttl:
             self._entries.move_to_end(apartment)
@@ -186,9 +303,26 @@ class ManifestCatalog:
         if problem is None:
             return None
         entry = self._entries.get(beacon.apartment)
-        if entry is not None and self._clock() - entry.read_at < self.min_refresh:
-            return problem
+        if entry is None or self._clock() - entry.read_at < self.min_refresh:
+            return problem  # unknown apartment, or read a moment ago
         return unknown_label(await self._load(beacon.apartment, self.min_refresh), beacon)
+
+    async def at_least(self, apartment: str, revision: int | None) -> ApartmentManifest | None:
+        """The manifest, re-read (at most once per `min_refresh`) when the cached copy is older
+        than `revision`, the one the page loaded from the edge."""
+        manifest = await self.get(apartment)
+        for _ in range(2):
+            if manifest is None or revision is None or _revision(manifest) >= revision:
+                break
+            entry = self._entries.get(apartment)
+            if entry is not None and (wait := entry.read_at + self.min_refresh - self._clock()) > 0:
+                await asyncio.sleep(wait)  # read a moment ago: the next read is allowed soon
+            manifest = await self._load(apartment, self.min_refresh)
+        return manifest
+
+
+def _revision(manifest: ApartmentManifest) -> int:
+    return int(manifest.version) if manifest.version.isdigit() else 0
 
 
 class RateLimiter:

@@ -59,7 +59,8 @@ def manifest_url(settings: Settings, apartment: str) -> str:
 
 
 def shell_key(apartment: str, name: str = "index.html") -> str:
-    return f"shells/{apartment}/{name}"
+    # Next to the apartment's manifest: the edge serves manifests/, bundles/ and loader/ only.
+    return f"manifests/{apartment}/shell/{name}"
 
 
 def shell_html(

@@ -4,7 +4,9 @@
 // bucket from FNV-1a of "user:apartment:building", criteria from the
 // manifest), loads the unit's ES module with its SRI integrity, mounts it into
 // the building's element and posts what happened to Skyline's RUM beacon
-// endpoint, so a canary is judged on real browser loads.
+// endpoint, so a canary is judged on real browser loads. Beacons carry a token
+// the API signs for this page load (GET /beacon-token, next to /beacons): it
+// binds them to the apartment, the units the manifest offered and one session.
 //
 // The split rules mirror skyline/split.py exactly; tests/vectors/split.json is
 // checked against both (pytest and `node --test loader/`). Change both or neither.
@@ -16,6 +18,7 @@
 //     {"apartment": "shop",
 //      "manifest": "https://edge.example/skyline/manifests/shop/manifest.json",
 //      "beacons": "https://skyline.example/beacons",
+//      "beacon_token": "https://skyline.example/beacon-token",   (optional: this is the default)
 //      "user": {"id": "42", "region": "eu", "segments": ["beta"]}}
 //   </script>
 //   <script type="module" src="https://edge.example/skyline/loader/skyline-loader.<hash>.js"
@@ -116,6 +119,13 @@ export function resolve(manifest, apartment, user) {
   return out;
 }
 
+// Where the page gets its beacon token: `beacon_token`, or `beacon-token` next to `beacons`.
+export function tokenUrl(config, base) {
+  if (config.beacon_token) return new URL(config.beacon_token, base).href;
+  if (!config.beacons) return null;
+  return new URL("beacon-token", new URL(config.beacons, base)).href;
+}
+
 export function beacon(apartment, building, unit, outcome, seconds) {
   const body = { apartment, building, unit: unit.name, version: unit.version, outcome };
   if (typeof seconds === "number" && Number.isFinite(seconds)) {
@@ -186,13 +196,30 @@ function baseOf(url) {
   return url.slice(0, url.lastIndexOf("/") + 1);
 }
 
-async function post(url, beacons) {
+// One token per page load (a session), fetched after the manifest: `revision`
+// tells the API which manifest this page read, so the token covers its units.
+async function fetchToken(url, apartment, revision) {
+  if (!url) return null;
+  try {
+    const query = new URLSearchParams({ apartment });
+    if (revision !== null && revision !== undefined) query.set("revision", String(revision));
+    const sep = url.includes("?") ? "&" : "?";
+    const response = await fetch(`${url}${sep}${query}`, { cache: "no-store", credentials: "omit" });
+    if (!response.ok) return { error: response.status };
+    return await response.json();
+  } catch {
+    return { error: 0 };
+  }
+}
+
+async function post(url, beacons, session) {
   if (!url || beacons.length === 0) return null;
+  if (!session || !session.token) return session && session.error !== undefined ? session.error : 0;
   try {
     // text/plain keeps this a CORS "simple request": no preflight per page load.
     const response = await fetch(url, {
       method: "POST",
-      body: JSON.stringify({ beacons }),
+      body: JSON.stringify({ token: session.token, beacons }),
       headers: { "content-type": "text/plain;charset=UTF-8" },
       credentials: "omit",
       keepalive: true,
@@ -221,6 +248,20 @@ export async function start(config) {
     report.error = `cannot read the manifest: ${err.message}`;
     return report;
   }
+
+  // The beacon token, while the units load.
+  const tokenFrom = config.beacons ? tokenUrl(config, location.href) : null;
+  let session = fetchToken(tokenFrom, apartment, manifest.version);
+  // A token close to expiry (a long-lived page reporting a late runtime error) is renewed.
+  const currentSession = async () => {
+    let s = await session;
+    if (s && s.expires_at && s.expires_at * 1000 - Date.now() < 10000) {
+      session = fetchToken(tokenFrom, apartment, manifest.version);
+      s = await session;
+    }
+    report.beacon_session = s && s.session ? s.session : null;
+    return s;
+  };
 
   let assignments;
   try {
@@ -275,9 +316,11 @@ export async function start(config) {
     w.reported = true;
     const b = beacon(apartment, w.building, w.unit, "runtime_error");
     report.beacons.push(b);
-    post(config.beacons, [b]).then((status) => {
-      report.runtime_beacon_status = status;
-    });
+    currentSession()
+      .then((s) => post(config.beacons, [b], s))
+      .then((status) => {
+        report.runtime_beacon_status = status;
+      });
   };
   const blame = (text) => watched.find((w) => !w.reported && text && text.includes(w.base));
   window.addEventListener("error", (event) => {
@@ -290,7 +333,7 @@ export async function start(config) {
   });
 
   await Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
-  report.beacon_status = await post(config.beacons, beacons);
+  report.beacon_status = await post(config.beacons, beacons, config.beacons ? await currentSession() : null);
   return report;
 }
 

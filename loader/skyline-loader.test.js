@@ -12,6 +12,7 @@ import {
   fnv1a32,
   inPercentage,
   resolve,
+  tokenUrl,
 } from "./skyline-loader.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../tests/vectors/split.json", import.meta.url), "utf8"));
@@ -94,4 +95,19 @@ test("beacon carries exactly the labels the API accepts", () => {
     "version",
     "outcome",
   ]);
+});
+
+test("the beacon token comes from beacon-token next to the beacons URL, or from beacon_token", () => {
+  const page = "https://shop.example/index.html";
+  assert.equal(tokenUrl({ beacons: "https://api.example/beacons" }, page), "https://api.example/beacon-token");
+  assert.equal(
+    tokenUrl({ beacons: "https://api.example/skyline/beacons" }, page),
+    "https://api.example/skyline/beacon-token",
+  );
+  assert.equal(tokenUrl({ beacons: "/beacons" }, page), "https://shop.example/beacon-token");
+  assert.equal(
+    tokenUrl({ beacons: "https://api.example/beacons", beacon_token: "https://t.example/tok" }, page),
+    "https://t.example/tok",
+  );
+  assert.equal(tokenUrl({}, page), null);
 });

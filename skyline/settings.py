@@ -104,6 +104,19 @@ class Settings(BaseSettings):
     beacon_rate_per_second: float = Field(default=20.0, gt=0)
     beacon_burst: float = Field(default=40.0, ge=1)
     beacon_manifest_cache_seconds: float = Field(default=5.0, ge=0)
+    # Beacon tokens (GET /beacon-token, api/beacon_tokens.py): the HMAC-SHA256 key that signs
+    # them and, while rotating, the previous key (still accepted, never used to sign). Unset:
+    # the embedded stack generates one into its state dir; an API process without one signs
+    # with a random key of its own (tokens then die with the process; set it with >1 process).
+    beacon_key: SecretStr | None = None
+    beacon_previous_key: SecretStr | None = None
+    beacon_token_ttl_seconds: float = Field(default=900.0, gt=0, le=86400)
+    # Beacons one token session (one page load) may send in its lifetime.
+    beacon_session_max_beacons: int = Field(default=100, ge=1)
+    # Apartment ids are listed from storage this often; an unknown id waits for the next
+    # listing, started at most once per min_relist seconds whatever the number of ids asked.
+    beacon_apartments_refresh_seconds: float = Field(default=30.0, gt=0)
+    beacon_apartments_min_relist_seconds: float = Field(default=1.0, ge=0)
     # The browser loader's source; unset: loader/skyline-loader.js of the checkout.
     # The image copies it elsewhere (site-packages holds no loader/).
     loader_source: Path | None = None

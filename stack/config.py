@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parent  # varnish/*.vcl, prometheus/*.yml (package data)
@@ -25,11 +26,32 @@ def template_text(relative: str) -> str:
     return (TEMPLATE_DIR / relative).read_text(encoding="utf-8")
 
 
-def render_vcl(s3_host: str, s3_port: int) -> str:
+# The compose network (docker-compose.yml `networks.default`): workers purge from there.
+COMPOSE_SUBNET = "172.28.0.0/16"
+COMPOSE_VCL = TEMPLATE_DIR.parent / "deploy" / "varnish" / "skyline.vcl"
+
+
+def render_vcl(s3_host: str, s3_port: int, bucket: str = "skyline", purgers: Sequence[str] = ()) -> str:
+    """The edge's VCL: one template for the embedded stack and compose.
+
+    `purgers` are CIDRs allowed to PURGE besides loopback."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ValueError(f"{bucket!r} is not an S3 bucket name")
+    acl = "".join(f'\n    "{cidr.split("/")[0]}"/{cidr.split("/")[1]};  # may PURGE' for cidr in purgers)
     return render(
         template_text("varnish/skyline.vcl"),
-        {"S3_HOST": s3_host, "S3_PORT": str(s3_port)},
+        {
+            "S3_HOST": s3_host,
+            "S3_PORT": str(s3_port),
+            "BUCKET": bucket.replace(".", "\\."),
+            "PURGERS": acl,
+        },
     )
+
+
+def compose_vcl() -> str:
+    """deploy/varnish/skyline.vcl: the template for minio:9000, PURGE from the compose network."""
+    return render_vcl("minio", 9000, "skyline", [COMPOSE_SUBNET])
 
 
 def render_prometheus(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -238,7 +239,20 @@ class EmbeddedStack:
             "SKYLINE_API_PORT": str(self.ports.api),
             "SKYLINE_STATE_DIR": str(self.state_dir),
             "SKYLINE_WORKER_METRICS_ADDRESS": self.worker_metrics_address,
+            "SKYLINE_BEACON_KEY": self.beacon_key(),
         }
+
+    def beacon_key(self) -> str:
+        """The configured beacon-token key, or one generated once into the state dir (0600)."""
+        if self.settings.beacon_key is not None:
+            return self.settings.beacon_key.get_secret_value()
+        path = self.state_dir / "beacon.key"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_hex(32))
+        return path.read_text(encoding="ascii").strip()
 
     def endpoints(self) -> list[tuple[str, str]]:
         """(name, address) of every selected component, for printing."""
@@ -357,7 +371,10 @@ class EmbeddedStack:
         varnishd = find_binary("varnishd")
         if varnishd is None:
             raise StackError("edge: varnishd not found; run `python -m stack check`")
-        vcl = write_text(self.state_dir / "config" / "skyline.vcl", render_vcl(HOST, self.ports.s3))
+        vcl = write_text(
+            self.state_dir / "config" / "skyline.vcl",
+            render_vcl(HOST, self.ports.s3, self.settings.s3_bucket),
+        )
         argv = [
             varnishd, "-F",
             "-n", str(self.state_dir / "varnish"),

@@ -1,33 +1,50 @@
 """POST /beacons: browsers report unit loads; refusals are 4xx and counted nowhere.
+GET /beacon-token: the signed token a page sends with its beacons.
 
 The loader posts from the shell's origin with `content-type: text/plain` (a
 CORS simple request, no preflight per page load), so the body is read and
 parsed here rather than by FastAPI, and every answer, refusals included,
 carries `Access-Control-Allow-Origin: *` for the loader to read its status.
+
+Where the token comes from, and why there: the loader and the manifest are
+served by the edge (the loader immutable under its hash, the manifest shared
+by every page), so neither can carry a per-page secret. The token is one small
+GET to the API per page load, made after the page read the manifest (it names
+the revision it read, so a token always covers the canary the page may load),
+answered `Cache-Control: no-store`: each answer is a new session, and a cached
+one would let many pages share (and exhaust) one session's cap.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from api.beacon_tokens import BeaconSigner, SessionLedger, TokenError, loadable_units
 from api.beacons import (
     MAX_BEACONS_PER_REQUEST,
     REFUSED,
+    TOKENS,
     Beacon,
     ManifestCatalog,
     RateLimiter,
     RefusalReason,
     parse_batch,
     record,
+    touch,
 )
 from api.deps import AppState
 from api.errors import error_body
+from skyline.manifest import SLUG
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["beacons"])
 
@@ -36,15 +53,16 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 # The body is parsed by hand (text/plain is accepted), so describe it for /docs.
 _BATCH_SCHEMA = {
     "type": "object",
-    "required": ["beacons"],
+    "required": ["token", "beacons"],
     "additionalProperties": False,
     "properties": {
+        "token": {"type": "string", "description": "from GET /beacon-token", "maxLength": 4096},
         "beacons": {
             "type": "array",
             "minItems": 1,
             "maxItems": MAX_BEACONS_PER_REQUEST,
             "items": Beacon.model_json_schema(),
-        }
+        },
     },
 }
 _REQUEST_BODY = {
@@ -57,14 +75,40 @@ class BeaconsAccepted(BaseModel):
     accepted: int
 
 
+class BeaconToken(BaseModel):
+    token: str
+    apartment: str
+    session: str
+    expires_at: int
+    units: dict[str, list[str]]
+
+
 class BeaconLimits:
-    """Per-process state of the endpoint, built from settings on first use."""
+    """Per-process state of the endpoints, built from settings on first use."""
 
     def __init__(self, state: AppState) -> None:
         s = state.settings
         self.max_bytes = s.beacon_max_bytes
-        self.catalog = ManifestCatalog.from_store(state.store, ttl=s.beacon_manifest_cache_seconds)
+        self.catalog = ManifestCatalog.from_store(
+            state.store,
+            ttl=s.beacon_manifest_cache_seconds,
+            refresh=s.beacon_apartments_refresh_seconds,
+            min_relist=s.beacon_apartments_min_relist_seconds,
+        )
         self.limiter = RateLimiter(rate=s.beacon_rate_per_second, burst=s.beacon_burst)
+        # One token per page load, like one beacon request: its own bucket of the same size.
+        self.token_limiter = RateLimiter(rate=s.beacon_rate_per_second, burst=s.beacon_burst)
+        if s.beacon_key is None:
+            log.warning(
+                "SKYLINE_BEACON_KEY is not set: beacon tokens are signed with a random key of this "
+                "process (they stop verifying on restart and on any other API process)"
+            )
+            key = secrets.token_bytes(32)
+        else:
+            key = s.beacon_key.get_secret_value().encode()
+        previous = [s.beacon_previous_key.get_secret_value().encode()] if s.beacon_previous_key else []
+        self.signer = BeaconSigner(key, previous, ttl_seconds=s.beacon_token_ttl_seconds)
+        self.sessions = SessionLedger(cap=s.beacon_session_max_beacons)
 
 
 def _limits(request: Request) -> BeaconLimits:
@@ -164,6 +208,28 @@ async def post_beacons(request: Request) -> Response:
             f"{_field(tuple(p['loc']))}: {str(p['msg']).removeprefix('Value error, ')}" for p in problems
         )
         return _refuse("invalid", 422, "invalid_beacon", message, _field(tuple(problems[0]["loc"])))
+    try:
+        claims = limits.signer.verify(batch.token)
+    except TokenError as exc:
+        return _refuse("token", 401, "invalid_beacon_token", exc.message, "token")
+    for index, beacon in enumerate(batch.beacons):
+        if beacon.apartment != claims.apartment:
+            return _refuse(
+                "token",
+                403,
+                "beacon_token_scope",
+                f"the beacon token was issued for apartment {claims.apartment!r}, not {beacon.apartment!r}",
+                f"beacons.{index}.apartment",
+            )
+        if not claims.allows(beacon.building, beacon.unit, beacon.version):
+            return _refuse(
+                "token",
+                403,
+                "beacon_token_scope",
+                f"the beacon token does not cover {beacon.building!r}/{beacon.unit}@{beacon.version} "
+                "(the units the manifest offered when it was issued); get a new token",
+                f"beacons.{index}.version",
+            )
     for index, beacon in enumerate(batch.beacons):
         problem = await limits.catalog.unknown(beacon)
         if problem is not None:
@@ -175,8 +241,83 @@ async def post_beacons(request: Request) -> Response:
                 f"{message}; a beacon names what the manifest holds",
                 f"beacons.{index}.{field}",
             )
-    record(batch.beacons)
+    if not limits.sessions.admit(claims, len(batch.beacons)):
+        return _refuse(
+            "session_limit",
+            429,
+            "session_limit",
+            f"this page's beacon session has sent its {limits.sessions.cap} beacons; "
+            "a new page load gets a new session",
+            "token",
+        )
+    labels = [(b.apartment, b.building, b.unit, b.version) for b in batch.beacons]
+    record(batch.beacons, limits.sessions.first_reports(claims, labels))
     return JSONResponse({"accepted": len(batch.beacons)}, 202, headers=CORS)
+
+
+def _token_refusal(outcome: str, status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    TOKENS.labels(outcome).inc()
+    return JSONResponse(
+        error_body(status, code, message, field),
+        status,
+        headers={**CORS, "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+@router.get(
+    "/beacon-token",
+    response_model=BeaconToken,
+    responses={
+        404: {"description": "no such apartment"},
+        422: {"description": "apartment or revision malformed"},
+        429: {"description": "too many token requests from this client"},
+    },
+)
+async def beacon_token(request: Request, apartment: str = "", revision: str | None = None) -> Response:
+    """A signed token for one page load's beacons: bound to the apartment, the units its
+    manifest lets a page load, an expiry and a random session. `revision` is the manifest
+    revision the page read (the token then covers at least that revision's units).
+    Never cached: every answer is a new session."""
+    limits = _limits(request)
+    client = request.client.host if request.client else "unknown"
+    wait = limits.token_limiter.take(client)
+    if wait > 0:
+        return _token_refusal(
+            "rate_limited",
+            429,
+            "rate_limited",
+            f"too many beacon token requests from {client}; retry after {wait:.1f} s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    if not SLUG.match(apartment) or len(apartment) > 63:
+        return _token_refusal(
+            "invalid", 422, "invalid_apartment", f"{apartment[:70]!r} is not an apartment id", "apartment"
+        )
+    wanted: int | None = None
+    if revision is not None:
+        if not revision.isdigit() or len(revision) > 12:
+            return _token_refusal(
+                "invalid", 422, "invalid_revision", "revision is the manifest's version number", "revision"
+            )
+        wanted = int(revision)
+    manifest = await limits.catalog.at_least(apartment, wanted)
+    if manifest is None or apartment not in manifest.apartments:
+        return _token_refusal(
+            "unknown_apartment", 404, "not_found", f"no apartment {apartment!r}", "apartment"
+        )
+    units = loadable_units(manifest, apartment)
+    buildings = manifest.apartments[apartment].buildings
+    for building_id, keys in units.items():
+        for key in keys:
+            unit = buildings[building_id].units[key]
+            touch(apartment, building_id, unit.name, unit.version)
+    token, claims = limits.signer.issue(apartment, units)
+    TOKENS.labels("issued").inc()
+    body = BeaconToken(
+        token=token, apartment=apartment, session=claims.session, expires_at=claims.expires_at, units=units
+    )
+    return JSONResponse(body.model_dump(), 200, headers={**CORS, "Cache-Control": "no-store"})
 
 
 @router.options("/beacons", include_in_schema=False)

@@ -2,11 +2,21 @@ vcl 4.1;
 
 # Skyline edge: a caching, read-only reverse proxy in front of the S3 API.
 #
-# Rendered by stack/embedded.py into the state dir. Placeholders:
-#   minio  9000   the S3 API server (path-style: /{bucket}/{key})
+# The one source of both edges: stack/config.py renders it into the embedded
+# stack's state dir (render_vcl) and into deploy/varnish/skyline.vcl for
+# compose (compose_vcl; tests/deploy checks the file is that rendering).
+# Placeholders (each in double braces): S3_HOST and S3_PORT, the S3 API
+# server (path-style: /<bucket>/<key>); BUCKET, the bucket the edge serves;
+# PURGERS, extra entries of the PURGE ACL (compose: its network).
 #
-# - GET and HEAD are proxied, the URL is passed through unchanged.
-# - PURGE <path> drops the cached object; allowed from loopback only.
+# - Only public objects: GET/HEAD of /<bucket>/manifests/..., /bundles/...
+#   and /loader/... (a file, never a "directory"); anything else is a 404
+#   here and never reaches the origin (tokens, uploads, listings, policies).
+# - The query string is dropped before the lookup and the origin, so no S3
+#   sub-resource (?list-type, ?acl, ?policy, ?versions, ?uploads, ...) or
+#   response override (?response-content-type=text/html) gets through, and a
+#   query cannot bust the cache.
+# - PURGE <path> drops the cached object; allowed from loopback (and the PURGERS) only.
 # - TTL comes from the origin's Cache-Control (bundles: max-age=31536000,
 #   immutable; manifests: a few seconds).
 # - Objects with max-age < 60 s get no grace: once expired or purged they are
@@ -23,11 +33,13 @@ backend s3 {
 
 acl purgers {
     "127.0.0.0"/8;
-    "172.28.0.0"/16;  # the compose network (docker-compose.yml): workers purge from there
     "::1";
+    "172.28.0.0"/16;  # may PURGE
 }
 
 sub vcl_recv {
+    # Path only: S3 treats a query as sub-resources and response overrides.
+    set req.url = regsub(req.url, "[?#].*$", "");
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
             return (synth(403, "PURGE is allowed from loopback only"));
@@ -36,6 +48,15 @@ sub vcl_recv {
     }
     if (req.method != "GET" && req.method != "HEAD") {
         return (synth(405, "Method not allowed: the edge is read-only (GET, HEAD)"));
+    }
+    # The three public prefixes, one object each. Refused: dot segments,
+    # empty segments, backslashes and percent-encoded '.', '/', '\\' (an
+    # origin that decodes or normalises them could be led out of the prefix).
+    if (req.url !~ "^/skyline/(manifests|bundles|loader)/[^/]+(/[^/]+)*$"
+        || req.url ~ "(^|/)\.\.?(/|$)"
+        || req.url ~ "\\"
+        || req.url ~ "(?i)%(2e|2f|5c|00)") {
+        return (synth(404, "Not found: the edge serves manifests, bundles and the loader only"));
     }
     # Public objects only: never forward credentials or cookies to the origin.
     unset req.http.Authorization;

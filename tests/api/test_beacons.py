@@ -19,6 +19,7 @@ from api.beacons import Beacon, ManifestCatalog, RateLimiter, parse_batch
 from skyline.manifest import ApartmentManifest, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import SetCanary
 from skyline.settings import Settings
+from tests.support.beacons import beacon_token, text_body
 from tests.support.scenario import create_apartment
 
 LOADS = "skyline_unit_loads_total"
@@ -63,11 +64,6 @@ async def client_from(settings: Settings, address: str) -> AsyncIterator[httpx.A
         yield client
 
 
-def text_body(payload: Any) -> dict[str, Any]:
-    """As the loader sends it: a CORS simple request with a text/plain JSON body."""
-    return {"content": json.dumps(payload), "headers": {"content-type": "text/plain;charset=UTF-8"}}
-
-
 # ------------------------------------------------------------------ real API
 
 
@@ -84,7 +80,7 @@ async def test_accepted_beacons_are_the_series_the_analysis_queries(
             beacon(apartment, outcome="runtime_error"),
         ]
     }
-    response = await api.post("/beacons", **text_body(batch))
+    response = await api.post("/beacons", **text_body(batch, await beacon_token(api, apartment)))
     assert response.status_code == 202, response.text
     assert response.json() == {"accepted": 4}
     assert response.headers["access-control-allow-origin"] == "*"
@@ -145,21 +141,28 @@ REFUSALS: list[tuple[str, Body, int, str]] = [
     ("no beacons", lambda apt, uid: {"beacons": []}, 422, "beacons"),
     ("too many", lambda apt, uid: {"beacons": [beacon(apt)] * 21}, 422, "beacons"),
     ("oversized", one(version="1.0.0" + "x" * 9000), 413, "larger than 8192 bytes"),
-    ("unknown apartment", lambda apt, uid: {"beacons": [beacon(f"nope-{uid}")]}, 422, "no apartment"),
-    ("unknown building", one(building="sidebar"), 422, "has no building 'sidebar'"),
-    ("unknown unit", one(unit="evil"), 422, "has no unit 'evil@1.0.0'"),
-    ("unknown version", one(version="6.6.6"), 422, "has no unit 'header@6.6.6'"),
+    # The token (for the test's apartment) says what the page may report on.
+    ("unknown apartment", lambda apt, uid: {"beacons": [beacon(f"nope-{uid}")]}, 403, "issued for apartment"),
+    ("unknown building", one(building="sidebar"), 403, "does not cover 'sidebar'/header@1.0.0"),
+    ("unknown unit", one(unit="evil"), 403, "does not cover 'header'/evil@1.0.0"),
+    ("unknown version", one(version="6.6.6"), 403, "does not cover 'header'/header@6.6.6"),
     (
         "one bad in a batch",
         lambda apt, uid: {"beacons": [beacon(apt), beacon(apt), beacon(apt, version="9.9.9")]},
-        422,
+        403,
         "header@9.9.9",
     ),
+    ("no token", lambda apt, uid: {"token": None, "beacons": [beacon(apt)]}, 401, "no beacon token"),
+    ("forged token", lambda apt, uid: {"token": "e30.AAAA", "beacons": [beacon(apt)]}, 401, "signature"),
 ]
 
 
-def _encode(body: Any) -> bytes:
-    return body if isinstance(body, bytes) else json.dumps(body).encode()
+def _encode(body: Any, token: str) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, dict) and "token" not in body:
+        body = {"token": token, **body}
+    return json.dumps(body).encode()
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -169,15 +172,16 @@ async def test_refused_beacons_are_4xx_that_say_why_and_are_counted_nowhere(
     apartment = await create_apartment(api)
     # One accepted beacon elsewhere: counting works, and refusals leave it alone.
     control = await create_apartment(api)
-    accepted = await api.post("/beacons", **text_body(beacon(control)))
+    accepted = await api.post("/beacons", **text_body(beacon(control), await beacon_token(api, control)))
     assert accepted.status_code == 202, accepted.text
+    token = await beacon_token(api, apartment)
     uid = uuid.uuid4().hex[:8]
     before = await metrics(api)
     async with client_from(settings, "127.0.0.3") as client:
         for name, template, status, says in REFUSALS:
             response = await client.post(
                 "/beacons",
-                content=_encode(template(apartment, uid)),
+                content=_encode(template(apartment, uid), token),
                 headers={"content-type": "text/plain;charset=UTF-8"},
             )
             assert response.status_code == status, (name, response.text)
@@ -188,8 +192,11 @@ async def test_refused_beacons_are_4xx_that_say_why_and_are_counted_nowhere(
     after = await metrics(api)
 
     # Not a single load series of this apartment (or the invented names) exists...
+    # (the token created the real unit's series at 0, so a first failure counts; nothing more)
     for name in (LOADS, "skyline_unit_load_seconds_count", "skyline_unit_load_seconds_bucket"):
-        assert series(after, name, apartment=apartment) == {}, name
+        found = series(after, name, apartment=apartment)
+        assert set(found.values()) <= {0}, (name, found)
+        assert {dict(k)["version"] for k in found} <= {"1.0.0"}, name
     page = (await api.get("/metrics/")).text
     unit_lines = "\n".join(line for line in page.splitlines() if line.startswith("skyline_unit_"))
     assert f'apartment="{control}"' in unit_lines
@@ -199,7 +206,7 @@ async def test_refused_beacons_are_4xx_that_say_why_and_are_counted_nowhere(
     assert {k: v for k, v in after.get(LOADS, {}).items() if k in before.get(LOADS, {})} == before.get(
         LOADS, {}
     )
-    assert list(series(after, LOADS, apartment=control).values()) == [1]
+    assert sorted(series(after, LOADS, apartment=control).values()) == [0, 0, 1]
     refused = series(after, "skyline_beacons_refused_total")
     refused_before = series(before, "skyline_beacons_refused_total")
     gained = sum(refused.values()) - sum(refused_before.values())
@@ -211,9 +218,11 @@ async def test_each_client_is_rate_limited_on_its_own(api: httpx.AsyncClient, se
     apartment = await create_apartment(api)
     statuses: list[int] = []
     retry_after: list[str] = []
+    # A new session every 50 requests: the per-session cap (100) is not what this is about.
+    tokens = [await beacon_token(api, apartment) for _ in range(3)]
     async with client_from(settings, "127.0.0.2") as noisy:
-        for _ in range(120):
-            response = await noisy.post("/beacons", **text_body(beacon(apartment)))
+        for i in range(120):
+            response = await noisy.post("/beacons", **text_body(beacon(apartment), tokens[i // 50]))
             statuses.append(response.status_code)
             if response.status_code == 429:
                 retry_after.append(response.headers["retry-after"])
@@ -225,7 +234,7 @@ async def test_each_client_is_rate_limited_on_its_own(api: httpx.AsyncClient, se
     assert all(int(r) >= 1 for r in retry_after)
 
     async with client_from(settings, "127.0.0.4") as quiet:
-        response = await quiet.post("/beacons", **text_body(beacon(apartment)))
+        response = await quiet.post("/beacons", **text_body(beacon(apartment), tokens[0]))
         assert response.status_code == 202, response.text
 
     found = await metrics(api)
@@ -238,7 +247,7 @@ async def test_a_unit_added_after_the_cache_was_filled_is_accepted_long_before_t
     api: httpx.AsyncClient, settings: Settings, s3: Any
 ) -> None:
     apartment = await create_apartment(api)
-    first = await api.post("/beacons", **text_body(beacon(apartment)))
+    first = await api.post("/beacons", **text_body(beacon(apartment), await beacon_token(api, apartment)))
     assert first.status_code == 202, first.text
     # A rollout puts a canary into the manifest after the API cached it.
     canary = Unit(
@@ -252,16 +261,19 @@ async def test_a_unit_added_after_the_cache_was_filled_is_accepted_long_before_t
     )
     store = ManifestStore(s3, settings.s3_bucket)
     change = ManifestChange(id=f"test/{uuid.uuid4()}", actor="tests", reason="canary")
-    await asyncio.to_thread(
+    written_manifest, _ = await asyncio.to_thread(
         store.apply,
         apartment,
         SetCanary(building="header", unit=canary, rollout=RolloutConfig(percentage=5)),
         change,
     )
-    # A miss re-reads the manifest (at most every 0.25 s), well before the 5 s TTL runs out.
+    revision = int(written_manifest.version)
+    # A page that read this revision gets a token covering the canary: the API re-reads the
+    # manifest (at most every 0.25 s) well before the 5 s TTL runs out, and so does a miss.
     written = time.monotonic()
     while True:
-        response = await api.post("/beacons", **text_body(beacon(apartment, version="1.1.0")))
+        token = await beacon_token(api, apartment, revision)
+        response = await api.post("/beacons", **text_body(beacon(apartment, version="1.1.0"), token))
         if response.status_code == 202 or time.monotonic() - written > 2:
             break
         await asyncio.sleep(0.05)

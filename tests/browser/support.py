@@ -52,13 +52,15 @@ async def slot_text(page: Page, building: str) -> str:
 
 
 async def unit_loads(api: httpx.AsyncClient, apartment: str) -> dict[tuple[str, str, str, str], float]:
-    """skyline_unit_loads_total of one apartment: (building, unit, version, outcome) -> count."""
+    """skyline_unit_loads_total of one apartment: (building, unit, version, outcome) -> count.
+
+    Series still at 0 (every outcome of a version exists from its first token) are left out."""
     response = await api.get("/metrics/")
     assert response.status_code == 200
     out: dict[tuple[str, str, str, str], float] = {}
     for family in text_string_to_metric_families(response.text):
         for s in family.samples:
-            if s.name == "skyline_unit_loads_total" and s.labels.get("apartment") == apartment:
+            if s.name == "skyline_unit_loads_total" and s.labels.get("apartment") == apartment and s.value:
                 key = (s.labels["building"], s.labels["unit"], s.labels["version"], s.labels["outcome"])
                 out[key] = s.value
     return out

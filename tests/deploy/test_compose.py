@@ -20,13 +20,19 @@ import pytest
 from skyline.settings import Settings
 from stack.embedded import public_read_policy
 from tests.deploy.compose import (
+    COMPOSE_FILE,
+    REQUIRED_ENV,
     ROOT,
+    MissingVariable,
+    bindings,
     command_text,
     environment,
     healthcheck_text,
     interpolate,
+    listening,
     load,
     published,
+    variables,
 )
 from workflows.search_attributes import REGISTRATION
 
@@ -103,7 +109,7 @@ def test_skyline_environment_is_settings() -> None:
         >= {
             k: v
             for k, v in environment(SERVICES["api"]).items()
-            if k not in {"SKYLINE_API_HOST", "SKYLINE_API_PORT"}
+            if k not in {"SKYLINE_API_HOST", "SKYLINE_API_PORT", "SKYLINE_BEACON_KEY"}
         }.items()
     ), "worker and API must share their connection settings"
 
@@ -118,12 +124,12 @@ def target(url_or_address: str) -> tuple[str, int]:
 def test_addresses_in_settings_point_at_services_listening_there(name: str) -> None:
     s = settings_of(name)
     host, port = target(s.temporal_address)
-    assert host == "temporal" and port in published(SERVICES["temporal"])
+    assert host == "temporal" and port in listening(SERVICES["temporal"])
     assert s.s3_endpoint_url is not None
     host, port = target(s.s3_endpoint_url)
-    assert host == "minio" and port in published(SERVICES["minio"])
+    assert host == "minio" and port in listening(SERVICES["minio"])
     host, port = target(s.prometheus_url)
-    assert host == "prometheus" and port in published(SERVICES["prometheus"])
+    assert host == "prometheus" and port in listening(SERVICES["prometheus"])
     assert s.cdn_provider == "varnish"
     for url in (s.edge_url, s.purge_base_url):
         host, port = target(url)
@@ -234,3 +240,105 @@ def test_the_edge_lets_the_compose_network_purge() -> None:
 
 def test_interpolation_helper() -> None:
     assert interpolate("${A:-x}/$${B}") == "x/${B}"
+    assert interpolate("${A:?set A}", {"A": "a"}) == "a"
+    with pytest.raises(MissingVariable, match="A: set A"):
+        interpolate("${A:?set A}", {})
+
+
+# ------------------------------------------------------------------ exposure (issue 12, item 4)
+
+# Reachable from other machines: browsers post beacons to the API and read the edge.
+PUBLIC = {"api", "edge"}
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_only_the_api_and_the_edge_are_published_beyond_loopback(name: str) -> None:
+    for address, host_port, container in bindings(SERVICES[name]):
+        if name in PUBLIC:
+            continue
+        assert address == LOOPBACK, (
+            f"{name} publishes {container} on {address or 'every interface'}:{host_port}; "
+            "keep it on the compose network or bind it to 127.0.0.1 with a comment"
+        )
+    if name not in PUBLIC and SERVICES[name].get("ports"):
+        # A loopback binding says why, in a comment just above it.
+        lines = COMPOSE_FILE.read_text(encoding="utf-8").splitlines()
+        start = lines.index(f"  {name}:")
+        block = lines[start + 1 : start + 1 + next(
+            (i for i, line in enumerate(lines[start + 1 :]) if re.match(r"^  [a-z]", line)), len(lines)
+        )]  # fmt: skip
+        at = next(i for i, line in enumerate(block) if line.strip().startswith("ports:"))
+        assert block[at - 1].strip().startswith("#"), f"{name}: say why {LOOPBACK} is enough"
+
+
+def test_temporal_postgresql_and_minio_are_on_the_compose_network_only() -> None:
+    for name in ("temporal", "postgresql", "minio"):
+        assert not SERVICES[name].get("ports"), f"{name} must not be published on the host"
+    assert {7233} <= listening(SERVICES["temporal"])
+    assert {9000} <= listening(SERVICES["minio"])
+
+
+def test_the_temporal_ui_is_loopback_only_or_behind_oidc() -> None:
+    ui = SERVICES["temporal-ui"]
+    env = environment(ui)
+    if env.get("TEMPORAL_AUTH_ENABLED") == "true":
+        for required in (
+            "TEMPORAL_AUTH_PROVIDER_URL",
+            "TEMPORAL_AUTH_CLIENT_ID",
+            "TEMPORAL_AUTH_CALLBACK_URL",
+        ):
+            assert env.get(required), required
+    else:
+        assert all(address == LOOPBACK for address, _, _ in bindings(ui)), bindings(ui)
+    # The OIDC switch is wired, so turning it on is configuration, not an edit of this file.
+    with_oidc = {
+        **REQUIRED_ENV,
+        "TEMPORAL_AUTH_ENABLED": "true",
+        "TEMPORAL_AUTH_PROVIDER_URL": "https://login.example",
+        "TEMPORAL_AUTH_CLIENT_ID": "temporal-ui",
+    }
+    raw = {str(k): str(v) for k, v in (ui.get("environment") or {}).items()}
+    resolved = {k: interpolate(v, with_oidc) for k, v in raw.items()}
+    assert resolved["TEMPORAL_AUTH_ENABLED"] == "true"
+    assert resolved["TEMPORAL_AUTH_PROVIDER_URL"] == "https://login.example"
+    assert resolved["TEMPORAL_AUTH_CLIENT_ID"] == "temporal-ui"
+    assert "TEMPORAL_AUTH_CLIENT_SECRET" in resolved and "TEMPORAL_AUTH_CALLBACK_URL" in resolved
+
+
+CREDENTIAL = re.compile(r"PASSWORD|SECRET|_KEY$|ROOT_USER")
+
+
+def test_no_credential_has_a_default() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    found = variables(text)
+    credentials = {name for name, _, _ in found if CREDENTIAL.search(name)}
+    assert credentials >= set(REQUIRED_ENV), "every required credential is read from the environment"
+    for name, operator, argument in found:
+        if not CREDENTIAL.search(name):
+            continue
+        if name in REQUIRED_ENV:
+            assert operator == ":?", f"${{{name}}} must be required (${{{name}:?...}}), not {operator!r}"
+        else:
+            # Optional integrations (the UI's OIDC secret) default to nothing, never to a value.
+            assert operator in (":-", "") and argument == "", (name, operator, argument)
+    for value in ("skyline-secret", "minioadmin", ":-temporal}"):
+        assert value not in text, value
+    # Without them, `docker compose up` stops and names the variable.
+    for name in REQUIRED_ENV:
+        missing = {k: v for k, v in REQUIRED_ENV.items() if k != name}
+        with pytest.raises(MissingVariable, match=name):
+            for service in SERVICES.values():
+                environment_raw = {str(k): str(v) for k, v in (service.get("environment") or {}).items()}
+                for value in environment_raw.values():
+                    interpolate(value, missing)
+
+
+def test_minio_and_skyline_share_the_required_credentials() -> None:
+    minio = environment(SERVICES["minio"])
+    assert minio["MINIO_ROOT_USER"] == REQUIRED_ENV["MINIO_ROOT_USER"]
+    assert minio["MINIO_ROOT_PASSWORD"] == REQUIRED_ENV["MINIO_ROOT_PASSWORD"]
+    api = settings_of("api")
+    assert api.beacon_key is not None
+    assert api.beacon_key.get_secret_value() == REQUIRED_ENV["SKYLINE_BEACON_KEY"]
+    assert "SKYLINE_BEACON_KEY" not in environment(SERVICES["worker"]), "only the API signs beacon tokens"

@@ -71,7 +71,8 @@ def browser() -> Iterator[httpx.Client]:
 
 
 def _key(prefix: str) -> str:
-    return f"tests/{prefix}-{uuid.uuid4().hex[:10]}/manifest.json"
+    # The edge serves manifests/, bundles/ and loader/ only.
+    return f"manifests/tests-{prefix}-{uuid.uuid4().hex[:10]}/manifest.json"
 
 
 def _put(s3: S3Client, bucket: str, key: str, body: bytes, cache_control: str) -> None:

@@ -1,0 +1,191 @@
+"""Beacon tokens: a beacon must come from a page that loaded the apartment's manifest.
+
+The loader asks `GET /beacon-token?apartment=<id>&revision=<n>` once per page
+load, after reading the manifest, and sends the answer with every beacon
+batch. A token is
+
+    base64url(claims JSON) "." base64url(HMAC-SHA256(key, "skyline-beacon-v1." + claims part))
+
+with claims `{"v": 1, "a": apartment, "u": {building: ["unit@version", ...]},
+"e": expiry (unix seconds), "s": random session id}`. The units are the ones
+the manifest lets a page load at issue time (each building's active unit and
+the unit in rollout), so a token minted for one apartment or before a canary
+existed cannot report on anything else. The key is `SKYLINE_BEACON_KEY`
+(`SKYLINE_BEACON_PREVIOUS_KEY` is still accepted while rotating). Nothing
+here is secret from the browser: the claims are readable, only the signature
+cannot be forged. What the token does not stop (a real browser reporting
+made-up outcomes for its own session, bounded by the per-session cap) is in
+docs/security.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from skyline.manifest import ApartmentManifest, unit_key
+
+DOMAIN = b"skyline-beacon-v1."
+MAX_TOKEN_CHARS = 4096
+
+TokenProblem = Literal["missing", "malformed", "signature", "expired", "apartment", "unit"]
+
+
+class TokenError(Exception):
+    def __init__(self, problem: TokenProblem, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Claims:
+    apartment: str
+    units: Mapping[str, frozenset[str]]  # building -> {"unit@version", ...}
+    expires_at: int
+    session: str
+
+    def allows(self, building: str, unit: str, version: str) -> bool:
+        return unit_key(unit, version) in self.units.get(building, frozenset())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def loadable_units(manifest: ApartmentManifest, apartment: str) -> dict[str, list[str]]:
+    """building -> the unit keys a page may load now: the active unit and the unit in rollout."""
+    found = manifest.apartments.get(apartment)
+    if found is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for building_id, building in sorted(found.buildings.items()):
+        keys = [u.id for u in (building.active(), building.canary()) if u is not None]
+        if keys:
+            out[building_id] = sorted(set(keys))
+    return out
+
+
+class BeaconSigner:
+    """Issues and verifies tokens; `previous` keys verify but never sign."""
+
+    def __init__(
+        self,
+        key: bytes,
+        previous: Iterable[bytes] = (),
+        ttl_seconds: float = 900,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if len(key) < 16:
+            raise ValueError("the beacon key must be at least 16 bytes")
+        self._key = key
+        self._keys = [key, *[k for k in previous if k]]
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+
+    def _sign(self, key: bytes, payload: str) -> bytes:
+        return hmac.new(key, DOMAIN + payload.encode("ascii"), hashlib.sha256).digest()
+
+    def issue(self, apartment: str, units: Mapping[str, list[str]]) -> tuple[str, Claims]:
+        expires_at = int(self._clock() + self.ttl_seconds)
+        session = secrets.token_urlsafe(12)
+        body = {"v": 1, "a": apartment, "u": dict(units), "e": expires_at, "s": session}
+        payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+        token = f"{payload}.{_b64(self._sign(self._key, payload))}"
+        claims = Claims(apartment, {b: frozenset(k) for b, k in units.items()}, expires_at, session)
+        return token, claims
+
+    def verify(self, token: object) -> Claims:
+        if token is None or token == "":
+            raise TokenError(
+                "missing",
+                'no beacon token: send {"token": <GET /beacon-token?apartment=...>, "beacons": [...]}',
+            )
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+            raise TokenError("malformed", "the beacon token is not a token Skyline issued")
+        payload, _, signature = token.partition(".")
+        try:
+            given = _unb64(signature)
+            if not any(hmac.compare_digest(given, self._sign(k, payload)) for k in self._keys):
+                raise TokenError("signature", "the beacon token's signature does not verify")
+            body: Any = json.loads(_unb64(payload))
+        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+            raise TokenError("malformed", "the beacon token is not a token Skyline issued") from exc
+        try:
+            if body["v"] != 1:
+                raise TokenError("malformed", "unknown beacon token version")
+            claims = Claims(
+                apartment=str(body["a"]),
+                units={str(b): frozenset(str(k) for k in keys) for b, keys in body["u"].items()},
+                expires_at=int(body["e"]),
+                session=str(body["s"]),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise TokenError("malformed", "the beacon token is not a token Skyline issued") from exc
+        if claims.expires_at <= self._clock():
+            raise TokenError("expired", "the beacon token has expired; get a new one from /beacon-token")
+        return claims
+
+
+@dataclass
+class _Session:
+    expires_at: float
+    count: int = 0
+    units: set[tuple[str, str, str, str]] = field(default_factory=set)
+
+
+class SessionLedger:
+    """Beacons accepted per token session (bounded; the oldest sessions go first).
+
+    `admit(claims, n)` is False once a session would exceed `cap`; `first_reports`
+    gives the (apartment, building, unit, version) a session reports on for the
+    first time, so distinct sessions per unit version can be counted."""
+
+    def __init__(self, cap: int, max_sessions: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self.cap = cap
+        self.max_sessions = max_sessions
+        self._clock = clock
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+
+    def _get(self, claims: Claims) -> _Session:
+        session = self._sessions.get(claims.session)
+        if session is None:
+            session = _Session(expires_at=claims.expires_at)
+            self._sessions[claims.session] = session
+            if len(self._sessions) > self.max_sessions:
+                # Sessions arrive roughly in expiry order: expired ones sit at the front.
+                now = self._clock()
+                while self._sessions and next(iter(self._sessions.values())).expires_at <= now:
+                    self._sessions.popitem(last=False)
+                # Still too many valid sessions: the oldest is forgotten (its count restarts).
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+        return session
+
+    def admit(self, claims: Claims, count: int) -> bool:
+        session = self._get(claims)
+        if session.count + count > self.cap:
+            return False
+        session.count += count
+        return True
+
+    def first_reports(
+        self, claims: Claims, labels: Iterable[tuple[str, str, str, str]]
+    ) -> list[tuple[str, str, str, str]]:
+        session = self._get(claims)
+        new = [lab for lab in dict.fromkeys(labels) if lab not in session.units]
+        session.units.update(new)
+        return new
