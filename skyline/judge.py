@@ -183,7 +183,8 @@ def _context(doc: StepDocument, k: int, settings: AnalysisSettings) -> _Context 
     if current_base is not None:
         base, basis = earlier_base.plus(current_base), "concurrent"
     elif earlier_base.loads > 0:
-        base, basis = earlier_base, "earlier steps"
+        # no concurrent baseline (the 100 % step): all of its evidence from before
+        base, basis = earlier_base.plus(doc.reference), "earlier steps"
     elif doc.reference is not None and doc.reference.loads > 0:
         base, basis = doc.reference, "reference"
     else:
@@ -376,17 +377,17 @@ def _plausible(ctx: _Context) -> str | None:
 
 def _excluded(ctx: _Context, checks: list[Proportion], alpha: float, final: bool) -> tuple[bool, str | None]:
     """Does the evidence rule out harm (last step) or gross harm (other steps)? Fixed-sample tests."""
-    # The last step must rule out harm on its own evidence as well as the
-    # rollout's, so a canary that turned bad at 100 % is not promoted on the
-    # strength of its earlier steps.
-    windows = [("rollout", ctx.canary_all)]
+    # The last step must also rule out gross harm on its own evidence, so a
+    # canary that turned bad at 100 % is not promoted on the strength of its
+    # earlier steps (harm within the step is the rollback windows' job).
+    windows = [("rollout", ctx.canary_all, final)]
     if final and ctx.doc.earlier:
-        windows.append(("step", ctx.canary_step))
+        windows.append(("step", ctx.canary_step, False))
     per = alpha / max(1, len(checks)) / len(windows)
     for check in checks:
-        for label, figures in windows:
+        for label, figures, strict in windows:
             bad, n = _counts(check.name, figures, ctx.edge)
-            problem = _not_ruled_out(ctx, check, bad, n, per, final, label)
+            problem = _not_ruled_out(ctx, check, bad, n, per, strict, label)
             if problem:
                 return False, problem
     return True, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import semver
@@ -150,6 +150,21 @@ class ControlRequest(Strict):
 
 class PromoteRequest(ControlRequest):
     full: bool = False
+
+
+UNVERIFIED = " (via Temporal, actor unverified)"
+RequestT = TypeVar("RequestT", bound=ControlRequest)
+
+
+def via_temporal(req: RequestT) -> RequestT:
+    """A control that arrived as a signal: anyone who can reach Temporal can send one, naming anyone.
+
+    The API's updates carry the authenticated actor; signals (the Temporal UI,
+    a plain Temporal client) carry whatever the sender typed, so the audit says so.
+    """
+    if req.actor.endswith(UNVERIFIED):
+        return req
+    return req.model_copy(update={"actor": f"{req.actor[: 200 - len(UNVERIFIED)]}{UNVERIFIED}"})
 
 
 class CheckResult(Strict):

@@ -67,7 +67,7 @@ class AnalysisSettings(BaseModel):
         default=None, description="replaces the built-in failed-load and load-time comparisons"
     )
     alpha: float = Field(
-        default=0.05, gt=0, lt=0.5, description="error rate of the judge's decisions over a whole rollout"
+        default=0.1, gt=0, lt=0.5, description="error rate of the judge's decisions over a whole rollout"
     )
     first_unit_needs_confirmation: bool = Field(
         default=True,

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutInput,
         RolloutStatus,
         rollout_id_for,
+        via_temporal,
     )
     from workflows import options
     from workflows.deadline import ProgressDeadline
@@ -166,19 +167,19 @@ class FleetRolloutWorkflow:
 
     @workflow.signal(name="pause_signal")
     async def pause_signal(self, req: ControlRequest) -> None:
-        await self._control("pause", req)
+        await self._control("pause", via_temporal(req))
 
     @workflow.signal(name="resume_signal")
     async def resume_signal(self, req: ControlRequest) -> None:
-        await self._control("resume", req)
+        await self._control("resume", via_temporal(req))
 
     @workflow.signal(name="promote_signal")
     async def promote_signal(self, req: PromoteRequest) -> None:
-        await self._control("promote", req)
+        await self._control("promote", via_temporal(req))
 
     @workflow.signal(name="rollback_signal")
     async def rollback_signal(self, req: ControlRequest) -> None:
-        await self._control("rollback", req)
+        await self._control("rollback", via_temporal(req))
 
     # ----- bookkeeping ---------------------------------------------------------------
 

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
         Webhook,
         promotion_schedule_id,
+        via_temporal,
     )
     from skyline.strategies import ABTestStrategy, BlueGreenStrategy, PlanStep, plan_steps
     from workflows import options
@@ -205,19 +206,19 @@ class RolloutWorkflow:
 
     @workflow.signal(name="pause_signal")
     def pause_signal(self, req: ControlRequest) -> None:
-        self._control("pause", req)
+        self._control("pause", via_temporal(req))
 
     @workflow.signal(name="resume_signal")
     def resume_signal(self, req: ControlRequest) -> None:
-        self._control("resume", req)
+        self._control("resume", via_temporal(req))
 
     @workflow.signal(name="promote_signal")
     def promote_signal(self, req: PromoteRequest) -> None:
-        self._control("promote", req)
+        self._control("promote", via_temporal(req))
 
     @workflow.signal(name="rollback_signal")
     def rollback_signal(self, req: ControlRequest) -> None:
-        self._control("rollback", req)
+        self._control("rollback", via_temporal(req))
 
     # ----- bookkeeping -----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from bench.judgement.simulation import (
     draw_unit,
     final_figures,
     one_look,
+    reference,
     simulate_step,
 )
 
@@ -55,6 +56,7 @@ def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label,
                     "onset": onset_step,
                     "earlier": [],
                     "outcome": None,
+                    "reference": reference(rng, unit),
                 }
             )
     for index, weight in enumerate(STEPS):
@@ -72,7 +74,14 @@ def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label,
             else:
                 step_canary = planned
             doc = simulate_step(
-                rng, r["unit"], step_canary, weight, index, index == len(STEPS) - 1, r["earlier"]
+                rng,
+                r["unit"],
+                step_canary,
+                weight,
+                index,
+                index == len(STEPS) - 1,
+                r["earlier"],
+                reference=r["reference"],
             )
             docs.append(doc)
         verdicts = judge(docs)

@@ -98,6 +98,7 @@ def simulate_step(
     last: bool = False,
     earlier: list[dict[str, Any]] | None = None,
     bad_from_start: bool = False,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One step document: ten looks, cumulative figures, no baseline traffic at 100 %."""
     looks = []
@@ -123,8 +124,14 @@ def simulate_step(
         "step": {"index": index, "weight": weight, "bake_seconds": INTERVAL * LOOKS, "last": last},
         "earlier": earlier or [],
         "looks": looks,
-        "reference": None,
+        "reference": reference,
     }
+
+
+def reference(rng: np.random.Generator, unit: Unit, minutes: int = 60) -> dict[str, Any]:
+    """The baseline's figures over the hour before the rollout, as the workflow reads them."""
+    loads = int(rng.poisson(unit.per_minute * minutes))
+    return _interval(rng, unit, loads, 1.0, 1.0)
 
 
 def final_figures(doc: dict[str, Any]) -> dict[str, Any]:
