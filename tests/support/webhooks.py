@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# Receivers listen here, not on 127.0.0.1 where the stack's own servers are: the
+# test stack allowlists this address only (SKYLINE_WEBHOOK_ALLOWED_HOSTS).
+WEBHOOK_HOST = "127.0.0.2"
+
 
 @dataclass
 class Receiver:
@@ -33,6 +37,9 @@ def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - a smoke URL is fetched with GET
+            self.do_POST()
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             status = receiver.answer()
@@ -53,8 +60,8 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = ThreadingHTTPServer((WEBHOOK_HOST, 0), Handler)
+    receiver.url = f"http://{WEBHOOK_HOST}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
