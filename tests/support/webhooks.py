@@ -21,6 +21,7 @@ class Receiver:
     calls: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answered in order; then `default`
     default: int = 200
+    error_body: bytes = b"not yet"  # what a non-2xx answer carries
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> int:
@@ -55,7 +56,7 @@ def webhook_receiver() -> Iterator[Receiver]:
             self.send_response(status)
             self.send_header("content-type", "text/plain")
             self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"not yet")
+            self.wfile.write(b"ok" if status < 300 else receiver.error_body)
 
         def log_message(self, *args: Any) -> None:
             pass
