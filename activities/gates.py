@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import httpx
 import tree_sitter_javascript
@@ -14,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from tree_sitter import Language, Node, Parser
 
 from activities.bundles import sri_sha384
+from skyline.outbound import OutboundRefused, resolve_target
 
 JS = Language(tree_sitter_javascript.language())
 JS_TYPES = ("text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript")
@@ -39,7 +42,7 @@ class WebhookInput(BaseModel):
 
 class WebhookResult(BaseModel):
     status: int
-    body: str
+    body: str = ""  # never filled: a response body is not stored in history (kept for old histories)
 
 
 def _has_jsx(node: Node) -> bool:
@@ -63,10 +66,45 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def _failure(exc: httpx.HTTPError) -> str:
+    """A short, fixed description of a transport failure (no server text, no OS detail)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    return "failed"
+
+
 class GateActivities:
-    def __init__(self, http: httpx.Client, webhook_secret: bytes | None) -> None:
+    def __init__(
+        self, http: httpx.Client, webhook_secret: bytes | None, allowed_hosts: Sequence[str] = ()
+    ) -> None:
         self.http = http
         self.webhook_secret = webhook_secret
+        self.allowed_hosts = list(allowed_hosts)
+
+    def _send(
+        self, what: str, method: str, url: str, headers: dict[str, str], **kwargs: object
+    ) -> httpx.Response:
+        """One request to a deployer-named URL: refused unless its destination is allowed, and
+        sent to the address that was checked (no DNS rebinding between check and connect)."""
+        try:
+            target = resolve_target(url, self.allowed_hosts)
+        except OutboundRefused as exc:
+            raise ApplicationError(
+                f"{what} refused: {exc}", type="OutboundRefused", non_retryable=True
+            ) from None
+        extensions = {"sni_hostname": target.host} if url.lower().startswith("https:") else {}
+        try:
+            return self.http.request(
+                method,
+                target.url,
+                headers={**headers, "host": target.host_header},
+                extensions=extensions,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except httpx.HTTPError as exc:
+            raise ApplicationError(f"{what} {_failure(exc)}", type="OutboundFailed") from None
 
     @activity.defn
     def smoke_check(self, inp: SmokeCheckInput) -> SmokeCheckResult:
@@ -93,10 +131,13 @@ class GateActivities:
             raise ApplicationError(f"smoke: {problem}", type="SmokeFailed", non_retryable=True)
         status = None
         if inp.smoke_url:
-            smoke = self.http.get(inp.smoke_url)
+            host = urlsplit(inp.smoke_url).hostname or "?"
+            smoke = self._send(f"smoke: the smoke URL on {host}", "GET", inp.smoke_url, {})
             status = smoke.status_code
             if not 200 <= status < 300:
-                raise ApplicationError(f"smoke: {inp.smoke_url} answered {status}", type="SmokeFailed")
+                raise ApplicationError(
+                    f"smoke: the smoke URL on {host} answered {status}", type="SmokeFailed"
+                )
         return SmokeCheckResult(bytes=len(response.content), smoke_status=status)
 
     @activity.defn
@@ -107,15 +148,9 @@ class GateActivities:
         if self.webhook_secret:
             # The secret lives in the worker's settings only; history holds the payload, never the key.
             headers["x-skyline-signature"] = sign(self.webhook_secret, body)
-        try:
-            response = self.http.post(inp.url, content=body, headers=headers, timeout=inp.timeout_seconds)
-        except httpx.HTTPError as exc:
-            raise ApplicationError(
-                f"webhook {inp.event} to {inp.url} failed: {exc}", type="WebhookFailed"
-            ) from exc
+        what = f"webhook {inp.event} to {urlsplit(inp.url).hostname or '?'}"
+        response = self._send(what, "POST", inp.url, headers, content=body, timeout=inp.timeout_seconds)
+        # Only the status code is kept: the body is the receiver's, never shown or stored.
         if not 200 <= response.status_code < 300:
-            raise ApplicationError(
-                f"webhook {inp.event} to {inp.url} answered {response.status_code}: {response.text[:200]}",
-                type="WebhookRefused",
-            )
-        return WebhookResult(status=response.status_code, body=response.text[:2000])
+            raise ApplicationError(f"{what} answered {response.status_code}", type="WebhookRefused")
+        return WebhookResult(status=response.status_code)

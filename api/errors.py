@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("skyline.api")
 
 
 class ApiError(Exception):
@@ -53,6 +57,12 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = exc.errors()
+    invalid_json = next((p for p in problems if p.get("type") == "json_invalid"), None)
+    if invalid_json is not None:
+        # Pydantic locates a JSON syntax error by byte offset; the field is the whole body.
+        detail = invalid_json.get("ctx", {}).get("error", "")
+        message = f"the body is not valid JSON{f' ({detail})' if detail else ''}"
+        return JSONResponse(error_body(422, "invalid_json", message, "body"), 422)
     first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
     field = _field(tuple(first.get("loc", ())))
     message = "; ".join(
@@ -64,11 +74,75 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        exc.status_code, "http_error"
+    )
     return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unforeseen: the documented shape, no internals (the log has the traceback)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        error_body(500, "internal_error", "the server failed to handle this request; see its log"), 500
+    )
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
+
+
+# Multipart framing around an uploaded archive (boundaries, part headers).
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+class BodyLimit:
+    """Refuses request bodies over SKYLINE_API_MAX_BODY_BYTES with 413 in the error shape,
+    by Content-Length up front and by counting what arrives (chunked bodies). POST /bundles
+    has its own, larger limit (SKYLINE_BUNDLE_UPLOAD_MAX_BYTES) for archives."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def _limit(scope: Scope) -> int:
+        state = getattr(scope["app"].state, "skyline", None) if "app" in scope else None
+        settings = state.settings if state is not None else None
+        if settings is None:
+            return 1024 * 1024
+        if scope["path"].rstrip("/") == "/bundles":
+            return int(settings.bundle_upload_max_bytes) + MULTIPART_ALLOWANCE
+        return int(settings.api_max_body_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            message = f"request body exceeds {limit} bytes"
+            response = JSONResponse(error_body(413, "body_too_large", message, "body"), 413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodyLimit)

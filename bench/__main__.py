@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         rig.start()
         print(f"[bench] stack up in {time.monotonic() - started:.1f} s", flush=True)
-        asyncio.run(_run(names, rig, rum, state / "work", args.full))
+        asyncio.run(_run(names, rig, rum, state / "bundles" / "work", args.full))
     finally:
         rig.stop()
         rum.close()

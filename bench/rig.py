@@ -43,6 +43,7 @@ class Rig:
         proxy_s3: bool = False,
         worker_env: dict[str, str] | None = None,
         python: str = sys.executable,
+        settings: Settings | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.ports = StackPorts.ephemeral()
@@ -54,7 +55,7 @@ class Rig:
             self._s3_ports = dataclasses.replace(self.ports, s3=free_port())
         self.worker_env = dict(worker_env or {})
         self.python = python
-        self.settings = Settings()
+        self.settings = settings if settings is not None else Settings()
         self._stacks: dict[str, EmbeddedStack] = {}
         self.worker: ManagedProcess | None = None
         self._worker_runs = 0

@@ -64,7 +64,7 @@ async def _run(stack: EmbeddedStack, timing: Timing) -> DemoResult:
             settings,
             api_url=stack.api_url,
             temporal_ui=ui,
-            workdir=stack.state_dir / "demo",
+            workdir=stack.bundle_root / "demo",  # bundle.path must be under the bundle root
             timing=timing,
             say=lambda line: print(line, flush=True),
         )

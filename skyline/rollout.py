@@ -29,7 +29,9 @@ class BundleSource(Strict):
     """Exactly one of: a directory on the worker's filesystem, or an uploaded archive."""
 
     path: str | None = Field(default=None, description="directory path readable by the worker")
-    upload_id: str | None = Field(default=None, description="id returned by POST /bundles")
+    upload_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{1,64}$", description="id returned by POST /bundles"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> BundleSource:

@@ -16,12 +16,13 @@ rollout's history and the worker's log for them).
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -86,11 +87,23 @@ class Settings(BaseSettings):
 
     # Webhooks: payloads are signed (x-skyline-signature: sha256=HMAC) with this key.
     webhook_secret: SecretStr | None = None
+    # Outbound requests the deployer names (webhooks, smoke_url) may only reach public
+    # addresses, unless an entry here names the destination: "host" or "host:port"
+    # (the URL's host as written, any port / that port) or a CIDR ("10.1.0.0/16",
+    # "127.0.0.2/32") matching every address the host resolves to.
+    webhook_allowed_hosts: list[str] = Field(default_factory=list)
+
+    # Deployer-supplied `bundle.path`: must be a directory under this root, reached
+    # without symlinks. Unset: only uploaded archives (POST /bundles) can be published.
+    bundle_root: Path | None = None
 
     # API auth: bearer tokens, stored hashed. Each entry "name:role:sha256hex" (role: viewer,
     # deployer, admin); or a JSON file [{"name", "role", "sha256"}]. None configured: auth is off.
     auth_tokens: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None
+    # Minted tokens are re-listed from storage at most this often per API process:
+    # a revocation is refused by every process within this many seconds.
+    token_cache_seconds: float = Field(default=2.0, ge=0, le=60)
 
     # Progress deadline given to rollouts that do not set max_duration_seconds (seed 004).
     rollout_max_duration_seconds: float = Field(default=24 * 3600, gt=0)
@@ -99,6 +112,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     bundle_upload_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # Request bodies of every route but POST /bundles (which has the limit above): 413 past it.
+    api_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Archives (uploads, and again when the worker unpacks them), checked while streaming.
+    archive_max_files: int = Field(default=20_000, gt=0)
+    archive_max_unpacked_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    archive_max_ratio: float = Field(default=100.0, gt=1)
     # RUM beacons (POST /beacons): body limit, per-client token bucket, manifest cache.
     beacon_max_bytes: int = Field(default=8192, gt=0)
     beacon_rate_per_second: float = Field(default=20.0, gt=0)
@@ -159,6 +178,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{SETTINGS_FILE_ENV}={settings_file!r} is not a file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
         return tuple(sources)
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        # The environment gives JSON (decoded by the source); a dict of env values
+        # (Settings.model_validate of a stack's env) gives it still encoded.
+        if isinstance(value, str):
+            value = value.strip()
+            return json.loads(value) if value.startswith("[") else [v for v in value.split(",") if v.strip()]
+        return value
 
     @model_validator(mode="after")
     def _temporal_tls(self) -> Settings:

@@ -119,6 +119,8 @@ class EmbeddedStack:
         self.python = python
         self.search_attributes = dict(search_attributes or {})
         self.settings = settings if settings is not None else Settings()
+        # The only place a deployer's `bundle.path` may point to (SKYLINE_BUNDLE_ROOT).
+        self.bundle_root = Path(self.settings.bundle_root or self.state_dir / "bundles").absolute()
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._progress = progress or (lambda _message: None)
@@ -133,6 +135,7 @@ class EmbeddedStack:
         self.check_ports()
         for sub in ("logs", "config"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.bundle_root.mkdir(parents=True, exist_ok=True)
         starters: dict[str, Callable[[], None]] = {
             "temporal": self._start_temporal,
             "s3": self._start_s3,
@@ -240,6 +243,9 @@ class EmbeddedStack:
             "SKYLINE_STATE_DIR": str(self.state_dir),
             "SKYLINE_WORKER_METRICS_ADDRESS": self.worker_metrics_address,
             "SKYLINE_BEACON_KEY": self.beacon_key(),
+            "SKYLINE_BUNDLE_ROOT": str(self.bundle_root),
+            # Webhooks and smoke URLs reach internal hosts only when named (none by default).
+            "SKYLINE_WEBHOOK_ALLOWED_HOSTS": json.dumps(s.webhook_allowed_hosts),
         }
 
     def beacon_key(self) -> str:
@@ -271,6 +277,8 @@ class EmbeddedStack:
             rows.append(("Worker", f"task queue {self.settings.task_queue}"))
         if "api" in c:
             rows.append(("API", f"{self.api_url}/docs"))
+        if "worker" in c or "api" in c:
+            rows.append(("Bundle root", f"{self.bundle_root} (bundle.path must be under it)"))
         return rows
 
     # ------------------------------------------------------------- components

@@ -22,6 +22,7 @@ from skyline.settings import Settings
 from stack.embedded import EmbeddedStack, StackPorts
 from stack.processes import free_port
 from tests.support.rum import RumTarget
+from tests.support.webhooks import WEBHOOK_HOST
 from workflows.search_attributes import REGISTRATION
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -43,6 +44,13 @@ def stack(rum: RumTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         prometheus_scrape_interval="1s",
         extra_scrape_targets=[rum.address],
         search_attributes=REGISTRATION,
+        settings=Settings(
+            # Tests write bundles under their tmp_path: the session's base temp dir is the root.
+            bundle_root=tmp_path_factory.getbasetemp(),
+            # Webhook receivers of the tests listen on their own loopback address
+            # (tests/support/webhooks.py); the stack's servers on 127.0.0.1 stay refused.
+            webhook_allowed_hosts=[WEBHOOK_HOST],
+        ),
     )
     try:
         embedded.start()

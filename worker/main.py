@@ -80,11 +80,12 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     s3 = s3_client(settings, max_pool=settings.worker_activity_threads + settings.upload_concurrency)
     http = edge_client()
     manifests = ManifestActivities(s3, settings.s3_bucket)
-    cdn = CdnActivities(settings, make_cdn_provider(settings, http), http)
-    publish = PublishActivities(settings, s3, http)
+    provider = make_cdn_provider(settings, http)
+    cdn = CdnActivities(settings, provider, http)
+    publish = PublishActivities(settings, s3, http, provider)
     metrics = MetricsActivities(settings.prometheus_url, settings.prometheus_timeout_seconds)
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
-    gates = GateActivities(http, secret)
+    gates = GateActivities(http, secret, settings.webhook_allowed_hosts)
     schedules = ScheduleActivities(client, manifests.store)
     return [
         manifests.prepare_rollout,
@@ -92,6 +93,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         cdn.sync_manifest_to_edge,
         publish.publish_bundle,
         publish.verify_bundle_at_edge,
+        publish.unpublish_bundle,
         metrics.run_analysis,
         metrics.gather_figures,
         judge_step_look,

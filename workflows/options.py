@@ -64,6 +64,16 @@ PREPARE: dict[str, Any] = {
     ),
 }
 
+# Removing a bundle that never reached traffic: best effort, a few tries, then recorded.
+UNPUBLISH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+
 # Prometheus being down is evidence missing, not a reason to wait forever:
 # a few quick tries, then the workflow counts the analysis as inconclusive.
 METRICS: dict[str, Any] = {

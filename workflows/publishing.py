@@ -8,19 +8,34 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, SmokeCheckInput
-    from activities.publish import PublishActivities, PublishBundleInput, VerifyBundleInput
+    from activities.publish import (
+        PublishActivities,
+        PublishBundleInput,
+        PublishBundleResult,
+        VerifyBundleInput,
+    )
     from skyline.manifest import Unit, UnitMetadata
     from skyline.rollout import RolloutSpec
     from skyline.strategies import BlueGreenStrategy
     from workflows import options
 
 
-async def publish_unit(spec: RolloutSpec, record: Callable[[str, str], None]) -> Unit:
-    """Publish, check the entry at the edge (SRI, JavaScript); only then may traffic move."""
+async def publish_unit(
+    spec: RolloutSpec,
+    record: Callable[[str, str], None],
+    published_at: Callable[[PublishBundleResult], None] | None = None,
+) -> Unit:
+    """Publish, check the entry at the edge (SRI, JavaScript); only then may traffic move.
+
+    `published_at` learns where the bundle is as soon as it is in storage, so a
+    caller can remove it if a later gate fails.
+    """
     inp = PublishBundleInput(unit_id=spec.unit_id, version=spec.version, entry=spec.entry, source=spec.bundle)
     published = await workflow.execute_activity_method(
         PublishActivities.publish_bundle, inp, summary=f"publish {spec.unit_key}", **options.PUBLISH
     )
+    if published_at is not None:
+        published_at(published)
     await workflow.execute_activity_method(
         PublishActivities.verify_bundle_at_edge,
         VerifyBundleInput(entry_url=published.entry_url, integrity=published.integrity),

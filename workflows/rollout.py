@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         WritePreviewInput,
     )
     from activities.metrics import MetricsActivities, RunAnalysisInput
+    from activities.publish import PublishActivities, PublishBundleResult, UnpublishBundleInput
     from activities.schedules import ScheduleActivities
     from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
@@ -95,6 +96,7 @@ class RolloutWorkflow:
         self._indexed: tuple[str, float] = ("publishing", 0.0)
         self._deadline = ProgressDeadline(spec.max_duration_seconds, now)
         self._prepublished = inp.prepublished
+        self._published: PublishBundleResult | None = None
         self._telemetry = RolloutTelemetry(spec.apartment)
         self._reference_tried = False
         self._record("start", spec.actor, spec.reason)
@@ -444,7 +446,43 @@ class RolloutWorkflow:
                 self._pause_for(f"analysis inconclusive: {run.reason}")
 
     async def _publish(self) -> Unit:
-        return await publish_unit(self._spec, lambda action, reason: self._record(action, "skyline", reason))
+        def published_at(result: PublishBundleResult) -> None:
+            self._published = result
+
+        return await publish_unit(
+            self._spec, lambda action, reason: self._record(action, "skyline", reason), published_at
+        )
+
+    async def _unpublish_untrafficked(self) -> None:
+        """A bundle this rollout published that never reached traffic does not stay public.
+
+        Not a fleet's (it owns its bundle), and the activity keeps a prefix that any
+        manifest revision references (an identical earlier build shares it).
+        """
+        published = self._published
+        if published is None or self._prepublished is not None or self._status.revisions:
+            return
+        if not workflow.patched("unpublish-untrafficked"):
+            return
+        self._published, prefix = None, published.prefix
+        try:
+            result = await workflow.execute_activity_method(
+                PublishActivities.unpublish_bundle,
+                UnpublishBundleInput(
+                    prefix=prefix,
+                    # Every file uploaded by this rollout: only manifests written since can use them.
+                    since=self._status.started_at if published.skipped == 0 else None,
+                ),
+                summary=f"unpublish {prefix}",
+                **options.UNPUBLISH,
+            )
+        except ActivityError as err:
+            self._record("unpublish failed", "skyline", f"{prefix} left in storage: {_cause(err)}")
+            return
+        if result.kept_reason:
+            self._record("unpublish skipped", "skyline", f"{prefix} kept: {result.kept_reason}")
+        else:
+            self._record("unpublished", "skyline", f"{result.deleted} files removed from {prefix}")
 
     def _hooks(self, event: str) -> list[Webhook]:
         return [hook for hook in self._spec.webhooks if hook.event == event]
@@ -524,6 +562,7 @@ class RolloutWorkflow:
         req = self._rollback or ControlRequest(actor="skyline", reason="rollback")
         reason = f"{req.reason or 'rolled back'} (by {req.actor})"
         if self._prep is None or not self._status.revisions:
+            await self._unpublish_untrafficked()
             self._finish("rolled_back", f"{reason}; no traffic had moved, manifest untouched")
         else:
             revision = await self._write(
@@ -703,10 +742,12 @@ class RolloutWorkflow:
             unit = self._prepublished or await self._publish()
             self._status.canary = unit
         except ActivityError as err:
+            await self._unpublish_untrafficked()
             return self._finish("failed", f"{_cause(err)}; manifest untouched")
         for hook in self._hooks("pre_rollout"):
             problem = await self._call_hook(hook)
             if problem:
+                await self._unpublish_untrafficked()
                 return self._finish("failed", f"pre-rollout webhook refused: {problem}; manifest untouched")
         self._resume_state = "progressing"
         if not self._paused:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, UploadFile
 from pydantic import BaseModel
 
-from activities.bundles import BundleError, extract_archive
+from activities.bundles import ArchiveLimits, ArchiveRefused, BundleError, extract_archive
 from activities.publish import upload_key
 from api.auth import Deployer
 from api.deps import SettingsDep, StoreDep
@@ -30,10 +30,11 @@ def _stage(data: bytes, settings: SettingsDep, store: StoreDep) -> BundleUploade
         archive = Path(tmp) / "bundle.tar.gz"
         archive.write_bytes(data)
         try:
-            root = extract_archive(archive, Path(tmp) / "x", settings.bundle_upload_max_bytes * 4)
+            root = extract_archive(archive, Path(tmp) / "x", ArchiveLimits.from_settings(settings))
         except BundleError as exc:
-            raise ApiError(422, "invalid_bundle", str(exc), "bundle") from exc
-        files = sum(1 for p in root.rglob("*") if p.is_file())
+            code = exc.code if isinstance(exc, ArchiveRefused) else "invalid_bundle"
+            raise ApiError(422, code, str(exc), "bundle") from exc
+        files = sum(1 for p in root.rglob("*") if p.is_file() and not p.is_symlink())
     if files == 0:
         raise ApiError(422, "invalid_bundle", "the archive holds no files", "bundle")
     upload_id = hashlib.sha256(data).hexdigest()[:32]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Body
@@ -12,8 +13,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Deployer, Viewer
-from api.deps import SettingsDep, TemporalDep
+from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
+from api.routes.rollouts import validate_bundle, validate_outbound
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus, fleet_id_for
 from skyline.rollout import ControlRequest, PromoteRequest
 from workflows.fleet import FleetRolloutWorkflow
@@ -30,7 +32,7 @@ class FleetCreated(BaseModel):
 
 @router.post("", status_code=201, response_model=FleetCreated)
 async def start_fleet(
-    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, who: Deployer
+    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Deployer
 ) -> FleetCreated:
     """Ship one unit version to many apartments in batches; each apartment runs its own rollout."""
     spec = spec.model_copy(
@@ -39,6 +41,8 @@ async def start_fleet(
             "max_duration_seconds": spec.max_duration_seconds or settings.rollout_max_duration_seconds,
         }
     )
+    validate_outbound(spec, settings)
+    await asyncio.to_thread(validate_bundle, spec, settings, store)
     fleet_id = fleet_id_for(spec.building, spec.unit_id)
     try:
         handle = await temporal.start_workflow(
@@ -65,6 +69,8 @@ async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bo
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}") from exc
         raise
+    if described.workflow_type != "FleetRolloutWorkflow":  # an id of another kind of workflow
+        raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}")
     return await handle.query(
         FleetRolloutWorkflow.status
     ), described.status == WorkflowExecutionStatus.RUNNING

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
@@ -19,14 +18,16 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.bundles import BundleError, resolve_bundle_path
 from activities.manifests import rollout_refusal
-from activities.publish import upload_key
+from activities.publish import legacy_upload_key, upload_key
 from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
 from skyline.figures import StepDocument
 from skyline.manifest import SLUG
+from skyline.outbound import literal_refusal
 from skyline.rollout import (
     ControlRequest,
     HistoryEntry,
@@ -39,6 +40,7 @@ from skyline.rollout import (
     rollout_id_for,
     step_documents,
 )
+from skyline.strategies import BlueGreenStrategy
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
 from workflows import search_attributes as search
 from workflows.rollout import RolloutWorkflow
@@ -72,19 +74,15 @@ def _validate_against_manifest(spec: RolloutSpec, store: StoreDep) -> None:
         raise ApiError(422, "incompatible_unit", str(exc), field) from exc
 
 
-def _validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) -> None:
+def validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) -> None:
+    """bundle.path only under SKYLINE_BUNDLE_ROOT (no symlinks); an upload must exist."""
     if spec.bundle.path is not None:
-        root = Path(spec.bundle.path)
-        if not root.is_absolute():
-            raise ApiError(422, "invalid_bundle", "bundle.path must be an absolute path", "bundle.path")
-        if not root.is_dir():
-            raise ApiError(
-                422,
-                "missing_bundle",
-                f"bundle.path {str(root)!r} is not a directory on the server",
-                "bundle.path",
-            )
-        if not (root / spec.entry).is_file():
+        try:
+            root = resolve_bundle_path(spec.bundle.path, settings.bundle_root)
+        except BundleError as exc:
+            raise ApiError(422, "invalid_bundle_path", str(exc), "bundle.path") from exc
+        entry = root / spec.entry
+        if entry.is_symlink() or not entry.is_file():
             raise ApiError(
                 422,
                 "missing_entry",
@@ -93,15 +91,31 @@ def _validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) 
             )
         return
     assert spec.bundle.upload_id is not None
-    try:
-        store.s3.head_object(Bucket=settings.s3_bucket, Key=upload_key(spec.bundle.upload_id))
-    except ClientError as exc:
-        raise ApiError(
-            422,
-            "missing_bundle",
-            f"no uploaded bundle {spec.bundle.upload_id!r}; upload it with POST /bundles first",
-            "bundle.upload_id",
-        ) from exc
+    for key in (upload_key(spec.bundle.upload_id), legacy_upload_key(spec.bundle.upload_id)):
+        try:
+            store.s3.head_object(Bucket=settings.s3_bucket, Key=key)
+            return
+        except ClientError:
+            continue
+    raise ApiError(
+        422,
+        "missing_bundle",
+        f"no uploaded bundle {spec.bundle.upload_id!r}; upload it with POST /bundles first",
+        "bundle.upload_id",
+    )
+
+
+def validate_outbound(spec: RolloutSpec, settings: SettingsDep) -> None:
+    """Webhooks and smoke URLs: a literal internal address or localhost name is refused here;
+    the worker checks every resolved address again before it connects."""
+    urls: list[tuple[str, str | None]] = [("smoke_url", spec.smoke_url)]
+    if isinstance(spec.strategy, BlueGreenStrategy):
+        urls.append(("strategy.smoke_url", spec.strategy.smoke_url))
+    urls += [(f"webhooks.{i}.url", hook.url) for i, hook in enumerate(spec.webhooks)]
+    for field, url in urls:
+        refusal = url and literal_refusal(url, settings.webhook_allowed_hosts)
+        if refusal:
+            raise ApiError(422, "forbidden_destination", f"{field}: {refusal}", field)
 
 
 @router.post("", status_code=201, response_model=RolloutCreated)
@@ -117,7 +131,8 @@ async def start_rollout(
     )
     # boto3 is blocking: keep it off the event loop.
     await asyncio.to_thread(_validate_against_manifest, spec, store)
-    await asyncio.to_thread(_validate_bundle, spec, settings, store)
+    validate_outbound(spec, settings)
+    await asyncio.to_thread(validate_bundle, spec, settings, store)
     delay = None
     if spec.start_at is not None:
         delay = spec.start_at - datetime.now(UTC)
@@ -224,11 +239,14 @@ async def list_rollouts(
 
 async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
     try:
-        return (await handle.describe()).status
+        described = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", f"no rollout {handle.id!r}") from exc
         raise
+    if described.workflow_type != "RolloutWorkflow":  # e.g. undo.shop, fleet.header.header
+        raise ApiError(404, "not_found", f"no rollout {handle.id!r}")
+    return described.status
 
 
 @router.get("/{rollout_id}", response_model=RolloutStatus)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -11,6 +12,7 @@ from api.auth import Admin, Role, TokenRecord, TokenStore, hash_token, new_token
 from api.errors import ApiError
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 class TokenInfo(BaseModel):
@@ -53,12 +55,14 @@ async def mint(req: MintRequest, request: Request, who: Admin) -> Minted:
             "auth_off",
             "auth is off: configure a bootstrap admin token (SKYLINE_AUTH_TOKENS) before minting tokens",
         )
-    minted = await asyncio.to_thread(store.minted)
-    if any(r.name == req.name for r in [*store.configured, *minted]):
-        raise ApiError(409, "token_exists", f"a token named {req.name!r} exists; revoke it first", "name")
+    exists = ApiError(409, "token_exists", f"a token named {req.name!r} exists; revoke it first", "name")
+    if any(r.name == req.name for r in store.configured):
+        raise exists
     token = new_token()
     record = TokenRecord(name=req.name, role=req.role, sha256=hash_token(token))
-    await asyncio.to_thread(store.save_minted, [*minted, record])
+    # One object per token, created only if absent: concurrent mints never lose each other.
+    if not await asyncio.to_thread(store.mint, record):
+        raise exists
     return Minted(name=req.name, role=req.role, token=token)
 
 
@@ -67,7 +71,5 @@ async def revoke(name: str, request: Request, who: Admin) -> None:
     store = _store(request)
     if any(r.name == name for r in store.configured):
         raise ApiError(409, "configured_token", f"token {name!r} comes from settings; remove it there")
-    minted = await asyncio.to_thread(store.minted)
-    if not any(r.name == name for r in minted):
+    if not TOKEN_NAME.match(name) or not await asyncio.to_thread(store.revoke, name):
         raise ApiError(404, "not_found", f"no minted token {name!r}")
-    await asyncio.to_thread(store.save_minted, [r for r in minted if r.name != name])

@@ -11,7 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.gates import GateActivities, WebhookInput, javascript_problem, sign
-from tests.support.webhooks import webhook_receiver
+from tests.support.webhooks import WEBHOOK_HOST, webhook_receiver
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_what_is_not_a_bundle_is_refused(source: bytes, problem: str) -> None:
 
 def test_webhooks_are_signed_and_refusals_raise() -> None:
     secret = b"s3cret"
-    gates = GateActivities(httpx.Client(timeout=5), secret)
+    gates = GateActivities(httpx.Client(timeout=5), secret, allowed_hosts=[WEBHOOK_HOST])
     with webhook_receiver() as hook:
         result = gates.call_webhook(
             WebhookInput(event="post_rollout", url=hook.url + "/x", timeout_seconds=5, payload={"a": 1})
@@ -57,7 +57,7 @@ def test_webhooks_are_signed_and_refusals_raise() -> None:
         hook.default = 409
         with pytest.raises(ApplicationError, match="answered 409"):
             gates.call_webhook(WebhookInput(event="rollback", url=hook.url, timeout_seconds=5, payload={}))
-    unsigned = GateActivities(httpx.Client(timeout=5), None)
+    unsigned = GateActivities(httpx.Client(timeout=5), None, allowed_hosts=[WEBHOOK_HOST])
     with webhook_receiver() as hook:
         unsigned.call_webhook(WebhookInput(event="pre_rollout", url=hook.url, timeout_seconds=5, payload={}))
         assert "x-skyline-signature" not in hook.calls[0]["headers"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from api.auth import hash_token
+from api.auth import hash_token, token_key
 from stack.embedded import EmbeddedStack
 from stack.processes import ManagedProcess, free_port, wait_until
 from tests.support.scenario import create_apartment, make_bundle, parked_strategy
@@ -143,7 +143,7 @@ async def test_admins_mint_and_revoke_tokens_kept_hashed(
     minted = await secured.post("/tokens", json={"name": "ci-bot", "role": "deployer"}, headers=admin)
     assert minted.status_code == 201, minted.text
     token = minted.json()["token"]
-    stored = s3.get_object(Bucket=settings.s3_bucket, Key="auth/tokens.json")["Body"].read().decode()
+    stored = s3.get_object(Bucket=settings.s3_bucket, Key=token_key("ci-bot"))["Body"].read().decode()
     assert token not in stored and hash_token(token) in stored
     listed = (await secured.get("/tokens", headers=admin)).json()
     assert {"name": "ci-bot", "role": "deployer", "source": "minted"} in listed

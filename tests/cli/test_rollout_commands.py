@@ -180,7 +180,7 @@ async def test_start_from_a_spec_file_with_overrides_and_bad_input(
     # the API's 422s: message and field on stderr, exit 1
     refused(cli("rollout", "start", "--spec", str(spec), "-V", "banana"), "SemVer", "field: version")
     refused(cli("rollout", "start", "--spec", str(spec), "-V", "0.9.0"), "field: version")
-    refused(cli("rollout", "start", "--spec", str(spec)), "is not a directory", "field: bundle.path")
+    refused(cli("rollout", "start", "--spec", str(spec)), "under SKYLINE_BUNDLE_ROOT", "field: bundle.path")
     as_json = cli("-o", "json", "rollout", "start", "--spec", str(spec), "--max-error-rate", "7")
     assert as_json.exit_code == 1
     error = json.loads(as_json.stdout)["error"]

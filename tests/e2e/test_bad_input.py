@@ -50,7 +50,7 @@ async def head_version(api: httpx.AsyncClient, apartment: str) -> str:
         ({"version": "1.1"}, "version", "not a SemVer version"),
         ({"version": "1.0.0"}, "version", "not greater than the active version 1.0.0"),
         ({"version": "0.9.0"}, "version", "set force=true"),
-        ({"bundle": {"path": "/nonexistent/bundle"}}, "bundle.path", "is not a directory"),
+        ({"bundle": {"path": "/nonexistent/bundle"}}, "bundle.path", "under SKYLINE_BUNDLE_ROOT"),
         ({"bundle": {"upload_id": "0123456789abcdef"}}, "bundle.upload_id", "upload it with POST /bundles"),
         ({"entry": "main.js"}, "entry", "no entry file 'main.js'"),
         ({"strategy": {"steps": [50, 25, 100]}}, "strategy.steps", "increase strictly"),

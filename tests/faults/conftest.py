@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from bench.loads import SyntheticRum
 from bench.rig import COMPONENTS, Rig
+from skyline.settings import Settings
 from stack.processes import free_port
 from tests.conftest import ARTIFACTS
 
@@ -37,7 +38,9 @@ def loads() -> Iterator[SyntheticRum]:
 @pytest.fixture(scope="package")
 def rig(loads: SyntheticRum, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     state = tmp_path_factory.mktemp("faults")
-    r = Rig(state, scrape_targets=[loads.address], scrape_interval="1s", proxy_s3=True)
+    # Bundles are written under each test's tmp_path: the base temp dir is the bundle root.
+    settings = Settings(bundle_root=tmp_path_factory.getbasetemp())
+    r = Rig(state, scrape_targets=[loads.address], scrape_interval="1s", proxy_s3=True, settings=settings)
     try:
         r.start()
         yield r

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# Receivers listen here, not on 127.0.0.1 where the stack's own servers are: the
+# test stack allowlists this address only (SKYLINE_WEBHOOK_ALLOWED_HOSTS).
+WEBHOOK_HOST = "127.0.0.2"
+
 
 @dataclass
 class Receiver:
@@ -17,6 +21,7 @@ class Receiver:
     calls: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answered in order; then `default`
     default: int = 200
+    error_body: bytes = b"not yet"  # what a non-2xx answer carries
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> int:
@@ -33,6 +38,9 @@ def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - a smoke URL is fetched with GET
+            self.do_POST()
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             status = receiver.answer()
@@ -48,13 +56,13 @@ def webhook_receiver() -> Iterator[Receiver]:
             self.send_response(status)
             self.send_header("content-type", "text/plain")
             self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"not yet")
+            self.wfile.write(b"ok" if status < 300 else receiver.error_body)
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = ThreadingHTTPServer((WEBHOOK_HOST, 0), Handler)
+    receiver.url = f"http://{WEBHOOK_HOST}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

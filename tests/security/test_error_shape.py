@@ -1,0 +1,87 @@
+"""Item 8: every error keeps {"error": {"status", "code", "message", "field"}}."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api import errors
+from tests.support.scenario import create_apartment, make_bundle, parked_strategy
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def shaped(response: httpx.Response, status: int, code: str | None = None) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    error = response.json()["error"]
+    assert error["status"] == status and error["message"]
+    if code is not None:
+        assert error["code"] == code
+    return dict(error)
+
+
+async def test_ids_of_other_workflow_types_are_404(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    apartment = await create_apartment(api)
+    # An undo leaves a ManifestUndoWorkflow named undo.<apartment>.
+    undone = await api.post(f"/apartments/{apartment}/undo", json={"to_revision": 1, "actor": "ops"})
+    assert undone.status_code in (200, 201, 409), undone.text
+    shaped(await api.get(f"/rollouts/undo.{apartment}"), 404, "not_found")
+    shaped(await api.get(f"/rollouts/undo.{apartment}/audit"), 404, "not_found")
+    shaped(await api.post(f"/rollouts/undo.{apartment}/pause", json={}), 404, "not_found")
+    body = {
+        "apartment": apartment,
+        "building": "header",
+        "unit_id": "header",
+        "version": "2.0.0",
+        "bundle": {"path": str(make_bundle(tmp_path / "b", "2.0.0"))},
+        "strategy": parked_strategy(),
+    }
+    started = await api.post("/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout_id = started.json()["id"]
+    try:
+        shaped(await api.get(f"/fleets/{rollout_id}"), 404, "not_found")
+        shaped(await api.post(f"/fleets/{rollout_id}/pause", json={}), 404, "not_found")
+    finally:
+        await api.post(f"/rollouts/{rollout_id}/rollback", json={})
+
+
+async def test_invalid_json_names_the_body(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/rollouts", content=b'{"apartment": "shop", ', headers={"content-type": "application/json"}
+    )
+    error = shaped(response, 422, "invalid_json")
+    assert error["field"] == "body"
+
+
+async def test_bodies_over_the_limit_are_413(api: httpx.AsyncClient) -> None:
+    big = b'{"id": "x", "apartment": {"name": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
+    declared = await api.post("/apartments", content=big, headers={"content-type": "application/json"})
+    assert shaped(declared, 413, "body_too_large")["field"] == "body"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b" " * 65536
+
+    streamed = await api.post("/apartments", content=chunks(), headers={"content-type": "application/json"})
+    shaped(streamed, 413, "body_too_large")
+
+
+async def test_unexpected_failures_answer_500_in_the_shape() -> None:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals /srv/key")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom")
+    error = shaped(response, 500, "internal_error")
+    assert "secret internals" not in error["message"]
