@@ -184,6 +184,7 @@ class EmbeddedStack:
         old = self._processes[name]
         old.stop(timeout=self.stop_timeout)
         starters[name]()
+        self._progress(f"{name} is ready again")
 
     def _starters(self) -> dict[str, Callable[[], None]]:
         return {

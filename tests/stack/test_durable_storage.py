@@ -9,6 +9,7 @@ reported, at start-up and by the API.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from activities.manifest_store import ManifestStore
 from activities.publish import PublishActivities, PublishBundleInput
@@ -32,7 +34,7 @@ from skyline.settings import Settings
 from stack.embedded import EmbeddedStack, StackPorts
 from stack.processes import wait_until
 from tests.stack.helpers import process_exists
-from workflows.search_attributes import REGISTRATION
+from workflows.search_attributes import REGISTRATION, initial
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -180,11 +182,19 @@ def test_a_killed_storage_server_comes_back_with_its_data(tmp_path: Path) -> Non
         stack.stop()
 
 
-async def test_wiped_storage_is_reported_at_start_up_and_by_the_api(tmp_path: Path) -> None:
-    from temporalio.client import Client
+async def _start_ghost_rollout(stack: EmbeddedStack, task_queue: str) -> None:
+    """A rollout Temporal keeps (no worker here: it just stays running)."""
+    client = await Client.connect(stack.temporal_address)
+    await client.start_workflow(
+        "RolloutWorkflow",
+        {},
+        id="rollout.ghost.header",
+        task_queue=task_queue,
+        search_attributes=initial("ghost", "header", "1.0.0"),
+    )
 
-    from workflows.search_attributes import initial
 
+def test_wiped_storage_is_reported_at_start_up_and_by_the_api(tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = _stack(state)
     first.start()
@@ -192,15 +202,7 @@ async def test_wiped_storage_is_reported_at_start_up_and_by_the_api(tmp_path: Pa
         settings = _settings(first)
         with httpx.Client(base_url=first.api_url, timeout=30) as api:
             assert api.post("/apartments", json=_apartment("ghost")).status_code == 201
-        # A rollout Temporal keeps (no worker here: it just stays running).
-        client = await Client.connect(first.temporal_address)
-        await client.start_workflow(
-            "RolloutWorkflow",
-            {},
-            id="rollout.ghost.header",
-            task_queue=settings.task_queue,
-            search_attributes=initial("ghost", "header", "1.0.0"),
-        )
+        asyncio.run(_start_ghost_rollout(first, settings.task_queue))
     finally:
         first.stop()
 
