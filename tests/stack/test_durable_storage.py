@@ -144,7 +144,7 @@ def test_a_restarted_stack_keeps_apartments_revisions_bundles_and_tokens(
         store = ManifestStore(s3, settings.s3_bucket)
         assert _new_revision(store, "shop") == 3  # revisions keep growing
         # the published files are served with their metadata
-        entry = s3.get_object(Bucket=settings.s3_bucket, Key=published.prefix + "index.js")
+        entry = s3.get_object(Bucket=settings.s3_bucket, Key=published.keys["index.js"])
         assert entry["CacheControl"].endswith("immutable")
         assert entry["ContentType"].startswith("text/javascript")
     finally:
