@@ -397,7 +397,14 @@ class EmbeddedStack:
         s = self.settings
         client = self._s3_client()
         try:
-            if s.s3_region == "us-east-1":
+            client.head_bucket(Bucket=s.s3_bucket)
+            exists = True
+        except ClientError:
+            exists = False
+        try:
+            if exists:
+                pass  # kept across restarts: do not journal a create again
+            elif s.s3_region == "us-east-1":
                 client.create_bucket(Bucket=s.s3_bucket)
             else:
                 client.create_bucket(
