@@ -8,28 +8,27 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.bundles import (
     ArchiveLimits,
     BundleError,
-    BundleFile,
     bundle_root,
     content_type,
     extract_archive,
-    open_nofollow,
     resolve_bundle_path,
     scan_bundle,
     sri_sha384,
     tree_hash,
 )
-from activities.storage import IMMUTABLE, is_missing
+from activities.layout import PlannedFile, SharedKeyConflict, plan_shared
+from activities.storage import IMMUTABLE, is_missing, is_precondition_failed
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 
@@ -68,6 +67,16 @@ class PublishBundleResult(BaseModel):
     files: int
     uploaded: int
     skipped: int
+    # "shared": one namespace per unit, unchanged files keep their URL across versions;
+    # "versioned": the whole bundle under its own content-addressed prefix (see docs/bundles.md).
+    layout: Literal["shared", "versioned"] = "versioned"
+    uploaded_bytes: int = 0
+    # relpath in the bundle -> storage key, and -> sha384 SRI of the published bytes
+    keys: dict[str, str] = Field(default_factory=dict)
+    file_integrity: dict[str, str] = Field(default_factory=dict)
+    # what this publish sent (the only keys it may take back) and the entry's key
+    uploaded_keys: list[str] = Field(default_factory=list)
+    entry_key: str | None = None
 
 
 class UnpublishBundleInput(BaseModel):
@@ -75,6 +84,10 @@ class UnpublishBundleInput(BaseModel):
     # Set when the rollout uploaded every file itself (nothing was there before it
     # started): only manifests written since then can reference the prefix.
     since: datetime | None = None
+    # Shared layout (one namespace per unit): delete only these keys, the ones this
+    # rollout uploaded, and only if no manifest references `entry_key`.
+    keys: list[str] | None = None
+    entry_key: str | None = None
 
 
 class UnpublishBundleResult(BaseModel):
@@ -101,51 +114,97 @@ class PublishActivities:
         self.http = http
         self.cdn = cdn
 
-    def _existing(self, prefix: str) -> dict[str, int]:
-        sizes: dict[str, int] = {}
+    def _existing(self, prefix: str) -> dict[str, tuple[int, str]]:
+        """key -> (size, ETag without quotes) of every object under `prefix`."""
+        found: dict[str, tuple[int, str]] = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.s3_bucket, Prefix=prefix
         ):
             for item in page.get("Contents", []):
-                sizes[item["Key"]] = item["Size"]
-        return sizes
+                found[item["Key"]] = (item["Size"], item.get("ETag", "").strip('"'))
+        return found
 
-    def _upload(self, key: str, f: BundleFile) -> None:
-        with open_nofollow(f.path) as body:
+    def _upload(self, item: PlannedFile, exclusive: bool) -> None:
+        """PUT one file; `exclusive`: never overwrite (a shared key another version may serve)."""
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
+        try:
             self.s3.put_object(
                 Bucket=self.settings.s3_bucket,
-                Key=key,
-                Body=body,
-                ContentType=content_type(f.relpath),
+                Key=item.key,
+                Body=item.read(),
+                ContentType=content_type(item.relpath),
                 CacheControl=IMMUTABLE,
-                Metadata={"sha256": f.sha256},
+                Metadata={"sha256": item.sha256},
+                **extra,
             )
+        except ClientError as exc:
+            if not (exclusive and is_precondition_failed(exc)):
+                raise
+            # someone published the same key first: fine if it holds these very bytes
+            if item.content_addressed:
+                return
+            head = self.s3.head_object(Bucket=self.settings.s3_bucket, Key=item.key)
+            if head.get("ETag", "").strip('"') != item.md5:
+                raise SharedKeyConflict(item.key) from exc
+
+    def _send(self, todo: list[PlannedFile], exclusive: bool) -> None:
+        done = 0
+        if not todo:
+            return
+        with ThreadPoolExecutor(max_workers=self.settings.upload_concurrency) as pool:
+            futures = [pool.submit(self._upload, item, exclusive) for item in todo]
+            for future in as_completed(futures):
+                future.result()
+                done += 1
+                if activity.in_activity():
+                    activity.heartbeat(done)
 
     def _publish_dir(self, root: Path, inp: PublishBundleInput) -> PublishBundleResult:
         files = scan_bundle(root, inp.entry)
-        prefix = f"bundles/{inp.unit_id}/{tree_hash(files)[:32]}/"
-        existing = self._existing(prefix)
-        # Content-addressed keys: an object already there with the right size
-        # is this very file, so a retry or a re-publish sends only what is missing.
-        todo = [f for f in files if existing.get(prefix + f.relpath) != f.size]
-        done = 0
-        if todo:
-            with ThreadPoolExecutor(max_workers=self.settings.upload_concurrency) as pool:
-                futures = [pool.submit(self._upload, prefix + f.relpath, f) for f in todo]
-                for future in as_completed(futures):
-                    future.result()
-                    done += 1
-                    if activity.in_activity():
-                        activity.heartbeat(done)
-        entry = next(f for f in files if f.relpath == inp.entry)
+        unit_prefix = f"bundles/{inp.unit_id}/"
+        existing = self._existing(unit_prefix)
+        plan = plan_shared(files, inp.entry, unit_prefix, existing)
+        if plan is not None:
+            todo = [item for item in plan if not item.stored(existing)]
+            try:
+                self._send(todo, exclusive=True)
+                return self._result(plan, todo, unit_prefix, "shared", inp.entry)
+            except SharedKeyConflict:
+                pass  # another version took a name first with other bytes: publish apart
+        prefix = f"{unit_prefix}{tree_hash(files)[:32]}/"
+        plan = [
+            PlannedFile(f.relpath, prefix + f.relpath, f.path, f.sha256, content_addressed=True)
+            for f in files
+        ]
+        # Content-addressed prefix: an object already there with the right size is this very
+        # file, so a retry or a re-publish sends only what is missing.
+        todo = [item for item in plan if not item.stored(existing)]
+        self._send(todo, exclusive=False)
+        return self._result(plan, todo, prefix, "versioned", inp.entry)
+
+    def _result(
+        self,
+        plan: list[PlannedFile],
+        todo: list[PlannedFile],
+        prefix: str,
+        layout: Literal["shared", "versioned"],
+        entry: str,
+    ) -> PublishBundleResult:
+        entry_file = next(item for item in plan if item.relpath == entry)
         return PublishBundleResult(
             prefix=prefix,
-            entry_url=self.settings.public_url(prefix + inp.entry),
-            integrity=sri_sha384(_read(entry.path)),
-            size=sum(f.size for f in files),
-            files=len(files),
+            entry_url=self.settings.public_url(entry_file.key),
+            integrity=entry_file.integrity,
+            size=sum(item.size for item in plan),
+            files=len(plan),
+            uploaded_keys=[item.key for item in todo],
+            entry_key=entry_file.key,
             uploaded=len(todo),
-            skipped=len(files) - len(todo),
+            skipped=len(plan) - len(todo),
+            layout=layout,
+            uploaded_bytes=sum(item.size for item in todo),
+            keys={item.relpath: item.key for item in plan},
+            file_integrity={item.relpath: item.integrity for item in plan},
         )
 
     def publish(self, inp: PublishBundleInput) -> PublishBundleResult:
@@ -198,11 +257,20 @@ class PublishActivities:
         prefix = inp.prefix
         if not prefix.startswith("bundles/") or not prefix.endswith("/") or ".." in prefix.split("/"):
             raise BundleError(f"{prefix!r} is not a bundle prefix")
-        # Content-addressed: an identical earlier build shares the prefix; never break it.
-        referenced = self._referenced(prefix, inp.since)
-        if referenced:
-            return UnpublishBundleResult(deleted=0, kept_reason=f"referenced by {referenced}")
-        keys = list(self._existing(prefix))
+        if inp.keys is not None:
+            # Shared namespace: other versions' files live beside these; take back only ours.
+            if any(not k.startswith(prefix) or ".." in k.split("/") for k in inp.keys):
+                raise BundleError("keys to unpublish must lie under the bundle prefix")
+            referenced = self._referenced(inp.entry_key or prefix, inp.since)
+            if referenced:
+                return UnpublishBundleResult(deleted=0, kept_reason=f"referenced by {referenced}")
+            keys = list(inp.keys)
+        else:
+            # Content-addressed: an identical earlier build shares the prefix; never break it.
+            referenced = self._referenced(prefix, inp.since)
+            if referenced:
+                return UnpublishBundleResult(deleted=0, kept_reason=f"referenced by {referenced}")
+            keys = list(self._existing(prefix))
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
             self.s3.delete_objects(
@@ -248,11 +316,6 @@ class PublishActivities:
                 return VerifyBundleResult(attempts=attempt, bytes=len(response.content))
             time.sleep(0.1 * attempt)
         raise ApplicationError(f"the edge answered {status} for {inp.entry_url}", type="EdgeUnavailable")
-
-
-def _read(path: Path) -> bytes:
-    with open_nofollow(path) as fh:
-        return fh.read()
 
 
 def sha256_hex(data: bytes) -> str:

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
-from prometheus_client import make_asgi_app
+from fastapi import FastAPI, Request, Response
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
 from activities.manifest_store import ManifestStore
 from activities.storage import s3_client
@@ -45,8 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_http_metrics(app)
     for module in (health, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader):
         app.include_router(module.router)
-    app.mount("/metrics", make_asgi_app())
+    # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
+    for path in ("/metrics", "/metrics/"):
+        app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition (OpenMetrics when the scraper asks for it)."""
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(REGISTRY), media_type=content_type)
 
 
 app = create_app()

@@ -132,3 +132,57 @@ def generate_bundle(
         count, total = by_kind.get(kind, (0, 0))
         by_kind[kind] = (count + 1, total + size)
     return BundleStats(root=root, files=len(plan), bytes=sum(sizes), by_kind=by_kind)
+
+
+@dataclass(frozen=True)
+class ReleaseStats:
+    root: Path
+    files: int
+    changed: int
+    changed_bytes: int
+
+
+def next_release(previous: Path, root: Path, fraction: float = 0.05, seed: int = 2027) -> ReleaseStats:
+    """The next version of a generated bundle, as a bundler would emit it.
+
+    `fraction` of the files change: JS chunks with their source maps, each pair
+    under a new content-hashed name (as esbuild/Vite rename a changed chunk),
+    plus the entry and its map, which import the new names. Every other file is
+    byte-identical.
+    """
+    rng = random.Random(seed)
+    files = sorted(p.relative_to(previous).as_posix() for p in previous.rglob("*") if p.is_file())
+    target = round(len(files) * fraction)
+    chunks = [f for f in files if f.startswith("assets/chunk-") and f.endswith(".js")]
+    picked = set(rng.sample(chunks, (target - 2) // 2))  # pairs, plus index.js and its map
+    renames: dict[str, str] = {}
+    changed_bytes = 0
+    for rel in files:
+        data = (previous / rel).read_bytes()
+        out = rel
+        base = rel.removesuffix(".map")
+        if base in picked:
+            stem = base.rsplit("-", 1)[0]
+            out = f"{stem}-{rng.getrandbits(32):08x}.js" + (".map" if rel.endswith(".map") else "")
+            renames[rel] = out
+            data = _mutate(data, rng)
+        elif rel in ("index.js", "index.js.map"):
+            data = _mutate(data, rng)
+        else:
+            out = rel
+        path = root / out
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if out != rel or rel in ("index.js", "index.js.map"):
+            changed_bytes += len(data)
+    entry = root / "index.js"
+    imports = "".join(f'import "./{new}";\n' for old, new in sorted(renames.items()) if new.endswith(".js"))
+    entry.write_bytes(imports.encode() + entry.read_bytes())
+    changed_bytes += len(imports)
+    return ReleaseStats(root=root, files=len(files), changed=len(renames) + 2, changed_bytes=changed_bytes)
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    """Same size, other bytes: a rebuilt file."""
+    cut = rng.randrange(16, max(17, len(data) - 16))
+    return data[cut:] + data[:cut]

@@ -3,7 +3,11 @@
 Both run as a command against the same local S3 server, through one
 byte-counting TCP proxy (request bytes on the wire, headers included), in
 alternating order over two cold rounds into fresh destinations, then a
-re-publish of the unchanged bundle to the first destination. Skyline uploads
+re-publish of the unchanged bundle to the first destination, then an
+incremental release: the next version, in which 5 % of the files changed (a
+bundler renames each changed chunk and its map, and rewrites the entry), into
+the units of the cold rounds for Skyline and to a new version prefix for
+`aws s3 sync`, alternating, one round per cold unit. Skyline uploads
 with `upload_concurrency` threads (default 8), awscli with its default
 `max_concurrent_requests` (10). Wall time includes each tool's interpreter
 start-up; Skyline's in-process time is shown too.
@@ -19,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bundles import generate_bundle
+from bench.bundles import generate_bundle, next_release
 from bench.context import Ctx
 from bench.report import table, write
 from bench.tcpproxy import TcpProxy
@@ -70,9 +74,9 @@ async def run(ctx: Ctx, rounds: int = 2) -> dict[str, Any]:
         "AWS_SHARED_CREDENTIALS_FILE": str(ctx.work / "aws-credentials-none"),
     }
 
-    def skyline(unit: str) -> dict[str, Any]:
+    def skyline(unit: str, root: Path = stats.root) -> dict[str, Any]:
         proxy.reset_counters()
-        argv = [sys.executable, "-m", "bench.publish_cli", str(stats.root), unit]
+        argv = [sys.executable, "-m", "bench.publish_cli", str(root), unit]
         wall, out = _timed(argv, skyline_env)
         result: dict[str, Any] = json.loads(out)
         return {
@@ -82,16 +86,18 @@ async def run(ctx: Ctx, rounds: int = 2) -> dict[str, Any]:
             "received": proxy.bytes_down,
             "uploaded": result["uploaded"],
             "skipped": result["skipped"],
+            "uploaded_bytes": result["uploaded_bytes"],
+            "layout": result["layout"],
             "prefix": result["prefix"],
         }
 
-    def aws(dest: str) -> dict[str, Any]:
+    def aws(dest: str, root: Path = stats.root) -> dict[str, Any]:
         proxy.reset_counters()
         argv = [
             _aws(),
             "s3",
             "sync",
-            str(stats.root),
+            str(root),
             f"s3://{bucket}/{dest}",
             "--endpoint-url",
             endpoint,
@@ -111,6 +117,17 @@ async def run(ctx: Ctx, rounds: int = 2) -> dict[str, Any]:
                 else:
                     cold["aws"].append(aws(f"peer/bench-publish-{i}/"))
         warm = {"skyline": skyline("bench-publish-0"), "aws": aws("peer/bench-publish-0/")}
+        release = next_release(stats.root, ctx.work / "big-bundle-next")
+        incremental: dict[str, list[dict[str, Any]]] = {"skyline": [], "aws": []}
+        for i in range(rounds):
+            order = ("aws", "skyline") if i % 2 == 0 else ("skyline", "aws")
+            for tool in order:
+                if tool == "skyline":
+                    incremental["skyline"].append(skyline(f"bench-publish-{i}", release.root))
+                else:
+                    run = aws(f"peer/bench-publish-{i}-next/", release.root)
+                    run["uploaded"] = _count_objects(ctx, f"peer/bench-publish-{i}-next/")
+                    incremental["aws"].append(run)
     finally:
         proxy.close()
     uploaded_by_aws = _count_objects(ctx, "peer/bench-publish-0/")
@@ -171,7 +188,43 @@ async def run(ctx: Ctx, rounds: int = 2) -> dict[str, Any]:
             "interpreter start-up of each command."
         ],
     )
-    params = {"files": stats.files, "bytes": stats.bytes, "by_kind": stats.by_kind, "rounds": rounds}
-    results = {"cold": cold, "warm": warm, "ratio_cold_seconds": sk["seconds"] / aw["seconds"]}
+    si = min(incremental["skyline"], key=lambda r: r["seconds"])
+    ai = min(incremental["aws"], key=lambda r: r["seconds"])
+    if si["layout"] != "shared" or si["uploaded"] > release.changed:
+        raise RuntimeError(f"incremental release re-sent unchanged files: {si}")
+    text += "\n" + table(
+        f"Incremental release: {release.changed} of {release.files} files changed "
+        f"({release.changed_bytes / MB:.1f} MB), best of {rounds}",
+        ["tool", "files sent", "MB sent", "seconds"],
+        [
+            ["Skyline publisher (shared unit directory)", si["uploaded"], f"{si['sent'] / MB:.2f}",
+             f"{si['seconds']:.2f} ({si['in_process_seconds']:.2f} in process)"],
+            ["aws s3 sync to a new version prefix", ai["uploaded"], f"{ai['sent'] / MB:.2f}",
+             f"{ai['seconds']:.2f}"],
+            ["aws / Skyline", f"{ai['uploaded'] / max(1, si['uploaded']):.1f}x fewer",
+             f"{ai['sent'] / max(1, si['sent']):.1f}x fewer", f"{ai['seconds'] / si['seconds']:.2f}x faster"],
+        ],
+        [
+            "The next version renames each changed chunk and its map (new content hash) and rewrites the "
+            "entry; every other file is byte-identical. Skyline sends only what changed (docs/bundles.md); "
+            "browsers keep the unchanged files' URLs."
+        ],
+    )  # fmt: skip
+    params = {
+        "files": stats.files,
+        "bytes": stats.bytes,
+        "by_kind": stats.by_kind,
+        "rounds": rounds,
+        "incremental_changed_files": release.changed,
+        "incremental_changed_bytes": release.changed_bytes,
+    }
+    results = {
+        "cold": cold,
+        "warm": warm,
+        "incremental": incremental,
+        "ratio_cold_seconds": sk["seconds"] / aw["seconds"],
+        "incremental_bytes_ratio_aws_over_skyline": ai["sent"] / max(1, si["sent"]),
+        "incremental_speedup_over_aws": ai["seconds"] / si["seconds"],
+    }
     write("publishing", params, results, text)
     return results

@@ -59,7 +59,26 @@ RolloutArg = Annotated[
 ScheduleArg = Annotated[
     str, typer.Argument(metavar="SCHEDULE", help="schedule id (promote.rollout.<a>.<b>), or its rollout")
 ]
-ApartmentArg = Annotated[str, typer.Argument(metavar="APARTMENT", help="apartment (shell app) id")]
+# One convention: `-a/--apartment` everywhere; the positional form of `manifest …` still works.
+ApartmentArg = Annotated[
+    str | None,
+    typer.Argument(metavar="[APARTMENT]", help="apartment (shell app) id; same as -a", show_default=False),
+]
+ApartmentOpt = Annotated[
+    str | None, typer.Option("--apartment", "-a", help="apartment (shell app) id", show_default=False)
+]
+
+
+def pick_apartment(positional: str | None, option: str | None) -> str:
+    """The apartment given as `-a/--apartment` or positionally (not two different ones)."""
+    if positional is not None and option is not None and positional != option:
+        raise typer.BadParameter(f"two apartments given: {positional!r} and -a {option!r}")
+    chosen = option if option is not None else positional
+    if chosen is None:
+        raise typer.BadParameter("which apartment? give -a/--apartment APARTMENT")
+    return chosen
+
+
 Reason = Annotated[str, typer.Option("--reason", "-r", help="why; recorded in the audit trail")]
 Actor = Annotated[
     str | None,

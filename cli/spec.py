@@ -24,6 +24,18 @@ class StrategyKind(StrEnum):
     ab_test = "ab_test"
 
 
+class FrameworkKind(StrEnum):
+    """skyline.manifest.Framework as a typer choice (a test keeps the two equal)."""
+
+    react = "react"
+    preact = "preact"
+    vue = "vue"
+    svelte = "svelte"
+    angular = "angular"
+    wasm = "wasm"
+    vanilla = "vanilla"
+
+
 # Options `rollout start` and `fleet start` share: the bundle and the strategy.
 BundleDir = Annotated[
     Path | None,
@@ -39,6 +51,10 @@ Upload = Annotated[bool, typer.Option(help="upload --bundle-dir instead of passi
 UploadId = Annotated[str | None, typer.Option(help="a bundle uploaded earlier (POST /bundles)")]
 Entry = Annotated[str | None, typer.Option(help="entry module inside the bundle [API default: index.js]")]
 Strategy = Annotated[StrategyKind | None, typer.Option(help="strategy kind [API default: canary]")]
+Framework = Annotated[
+    FrameworkKind | None,
+    typer.Option(help="what the unit is built with, recorded in the manifest [API default: react]"),
+]
 Steps = Annotated[str | None, typer.Option(help="canary weights in percent, e.g. 5,25,50,100")]
 Bake = Annotated[float | None, typer.Option(help="seconds to observe each step (ab_test: duration)")]
 AnalysisInterval = Annotated[float | None, typer.Option("--interval", help="seconds between analyses")]

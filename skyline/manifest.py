@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 SLUG_HELP = "lowercase letters, digits and '-', starting with a letter or digit, at most 63"
 
-Framework = Literal["react", "vue", "svelte", "angular", "wasm", "vanilla"]
+Framework = Literal["react", "preact", "vue", "svelte", "angular", "wasm", "vanilla"]
 UnitStatus = Literal["stable", "beta", "canary", "deprecated"]
 Category = Literal["header", "main", "sidebar", "footer"]
 StrategyName = Literal["immediate", "gradual", "canary", "ab_test"]

@@ -277,3 +277,5 @@ class RolloutStatus(Strict):
     history: list[HistoryEntry] = Field(default_factory=list)
     started_at: datetime
     updated_at: datetime
+    # Set by the API, never by the workflow: object storage lost this rollout's apartment.
+    storage_warning: str | None = None

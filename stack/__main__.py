@@ -9,6 +9,8 @@ check  only check (and, as root, install) the Debian packages.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -50,12 +52,34 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# Components that keep no state of their own in memory: restarted in place if they die.
+_RESTARTABLE = {"s3", "edge"}
+
+
+def cli_path(python: str = sys.executable) -> str:
+    """The `skyline` console script next to this interpreter (the venv's bin/), else `python -m cli`."""
+    beside = Path(python).parent / "skyline"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("skyline")
+    return found if found is not None else f"{python} -m cli"
+
+
 def _print_table(stack: EmbeddedStack) -> None:
-    rows = [*stack.endpoints(), ("Logs", str(stack.state_dir / "logs"))]
+    rows = [
+        *stack.endpoints(),
+        ("Storage", str(stack.storage_dir)),
+        ("Logs", str(stack.state_dir / "logs")),
+        ("CLI", cli_path(stack.python)),
+    ]
     width = max(len(name) for name, _ in rows)
     print("\nSkyline stack is up:", flush=True)
     for name, url in rows:
         print(f"  {name.ljust(width)}  {url}", flush=True)
+    if stack.storage_mismatch:
+        lost = ", ".join(sorted(stack.storage_mismatch))
+        print(f"\nWARNING: storage and Temporal disagree: no manifest for apartment(s) {lost}", flush=True)
+    print("\n`skyline` is in the venv: run the CLI path above or `source .venv/bin/activate`", flush=True)
     print("\nPress Ctrl-C to stop.", flush=True)
 
 
@@ -119,6 +143,14 @@ def _run(args: argparse.Namespace) -> int:
         starting = False
         _print_table(stack)
         while not stopping.wait(1.0):
+            dead = stack.dead()
+            for process in [p for p in dead if p.name in _RESTARTABLE]:
+                print(f"[stack] {process.name} exited with code {process.returncode}; restarting", flush=True)
+                try:
+                    stack.restart(process.name)
+                except StackError as exc:
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
+                    return 1
             dead = stack.dead()
             if dead:
                 for process in dead:

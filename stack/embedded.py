@@ -3,7 +3,8 @@
 Components, in start order (each waits until healthy before the next starts):
 
     temporal    `temporal server start-dev` (SQLite db in the state dir, kept across runs)
-    s3          `moto_server` (in memory) + the bucket from settings
+    s3          moto's S3 API made durable (`python -m stack.s3server`: a journal of
+                acknowledged writes in <state>/s3, replayed on start) + the bucket
     edge        varnishd with stack/varnish/skyline.vcl, backend = s3
     prometheus  prometheus with stack/prometheus/prometheus.yml
     worker      `python -m worker`
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import httpx
@@ -42,6 +43,9 @@ from stack.processes import (
     wait_until,
 )
 from stack.system_packages import find_binary
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 HOST = "127.0.0.1"
 START_ORDER: tuple[str, ...] = ("temporal", "s3", "edge", "prometheus", "worker", "api")
@@ -125,6 +129,8 @@ class EmbeddedStack:
         self.stop_timeout = stop_timeout
         self._progress = progress or (lambda _message: None)
         self._processes: dict[str, ManagedProcess] = {}
+        # apartment -> rollout ids Temporal knows but storage has no manifest for (see start()).
+        self.storage_mismatch: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------- public
 
@@ -136,14 +142,7 @@ class EmbeddedStack:
         for sub in ("logs", "config"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         self.bundle_root.mkdir(parents=True, exist_ok=True)
-        starters: dict[str, Callable[[], None]] = {
-            "temporal": self._start_temporal,
-            "s3": self._start_s3,
-            "edge": self._start_edge,
-            "prometheus": self._start_prometheus,
-            "worker": self._start_worker,
-            "api": self._start_api,
-        }
+        starters = self._starters()
         try:
             for name in START_ORDER:
                 if name in self.components:
@@ -153,6 +152,53 @@ class EmbeddedStack:
         except BaseException:
             self.stop()
             raise
+        if {"temporal", "s3"} <= self.components:
+            self.check_storage()
+
+    def check_storage(self) -> dict[str, list[str]]:
+        """Warn (progress line) about rollouts Temporal has whose apartment storage lacks."""
+        try:
+            self.storage_mismatch = _run_async(self._storage_mismatch, timeout=30.0)
+        except Exception as exc:  # a check that cannot run must not stop the stack
+            self._progress(f"WARNING: could not compare storage with Temporal: {exc!r}")
+            return {}
+        for apartment, ids in self.storage_mismatch.items():
+            shown = ", ".join(ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+            self._progress(
+                f"WARNING: storage and Temporal disagree: Temporal has {len(ids)} rollout(s) of "
+                f"apartment {apartment!r} ({shown}) but storage has no manifest for it "
+                f"(was {self.state_dir / 'storage'} wiped?); those rollouts cannot finish"
+            )
+        return self.storage_mismatch
+
+    async def _storage_mismatch(self) -> dict[str, list[str]]:
+        from temporalio.client import Client
+
+        from activities.consistency import rollouts_without_apartment
+
+        client = await Client.connect(self.temporal_address, namespace=self.settings.temporal_namespace)
+        return await rollouts_without_apartment(client, self._s3_client(), self.settings.s3_bucket)
+
+    def restart(self, name: str) -> None:
+        """Stop (if still running) and start one component again, waiting until it is healthy."""
+        starters = self._starters()
+        if name not in self._processes:
+            raise StackError(f"{name}: not started by this stack")
+        self._progress(f"restarting {name}")
+        old = self._processes[name]
+        old.stop(timeout=self.stop_timeout)
+        starters[name]()
+        self._progress(f"{name} is ready again")
+
+    def _starters(self) -> dict[str, Callable[[], None]]:
+        return {
+            "temporal": self._start_temporal,
+            "s3": self._start_s3,
+            "edge": self._start_edge,
+            "prometheus": self._start_prometheus,
+            "worker": self._start_worker,
+            "api": self._start_api,
+        }
 
     def stop(self) -> None:
         """Stop the processes this stack started, in reverse order. Idempotent."""
@@ -292,7 +338,7 @@ class EmbeddedStack:
     ) -> ManagedProcess:
         process = ManagedProcess(name, argv, self.state_dir / "logs" / f"{name}.log", env, cwd)
         process.start()
-        self._processes[name] = process
+        self._processes[name] = process  # a restart keeps the component's place in the stop order
         return process
 
     def _binary(self, name: str) -> str:
@@ -341,26 +387,46 @@ class EmbeddedStack:
 
         return _run_async(check, timeout=5.0)
 
+    @property
+    def storage_dir(self) -> Path:
+        """Where the S3 server keeps its journal (kept across runs, like temporal.db)."""
+        return self.state_dir / "storage"
+
     def _start_s3(self) -> None:
-        argv = [self._binary("moto_server"), "-H", HOST, "-p", str(self.ports.s3)]
-        process = self._launch("s3", argv)
+        argv = [
+            self.python, "-m", "stack.s3server",
+            "--host", HOST, "--port", str(self.ports.s3),
+            "--data-dir", str(self.storage_dir),
+        ]  # fmt: skip
+        process = self._launch("s3", argv, self._python_env(), self._python_cwd())
         wait_until(
             lambda: _http_ok(f"{self.s3_endpoint_url}/", any_status=True),
             self.startup_timeout, "s3", process,
         )  # fmt: skip
         self._create_bucket()
 
-    def _create_bucket(self) -> None:
+    def _s3_client(self) -> S3Client:
         s = self.settings
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.s3_endpoint_url,
             region_name=s.s3_region,
             aws_access_key_id=s.aws_access_key_id.get_secret_value(),
             aws_secret_access_key=s.aws_secret_access_key.get_secret_value(),
         )
+
+    def _create_bucket(self) -> None:
+        s = self.settings
+        client = self._s3_client()
         try:
-            if s.s3_region == "us-east-1":
+            client.head_bucket(Bucket=s.s3_bucket)
+            exists = True
+        except ClientError:
+            exists = False
+        try:
+            if exists:
+                pass  # kept across restarts: do not journal a create again
+            elif s.s3_region == "us-east-1":
                 client.create_bucket(Bucket=s.s3_bucket)
             else:
                 client.create_bucket(
@@ -373,7 +439,13 @@ class EmbeddedStack:
                 raise StackError(f"s3: cannot create bucket {s.s3_bucket!r}: {exc}") from exc
         # The edge fetches anonymously (no SigV4 in VCL): objects are public-read,
         # listing and writes still need credentials.
-        client.put_bucket_policy(Bucket=s.s3_bucket, Policy=public_read_policy(s.s3_bucket))
+        policy = public_read_policy(s.s3_bucket)
+        try:
+            current = client.get_bucket_policy(Bucket=s.s3_bucket)["Policy"]
+        except ClientError:
+            current = ""
+        if current != policy:  # kept across restarts: do not journal it again
+            client.put_bucket_policy(Bucket=s.s3_bucket, Policy=policy)
 
     def _start_edge(self) -> None:
         varnishd = find_binary("varnishd")

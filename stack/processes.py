@@ -4,24 +4,103 @@ Every process runs in its own session (process group), so `stop()` reaches
 the children it forks too (varnishd's cache child, for instance) and a Ctrl-C
 in the launcher's terminal does not hit them before the launcher decides the
 shutdown order.
+
+Every process also dies with the process that started it: the child asks the
+kernel for SIGTERM when its parent goes (`prctl(PR_SET_PDEATHSIG)`), so a
+killed test runner, `make run` or benchmark leaves no server behind. The
+kernel ties that signal to the parent *thread* that forked, so every start
+goes through one spawner thread that lives as long as the process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import queue
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 
 class StackError(RuntimeError):
     """A component of the embedded stack could not be started or is unhealthy."""
+
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved before any fork: the child only calls it
+    _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn: SIGTERM this child when `parent` (its forking thread) goes away."""
+    prctl = _prctl
+    if prctl is None:
+        return None
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+class _Spawner:
+    """One daemon thread that forks every child, so PDEATHSIG fires only when the process dies."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], queue.SimpleQueue[object]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], T]) -> T:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="stack-spawner", daemon=True)
+                self._thread.start()
+        answer: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._jobs.put((job, answer))
+        result = answer.get()
+        if isinstance(result, _Failed):
+            raise result.error
+        return result  # type: ignore[return-value]
+
+    def _loop(self) -> None:
+        while True:
+            job, answer = self._jobs.get()
+            try:
+                answer.put(job())
+            except BaseException as exc:  # handed to the caller
+                answer.put(_Failed(exc))
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_SPAWNER = _Spawner()
+
+
+def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen in a new session whose child gets SIGTERM when this process dies."""
+    parent = os.getpid()
+    return _SPAWNER.run(
+        lambda: subprocess.Popen(list(argv), start_new_session=True, preexec_fn=_die_with(parent), **kwargs)
+    )
 
 
 class ManagedProcess:
@@ -53,14 +132,13 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         try:
-            self._popen = subprocess.Popen(
+            self._popen = spawn(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
-                start_new_session=True,
             )
         except OSError as exc:
             self._close_log()

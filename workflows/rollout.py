@@ -472,6 +472,8 @@ class RolloutWorkflow:
                     prefix=prefix,
                     # Every file uploaded by this rollout: only manifests written since can use them.
                     since=self._status.started_at if published.skipped == 0 else None,
+                    keys=published.uploaded_keys if published.layout == "shared" else None,
+                    entry_key=published.entry_key if published.layout == "shared" else None,
                 ),
                 summary=f"unpublish {prefix}",
                 **options.UNPUBLISH,

@@ -53,6 +53,38 @@ def _manifest_or_404(store: StoreDep, apartment: str) -> ApartmentManifest:
     return found[0]
 
 
+class ApartmentSummary(BaseModel):
+    id: str
+    name: str
+    revision: int = Field(description="the current manifest revision")
+    buildings: list[str]
+
+
+@router.get("", response_model=list[ApartmentSummary])
+async def list_apartments(store: StoreDep, who: Viewer) -> list[ApartmentSummary]:
+    """Every apartment in storage with its current revision, sorted by id."""
+
+    def read_all() -> list[ApartmentSummary]:
+        found: list[ApartmentSummary] = []
+        for apartment in store.list_apartments():
+            head = store.read(apartment)
+            if head is None:  # a revisions/ prefix without a head: not an apartment (yet)
+                continue
+            manifest = head[0]
+            entry = manifest.apartments.get(apartment)
+            found.append(
+                ApartmentSummary(
+                    id=apartment,
+                    name=entry.name if entry is not None else apartment,
+                    revision=manifest.revision,
+                    buildings=sorted(entry.buildings) if entry is not None else [],
+                )
+            )
+        return found
+
+    return await asyncio.to_thread(read_all)
+
+
 @router.post("", status_code=201)
 async def create_apartment(req: CreateApartmentRequest, store: StoreDep, who: Admin) -> dict[str, Any]:
     """Register a shell application and its buildings (manifest revision 1)."""

@@ -105,7 +105,7 @@ async def loader_info(request: Request, settings: SettingsDep, store: StoreDep) 
     return LoaderInfo(**asset.model_dump(), script=asset.script_tag())
 
 
-@router.get("/loader.js", response_class=RedirectResponse, status_code=307)
+@router.api_route("/loader.js", methods=["GET", "HEAD"], response_class=RedirectResponse, status_code=307)
 async def loader_js(request: Request, settings: SettingsDep, store: StoreDep) -> RedirectResponse:
     """Redirect to the current loader at the edge (cached a minute; pin /loader's URL instead)."""
     asset = await _published(request, settings, store)

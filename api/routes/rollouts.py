@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -19,6 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.bundles import BundleError, resolve_bundle_path
+from activities.consistency import apartment_exists, storage_warning
 from activities.manifests import rollout_refusal
 from activities.publish import legacy_upload_key, upload_key
 from api.auth import Deployer, Principal, Viewer
@@ -29,6 +30,7 @@ from skyline.figures import StepDocument
 from skyline.manifest import SLUG
 from skyline.outbound import literal_refusal
 from skyline.rollout import (
+    TERMINAL_STATES,
     ControlRequest,
     HistoryEntry,
     PromoteRequest,
@@ -195,11 +197,28 @@ class RolloutSummary(BaseModel):
     workflow_status: str
     started_at: datetime | None
     closed_at: datetime | None
+    storage_warning: str | None = Field(
+        default=None, description="set when object storage has no manifest for the rollout's apartment"
+    )
+
+
+async def _storage_warning(store: StoreDep, apartment: str | None, seen: dict[str, str | None]) -> str | None:
+    """A warning if storage lost `apartment` (wiped while Temporal kept the rollout), else None."""
+    if apartment is None:
+        return None
+    if apartment not in seen:
+        try:
+            exists = await asyncio.to_thread(apartment_exists, store.s3, store.bucket, apartment)
+        except Exception:  # storage unreachable: that is another error, reported elsewhere
+            exists = True
+        seen[apartment] = None if exists else storage_warning(apartment)
+    return seen[apartment]
 
 
 @router.get("", response_model=list[RolloutSummary])
 async def list_rollouts(
     temporal: TemporalDep,
+    store: StoreDep,
     who: Viewer,
     apartment: Annotated[str | None, Query(pattern=SLUG.pattern)] = None,
     building: Annotated[str | None, Query(pattern=SLUG.pattern)] = None,
@@ -218,8 +237,11 @@ async def list_rollouts(
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")  # values are pattern-checked above
     found: list[RolloutSummary] = []
+    seen: dict[str, str | None] = {}
     async for execution in temporal.list_workflows(" AND ".join(clauses), limit=limit):
         attrs = execution.typed_search_attributes
+        running = execution.status == WorkflowExecutionStatus.RUNNING
+        warning = await _storage_warning(store, attrs.get(search.APARTMENT), seen) if running else None
         found.append(
             RolloutSummary(
                 id=execution.id,
@@ -232,6 +254,7 @@ async def list_rollouts(
                 workflow_status=execution.status.name.lower() if execution.status else "unknown",
                 started_at=execution.start_time,
                 closed_at=execution.close_time,
+                storage_warning=warning,
             )
         )
     return found
@@ -250,27 +273,32 @@ async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutio
 
 
 @router.get("/{rollout_id}", response_model=RolloutStatus)
-async def get_rollout(rollout_id: str, temporal: TemporalDep, who: Viewer) -> RolloutStatus:
+async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> RolloutStatus:
     handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
     await _describe_or_404(handle)
-    return await handle.query(RolloutWorkflow.status)
+    status = await handle.query(RolloutWorkflow.status)
+    if status.state in TERMINAL_STATES:
+        return status
+    warning = await _storage_warning(store, status.apartment, {})
+    return status.model_copy(update={"storage_warning": warning}) if warning else status
 
 
 @router.get("/{rollout_id}/audit", response_model=list[HistoryEntry])
-async def audit(rollout_id: str, temporal: TemporalDep, who: Viewer) -> list[HistoryEntry]:
+async def audit(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> list[HistoryEntry]:
     """Who did what, why and when: every control, refusal and step of the rollout."""
-    return (await get_rollout(rollout_id, temporal, who)).history
+    return (await get_rollout(rollout_id, temporal, store, who)).history
 
 
 @router.get("/{rollout_id}/looks", response_model=list[StepDocument])
 async def looks(
     rollout_id: str,
     temporal: TemporalDep,
+    store: StoreDep,
     who: Viewer,
     step: Annotated[int | None, Query(ge=0, description="only this step (index into steps)")] = None,
 ) -> list[StepDocument]:
     """Every step the judge looked at, as `skyline judge replay` step documents."""
-    status = await get_rollout(rollout_id, temporal, who)
+    status = await get_rollout(rollout_id, temporal, store, who)
     spec_analysis = status.analysis or {}
     docs = step_documents(status.looks, spec_analysis, status.reference)
     if step is not None:

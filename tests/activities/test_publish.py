@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +31,100 @@ def test_publish_is_content_addressed_and_idempotent(settings: Settings, s3: Any
     first = publisher(settings, s3).publish(inp)
     assert first.files == 23 and first.uploaded == 23 and first.skipped == 0
     assert first.integrity == sri_sha384((bundle / "index.js").read_bytes())
-    assert first.prefix.startswith(f"bundles/{unit_id}/")
+    assert first.prefix == f"bundles/{unit_id}/" and first.layout == "shared"
+    entry_key = first.keys["index.js"]
+    assert first.entry_url.endswith("/" + entry_key)
+    assert re.fullmatch(rf"bundles/{unit_id}/index\.[0-9a-f]{{16}}\.js", entry_key)
+    assert first.keys["chunks/chunk-3.js"] == f"bundles/{unit_id}/chunks/chunk-3.js"
+    # every published file's SRI is recorded
+    assert first.file_integrity == {
+        rel: sri_sha384(s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read())
+        for rel, key in first.keys.items()
+    }
 
-    head = s3.head_object(Bucket=settings.s3_bucket, Key=first.prefix + "index.js")
+    head = s3.head_object(Bucket=settings.s3_bucket, Key=entry_key)
     assert head["CacheControl"] == "public, max-age=31536000, immutable"
     assert head["ContentType"] == "text/javascript; charset=utf-8"
-    css = s3.head_object(Bucket=settings.s3_bucket, Key=first.prefix + "style.css")
+    css = s3.head_object(Bucket=settings.s3_bucket, Key=first.keys["style.css"])
     assert css["ContentType"].startswith("text/css")
 
     again = publisher(settings, s3).publish(inp)
-    assert again.prefix == first.prefix and again.uploaded == 0 and again.skipped == 23
+    assert again.keys == first.keys and again.uploaded == 0 and again.skipped == 23
 
-    # a changed file is a new content address
+    # a changed entry is a new address; the files it did not change keep theirs
     (bundle / "index.js").write_text("export const changed = true;\n")
     changed = publisher(settings, s3).publish(inp)
-    assert changed.prefix != first.prefix and changed.uploaded == 23
+    assert changed.layout == "shared" and changed.uploaded == 1 and changed.uploaded_bytes == 29
+    assert changed.keys["index.js"] != entry_key and changed.entry_url != first.entry_url
+    assert {k: v for k, v in changed.keys.items() if k != "index.js"} == {
+        k: v for k, v in first.keys.items() if k != "index.js"
+    }
+    # the first version is still served as it was (keys are never overwritten)
+    old = s3.get_object(Bucket=settings.s3_bucket, Key=entry_key)["Body"].read()
+    assert sri_sha384(old) == first.integrity
+
+    # an unhashed name whose bytes changed cannot share: the bundle is published apart
+    (bundle / "chunks" / "chunk-0.js").write_text("export const n0 = 'other';\n")
+    apart = publisher(settings, s3).publish(inp)
+    assert apart.layout == "versioned" and apart.uploaded == 23
+    assert apart.prefix.startswith(f"bundles/{unit_id}/") and apart.prefix != first.prefix
+    assert apart.keys["chunks/chunk-0.js"] == apart.prefix + "chunks/chunk-0.js"
+    assert s3.get_object(Bucket=settings.s3_bucket, Key=first.keys["chunks/chunk-0.js"])["Body"].read() == (
+        b"export const n0 = 0; // 1.0.0\n"
+    )
+
+
+def _esbuild_like(root: Path, lazy: str, entry_extra: str = "") -> Path:
+    """esbuild --splitting --sourcemap output: hashed chunks, an unhashed entry and its siblings."""
+    root.mkdir(parents=True, exist_ok=True)
+    lazy_name = "chunk-" + hashlib.sha256(lazy.encode()).hexdigest()[:8].upper() + ".js"
+    (root / "chunk-VENDOR01.js").write_text(
+        "export const h = () => 1;\n//# sourceMappingURL=chunk-VENDOR01.js.map\n"
+    )
+    (root / "chunk-VENDOR01.js.map").write_text('{"version":3,"sources":["preact"],"mappings":"AAAA"}')
+    (root / lazy_name).write_text(f"export const lazy = {lazy!r};\n")
+    (root / "index.js").write_text(
+        f'import {{ h }} from "./chunk-VENDOR01.js";\n'
+        f'export async function mount(el) {{ const m = await import("./{lazy_name}"); }}\n'
+        f"{entry_extra}//# sourceMappingURL=index.js.map\n"
+    )
+    (root / "index.js.map").write_text('{"version":3,"sources":["index.tsx"],"mappings":"AACA"}')
+    (root / "index.css").write_text(".unit { color: rebeccapurple; }\n")
+    return root
+
+
+def test_a_second_version_uploads_only_what_changed(settings: Settings, s3: Any, tmp_path: Path) -> None:
+    unit_id = unique("unit")
+    first_dir = _esbuild_like(tmp_path / "v1", "one")
+    second_dir = _esbuild_like(tmp_path / "v2", "two")
+    pub = publisher(settings, s3)
+
+    def publish(root: Path, version: str) -> Any:
+        return pub.publish(
+            PublishBundleInput(
+                unit_id=unit_id, version=version, entry="index.js", source=BundleSource(path=str(root))
+            )
+        )
+
+    first, second = publish(first_dir, "1.0.0"), publish(second_dir, "1.1.0")
+    assert first.layout == second.layout == "shared"
+    assert first.uploaded == 6
+    # the lazy chunk (new hashed name) and the entry that imports it; the entry's map is unchanged
+    lazy = next(r for r in second.keys if r.startswith("chunk-") and "VENDOR" not in r)
+    moved = sorted(rel for rel in second.keys if second.keys[rel] != first.keys.get(rel))
+    assert moved == sorted([lazy, "index.js"])
+    assert second.uploaded == 2
+    # unchanged vendor chunk, its map and the stylesheet: same keys, so the same URLs for browsers
+    for rel in ("chunk-VENDOR01.js", "chunk-VENDOR01.js.map", "index.css", "index.js.map"):
+        assert second.keys[rel] == first.keys[rel]
+    # the entry's relative imports resolve in the shared directory, where the chunks are
+    entry = s3.get_object(Bucket=settings.s3_bucket, Key=second.keys["index.js"])["Body"].read().decode()
+    base = second.keys["index.js"].rsplit("/", 1)[0]
+    for spec in re.findall(r'"\./([^"]+)"', entry):
+        assert f"{base}/{spec}" in second.keys.values(), spec
+    # its source map comment names the renamed map
+    assert entry.rstrip().endswith("sourceMappingURL=" + second.keys["index.js.map"].rsplit("/", 1)[1])
+    assert second.integrity == sri_sha384(entry.encode()) == second.file_integrity["index.js"]
 
 
 def test_edge_verification_checks_sri(settings: Settings, s3: Any, tmp_path: Path) -> None:

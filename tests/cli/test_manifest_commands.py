@@ -25,9 +25,12 @@ async def test_show_history_diff_resolve_and_undo(cli: Cli, api: httpx.AsyncClie
     created = cli.json(
         "rollout", "start", "-a", apartment, "-b", "header", "-u", "header", "-V", "1.1.0",
         "--bundle-dir", str(bundle), "--steps", "5,100", "--bake", "600", "--interval", "60",
+        "--framework", "preact",
     )  # fmt: skip
     await wait_state(api, created["id"], {"progressing"})
     assert cli.json("rollout", "promote", created["id"], "--full")["state"] == "succeeded"
+    unit = cli.json("manifest", "show", "-a", apartment)["apartments"][apartment]["buildings"]["header"]
+    assert unit["units"]["header@1.1.0"]["framework"] == "preact"  # not the "react" default
 
     current = cli.json("manifest", "show", apartment)
     assert active_header(current, apartment) == "header@1.1.0"
@@ -42,11 +45,19 @@ async def test_show_history_diff_resolve_and_undo(cli: Cli, api: httpx.AsyncClie
 
     listing = cli.json("manifest", "history", apartment)
     assert listing == {"apartment": apartment, "current": head, "revisions": list(range(1, head + 1))}
+    # one convention: -a/--apartment everywhere, the positional form still works
+    assert cli.json("manifest", "history", "-a", apartment) == listing
+    assert cli.json("manifest", "history", "--apartment", apartment) == listing
+    assert cli("manifest", "history").exit_code == 2
+    assert cli("manifest", "history", apartment, "-a", "other").exit_code == 2
     table = cli("manifest", "history", apartment)
     assert table.exit_code == 0, table.output
     assert f"{head} (current)" in table.stdout and "create apartment" in table.stdout
     assert "tests" in table.stdout  # the actor of revision 1
 
+    assert cli.json("manifest", "diff", "-a", apartment, "--from", "1") == cli.json(
+        "manifest", "diff", apartment, "--from", "1"
+    )
     changed = cli.json("manifest", "diff", apartment, "--from", "1")
     assert changed["from_revision"] == 1 and changed["to_revision"] == head
     paths = {c["path"]: c for c in changed["changes"]}

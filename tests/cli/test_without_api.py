@@ -130,3 +130,30 @@ def test_help_documents_the_exit_codes() -> None:
     ):
         assert line in result.stdout
     assert "SKYLINE_API_URL" in result.stdout and "SKYLINE_TOKEN" in result.stdout
+
+
+def test_the_framework_choice_is_the_manifest_framework() -> None:
+    from typing import get_args
+
+    from cli.spec import FrameworkKind
+    from skyline.manifest import Framework
+
+    assert [k.value for k in FrameworkKind] == list(get_args(Framework))
+
+
+def test_the_readme_dry_run_spec_validates_and_its_checks_never_decide() -> None:
+    """README, *Your first rollout needs traffic*: a dry run whose bakes pass without traffic."""
+    from skyline.analysis import summarize
+    from skyline.rollout import CheckResult
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = readme.split('`{"strategy"', 1)[1].split("}`;", 1)[0]
+    strategy = json.loads(" ".join(('{"strategy"' + snippet + "}").split()))["strategy"]
+    spec = RolloutSpec.model_validate(
+        {"apartment": "shop", "building": "header", "unit_id": "header", "version": "1.0.0",
+         "bundle": {"path": "/srv/b"}, "strategy": strategy}
+    )  # fmt: skip
+    [check] = spec.strategy.model_dump()["checks"]
+    assert check["dry_run"] is True
+    no_data = CheckResult(name="observe", value=None, verdict="inconclusive", dry_run=True)
+    assert summarize([no_data])[0] == "pass"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -117,9 +118,11 @@ async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
     # content address (tampering, a bad replication): the edge serves them.
     prefix = f"bundles/header/{tree_hash(scan_bundle(bundle, 'index.js'))[:32]}/"
     original = (bundle / "index.js").read_bytes()
-    s3.put_object(
-        Bucket=settings.s3_bucket, Key=prefix + "index.js", Body=original.replace(b"header", b"hacker")
-    )
+    # The entry's two possible content addresses (docs/bundles.md): its tagged name in the
+    # unit's shared directory, and the bundle's own prefix when it is published apart.
+    shared = f"bundles/header/index.{hashlib.sha256(original).hexdigest()[:16]}.js"
+    for key in (shared, prefix + "index.js"):
+        s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=original.replace(b"header", b"hacker"))
     response = await api.post("/rollouts", json=body(apartment, bundle))
     assert response.status_code == 201
     final = await wait_state(api, response.json()["id"], {"failed", "succeeded", "rolled_back"})

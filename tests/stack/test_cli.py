@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -60,3 +61,34 @@ def test_check_reports_the_system_binaries() -> None:
     assert result.returncode == 0, result.stderr
     assert "varnishd: " in result.stdout
     assert "prometheus: " in result.stdout
+
+
+def test_run_restarts_a_killed_storage_server_and_prints_the_cli_path(tmp_path: Path) -> None:
+    out = tmp_path / "launcher.out"
+    with out.open("wb") as sink:
+        launcher = subprocess.Popen(
+            [
+                sys.executable, "-m", "stack", "run",
+                "--state-dir", str(tmp_path / "state"),
+                "--ephemeral-ports", "--components", "s3",
+            ],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        up = "Skyline stack is up"
+        wait_until(lambda: up in out.read_text() or launcher.poll() is not None, 30.0, "up")
+        text = out.read_text()
+        assert "Storage" in text and str(tmp_path / "state" / "storage") in text
+        assert "CLI" in text and "skyline" in text
+        [s3] = children_of(launcher.pid)
+        os.kill(s3, signal.SIGKILL)
+        wait_until(lambda: "s3 is ready again" in out.read_text(), 30.0, "restart")
+        assert launcher.poll() is None, out.read_text()
+        [again] = children_of(launcher.pid)
+        assert again != s3
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=30) == 0, out.read_text()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()

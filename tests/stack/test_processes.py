@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 
 from stack.processes import ManagedProcess, StackError, free_port, port_in_use, wait_until
 from tests.stack.helpers import group_members, process_exists
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spawn(tmp_path: Path, script: str, name: str = "demo") -> ManagedProcess:
@@ -93,3 +98,40 @@ def test_free_port_and_port_in_use() -> None:
         listener.bind(("127.0.0.1", port))
         listener.listen()
         assert port_in_use(port)
+
+
+_ORPHAN_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from stack.embedded import EmbeddedStack, StackPorts
+stack = EmbeddedStack(Path(sys.argv[1]), StackPorts.ephemeral(), {"s3", "edge", "prometheus"})
+stack.start()
+print(json.dumps(stack.pids()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_servers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
+    """SIGKILL the launcher (no chance to clean up): every server it started goes too."""
+    out = tmp_path / "launcher.out"
+    with out.open("wb") as sink:
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _ORPHAN_SCRIPT, str(tmp_path / "state")],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: out.read_text().startswith("{") or launcher.poll() is not None, 60.0, "launcher")
+        assert launcher.poll() is None, out.read_text()
+        pids: dict[str, int] = json.loads(out.read_text().splitlines()[0])
+        assert set(pids) == {"s3", "edge", "prometheus"}
+        everything = group_members(set(pids.values()))  # varnishd's cache child too
+        assert len(everything) > len(pids)
+
+        launcher.kill()
+        launcher.wait()
+
+        wait_until(lambda: not [p for p in everything if process_exists(p)], 20.0, "servers gone")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
