@@ -181,9 +181,9 @@ def test_thin_evidence_holds_with_what_is_missing() -> None:
 
 
 def test_next_weight_needs_only_gross_harm_ruled_out() -> None:
-    d = doc(fig(2000, 20), fig(38_000, 380), last=False, weight=5)
+    d = doc(fig(1000, 10), fig(19_000, 190), last=False, weight=5)
     assert judge_step(d).decision == "promote"
-    assert judge_step(doc(fig(2000, 20), fig(38_000, 380), last=True, weight=5)).decision == "hold"
+    assert judge_step(doc(fig(1000, 10), fig(19_000, 190), last=True, weight=5)).decision == "hold"
 
 
 def test_late_onset_is_caught_not_diluted() -> None:
