@@ -148,17 +148,35 @@ class MetricsActivities:
         return out
 
     def figures(self, inp: GatherFiguresInput, version: str, seconds: float, offset: float = 0) -> Figures:
-        """Loads, failed loads and the load-time histogram of one version over a range."""
+        """Loads, failed loads and the load-time histogram of one version over a range (extrapolated)."""
         sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
         rng = f"[{max(1, round(seconds))}s]" + (f" offset {round(offset)}s" if offset > 0 else "")
         outcomes = self._vector(f"sum by (outcome) (increase({LOADS}{{{sel}}}{rng}))", "outcome")
         buckets = self._vector(f"sum by (le) (increase({LOAD_SECONDS}{{{sel}}}{rng}))", "le")
-        loads = round(sum(outcomes.values()))
-        errors = round(sum(v for k, v in outcomes.items() if k != "loaded"))
-        histogram = {(INF if k in ("+Inf", "Inf") else k): v for k, v in buckets.items()}
-        if histogram:
-            histogram[INF] = float(max(0, loads - errors))
-        return Figures(loads=loads, errors=errors, load_seconds=histogram)
+        return _figures(outcomes, buckets)
+
+    def since(self, inp: GatherFiguresInput, version: str, started: float) -> Figures:
+        """Exact counts since `started` (epoch seconds): the counters now less the counters then.
+
+        A series that did not exist yet counts from zero, so the failures that
+        create a new version's `load_error` series are counted. A counter that
+        went down (an API restart) falls back to increase() over the same time.
+        """
+        sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
+        at = f" @ {started:.3f}"
+        outcomes = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}})", "outcome")
+        outcomes_then = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}}{at})", "outcome")
+        buckets = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}})", "le")
+        buckets_then = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}}{at})", "le")
+        reset = any(outcomes_then.get(k, 0) > v for k, v in outcomes.items()) or any(
+            buckets_then.get(k, 0) > v for k, v in buckets.items()
+        )
+        if reset:
+            return self.figures(inp, version, time.time() - started)
+        return _figures(
+            {k: v - outcomes_then.get(k, 0) for k, v in outcomes.items()},
+            {k: v - buckets_then.get(k, 0) for k, v in buckets.items()},
+        )
 
     def _custom(self, inp: GatherFiguresInput) -> dict[str, CheckFigures]:
         out: dict[str, CheckFigures] = {}
@@ -186,11 +204,12 @@ class MetricsActivities:
     @activity.defn
     def gather_figures(self, inp: GatherFiguresInput) -> GatherFiguresResult:
         """One look: both variants' figures since the step began (and the reference, once)."""
-        canary = self.figures(inp, inp.canary_version, inp.since_seconds)
+        started = time.time() - inp.since_seconds
+        canary = self.since(inp, inp.canary_version, started)
         baseline = None
         reference = None
         if inp.baseline_version and inp.baseline_version != inp.canary_version:
-            baseline = self.figures(inp, inp.baseline_version, inp.since_seconds)
+            baseline = self.since(inp, inp.baseline_version, started)
             if inp.reference_offset_seconds is not None:
                 reference = self.figures(
                     inp, inp.baseline_version, REFERENCE_SECONDS, inp.reference_offset_seconds
@@ -228,6 +247,15 @@ class MetricsActivities:
             health_score=health.score,
             health_components=health.components,
         )
+
+
+def _figures(outcomes: dict[str, float], buckets: dict[str, float]) -> Figures:
+    loads = round(sum(outcomes.values()))
+    errors = round(sum(v for k, v in outcomes.items() if k != "loaded"))
+    histogram = {(INF if k in ("+Inf", "Inf") else k): v for k, v in buckets.items()}
+    if histogram:
+        histogram[INF] = float(max(0, loads - errors))
+    return Figures(loads=loads, errors=errors, load_seconds=histogram)
 
 
 def _observed(obs: Observation) -> Observed:

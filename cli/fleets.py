@@ -16,6 +16,7 @@ from cli.spec import (
     BundleArchive,
     BundleDir,
     BundleOptions,
+    ConfirmFirstUnit,
     Entry,
     Force,
     Framework,
@@ -106,6 +107,7 @@ def start(
     min_requests: MinRequests = None,
     max_error_rate: MaxErrorRate = None,
     max_p99: MaxP99 = None,
+    confirm_first_unit: ConfirmFirstUnit = None,
     force: Force = False,
     reason: Annotated[
         str | None, typer.Option("--reason", "-r", help="why; recorded in the audit trail")
@@ -130,6 +132,7 @@ def start(
             min_requests,
             max_error_rate,
             max_p99,
+            confirm_first_unit,
         ),
         BundleOptions(bundle_dir, bundle_archive, upload, upload_id),
         REQUIRED,

@@ -18,6 +18,7 @@ from cli.spec import (
     BundleArchive,
     BundleDir,
     BundleOptions,
+    ConfirmFirstUnit,
     Entry,
     Force,
     Framework,
@@ -79,6 +80,7 @@ def start(
     min_requests: MinRequests = None,
     max_error_rate: MaxErrorRate = None,
     max_p99: MaxP99 = None,
+    confirm_first_unit: ConfirmFirstUnit = None,
     promotion: Annotated[
         PromotionMode | None, typer.Option(help="scheduled: hold after the last step for a schedule")
     ] = None,
@@ -122,6 +124,7 @@ def start(
             min_requests,
             max_error_rate,
             max_p99,
+            confirm_first_unit,
         ),
         BundleOptions(bundle_dir, bundle_archive, upload, upload_id),
         REQUIRED,

@@ -59,7 +59,17 @@ Steps = Annotated[str | None, typer.Option(help="canary weights in percent, e.g.
 Bake = Annotated[float | None, typer.Option(help="seconds to observe each step (ab_test: duration)")]
 AnalysisInterval = Annotated[float | None, typer.Option("--interval", help="seconds between analyses")]
 Window = Annotated[float | None, typer.Option(help="seconds of metrics each analysis reads")]
-MinRequests = Annotated[float | None, typer.Option(help="fewer loads in the window: inconclusive")]
+MinRequests = Annotated[
+    float | None, typer.Option(help="canary loads a step needs before it may move on [API default: 50]")
+]
+ConfirmFirstUnit = Annotated[
+    bool | None,
+    typer.Option(
+        "--confirm-first-unit/--no-confirm-first-unit",
+        help="with no baseline figures to compare, hold the last step for a human [API default: confirm]",
+        show_default=False,
+    ),
+]
 MaxErrorRate = Annotated[float | None, typer.Option(help="failed loads / loads, e.g. 0.01")]
 MaxP99 = Annotated[float | None, typer.Option(help="p99 bundle load time in seconds")]
 Force = Annotated[bool, typer.Option(help="allow a version not greater than the active one")]
@@ -87,6 +97,7 @@ class StrategyOptions:
     min_requests: float | None = None
     max_error_rate: float | None = None
     max_p99: float | None = None
+    confirm_first_unit: bool | None = None
 
 
 def load_spec(path: Path | None) -> dict[str, Any]:
@@ -133,6 +144,7 @@ def strategy_body(base: dict[str, Any], opts: StrategyOptions) -> dict[str, Any]
         ("min_requests", opts.min_requests),
         ("max_error_rate", opts.max_error_rate),
         ("max_p99_seconds", opts.max_p99),
+        ("first_unit_needs_confirmation", opts.confirm_first_unit),
     ):
         if value is not None:
             strategy[key] = value

@@ -301,6 +301,31 @@ def _custom_guards(ctx: _Context) -> str | None:
     return None
 
 
+def _value_results(ctx: _Context) -> list[CheckResult]:
+    """Every custom value/samples check's reading at this look, dry-run ones included."""
+    out: list[CheckResult] = []
+    for check in ctx.settings.checks or []:
+        if check.kind == "ratio":
+            continue
+        reading = ctx.doc.looks[ctx.k].checks.get(check.name)
+        value = reading.canary.value if reading else None
+        base = reading.baseline.value if reading and reading.baseline else None
+        verdict: Verdict = "inconclusive" if value is None else "fail" if _breaches(check, value) else "pass"
+        out.append(
+            CheckResult(
+                name=check.name,
+                value=value,
+                baseline=base,
+                bound=check.max if check.max is not None else check.min,
+                comparison="<=" if check.max is not None else ">=",
+                verdict=verdict,
+                dry_run=check.dry_run,
+                detail="guard" + (" (dry run: never decides)" if check.dry_run else ""),
+            )
+        )
+    return out
+
+
 def _breaches(check: MetricCheck, value: float) -> bool:
     if not math.isfinite(value):
         return False
@@ -558,7 +583,7 @@ def judge_look(doc: StepDocument, k: int, settings: AnalysisSettings | None = No
     harm = harm or _p99_guard(ctx, s.alpha) or _custom_guards(ctx)
     ratio_harm, ratio_open, ratio_results = _custom_ratio(ctx, s.alpha) if custom else ([], [], [])
     harm = harm or (ratio_harm[0] if ratio_harm else None)
-    results = [*_results(ctx, checks, s.alpha), *ratio_results, _p99_result(ctx)]
+    results = [*_results(ctx, checks, s.alpha), *ratio_results, *_value_results(ctx), _p99_result(ctx)]
     if harm:
         for r in results:
             if r.name == harm.split(":")[0]:

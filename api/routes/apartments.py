@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from skyline.rollout import rollout_id_for
 from skyline.split import Assignment, SplitUser, resolve
 from workflows.undo import ManifestUndoWorkflow, UndoInput, UndoResult, undo_workflow_id
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/apartments", tags=["apartments"])
 
 
@@ -67,7 +69,11 @@ async def list_apartments(store: StoreDep, who: Viewer) -> list[ApartmentSummary
     def read_all() -> list[ApartmentSummary]:
         found: list[ApartmentSummary] = []
         for apartment in store.list_apartments():
-            head = store.read(apartment)
+            try:
+                head = store.read(apartment)
+            except ValueError:  # not a manifest Skyline wrote (pydantic's errors are ValueErrors)
+                log.warning("skipping %s: its manifest.json does not validate", apartment)
+                continue
             if head is None:  # a revisions/ prefix without a head: not an apartment (yet)
                 continue
             manifest = head[0]

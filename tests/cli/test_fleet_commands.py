@@ -18,7 +18,19 @@ from tests.support.scenario import create_apartment, make_bundle
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-FAST = ["--steps", "100", "--bake", "1", "--interval", "1", "--window", "10", "--min-requests", "5"]
+FAST = [
+    "--steps",
+    "100",
+    "--bake",
+    "1",
+    "--interval",
+    "1",
+    "--window",
+    "10",
+    "--min-requests",
+    "5",
+    "--no-confirm-first-unit",
+]
 FLEET = "fleet.header.header"
 
 

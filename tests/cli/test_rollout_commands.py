@@ -23,7 +23,7 @@ from tests.support.scenario import create_apartment, make_bundle, wait_state
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-FAST = ["--interval", "1", "--window", "10", "--min-requests", "5"]
+FAST = ["--interval", "1", "--window", "10", "--min-requests", "5", "--no-confirm-first-unit"]
 
 
 def start_args(apartment: str, version: str, *extra: str) -> list[str]:

@@ -37,7 +37,7 @@ async def test_a_scheduled_promotion_steered_from_the_cli(
         created = cli.json(
             "rollout", "start", "-a", apartment, "-b", "header", "-u", "header", "-V", "2.0.0",
             "--bundle-dir", str(bundle), "--steps", "100", "--bake", "1",
-            "--interval", "1", "--window", "10", "--min-requests", "5",
+            "--interval", "1", "--window", "10", "--min-requests", "5", "--no-confirm-first-unit",
             "--promotion", "scheduled", "--cron", "0 3 1 1 *", "--timezone", "Asia/Seoul",
         )  # fmt: skip
         rollout_id = created["id"]

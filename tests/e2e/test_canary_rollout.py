@@ -136,17 +136,16 @@ async def test_error_rate_breach_rolls_back_automatically(
     await save_history(temporal, rollout_id, "canary_rolled_back")
 
 
-async def test_no_data_pauses_as_inconclusive_and_never_promotes(
+async def test_no_data_holds_and_never_promotes(
     api: httpx.AsyncClient, edge: httpx.AsyncClient, settings: Settings, tmp_path: Path
 ) -> None:
     apartment = await create_apartment(api)
     bundle = make_bundle(tmp_path / "b", "2.0.0")
-    rollout_id = await start(
-        api, rollout_body(apartment, bundle, "2.0.0", bake_seconds=1, inconclusive_limit=0)
-    )
+    rollout_id = await start(api, rollout_body(apartment, bundle, "2.0.0", bake_seconds=1))
     paused = await wait_state(api, rollout_id, {"paused", "succeeded", "rolled_back", "failed"})
     assert paused["state"] == "paused", paused
-    assert paused["paused_reason"].startswith("analysis inconclusive")
+    # held by the judge, saying what is missing: no data is never a pass
+    assert paused["paused_reason"].startswith("held: only 0 canary loads in this step")
     assert paused["weight"] == 5 and paused["step"] == 0
     assert paused["last_analysis"]["verdict"] == "inconclusive"
     served = await edge_manifest(edge, settings, apartment)

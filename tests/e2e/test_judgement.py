@@ -27,13 +27,13 @@ FAST = 50  # loads per tick (10 ticks a second) for each variant
 
 def judged(**overrides: Any) -> dict[str, Any]:
     """Two steps, 50 % then 100 %; a 1 pp floor so a few thousand loads can rule out harm."""
-    return strategy(
-        steps=[50, 100],
-        bake_seconds=4,
-        error_margin_absolute=0.01,
-        first_unit_needs_confirmation=True,
-        **overrides,
-    )
+    settings: dict[str, Any] = {
+        "steps": [50, 100],
+        "bake_seconds": 4,
+        "error_margin_absolute": 0.01,
+        "first_unit_needs_confirmation": True,
+    }
+    return strategy(**{**settings, **overrides})
 
 
 async def start(api: httpx.AsyncClient, apartment: str, version: str, tmp: Path, **overrides: Any) -> str:
@@ -138,7 +138,7 @@ async def test_no_canary_traffic_holds_and_says_what_is_missing(
         rollout_id = await start(api, apartment, "1.4.0", tmp_path)
         held = await wait_state(api, rollout_id, {"paused", "succeeded", "rolled_back"}, timeout=60)
         assert held["state"] == "paused"
-        assert "need 50" in held["paused_reason"] and held["weight"] == 50
+        assert "only 0 canary loads in this step" in held["paused_reason"] and held["weight"] == 50
         # resume asks for one more bake period, it does not move on
         resumed = await api.post(f"/rollouts/{rollout_id}/resume", json={"actor": "bob"})
         assert resumed.status_code == 200
