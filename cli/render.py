@@ -206,7 +206,65 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     for key in ("paused_reason", "waiting_for", "reason"):
         if status.get(key):
             rows.append((key.replace("_", " "), status[key]))
-    return Group(pairs(rows), weight_bar(status), analysis_table(status.get("last_analysis")))
+    parts: list[RenderableType] = [
+        pairs(rows),
+        weight_bar(status),
+        analysis_table(status.get("last_analysis")),
+    ]
+    if status.get("ab_report"):
+        parts.append(ab_report_view(status["ab_report"]))
+    return Group(*parts)
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.2g} pts"
+
+
+def _rate(rate: float | None, n: int | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.3g}% of {int(n or 0):,}"
+
+
+def ab_report_view(report: dict[str, Any]) -> RenderableType:
+    """The A/B test: the winner (or none), each check's effect B - A with its interval, what is missing."""
+    winner = report.get("winner")
+    title = Text.assemble(
+        ("A/B test: ", "bold"),
+        (f"{winner} is better" if winner else "no winner", "green" if winner else "yellow"),
+        f" ({report.get('outcome', '')})",
+    )
+    a, b = report.get("a") or {}, report.get("b") or {}
+    table = Table("check", "B", "A", "B - A", "interval", "verdict", title=title, title_justify="left")
+    for c in report.get("comparisons") or []:
+        interval = (
+            "-"
+            if c.get("lower") is None
+            else f"[{_points(c['lower'])}, {_points(c['upper'])}] ({100 * c['confidence']:.3g}%)"
+        )
+        table.add_row(
+            Text(f"{c['name']}\n{c['measure']}", overflow="fold"),
+            _rate(c.get("b_rate"), c.get("b_n")),
+            _rate(c.get("a_rate"), c.get("a_n")),
+            _points(c.get("difference")),
+            interval,
+            Text(c["verdict"], style="green" if c.get("better") else "yellow"),
+        )
+    lines = [
+        Text(
+            f"B = {b.get('unit')} at {float(report.get('split') or 0):g}%, A = {a.get('unit') or 'none'}; "
+            f"{report.get('looks', 0)} looks over {float(report.get('observed_seconds') or 0):g}s; "
+            f"{report.get('summary', '')}"
+        )
+    ]
+    if a.get("p99_seconds") is not None or b.get("p99_seconds") is not None:
+        lines.append(
+            Text(
+                f"p99 load time (informational): B {number(b.get('p99_seconds'))}s, "
+                f"A {number(a.get('p99_seconds'))}s"
+            )
+        )
+    for missing in report.get("missing") or []:
+        lines.append(Text(f"missing: {missing}", style="yellow"))
+    return Group(table, *lines)
 
 
 def audit_table(entries: list[dict[str, Any]]) -> RenderableType:
@@ -257,6 +315,8 @@ def watch_view(status: dict[str, Any]) -> RenderableType:
         if status.get(key):
             parts.append(Text(f"{key.replace('_', ' ')}: {status[key]}", style="yellow"))
     parts.append(analysis_table(status.get("last_analysis")))
+    if status.get("ab_report"):
+        parts.append(ab_report_view(status["ab_report"]))
     return Group(*parts)
 
 

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.metrics import MetricsActivities, RunAnalysisInput
     from activities.publish import PublishActivities, PublishBundleResult, UnpublishBundleInput
     from activities.schedules import ScheduleActivities
+    from skyline.ab_report import build_ab_report, render_ab_report
     from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
     from skyline.observability import RolloutTelemetry
@@ -50,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import current_details
     from workflows.judged_bake import judged_bake
     from workflows.publishing import publish_unit
-    from workflows.report import ab_report, webhook_payload
+    from workflows.report import webhook_payload
 
 Outcome = Literal["next", "full", "rollback"]
 MAX_ANALYSES_KEPT = 50
@@ -268,6 +269,15 @@ class RolloutWorkflow:
         self._record(state, "skyline", reason)
         self._telemetry.finished(state)
         return self._status
+
+    def _report_ab(self) -> None:
+        """An A/B test's report, whenever it ends (pure: computed from the status, no commands)."""
+        if not isinstance(self._spec.strategy, ABTestStrategy):
+            return
+        report = build_ab_report(self._status)
+        self._status.ab_report = report
+        self._status.report = render_ab_report(report)
+        workflow.set_current_details(current_details(self._status))
 
     def _pause_for(self, reason: str) -> None:
         self._paused = True
@@ -576,6 +586,7 @@ class RolloutWorkflow:
                 "restored", req.actor, f"building restored from revision {self._prep.base_revision}", revision
             )
             self._finish("rolled_back", reason)
+        self._report_ab()
         await self._notify("rollback")
         return self._status
 
@@ -590,6 +601,7 @@ class RolloutWorkflow:
         self._record("promoted", "skyline", f"{unit.id} is the active unit", revision)
         self._promotions_done = self._promotions_requested
         self._finish("succeeded", f"{unit.id} promoted to active unit")
+        self._report_ab()
         await self._notify("post_rollout")
         return self._status
 
@@ -691,7 +703,7 @@ class RolloutWorkflow:
             if outcome == "rollback":
                 return await self._do_rollback()
             if experiment and outcome == "next" and self._promote is None:
-                self._status.report = ab_report(self._status, self._status.analyses)
+                self._report_ab()
                 return await self._await_decision(unit, "the A/B test is complete")
             last = index == len(self._plan) - 1
             if (

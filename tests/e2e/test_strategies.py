@@ -167,6 +167,14 @@ async def test_ab_test_reports_per_variant_and_waits_for_a_human(
     assert done["weight"] == 50
     report = done["report"]
     assert "B=2.0.0 at 50%" in report and "A=header@1.0.0" in report and "error_rate" in report
+    assert "Winner: " in report and "interval [" in report
+    ab = done["ab_report"]
+    assert ab["ending"] == "complete" and ab["b"]["loads"] > 0 and ab["a"]["loads"] > 0
+    assert {c["name"] for c in ab["comparisons"]} == {"error_rate", "load_time"}
+    assert all(
+        c["verdict"] in ("A is better", "B is better", "difference not established")
+        for c in ab["comparisons"]
+    )
     error_check = next(c for c in done["last_analysis"]["checks"] if c["name"] == "error_rate")
     assert error_check["baseline"] is not None and error_check["value"] is not None
     served = header(await manifest(edge, settings, apartment), apartment)
@@ -178,7 +186,31 @@ async def test_ab_test_reports_per_variant_and_waits_for_a_human(
         f"/rollouts/{rollout_id}/promote?full=true", json={"actor": "bob", "reason": "B wins"}
     )
     assert kept.status_code == 200 and kept.json()["state"] == "succeeded"
+    assert kept.json()["ab_report"]["outcome"] == "B kept: promoted by bob"
+    assert "B kept: promoted by bob" in kept.json()["report"]
     await save_history(temporal, rollout_id, "ab_test_decided")
+
+
+async def test_ab_test_rolled_back_early_still_reports(
+    api: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+) -> None:
+    apartment = await create_apartment(api)
+    strat = strategy(kind="ab_test", split=50, duration_seconds=600)
+    strat.pop("steps")
+    strat.pop("bake_seconds")
+    with (
+        rum.traffic(apartment, "header", "header", "2.0.0", error_ratio=0.0),
+        rum.traffic(apartment, "header", "header", "1.0.0", error_ratio=0.0),
+    ):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "2.0.0")
+        rollout_id = await start(api, body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", strat))
+        running = await wait_for(api, rollout_id, lambda s: s["looks"] and s["looks"][0]["looks"])
+        assert running["ab_report"]["ending"] == "running"  # the API reports a test in progress
+        back = await api.post(f"/rollouts/{rollout_id}/rollback", json={"actor": "dave", "reason": "stop it"})
+    assert back.status_code == 200 and back.json()["state"] == "rolled_back"
+    ab = back.json()["ab_report"]
+    assert ab["ending"] == "stopped" and ab["outcome"] == "A kept: rolled back by dave (stop it)"
+    assert back.json()["report"] and "Winner: " in back.json()["report"]
 
 
 async def test_targeting_is_written_for_the_resolver(
