@@ -206,6 +206,8 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     for key in ("paused_reason", "waiting_for", "reason"):
         if status.get(key):
             rows.append((key.replace("_", " "), status[key]))
+    if status.get("promotion_blocked"):
+        rows.append(("promotion blocked", blocked_text(status["promotion_blocked"])))
     parts: list[RenderableType] = [
         pairs(rows),
         weight_bar(status),
@@ -214,6 +216,12 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     if status.get("ab_report"):
         parts.append(ab_report_view(status["ab_report"]))
     return Group(*parts)
+
+
+def blocked_text(blocked: dict[str, Any]) -> Text:
+    """A freeze or a closed release window holding a scheduled promotion back."""
+    kind = "release freeze" if blocked.get("kind") == "freeze" else "release window closed"
+    return Text.assemble((kind, "bold yellow"), f": {blocked.get('reason', '')}")
 
 
 def _points(value: float | None) -> str:
@@ -314,6 +322,8 @@ def watch_view(status: dict[str, Any]) -> RenderableType:
     for key in ("paused_reason", "waiting_for"):
         if status.get(key):
             parts.append(Text(f"{key.replace('_', ' ')}: {status[key]}", style="yellow"))
+    if status.get("promotion_blocked"):
+        parts.append(Text(f"promotion blocked: {blocked_text(status['promotion_blocked'])}", style="yellow"))
     parts.append(analysis_table(status.get("last_analysis")))
     if status.get("ab_report"):
         parts.append(ab_report_view(status["ab_report"]))
@@ -492,6 +502,10 @@ def schedule_view(row: dict[str, Any]) -> RenderableType:
             ("note", row.get("note")),
             ("next runs (UTC)", "\n".join(when(t) for t in row.get("next_runs") or []) or "-"),
             ("recent runs", "\n".join(row.get("recent_runs") or []) or "-"),
+            (
+                "promotion blocked",
+                blocked_text(row["promotion_blocked"]) if row.get("promotion_blocked") else "no",
+            ),
         ]
     )
 

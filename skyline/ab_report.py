@@ -19,62 +19,16 @@ A is better, otherwise the difference is not established.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
-
+from skyline.ab_model import EXPERIMENT_OVER, ABReport, Better, Comparison, Ending, Variant
 from skyline.confseq import bounds, trials_to_reach
 from skyline.figures import Figures, Look
+from skyline.judge import latency_edge, quantile
+from skyline.rollout import RolloutStatus, StepLooks
 from skyline.strategies import AnalysisSettings
 
-if TYPE_CHECKING:  # skyline.rollout keeps the report in the status: import it late
-    from skyline.rollout import RolloutStatus, StepLooks
-
-Better = Literal["A", "B"]
-Ending = Literal["running", "complete", "stopped", "rolled back"]
-EXPERIMENT_OVER = "the experiment's time is up"  # how workflows/judged_bake.py ends an A/B step
-
-
-class Variant(BaseModel):
-    label: Literal["A", "B"]
-    unit: str | None
-    loads: int
-    errors: int
-    p50_seconds: float | None = None
-    p99_seconds: float | None = None
-
-
-class Comparison(BaseModel):
-    """One check, B against A: rates, the difference B - A and its interval, and the verdict."""
-
-    name: Literal["error_rate", "load_time"]
-    measure: str = Field(description="what is counted, in words")
-    a_rate: float | None = None
-    a_n: int = 0
-    b_rate: float | None = None
-    b_n: int = 0
-    difference: float | None = Field(default=None, description="B - A (lower is better)")
-    lower: float | None = Field(default=None, description="anytime-valid bounds of B - A")
-    upper: float | None = None
-    confidence: float = Field(description="1 - the share of alpha this check gets")
-    better: Better | None = None
-    verdict: str = Field(description="'B is better', 'A is better' or 'difference not established'")
-    missing: str | None = Field(default=None, description="what evidence would settle it")
-
-
-class ABReport(BaseModel):
-    unit_id: str
-    a: Variant
-    b: Variant
-    split: float = Field(description="the share of users given B, in percent")
-    ending: Ending
-    outcome: str = Field(description="how the test ended, in words")
-    observed_seconds: float = 0
-    looks: int = 0
-    comparisons: list[Comparison] = Field(default_factory=list)
-    winner: Better | None = None
-    summary: str
-    missing: list[str] = Field(default_factory=list)
+__all__ = ["ABReport", "Comparison", "Variant", "build_ab_report", "comparison_line", "render_ab_report"]
 
 
 def _pct(x: float) -> str:
@@ -188,8 +142,6 @@ def _missing(name: str, rate_a: float, n_a: int, rate_b: float, n_b: int, alpha:
 
 def build_ab_report(status: RolloutStatus) -> ABReport:
     """The report of an A/B test from its status (pure; any state, any ending)."""
-    from skyline.judge import latency_edge, quantile
-
     ending, outcome = _ending(status)
     settings = _settings(status)
     step = _ab_step(status)

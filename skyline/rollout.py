@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from skyline.ab_report import ABReport
+from skyline.ab_model import ABReport
 from skyline.figures import EarlierStep, Figures, Look, StepDocument, StepInfo
 from skyline.manifest import SLUG, SLUG_HELP, Framework, RolloutCriteria, Unit, unit_key
 from skyline.strategies import CanaryStrategy, Strategy
+from skyline.windows import PromotionBlocked
 
 RolloutState = Literal[
     "publishing", "progressing", "paused", "promoting", "rolled_back", "succeeded", "failed"
@@ -268,6 +269,9 @@ class RolloutStatus(Strict):
     paused_reason: str | None = None
     waiting_for: str | None = None
     reason: str | None = None
+    promotion_blocked: PromotionBlocked | None = Field(
+        default=None, description="a release freeze or window keeps the scheduled promotion from happening"
+    )
     report: str | None = Field(default=None, description="the A/B test report as text")
     ab_report: ABReport | None = Field(
         default=None, description="the A/B test report: effect per check, the better variant, what is missing"

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, WebhookInput
     from activities.manifests import (
         ApplyManifestChangeInput,
+        ClearPreviewInput,
         ManifestActivities,
         PrepareRolloutInput,
         PrepareRolloutResult,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         via_temporal,
     )
     from skyline.strategies import ABTestStrategy, BlueGreenStrategy, PlanStep, plan_steps
+    from skyline.windows import PromotionBlocked
     from workflows import options
     from workflows import search_attributes as search
     from workflows.deadline import ProgressDeadline
@@ -100,6 +102,7 @@ class RolloutWorkflow:
         self._published: PublishBundleResult | None = None
         self._telemetry = RolloutTelemetry(spec.apartment)
         self._reference_tried = False
+        self._preview_written: str | None = None  # change id of the blue-green preview, until cleared
         self._record("start", spec.actor, spec.reason)
 
     # ----- queries, updates, signals -------------------------------------------------
@@ -219,6 +222,18 @@ class RolloutWorkflow:
     def promote_signal(self, req: PromoteRequest) -> None:
         self._control("promote", via_temporal(req))
 
+    @workflow.signal(name="promotion_blocked_signal")
+    def promotion_blocked_signal(self, blocked: PromotionBlocked | None) -> None:
+        """The promotion schedule's check: why a freeze or release window blocks it (None: it does not)."""
+        previous = self._status.promotion_blocked
+        if self._status.state in TERMINAL_STATES:
+            return
+        self._status.promotion_blocked = blocked
+        if blocked is not None and (previous is None or previous.reason != blocked.reason):
+            self._record(f"promotion blocked by {blocked.kind}", "schedule", blocked.reason)
+        elif blocked is None and previous is not None:
+            self._record("promotion unblocked", "schedule", "the release window is open")
+
     @workflow.signal(name="rollback_signal")
     def rollback_signal(self, req: ControlRequest) -> None:
         self._control("rollback", via_temporal(req))
@@ -262,6 +277,7 @@ class RolloutWorkflow:
         workflow.set_current_details(current_details(self._status))
 
     def _finish(self, state: RolloutState, reason: str) -> RolloutStatus:
+        self._status.promotion_blocked = None
         self._paused = False
         self._status.paused_reason = None
         self._status.reason = reason
@@ -648,6 +664,7 @@ class RolloutWorkflow:
             summary="purge and verify the preview manifest",
             **options.EDGE_SYNC,
         )
+        self._preview_written = change.id
         self._record("preview", "skyline", f"preview manifest at {preview.key} serves {unit.id}")
         if strategy.preview_seconds > 0:
             with contextlib.suppress(TimeoutError):
@@ -675,6 +692,46 @@ class RolloutWorkflow:
         self._finish("succeeded", f"{unit.id} switched in and baked")
         await self._notify("post_rollout")
         return self._status
+
+    async def _clear_preview(self) -> None:
+        """A blue-green that ended leaves no stale preview: it serves production, 'no candidate'."""
+        written = self._preview_written
+        if written is None or not workflow.patched("preview-cleared"):
+            return
+        self._preview_written = None
+        info = workflow.info()
+        why = f"no candidate: {self._spec.unit_key} {self._status.state.replace('_', ' ')}"
+        try:
+            cleared = await workflow.execute_activity_method(
+                ManifestActivities.clear_preview_manifest,
+                ClearPreviewInput(
+                    apartment=self._spec.apartment,
+                    written=written,
+                    change=ManifestChange(
+                        id=f"{info.workflow_id}/{info.run_id}/preview-cleared", actor="skyline", reason=why
+                    ),
+                ),
+                summary="clear the preview manifest",
+                **options.MANIFEST,
+            )
+            if cleared.cleared and cleared.revision is not None:
+                await workflow.execute_activity_method(
+                    CdnActivities.sync_manifest_to_edge,
+                    SyncManifestInput(
+                        apartment=self._spec.apartment, revision=cleared.revision, key=cleared.key
+                    ),
+                    summary="purge and verify the cleared preview",
+                    **options.EDGE_SYNC,
+                )
+        except ActivityError as err:
+            self._record(
+                "preview not cleared", "skyline", f"the preview may still serve the candidate: {_cause(err)}"
+            )
+            return
+        if cleared.cleared:
+            self._record("preview cleared", "skyline", f"{cleared.key} serves production ({why})")
+        else:
+            self._record("preview left", "skyline", f"{cleared.key} was rewritten by another rollout since")
 
     async def _write_preview_prelude(self, unit: Unit) -> None:
         """The new unit must be in the building before the preview can point at it."""
@@ -723,6 +780,7 @@ class RolloutWorkflow:
     async def run(self, inp: RolloutInput) -> RolloutStatus:
         self._telemetry.started()
         status = await self._run()
+        await self._clear_preview()
         if self._spec.promotion.mode == "scheduled":
             # The schedule has nothing left to promote; best effort, it may never have existed.
             with contextlib.suppress(ActivityError):

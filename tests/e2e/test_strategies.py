@@ -138,6 +138,15 @@ async def test_blue_green_previews_then_switches_in_one_write_and_back_in_one(
     assert back.status_code == 200 and back.json()["state"] == "rolled_back"
     assert len(back.json()["revisions"]) == len(revisions_before) + 1  # switching back is one write
     assert header(await manifest(edge, settings, apartment), apartment)["active_unit"] == "header@1.0.0"
+    # the preview no longer serves the rejected build: it serves production and says so
+    done = await wait_for(
+        api, rollout_id, lambda s: any(h["action"] == "preview cleared" for h in s["history"])
+    )
+    cleared = next(h for h in done["history"] if h["action"] == "preview cleared")
+    assert "no candidate: header@2.0.0 rolled back" in cleared["reason"]
+    preview = await manifest(edge, settings, apartment, "preview")
+    assert header(preview, apartment)["active_unit"] == "header@1.0.0"
+    assert preview["change"]["reason"] == "no candidate: header@2.0.0 rolled back"
     await save_history(temporal, rollout_id, "blue_green_switched_and_back")
 
 
