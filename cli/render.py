@@ -426,10 +426,16 @@ def revisions_table(listing: dict[str, Any], details: dict[int, dict[str, Any]])
     return table
 
 
+FIRST_KEYS = ("id", "version", "rollout", "status", "name")
+
+
 def _short(value: Any) -> str:
     if value is None:
         return "-"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):
+        # what a person looks for first: a unit's id, version and rollout weight, not its checksum
+        value = {k: value[k] for k in FIRST_KEYS if k in value} | dict(sorted(value.items()))
+    text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -440,11 +446,15 @@ def diff_table(data: dict[str, Any]) -> RenderableType:
     styles = {"added": "green", "removed": "red", "changed": "yellow"}
     table = Table("op", "path", "old", "new", title=title)
     for change in data["changes"]:
+        summary = change.get("summary")
+        old, new = _short(change.get("old")), _short(change.get("new"))
+        if summary:  # an added or removed unit: its id, version and weight, the full JSON is in -o json
+            old, new = (summary, "-") if change["op"] == "removed" else ("-", summary)
         table.add_row(
             Text(change["op"], style=styles.get(change["op"], "")),
             Text(change["path"], overflow="fold"),
-            Text(_short(change.get("old")), overflow="fold"),
-            Text(_short(change.get("new")), overflow="fold"),
+            Text(old, overflow="fold"),
+            Text(new, overflow="fold"),
         )
     return table
 
