@@ -353,11 +353,16 @@ def fleet_apartments(status: dict[str, Any]) -> Table:
     for name, entry in (status.get("apartments") or {}).items():
         batch = Text(str(entry["batch"] + 1), style="bold" if entry["batch"] == current else "")
         weight = entry.get("weight")
+        if entry["state"] in ("rolled_back", "skipped", "pending") or weight is None:
+            # a restored apartment serves the old unit: never show the weight it had reached
+            shown = "0%" if entry["state"] == "rolled_back" else "-"
+        else:
+            shown = f"{weight:g}%"
         table.add_row(
             name,
             batch,
             state_text(entry["state"]),
-            "-" if weight is None else f"{weight:g}%",
+            shown,
             entry["rollout_id"],
             entry.get("reason") or "",
         )
@@ -470,7 +475,10 @@ def resolve_table(data: dict[str, Any]) -> RenderableType:
     table = Table("building", "unit", "bucket", "why")
     for building, assignment in data.items():
         unit = assignment.get("unit") or {}
-        table.add_row(building, unit.get("id", "-"), str(assignment.get("bucket", "-")), assignment["reason"])
+        why = assignment["reason"]
+        if assignment.get("excluded_by"):
+            why += f" (in the canary's bucket, excluded by {assignment['excluded_by']})"
+        table.add_row(building, unit.get("id", "-"), str(assignment.get("bucket", "-")), why)
     return table
 
 

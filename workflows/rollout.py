@@ -544,10 +544,14 @@ class RolloutWorkflow:
     async def _confirm_promotion(self) -> bool:
         """Hold until every confirm-promotion hook answers 2xx; False if rolled back meanwhile."""
         for hook in self._hooks("confirm_promotion"):
+            refused: str | None = None
             while True:
                 problem = await self._call_hook(hook)
                 if problem is None:
                     break
+                if problem != refused:  # in the audit trail once per distinct answer, not every retry
+                    refused = problem
+                    self._record("webhook confirm_promotion refused", "skyline", f"{hook.url}: {problem}")
                 self._status.waiting_for = f"confirm-promotion webhook ({problem})"
                 self._status.updated_at = workflow.now()
                 with contextlib.suppress(TimeoutError):

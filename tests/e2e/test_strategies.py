@@ -233,7 +233,10 @@ async def test_targeting_is_written_for_the_resolver(
     await wait_state(api, rollout_id, {"progressing"})
     await wait_for(api, rollout_id, lambda s: s["revisions"])
     canary = header(await manifest(edge, settings, apartment), apartment)["units"]["header@2.0.0"]
-    assert canary["rollout"]["criteria"] == targeting
+    # regions, segments and flags are lower-cased: the resolver compares them case-insensitively
+    assert canary["rollout"]["criteria"] == {**targeting, "geo_regions": ["kr", "jp"]}
+    who = (await api.get(f"/apartments/{apartment}/resolve", params={"user": "u-1", "region": "FR"})).json()
+    assert who["header"]["reason"] == "stable" and who["header"]["excluded_by"] in ("geo_regions", None)
     assert (await api.post(f"/rollouts/{rollout_id}/rollback", json={})).status_code == 200
 
 
@@ -266,6 +269,9 @@ async def test_confirm_promotion_holds_until_the_hook_answers_2xx(
         rollout_id = await start(api, request)
         waiting = await wait_for(api, rollout_id, lambda s: s["waiting_for"] is not None)
         assert "confirm-promotion webhook" in waiting["waiting_for"] and waiting["state"] == "progressing"
+        audit = (await api.get(f"/rollouts/{rollout_id}/audit")).json()
+        refusal = next(e for e in audit if e["action"] == "webhook confirm_promotion refused")
+        assert hook.url + "/confirm" in refusal["reason"] and "503" in refusal["reason"]
         refused = await api.post(f"/rollouts/{rollout_id}/promote", json={"actor": "eve"})
         assert (
             refused.status_code == 409
