@@ -174,7 +174,10 @@ def analysis_table(analysis: dict[str, Any] | None) -> RenderableType:
         (verdict, VERDICT_STYLE.get(verdict, "")),
     )
     if analysis.get("health_score") is not None:
-        title.append(f"  health {analysis['health_score']:.1f}")
+        title.append(f"  health {analysis['health_score']:.1f}/100")
+        parts = analysis.get("health_components") or {}
+        if parts:
+            title.append(" (" + ", ".join(f"{name} {value:.0f}" for name, value in parts.items()) + ")")
     table = Table("check", "value", "bound", "samples", "verdict", title=title, title_justify="left")
     for check in analysis.get("checks") or []:
         bound = (

@@ -40,3 +40,19 @@ def test_resolve_says_which_criterion_excluded_a_user() -> None:
     console.print(resolve_table(data))
     shown = console.export_text()
     assert "stable (in the canary's bucket, excluded by geo_regions)" in shown
+
+
+def test_the_health_score_is_shown_with_its_components() -> None:
+    from cli.render import analysis_table
+
+    analysis = {
+        "weight": 25,
+        "verdict": "pass",
+        "checks": [],
+        "reason": "",
+        "health_score": 95.05,
+        "health_components": {"error_rate": 100.0, "latency": 85.15, "throughput": 100.0},
+    }
+    console = Console(width=200, record=True)
+    console.print(analysis_table(analysis))
+    assert "health 95.1/100 (error_rate 100, latency 85, throughput 100)" in console.export_text()
