@@ -174,10 +174,7 @@ def analysis_table(analysis: dict[str, Any] | None) -> RenderableType:
         (verdict, VERDICT_STYLE.get(verdict, "")),
     )
     if analysis.get("health_score") is not None:
-        title.append(f"  health {analysis['health_score']:.1f}/100")
-        parts = analysis.get("health_components") or {}
-        if parts:
-            title.append(" (" + ", ".join(f"{name} {value:.0f}" for name, value in parts.items()) + ")")
+        title.append(f"  health {analysis['health_score']:.1f}")
     table = Table("check", "value", "bound", "samples", "verdict", title=title, title_justify="left")
     for check in analysis.get("checks") or []:
         bound = (
@@ -190,8 +187,15 @@ def analysis_table(analysis: dict[str, Any] | None) -> RenderableType:
             number(check.get("samples")),
             Text(check["verdict"], style=VERDICT_STYLE.get(check["verdict"], "")),
         )
+    lines: list[RenderableType] = [table]
+    if analysis.get("health_score") is not None:
+        parts = analysis.get("health_components") or {}
+        made_of = ", ".join(f"{name} {value:.0f}" for name, value in parts.items()) or "no components"
+        lines.append(Text(f"health score {analysis['health_score']:.1f}/100: {made_of}"))
     reason = analysis.get("reason")
-    return Group(table, Text(reason, style="dim")) if reason else table
+    if reason:
+        lines.append(Text(reason, style="dim"))
+    return Group(*lines) if len(lines) > 1 else table
 
 
 def status_view(status: dict[str, Any]) -> RenderableType:

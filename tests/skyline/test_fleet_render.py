@@ -50,9 +50,9 @@ def test_the_health_score_is_shown_with_its_components() -> None:
         "verdict": "pass",
         "checks": [],
         "reason": "",
-        "health_score": 95.05,
+        "health_score": 95.25,
         "health_components": {"error_rate": 100.0, "latency": 85.15, "throughput": 100.0},
     }
     console = Console(width=200, record=True)
     console.print(analysis_table(analysis))
-    assert "health 95.1/100 (error_rate 100, latency 85, throughput 100)" in console.export_text()
+    assert "health score 95.2/100: error_rate 100, latency 85, throughput 100" in console.export_text()
