@@ -178,7 +178,7 @@ def build_ab_report(status: RolloutStatus) -> ABReport:
     if final is None:
         why = "no look at the metrics was taken" if not step or not step.looks else "metrics were unavailable"
         return ABReport(
-            **common,  # type: ignore[arg-type]
+            **common,
             summary=f"no winner: {why}, so there is nothing to compare",
             missing=[f"{why}: both variants need loads reported by browsers"],
         )
@@ -237,7 +237,7 @@ def build_ab_report(status: RolloutStatus) -> ABReport:
     else:
         summary = "no winner: difference not established on any check"
     return ABReport(
-        **common,  # type: ignore[arg-type]
+        **common,
         comparisons=comparisons,
         winner=winner,
         summary=summary,
