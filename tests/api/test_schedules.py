@@ -28,14 +28,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-def scheduled_body(apartment: str, bundle: Path, cron: str | None) -> dict[str, Any]:
+def scheduled_body(apartment: str, bundle: Path, cron: str | None, bake: float = 1) -> dict[str, Any]:
     return {
         "apartment": apartment,
         "building": "header",
         "unit_id": "header",
         "version": "2.0.0",
         "bundle": {"path": str(bundle)},
-        "strategy": strategy(steps=[100], bake_seconds=1),
+        "strategy": strategy(steps=[100], bake_seconds=bake),
         "promotion": {"mode": "scheduled", "cron": cron, "timezone": "Asia/Seoul"},
         "actor": "alice",
     }
@@ -117,7 +117,7 @@ async def test_promotion_inside_a_freeze_waits_for_the_window(
         rum.wait_visible(settings.prometheus_url, frozen, "header", "header", "2.0.0")
         rollout_id = (
             await api.post(
-                "/rollouts", json=scheduled_body(frozen, make_bundle(tmp_path / "b", "2.0.0"), None)
+                "/rollouts", json=scheduled_body(frozen, make_bundle(tmp_path / "b", "2.0.0"), None, bake=6)
             )
         ).json()["id"]
         await waiting_for_promotion(api, rollout_id)
