@@ -137,6 +137,30 @@ class ManifestStore:
         self._put(preview_key(apartment), preview, MANIFEST_CACHE_CONTROL)
         return preview
 
+    def clear_preview(self, apartment: str, written: str, change: ManifestChange) -> ApartmentManifest | None:
+        """No candidate any more: the preview becomes what production serves, saying so in its change.
+
+        Only the preview this rollout wrote (change id `written`) is replaced: another
+        building's blue-green may have written a newer one since. None when left alone.
+        """
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=preview_key(apartment))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        preview = ApartmentManifest.from_json_bytes(obj["Body"].read())
+        if preview.change is not None and preview.change.id == change.id:
+            return preview  # cleared already (a retried activity)
+        if preview.change is None or preview.change.id != written:
+            return None
+        current = self.read(apartment)
+        if current is None:
+            return None
+        cleared = current[0].model_copy(update={"change": change})
+        self._put(preview_key(apartment), cleared, MANIFEST_CACHE_CONTROL)
+        return cleared
+
     def last_known_good(self, apartment: str, before: int | None = None) -> ApartmentManifest | None:
         """Newest settled revision (no unit in rollout), at or below `before`."""
         revisions = [r for r in self.list_revisions(apartment) if before is None or r <= before]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -65,6 +65,18 @@ class WritePreviewInput(BaseModel):
 
 class WritePreviewResult(BaseModel):
     base_revision: int
+    key: str
+
+
+class ClearPreviewInput(BaseModel):
+    apartment: str
+    written: str = Field(description="change id of the preview this rollout wrote")
+    change: ManifestChange
+
+
+class ClearPreviewResult(BaseModel):
+    cleared: bool
+    revision: int | None = None
     key: str
 
 
@@ -144,6 +156,16 @@ class ManifestActivities:
         except ManifestConflict as exc:
             raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
         return WritePreviewResult(base_revision=preview.revision, key=preview_key(inp.apartment))
+
+    @activity.defn
+    def clear_preview_manifest(self, inp: ClearPreviewInput) -> ClearPreviewResult:
+        """After a blue-green ends, the preview serves production and says there is no candidate."""
+        cleared = self.store.clear_preview(inp.apartment, inp.written, inp.change)
+        return ClearPreviewResult(
+            cleared=cleared is not None,
+            revision=cleared.revision if cleared is not None else None,
+            key=preview_key(inp.apartment),
+        )
 
     @activity.defn
     def undo_to_revision(self, inp: UndoToRevisionInput) -> ApplyManifestChangeResult:

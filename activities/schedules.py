@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.manifest_store import ManifestStore
 from skyline.rollout import TERMINAL_STATES, PromoteRequest, RolloutStatus
-from skyline.windows import PromotionWindows, is_open, next_opening
+from skyline.windows import PromotionBlocked, PromotionWindows, blocked
 
 
 class CheckPromotionInput(BaseModel):
@@ -91,18 +91,26 @@ class ScheduleActivities:
             )
         windows = await self._windows(inp.apartment)
         now = datetime.now(UTC)
-        if is_open(now, windows):
+        closed = blocked(now, windows)
+        # The rollout's status says why it is (no longer) blocked: a person reads it there.
+        await self._tell_rollout(inp.rollout_id, closed)
+        if closed is None:
             return CheckPromotionResult(
                 decision="promote", reason="latest analysis passed; release window open"
             )
-        opening = next_opening(now, windows)
-        if opening is None:
-            return CheckPromotionResult(decision="skip", reason="no release window opens in the next 14 days")
-        return CheckPromotionResult(
-            decision="wait",
-            reason=f"outside the release window; next opens {opening.isoformat()}",
-            next_opening=opening,
-        )
+        if closed.next_opens is None:
+            return CheckPromotionResult(decision="skip", reason=closed.reason)
+        return CheckPromotionResult(decision="wait", reason=closed.reason, next_opening=closed.next_opens)
+
+    async def _tell_rollout(self, rollout_id: str, closed: PromotionBlocked | None) -> None:
+        from workflows.rollout import RolloutWorkflow
+
+        handle = self.client.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+        try:
+            await handle.signal(RolloutWorkflow.promotion_blocked_signal, closed)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
 
     @activity.defn
     async def promote_rollout(self, inp: PromoteRolloutInput) -> PromoteRolloutResult:

@@ -187,8 +187,15 @@ def analysis_table(analysis: dict[str, Any] | None) -> RenderableType:
             number(check.get("samples")),
             Text(check["verdict"], style=VERDICT_STYLE.get(check["verdict"], "")),
         )
+    lines: list[RenderableType] = [table]
+    if analysis.get("health_score") is not None:
+        parts = analysis.get("health_components") or {}
+        made_of = ", ".join(f"{name} {value:.0f}" for name, value in parts.items()) or "no components"
+        lines.append(Text(f"health score {analysis['health_score']:.1f}/100: {made_of}"))
     reason = analysis.get("reason")
-    return Group(table, Text(reason, style="dim")) if reason else table
+    if reason:
+        lines.append(Text(reason, style="dim"))
+    return Group(*lines) if len(lines) > 1 else table
 
 
 def status_view(status: dict[str, Any]) -> RenderableType:
@@ -206,7 +213,73 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     for key in ("paused_reason", "waiting_for", "reason"):
         if status.get(key):
             rows.append((key.replace("_", " "), status[key]))
-    return Group(pairs(rows), weight_bar(status), analysis_table(status.get("last_analysis")))
+    if status.get("promotion_blocked"):
+        rows.append(("promotion blocked", blocked_text(status["promotion_blocked"])))
+    parts: list[RenderableType] = [
+        pairs(rows),
+        weight_bar(status),
+        analysis_table(status.get("last_analysis")),
+    ]
+    if status.get("ab_report"):
+        parts.append(ab_report_view(status["ab_report"]))
+    return Group(*parts)
+
+
+def blocked_text(blocked: dict[str, Any]) -> Text:
+    """A freeze or a closed release window holding a scheduled promotion back."""
+    kind = "release freeze" if blocked.get("kind") == "freeze" else "release window closed"
+    return Text.assemble((kind, "bold yellow"), f": {blocked.get('reason', '')}")
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.2g} pts"
+
+
+def _rate(rate: float | None, n: int | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.3g}% of {int(n or 0):,}"
+
+
+def ab_report_view(report: dict[str, Any]) -> RenderableType:
+    """The A/B test: the winner (or none), each check's effect B - A with its interval, what is missing."""
+    winner = report.get("winner")
+    title = Text.assemble(
+        ("A/B test: ", "bold"),
+        (f"{winner} is better" if winner else "no winner", "green" if winner else "yellow"),
+        f" ({report.get('outcome', '')})",
+    )
+    a, b = report.get("a") or {}, report.get("b") or {}
+    table = Table("check", "B", "A", "B - A", "interval", "verdict", title=title, title_justify="left")
+    for c in report.get("comparisons") or []:
+        interval = (
+            "-"
+            if c.get("lower") is None
+            else f"[{_points(c['lower'])}, {_points(c['upper'])}] ({100 * c['confidence']:.3g}%)"
+        )
+        table.add_row(
+            Text(f"{c['name']}\n{c['measure']}", overflow="fold"),
+            _rate(c.get("b_rate"), c.get("b_n")),
+            _rate(c.get("a_rate"), c.get("a_n")),
+            _points(c.get("difference")),
+            interval,
+            Text(c["verdict"], style="green" if c.get("better") else "yellow"),
+        )
+    lines = [
+        Text(
+            f"B = {b.get('unit')} at {float(report.get('split') or 0):g}%, A = {a.get('unit') or 'none'}; "
+            f"{report.get('looks', 0)} looks over {float(report.get('observed_seconds') or 0):g}s; "
+            f"{report.get('summary', '')}"
+        )
+    ]
+    if a.get("p99_seconds") is not None or b.get("p99_seconds") is not None:
+        lines.append(
+            Text(
+                f"p99 load time (informational): B {number(b.get('p99_seconds'))}s, "
+                f"A {number(a.get('p99_seconds'))}s"
+            )
+        )
+    for missing in report.get("missing") or []:
+        lines.append(Text(f"missing: {missing}", style="yellow"))
+    return Group(table, *lines)
 
 
 def audit_table(entries: list[dict[str, Any]]) -> RenderableType:
@@ -256,7 +329,11 @@ def watch_view(status: dict[str, Any]) -> RenderableType:
     for key in ("paused_reason", "waiting_for"):
         if status.get(key):
             parts.append(Text(f"{key.replace('_', ' ')}: {status[key]}", style="yellow"))
+    if status.get("promotion_blocked"):
+        parts.append(Text(f"promotion blocked: {blocked_text(status['promotion_blocked'])}", style="yellow"))
     parts.append(analysis_table(status.get("last_analysis")))
+    if status.get("ab_report"):
+        parts.append(ab_report_view(status["ab_report"]))
     return Group(*parts)
 
 
@@ -283,11 +360,16 @@ def fleet_apartments(status: dict[str, Any]) -> Table:
     for name, entry in (status.get("apartments") or {}).items():
         batch = Text(str(entry["batch"] + 1), style="bold" if entry["batch"] == current else "")
         weight = entry.get("weight")
+        if entry["state"] in ("rolled_back", "skipped", "pending") or weight is None:
+            # a restored apartment serves the old unit: never show the weight it had reached
+            shown = "0%" if entry["state"] == "rolled_back" else "-"
+        else:
+            shown = f"{weight:g}%"
         table.add_row(
             name,
             batch,
             state_text(entry["state"]),
-            "-" if weight is None else f"{weight:g}%",
+            shown,
             entry["rollout_id"],
             entry.get("reason") or "",
         )
@@ -356,10 +438,16 @@ def revisions_table(listing: dict[str, Any], details: dict[int, dict[str, Any]])
     return table
 
 
+FIRST_KEYS = ("id", "version", "rollout", "status", "name")
+
+
 def _short(value: Any) -> str:
     if value is None:
         return "-"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):
+        # what a person looks for first: a unit's id, version and rollout weight, not its checksum
+        value = {k: value[k] for k in FIRST_KEYS if k in value} | dict(sorted(value.items()))
+    text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -370,11 +458,15 @@ def diff_table(data: dict[str, Any]) -> RenderableType:
     styles = {"added": "green", "removed": "red", "changed": "yellow"}
     table = Table("op", "path", "old", "new", title=title)
     for change in data["changes"]:
+        summary = change.get("summary")
+        old, new = _short(change.get("old")), _short(change.get("new"))
+        if summary:  # an added or removed unit: its id, version and weight, the full JSON is in -o json
+            old, new = (summary, "-") if change["op"] == "removed" else ("-", summary)
         table.add_row(
             Text(change["op"], style=styles.get(change["op"], "")),
             Text(change["path"], overflow="fold"),
-            Text(_short(change.get("old")), overflow="fold"),
-            Text(_short(change.get("new")), overflow="fold"),
+            Text(old, overflow="fold"),
+            Text(new, overflow="fold"),
         )
     return table
 
@@ -390,7 +482,10 @@ def resolve_table(data: dict[str, Any]) -> RenderableType:
     table = Table("building", "unit", "bucket", "why")
     for building, assignment in data.items():
         unit = assignment.get("unit") or {}
-        table.add_row(building, unit.get("id", "-"), str(assignment.get("bucket", "-")), assignment["reason"])
+        why = assignment["reason"]
+        if assignment.get("excluded_by"):
+            why += f" (in the canary's bucket, excluded by {assignment['excluded_by']})"
+        table.add_row(building, unit.get("id", "-"), str(assignment.get("bucket", "-")), why)
     return table
 
 
@@ -432,6 +527,10 @@ def schedule_view(row: dict[str, Any]) -> RenderableType:
             ("note", row.get("note")),
             ("next runs (UTC)", "\n".join(when(t) for t in row.get("next_runs") or []) or "-"),
             ("recent runs", "\n".join(row.get("recent_runs") or []) or "-"),
+            (
+                "promotion blocked",
+                blocked_text(row["promotion_blocked"]) if row.get("promotion_blocked") else "no",
+            ),
         ]
     )
 

@@ -75,14 +75,28 @@ function ruleHolds(rule, attributes) {
   }
 }
 
-export function criteriaMatch(criteria, user) {
+function lowered(list) {
+  return (Array.isArray(list) ? list : []).map((v) => String(v).toLowerCase());
+}
+
+// Same as criteria_exclusion in skyline/split.py: the first criterion that
+// excludes the user, or null. Regions, segments and flags compare case-insensitively.
+export function criteriaExclusion(criteria, user) {
   const c = criteria || {};
-  if (nonEmpty(c.geo_regions) && !c.geo_regions.includes(user.region)) return false;
-  const segments = user.segments || [];
-  if (nonEmpty(c.user_segments) && !c.user_segments.some((s) => segments.includes(s))) return false;
-  const flags = user.flags || [];
-  if (nonEmpty(c.feature_flags) && !c.feature_flags.every((f) => flags.includes(f))) return false;
-  return (c.custom_rules || []).every((rule) => ruleHolds(rule, user.attributes));
+  const region = user.region === undefined || user.region === null ? null : String(user.region).toLowerCase();
+  if (nonEmpty(c.geo_regions) && !lowered(c.geo_regions).includes(region)) return "geo_regions";
+  const segments = lowered(user.segments);
+  if (nonEmpty(c.user_segments) && !lowered(c.user_segments).some((s) => segments.includes(s))) return "user_segments";
+  const flags = lowered(user.flags);
+  if (nonEmpty(c.feature_flags) && !lowered(c.feature_flags).every((f) => flags.includes(f))) return "feature_flags";
+  for (const rule of c.custom_rules || []) {
+    if (!ruleHolds(rule, user.attributes)) return `custom_rules.${rule.attribute}`;
+  }
+  return null;
+}
+
+export function criteriaMatch(criteria, user) {
+  return criteriaExclusion(criteria, user) === null;
 }
 
 // Same as Building.canary() in skyline/manifest.py: the first unit in rollout
@@ -97,16 +111,14 @@ export function canaryOf(building) {
 export function resolveBuilding(apartment, buildingId, building, user) {
   const bucket = bucketOf(user.id, apartment, buildingId);
   const canary = canaryOf(building);
-  if (
-    canary &&
-    inPercentage(bucket, canary.rollout.percentage) &&
-    criteriaMatch(canary.rollout.criteria, user)
-  ) {
-    return { building: buildingId, bucket, reason: "canary", unit: canary };
+  let excludedBy = null;
+  if (canary && inPercentage(bucket, canary.rollout.percentage)) {
+    excludedBy = criteriaExclusion(canary.rollout.criteria, user);
+    if (excludedBy === null) return { building: buildingId, bucket, reason: "canary", unit: canary, excluded_by: null };
   }
   const active = building.active_unit ? (building.units || {})[building.active_unit] : undefined;
-  if (!active) return { building: buildingId, bucket, reason: "none", unit: null };
-  return { building: buildingId, bucket, reason: "stable", unit: active };
+  if (!active) return { building: buildingId, bucket, reason: "none", unit: null, excluded_by: excludedBy };
+  return { building: buildingId, bucket, reason: "stable", unit: active, excluded_by: excludedBy };
 }
 
 export function resolve(manifest, apartment, user) {

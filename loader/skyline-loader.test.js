@@ -8,6 +8,7 @@ import {
   beacon,
   bucketOf,
   canaryOf,
+  criteriaExclusion,
   criteriaMatch,
   fnv1a32,
   inPercentage,
@@ -42,7 +43,10 @@ test("percentage vectors", () => {
 });
 
 test("criteria vectors", () => {
-  for (const v of vectors.criteria) assert.equal(criteriaMatch(v.criteria, v.user), v.match, JSON.stringify(v));
+  for (const v of vectors.criteria) {
+    assert.equal(criteriaMatch(v.criteria, v.user), v.match, JSON.stringify(v));
+    assert.equal(criteriaExclusion(v.criteria, v.user), v.excluded_by, JSON.stringify(v));
+  }
 });
 
 test("resolve vectors: every building of every user", () => {

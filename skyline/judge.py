@@ -140,6 +140,9 @@ def _latency_edge(base: Figures, canary: Figures) -> float | None:
     return best[1] if best else None
 
 
+latency_edge = _latency_edge  # public: the A/B report compares load times the same way
+
+
 def _guard_edge(figures: Figures, bound: float, above: bool) -> float | None:
     edges = figures.edges()
     if above:

@@ -34,10 +34,17 @@ class CustomRule(Model):
 
 
 class RolloutCriteria(Model):
+    """Regions, segments and flags are lower-cased: the resolver compares them case-insensitively."""
+
     user_segments: list[str] | None = None
     geo_regions: list[str] | None = None
     feature_flags: list[str] | None = None
     custom_rules: list[CustomRule] | None = None
+
+    @field_validator("user_segments", "geo_regions", "feature_flags")
+    @classmethod
+    def _lower(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [v.lower() for v in value]
 
 
 class MonitoringConfig(Model):

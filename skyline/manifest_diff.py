@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from skyline.manifest import ApartmentManifest
 
@@ -14,6 +14,27 @@ class Change(BaseModel):
     op: Literal["added", "removed", "changed"]
     old: Any = None
     new: Any = None
+    summary: str | None = Field(
+        default=None, description="an added or removed unit or building in words: id, version, weight first"
+    )
+
+
+def describe(value: Any) -> str | None:
+    """A unit (or building) as a person looks for it: id, version and rollout weight first."""
+    if not isinstance(value, dict):
+        return None
+    if "id" in value and "version" in value:
+        parts = [f"unit {value['id']}", f"version {value['version']}"]
+        rollout = value.get("rollout") or {}
+        if isinstance(rollout, dict) and rollout.get("percentage") is not None:
+            parts.append(f"rollout {rollout['percentage']:g}%")
+        if value.get("status"):
+            parts.append(f"status {value['status']}")
+        return ", ".join(parts)
+    if "units" in value and "category" in value:
+        active = value.get("active_unit") or "-"
+        return f"building {value.get('name', '?')} ({value['category']}), active unit {active}"
+    return None
 
 
 def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:
@@ -21,9 +42,9 @@ def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:
         for key in sorted(set(old) | set(new)):
             child = f"{path}.{key}" if path else str(key)
             if key not in old:
-                out.append(Change(path=child, op="added", new=new[key]))
+                out.append(Change(path=child, op="added", new=new[key], summary=describe(new[key])))
             elif key not in new:
-                out.append(Change(path=child, op="removed", old=old[key]))
+                out.append(Change(path=child, op="removed", old=old[key], summary=describe(old[key])))
             else:
                 _walk(child, old[key], new[key], out)
     elif old != new:

@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import semver
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from skyline.ab_model import ABReport
 from skyline.figures import EarlierStep, Figures, Look, StepDocument, StepInfo
 from skyline.manifest import SLUG, SLUG_HELP, Framework, RolloutCriteria, Unit, unit_key
 from skyline.strategies import CanaryStrategy, Strategy
+from skyline.windows import PromotionBlocked
 
 RolloutState = Literal[
     "publishing", "progressing", "paused", "promoting", "rolled_back", "succeeded", "failed"
@@ -267,7 +269,13 @@ class RolloutStatus(Strict):
     paused_reason: str | None = None
     waiting_for: str | None = None
     reason: str | None = None
-    report: str | None = None
+    promotion_blocked: PromotionBlocked | None = Field(
+        default=None, description="a release freeze or window keeps the scheduled promotion from happening"
+    )
+    report: str | None = Field(default=None, description="the A/B test report as text")
+    ab_report: ABReport | None = Field(
+        default=None, description="the A/B test report: effect per check, the better variant, what is missing"
+    )
     last_analysis: AnalysisRun | None = None
     analyses: list[AnalysisRun] = Field(default_factory=list)
     looks: list[StepLooks] = Field(default_factory=list, description="every look of the judge, per step")

@@ -29,15 +29,21 @@ Criteria (RolloutCriteria; an empty or missing list does not restrict)
                     a missing attribute never matches (unknown users stay on
                     the stable unit).
 
+Regions, segments and flags are compared case-insensitively (lower-cased on
+both sides: `region=EU` matches `geo_regions: ["eu"]`); custom rule values are
+compared exactly.
+
 A user outside the bucket or the criteria gets the active (stable) unit; a
-building with neither gets nothing.
+building with neither gets nothing. A user inside the bucket whom the criteria
+exclude gets `excluded_by`: the first criterion that did (`geo_regions`,
+`user_segments`, `feature_flags` or `custom_rules.<attribute>`).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from skyline.manifest import ApartmentManifest, Building, CustomRule, RolloutCriteria, Unit
 
@@ -57,12 +63,25 @@ class SplitUser(BaseModel):
     flags: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("region")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @field_validator("segments", "flags")
+    @classmethod
+    def _lower_all(cls, value: list[str]) -> list[str]:
+        return [v.lower() for v in value]
+
 
 class Assignment(BaseModel):
     building: str
     bucket: int
     reason: Reason
     unit: Unit | None
+    excluded_by: str | None = Field(
+        default=None, description="in the canary's bucket but excluded by this criterion (reason: stable)"
+    )
 
 
 def fnv1a32(data: bytes) -> int:
@@ -94,30 +113,45 @@ def _rule_holds(rule: CustomRule, attributes: dict[str, str]) -> bool:
     return value not in rule.values
 
 
+def _lowered(values: list[str] | None) -> set[str]:
+    return {v.lower() for v in values or []}
+
+
+def criteria_exclusion(criteria: RolloutCriteria, user: SplitUser) -> str | None:
+    """The first criterion that excludes the user, or None when all hold."""
+    region = user.region.lower() if user.region is not None else None
+    if criteria.geo_regions and region not in _lowered(criteria.geo_regions):
+        return "geo_regions"
+    if criteria.user_segments and not _lowered(criteria.user_segments) & _lowered(user.segments):
+        return "user_segments"
+    if criteria.feature_flags and not _lowered(criteria.feature_flags) <= _lowered(user.flags):
+        return "feature_flags"
+    for rule in criteria.custom_rules or []:
+        if not _rule_holds(rule, user.attributes):
+            return f"custom_rules.{rule.attribute}"
+    return None
+
+
 def criteria_match(criteria: RolloutCriteria, user: SplitUser) -> bool:
-    if criteria.geo_regions and user.region not in criteria.geo_regions:
-        return False
-    if criteria.user_segments and not set(criteria.user_segments) & set(user.segments):
-        return False
-    if criteria.feature_flags and not set(criteria.feature_flags) <= set(user.flags):
-        return False
-    return all(_rule_holds(rule, user.attributes) for rule in criteria.custom_rules or [])
+    return criteria_exclusion(criteria, user) is None
 
 
 def resolve_building(apartment: str, building_id: str, building: Building, user: SplitUser) -> Assignment:
     bucket = bucket_of(user.id, apartment, building_id)
     canary = building.canary()
-    if (
-        canary is not None
-        and canary.rollout is not None
-        and in_percentage(bucket, canary.rollout.percentage)
-        and criteria_match(canary.rollout.criteria, user)
-    ):
-        return Assignment(building=building_id, bucket=bucket, reason="canary", unit=canary)
+    excluded_by = None
+    if canary is not None and canary.rollout is not None and in_percentage(bucket, canary.rollout.percentage):
+        excluded_by = criteria_exclusion(canary.rollout.criteria, user)
+        if excluded_by is None:
+            return Assignment(building=building_id, bucket=bucket, reason="canary", unit=canary)
     active = building.active()
     if active is None:
-        return Assignment(building=building_id, bucket=bucket, reason="none", unit=None)
-    return Assignment(building=building_id, bucket=bucket, reason="stable", unit=active)
+        return Assignment(
+            building=building_id, bucket=bucket, reason="none", unit=None, excluded_by=excluded_by
+        )
+    return Assignment(
+        building=building_id, bucket=bucket, reason="stable", unit=active, excluded_by=excluded_by
+    )
 
 
 def resolve(manifest: ApartmentManifest, apartment: str, user: SplitUser) -> dict[str, Assignment]:

@@ -95,3 +95,34 @@ def next_opening(at: datetime, windows: PromotionWindows, horizon_days: int = 14
             return probe
         probe += timedelta(minutes=1)
     return None
+
+
+class PromotionBlocked(BaseModel):
+    """Why a scheduled promotion is not happening now (kept in the rollout's status)."""
+
+    kind: Literal["freeze", "window"]
+    reason: str
+    next_opens: datetime | None = None
+    at: datetime | None = Field(default=None, description="when the promotion was refused")
+
+
+def _freeze_text(window: FreezeWindow) -> str:
+    return f"{window.start_day} {window.start} to {window.end_day} {window.end} {window.timezone}"
+
+
+def blocked(at: datetime, windows: PromotionWindows, horizon_days: int = 14) -> PromotionBlocked | None:
+    """Why promotion is not allowed at `at` (a freeze wins over release windows), or None when open."""
+    if is_open(at, windows):
+        return None
+    opening = next_opening(at, windows, horizon_days)
+    nxt = (
+        f"next opens {opening.isoformat()}" if opening else f"no window opens in the next {horizon_days} days"
+    )
+    freeze = next((f for f in windows.freeze if _in_freeze(at, f)), None)
+    if freeze is not None:
+        return PromotionBlocked(
+            kind="freeze", reason=f"release freeze ({_freeze_text(freeze)}); {nxt}", next_opens=opening, at=at
+        )
+    return PromotionBlocked(
+        kind="window", reason=f"outside the release window; {nxt}", next_opens=opening, at=at
+    )

@@ -9,7 +9,9 @@ check  only check (and, as root, install) the Debian packages.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -47,9 +49,35 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="pick free ports instead of the defaults (tests, a second stack)",
     )
-    run.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
+    run.add_argument(
+        "--scrape-interval",
+        type=prometheus_duration,
+        default="5s",
+        help="Prometheus scrape interval: seconds (1, 0.5) or a Prometheus duration (5s, 500ms, 1m)",
+    )
     sub.add_parser("check", help="check (as root: install) the required Debian packages")
     return parser.parse_args(argv)
+
+
+_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+
+
+def prometheus_duration(value: str) -> str:
+    """A Prometheus duration from seconds ("1" → "1s", "0.5" → "500ms") or a duration as is."""
+    text = value.strip()
+    if _DURATION.match(text):
+        return text
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds > 0 and math.isfinite(seconds):
+        millis = round(seconds * 1000)
+        if millis >= 1:
+            return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a scrape interval: give seconds (1, 0.5) or a Prometheus duration (5s, 500ms, 1m)"
+    )
 
 
 # Components that keep no state of their own in memory: restarted in place if they die.

@@ -100,6 +100,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         gates.smoke_check,
         gates.call_webhook,
         manifests.write_preview_manifest,
+        manifests.clear_preview_manifest,
         manifests.undo_to_revision,
         manifests.find_fleet_apartments,
         manifests.restore_building_from_revision,

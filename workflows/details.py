@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from skyline.ab_report import render_ab_report
 from skyline.rollout import RolloutStatus
 
 
@@ -27,4 +28,6 @@ def current_details(status: RolloutStatus) -> str:
             lines.append(f"Health score **{run.health_score:.0f}**/100 ({parts})")
     if status.reason:
         lines.append(f"Result: {status.reason}")
+    if status.ab_report is not None:
+        lines.append("A/B report:\n\n" + "\n".join(render_ab_report(status.ab_report).splitlines()))
     return "\n\n".join(lines)

@@ -212,6 +212,8 @@ class FleetRolloutWorkflow:
         entry = self._status.apartments[apartment]
         entry.state = state
         entry.reason = reason
+        if state == "rolled_back":
+            entry.weight = 0  # restored: nobody gets the new unit here any more
         self._status.updated_at = workflow.now()
 
     def _finish(self, state: FleetState, reason: str) -> FleetStatus:

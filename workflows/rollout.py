@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, WebhookInput
     from activities.manifests import (
         ApplyManifestChangeInput,
+        ClearPreviewInput,
         ManifestActivities,
         PrepareRolloutInput,
         PrepareRolloutResult,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.metrics import MetricsActivities, RunAnalysisInput
     from activities.publish import PublishActivities, PublishBundleResult, UnpublishBundleInput
     from activities.schedules import ScheduleActivities
+    from skyline.ab_report import build_ab_report, render_ab_report
     from skyline.manifest import ManifestChange, RolloutConfig, RolloutCriteria, Unit
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
     from skyline.observability import RolloutTelemetry
@@ -44,13 +46,14 @@ with workflow.unsafe.imports_passed_through():
         via_temporal,
     )
     from skyline.strategies import ABTestStrategy, BlueGreenStrategy, PlanStep, plan_steps
+    from skyline.windows import PromotionBlocked
     from workflows import options
     from workflows import search_attributes as search
     from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
     from workflows.judged_bake import judged_bake
     from workflows.publishing import publish_unit
-    from workflows.report import ab_report, webhook_payload
+    from workflows.report import webhook_payload
 
 Outcome = Literal["next", "full", "rollback"]
 MAX_ANALYSES_KEPT = 50
@@ -99,6 +102,7 @@ class RolloutWorkflow:
         self._published: PublishBundleResult | None = None
         self._telemetry = RolloutTelemetry(spec.apartment)
         self._reference_tried = False
+        self._preview_written: str | None = None  # change id of the blue-green preview, until cleared
         self._record("start", spec.actor, spec.reason)
 
     # ----- queries, updates, signals -------------------------------------------------
@@ -218,6 +222,18 @@ class RolloutWorkflow:
     def promote_signal(self, req: PromoteRequest) -> None:
         self._control("promote", via_temporal(req))
 
+    @workflow.signal(name="promotion_blocked_signal")
+    def promotion_blocked_signal(self, blocked: PromotionBlocked | None) -> None:
+        """The promotion schedule's check: why a freeze or release window blocks it (None: it does not)."""
+        previous = self._status.promotion_blocked
+        if self._status.state in TERMINAL_STATES:
+            return
+        self._status.promotion_blocked = blocked
+        if blocked is not None and (previous is None or previous.reason != blocked.reason):
+            self._record(f"promotion blocked by {blocked.kind}", "schedule", blocked.reason)
+        elif blocked is None and previous is not None:
+            self._record("promotion unblocked", "schedule", "the release window is open")
+
     @workflow.signal(name="rollback_signal")
     def rollback_signal(self, req: ControlRequest) -> None:
         self._control("rollback", via_temporal(req))
@@ -261,6 +277,7 @@ class RolloutWorkflow:
         workflow.set_current_details(current_details(self._status))
 
     def _finish(self, state: RolloutState, reason: str) -> RolloutStatus:
+        self._status.promotion_blocked = None
         self._paused = False
         self._status.paused_reason = None
         self._status.reason = reason
@@ -268,6 +285,15 @@ class RolloutWorkflow:
         self._record(state, "skyline", reason)
         self._telemetry.finished(state)
         return self._status
+
+    def _report_ab(self) -> None:
+        """An A/B test's report, whenever it ends (pure: computed from the status, no commands)."""
+        if not isinstance(self._spec.strategy, ABTestStrategy):
+            return
+        report = build_ab_report(self._status)
+        self._status.ab_report = report
+        self._status.report = render_ab_report(report)
+        workflow.set_current_details(current_details(self._status))
 
     def _pause_for(self, reason: str) -> None:
         self._paused = True
@@ -518,10 +544,14 @@ class RolloutWorkflow:
     async def _confirm_promotion(self) -> bool:
         """Hold until every confirm-promotion hook answers 2xx; False if rolled back meanwhile."""
         for hook in self._hooks("confirm_promotion"):
+            refused: str | None = None
             while True:
                 problem = await self._call_hook(hook)
                 if problem is None:
                     break
+                if problem != refused:  # in the audit trail once per distinct answer, not every retry
+                    refused = problem
+                    self._record("webhook confirm_promotion refused", "skyline", f"{hook.url}: {problem}")
                 self._status.waiting_for = f"confirm-promotion webhook ({problem})"
                 self._status.updated_at = workflow.now()
                 with contextlib.suppress(TimeoutError):
@@ -576,6 +606,7 @@ class RolloutWorkflow:
                 "restored", req.actor, f"building restored from revision {self._prep.base_revision}", revision
             )
             self._finish("rolled_back", reason)
+        self._report_ab()
         await self._notify("rollback")
         return self._status
 
@@ -590,6 +621,7 @@ class RolloutWorkflow:
         self._record("promoted", "skyline", f"{unit.id} is the active unit", revision)
         self._promotions_done = self._promotions_requested
         self._finish("succeeded", f"{unit.id} promoted to active unit")
+        self._report_ab()
         await self._notify("post_rollout")
         return self._status
 
@@ -636,6 +668,7 @@ class RolloutWorkflow:
             summary="purge and verify the preview manifest",
             **options.EDGE_SYNC,
         )
+        self._preview_written = change.id
         self._record("preview", "skyline", f"preview manifest at {preview.key} serves {unit.id}")
         if strategy.preview_seconds > 0:
             with contextlib.suppress(TimeoutError):
@@ -664,6 +697,46 @@ class RolloutWorkflow:
         await self._notify("post_rollout")
         return self._status
 
+    async def _clear_preview(self) -> None:
+        """A blue-green that ended leaves no stale preview: it serves production, 'no candidate'."""
+        written = self._preview_written
+        if written is None or not workflow.patched("preview-cleared"):
+            return
+        self._preview_written = None
+        info = workflow.info()
+        why = f"no candidate: {self._spec.unit_key} {self._status.state.replace('_', ' ')}"
+        try:
+            cleared = await workflow.execute_activity_method(
+                ManifestActivities.clear_preview_manifest,
+                ClearPreviewInput(
+                    apartment=self._spec.apartment,
+                    written=written,
+                    change=ManifestChange(
+                        id=f"{info.workflow_id}/{info.run_id}/preview-cleared", actor="skyline", reason=why
+                    ),
+                ),
+                summary="clear the preview manifest",
+                **options.MANIFEST,
+            )
+            if cleared.cleared and cleared.revision is not None:
+                await workflow.execute_activity_method(
+                    CdnActivities.sync_manifest_to_edge,
+                    SyncManifestInput(
+                        apartment=self._spec.apartment, revision=cleared.revision, key=cleared.key
+                    ),
+                    summary="purge and verify the cleared preview",
+                    **options.EDGE_SYNC,
+                )
+        except ActivityError as err:
+            self._record(
+                "preview not cleared", "skyline", f"the preview may still serve the candidate: {_cause(err)}"
+            )
+            return
+        if cleared.cleared:
+            self._record("preview cleared", "skyline", f"{cleared.key} serves production ({why})")
+        else:
+            self._record("preview left", "skyline", f"{cleared.key} was rewritten by another rollout since")
+
     async def _write_preview_prelude(self, unit: Unit) -> None:
         """The new unit must be in the building before the preview can point at it."""
         self._status.step = 0
@@ -691,7 +764,7 @@ class RolloutWorkflow:
             if outcome == "rollback":
                 return await self._do_rollback()
             if experiment and outcome == "next" and self._promote is None:
-                self._status.report = ab_report(self._status, self._status.analyses)
+                self._report_ab()
                 return await self._await_decision(unit, "the A/B test is complete")
             last = index == len(self._plan) - 1
             if (
@@ -711,6 +784,7 @@ class RolloutWorkflow:
     async def run(self, inp: RolloutInput) -> RolloutStatus:
         self._telemetry.started()
         status = await self._run()
+        await self._clear_preview()
         if self._spec.promotion.mode == "scheduled":
             # The schedule has nothing left to promote; best effort, it may never have existed.
             with contextlib.suppress(ActivityError):

@@ -26,6 +26,7 @@ from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
+from skyline.ab_report import build_ab_report, render_ab_report
 from skyline.figures import StepDocument
 from skyline.manifest import SLUG
 from skyline.outbound import literal_refusal
@@ -272,11 +273,21 @@ async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutio
     return described.status
 
 
+def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
+    """An A/B test running (or from before the report was kept) gets its report as of now."""
+    if status.strategy != "ab_test" or status.ab_report is not None:
+        return status
+    report = build_ab_report(status)
+    return status.model_copy(
+        update={"ab_report": report, "report": status.report or render_ab_report(report)}
+    )
+
+
 @router.get("/{rollout_id}", response_model=RolloutStatus)
 async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> RolloutStatus:
     handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
     await _describe_or_404(handle)
-    status = await handle.query(RolloutWorkflow.status)
+    status = _with_ab_report(await handle.query(RolloutWorkflow.status))
     if status.state in TERMINAL_STATES:
         return status
     warning = await _storage_warning(store, status.apartment, {})

@@ -25,7 +25,9 @@ from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
 from skyline.rollout import check_time_zone, promotion_schedule_id
 from skyline.settings import Settings
+from skyline.windows import PromotionBlocked
 from workflows.promotion import PromotionInput, PromotionWorkflow
+from workflows.rollout import RolloutWorkflow
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 
@@ -55,6 +57,9 @@ class ScheduleView(BaseModel):
     note: str | None
     next_runs: list[datetime]
     recent_runs: list[str]
+    promotion_blocked: PromotionBlocked | None = Field(
+        default=None, description="why the rollout's promotion is held back by a freeze or release window"
+    )
 
 
 class ScheduleNote(BaseModel):
@@ -107,6 +112,18 @@ async def create_promotion_schedule(
     return schedule_id
 
 
+async def _blocked(temporal: Client, rollout_id: str) -> PromotionBlocked | None:
+    """What the rollout's status says about its promotion being blocked (None if it ended or is gone)."""
+    handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+    try:
+        status = await handle.query(RolloutWorkflow.status)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return status.promotion_blocked
+
+
 async def _view(temporal: Client, schedule_id: str) -> ScheduleView:
     handle = temporal.get_schedule_handle(schedule_id)
     try:
@@ -125,6 +142,7 @@ async def _view(temporal: Client, schedule_id: str) -> ScheduleView:
             inp = raw
     spec = described.schedule.spec
     return ScheduleView(
+        promotion_blocked=await _blocked(temporal, inp.rollout_id) if inp else None,
         id=schedule_id,
         rollout_id=inp.rollout_id if inp else None,
         cron=[inp.cron] if inp and inp.cron else list(spec.cron_expressions),

@@ -9,7 +9,7 @@ import pytest
 
 from activities.manifest_store import ManifestStore, head_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
-from skyline.manifest_ops import CreateApartment, ManifestConflict, SetCanary
+from skyline.manifest_ops import CreateApartment, ManifestConflict, PromoteUnit, SetCanary
 from skyline.settings import Settings
 from tests.support.scenario import unique
 
@@ -111,3 +111,25 @@ def test_head_is_served_with_short_cache_and_revisions_are_immutable(s3: Any, se
     with pytest.raises(ManifestConflict, match="already exists"):
         create_again = Apartment(name="A", buildings={"x": Building(name="x", category="main")})
         store.apply(apartment, CreateApartment(apartment=create_again), change("again"))
+
+
+def test_a_cleared_preview_serves_production_and_says_there_is_no_candidate(
+    s3: Any, settings: Settings
+) -> None:
+    store = ManifestStore(s3, settings.s3_bucket)
+    apartment = create(store, ["header"])
+    canary = SetCanary(building="header", unit=unit("header", 1), rollout=RolloutConfig(percentage=0))
+    store.apply(apartment, canary, change("staged"))
+    store.write_preview(apartment, PromoteUnit(building="header", unit_id="header@1.0.1"), change("mine"))
+    # another rollout's preview is never cleared by this one
+    assert store.clear_preview(apartment, "someone-else", change("x")) is None
+    cleared = store.clear_preview(
+        apartment, "mine", ManifestChange(id="c2", actor="skyline", reason="no candidate: rolled back")
+    )
+    head = store.read(apartment)
+    assert cleared is not None and head is not None
+    assert cleared.apartments == head[0].apartments and cleared.revision == head[0].revision
+    assert cleared.change is not None and cleared.change.reason == "no candidate: rolled back"
+    # a retry finds it cleared; nobody else's clearing replaces it
+    assert store.clear_preview(apartment, "mine", change("c2")) == cleared
+    assert store.clear_preview(apartment, "mine", change("again")) is None

@@ -28,14 +28,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-def scheduled_body(apartment: str, bundle: Path, cron: str | None) -> dict[str, Any]:
+def scheduled_body(apartment: str, bundle: Path, cron: str | None, bake: float = 1) -> dict[str, Any]:
     return {
         "apartment": apartment,
         "building": "header",
         "unit_id": "header",
         "version": "2.0.0",
         "bundle": {"path": str(bundle)},
-        "strategy": strategy(steps=[100], bake_seconds=1),
+        "strategy": strategy(steps=[100], bake_seconds=bake),
         "promotion": {"mode": "scheduled", "cron": cron, "timezone": "Asia/Seoul"},
         "actor": "alice",
     }
@@ -117,7 +117,7 @@ async def test_promotion_inside_a_freeze_waits_for_the_window(
         rum.wait_visible(settings.prometheus_url, frozen, "header", "header", "2.0.0")
         rollout_id = (
             await api.post(
-                "/rollouts", json=scheduled_body(frozen, make_bundle(tmp_path / "b", "2.0.0"), None)
+                "/rollouts", json=scheduled_body(frozen, make_bundle(tmp_path / "b", "2.0.0"), None, bake=6)
             )
         ).json()["id"]
         await waiting_for_promotion(api, rollout_id)
@@ -137,7 +137,7 @@ async def test_promotion_inside_a_freeze_waits_for_the_window(
         assert runs and runs[0].startswith(f"promotion.{rollout_id}")
         promotion = temporal.get_workflow_handle(runs[0])
         details = ""
-        while time.monotonic() < deadline and "outside the release window" not in details:
+        while time.monotonic() < deadline and "release freeze" not in details:
             try:
                 metadata = await promotion.query("__temporal_workflow_metadata")
                 details = (
@@ -145,10 +145,17 @@ async def test_promotion_inside_a_freeze_waits_for_the_window(
                 )
             except Exception:  # noqa: BLE001 - not started yet
                 details = ""
-        assert "outside the release window" in details
+        assert "release freeze" in details and "next opens" in details
         assert (await promotion.describe()).status == WorkflowExecutionStatus.RUNNING
-        still = (await api.get(f"/rollouts/{rollout_id}")).json()
+        # what a person reads: the rollout's status and the schedule say the freeze blocks it
+        still = await wait_for(api, rollout_id, lambda s: s["promotion_blocked"] is not None)
         assert still["state"] == "paused"  # not promoted during the freeze
+        blocked = still["promotion_blocked"]
+        assert blocked["kind"] == "freeze" and blocked["next_opens"] is not None
+        assert blocked["reason"].startswith("release freeze (") and "next opens" in blocked["reason"]
+        assert any(h["action"] == "promotion blocked by freeze" for h in still["history"])
+        described = (await api.get(f"/schedules/promote.{rollout_id}")).json()
+        assert described["promotion_blocked"]["reason"] == blocked["reason"]
         await api.post(f"/rollouts/{rollout_id}/rollback", json={"actor": "alice"})
         await promotion.terminate("test over")
 

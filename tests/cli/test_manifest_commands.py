@@ -65,6 +65,9 @@ async def test_show_history_diff_resolve_and_undo(cli: Cli, api: httpx.AsyncClie
     assert (moved["old"], moved["new"]) == ("header@1.0.0", "header@1.1.0")
     rendered = cli("manifest", "diff", apartment, "--from", "1", "--to", "2")
     assert rendered.exit_code == 0 and "revision 1 → 2" in rendered.stdout and "added" in rendered.stdout
+    # an added unit reads as its id, version and weight, not as a JSON blob starting with its checksum
+    assert "unit header@1.1.0, version 1.1.0, rollout 5%, status canary" in rendered.stdout
+    assert '{"checksum"' not in rendered.stdout
 
     served = cli.json(
         "manifest", "resolve", apartment, "--user", "u-42", "--region", "eu", "--segment", "beta"

@@ -140,6 +140,7 @@ async def test_rollback_all_policy_and_whole_fleet_controls(
     assert final["state"] == "rolled_back" and "abort" in final["reason"]
     assert final["apartments"][apartments[0]]["state"] == "rolled_back"
     assert final["apartments"][apartments[1]]["state"] == "rolled_back"
+    assert final["apartments"][apartments[0]]["weight"] == 0  # restored: not shown at 100 %
     assert final["apartments"][apartments[2]]["state"] == "skipped"
     for apt in apartments:
         assert await active_unit(edge, settings, apt) == "header@1.0.0"

@@ -138,6 +138,15 @@ async def test_blue_green_previews_then_switches_in_one_write_and_back_in_one(
     assert back.status_code == 200 and back.json()["state"] == "rolled_back"
     assert len(back.json()["revisions"]) == len(revisions_before) + 1  # switching back is one write
     assert header(await manifest(edge, settings, apartment), apartment)["active_unit"] == "header@1.0.0"
+    # the preview no longer serves the rejected build: it serves production and says so
+    done = await wait_for(
+        api, rollout_id, lambda s: any(h["action"] == "preview cleared" for h in s["history"])
+    )
+    cleared = next(h for h in done["history"] if h["action"] == "preview cleared")
+    assert "no candidate: header@2.0.0 rolled back" in cleared["reason"]
+    preview = await manifest(edge, settings, apartment, "preview")
+    assert header(preview, apartment)["active_unit"] == "header@1.0.0"
+    assert preview["change"]["reason"] == "no candidate: header@2.0.0 rolled back"
     await save_history(temporal, rollout_id, "blue_green_switched_and_back")
 
 
@@ -167,6 +176,14 @@ async def test_ab_test_reports_per_variant_and_waits_for_a_human(
     assert done["weight"] == 50
     report = done["report"]
     assert "B=2.0.0 at 50%" in report and "A=header@1.0.0" in report and "error_rate" in report
+    assert "Winner: " in report and "interval [" in report
+    ab = done["ab_report"]
+    assert ab["ending"] == "complete" and ab["b"]["loads"] > 0 and ab["a"]["loads"] > 0
+    assert {c["name"] for c in ab["comparisons"]} == {"error_rate", "load_time"}
+    assert all(
+        c["verdict"] in ("A is better", "B is better", "difference not established")
+        for c in ab["comparisons"]
+    )
     error_check = next(c for c in done["last_analysis"]["checks"] if c["name"] == "error_rate")
     assert error_check["baseline"] is not None and error_check["value"] is not None
     served = header(await manifest(edge, settings, apartment), apartment)
@@ -178,7 +195,31 @@ async def test_ab_test_reports_per_variant_and_waits_for_a_human(
         f"/rollouts/{rollout_id}/promote?full=true", json={"actor": "bob", "reason": "B wins"}
     )
     assert kept.status_code == 200 and kept.json()["state"] == "succeeded"
+    assert kept.json()["ab_report"]["outcome"] == "B kept: promoted by bob"
+    assert "B kept: promoted by bob" in kept.json()["report"]
     await save_history(temporal, rollout_id, "ab_test_decided")
+
+
+async def test_ab_test_rolled_back_early_still_reports(
+    api: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+) -> None:
+    apartment = await create_apartment(api)
+    strat = strategy(kind="ab_test", split=50, duration_seconds=600)
+    strat.pop("steps")
+    strat.pop("bake_seconds")
+    with (
+        rum.traffic(apartment, "header", "header", "2.0.0", error_ratio=0.0),
+        rum.traffic(apartment, "header", "header", "1.0.0", error_ratio=0.0),
+    ):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "2.0.0")
+        rollout_id = await start(api, body(apartment, make_bundle(tmp_path / "b", "2.0.0"), "2.0.0", strat))
+        running = await wait_for(api, rollout_id, lambda s: s["looks"] and s["looks"][0]["looks"])
+        assert running["ab_report"]["ending"] == "running"  # the API reports a test in progress
+        back = await api.post(f"/rollouts/{rollout_id}/rollback", json={"actor": "dave", "reason": "stop it"})
+    assert back.status_code == 200 and back.json()["state"] == "rolled_back"
+    ab = back.json()["ab_report"]
+    assert ab["ending"] == "stopped" and ab["outcome"] == "A kept: rolled back by dave (stop it)"
+    assert back.json()["report"] and "Winner: " in back.json()["report"]
 
 
 async def test_targeting_is_written_for_the_resolver(
@@ -192,7 +233,10 @@ async def test_targeting_is_written_for_the_resolver(
     await wait_state(api, rollout_id, {"progressing"})
     await wait_for(api, rollout_id, lambda s: s["revisions"])
     canary = header(await manifest(edge, settings, apartment), apartment)["units"]["header@2.0.0"]
-    assert canary["rollout"]["criteria"] == targeting
+    # regions, segments and flags are lower-cased: the resolver compares them case-insensitively
+    assert canary["rollout"]["criteria"] == {**targeting, "geo_regions": ["kr", "jp"]}
+    who = (await api.get(f"/apartments/{apartment}/resolve", params={"user": "u-1", "region": "FR"})).json()
+    assert who["header"]["reason"] == "stable" and who["header"]["excluded_by"] in ("geo_regions", None)
     assert (await api.post(f"/rollouts/{rollout_id}/rollback", json={})).status_code == 200
 
 
@@ -225,6 +269,9 @@ async def test_confirm_promotion_holds_until_the_hook_answers_2xx(
         rollout_id = await start(api, request)
         waiting = await wait_for(api, rollout_id, lambda s: s["waiting_for"] is not None)
         assert "confirm-promotion webhook" in waiting["waiting_for"] and waiting["state"] == "progressing"
+        audit = (await api.get(f"/rollouts/{rollout_id}/audit")).json()
+        refusal = next(e for e in audit if e["action"] == "webhook confirm_promotion refused")
+        assert hook.url + "/confirm" in refusal["reason"] and "503" in refusal["reason"]
         refused = await api.post(f"/rollouts/{rollout_id}/promote", json={"actor": "eve"})
         assert (
             refused.status_code == 409

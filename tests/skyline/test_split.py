@@ -16,6 +16,7 @@ from skyline.split import (
     BUCKETS,
     SplitUser,
     bucket_of,
+    criteria_exclusion,
     criteria_match,
     fnv1a32,
     in_percentage,
@@ -54,7 +55,37 @@ def test_percentage_vectors() -> None:
 def test_criteria_vectors() -> None:
     for case in VECTORS["criteria"]:
         criteria = RolloutCriteria.model_validate(case["criteria"])
-        assert criteria_match(criteria, SplitUser.model_validate(case["user"])) is case["match"], case
+        user = SplitUser.model_validate(case["user"])
+        assert criteria_match(criteria, user) is case["match"], case
+        assert criteria_exclusion(criteria, user) == case["excluded_by"], case
+        # the resolver compares case-insensitively even criteria stored before validation lower-cased them
+        raw = RolloutCriteria.model_construct(**{**case["criteria"], "custom_rules": criteria.custom_rules})
+        assert criteria_exclusion(raw, user) == case["excluded_by"], case
+
+
+def test_an_excluded_user_is_told_which_criterion_excluded_them() -> None:
+    building = Building(
+        name="Header",
+        category="header",
+        active_unit="header@1.0.0",
+        units={
+            "header@1.0.0": _unit("1.0.0"),
+            "header@2.0.0": _unit("2.0.0").model_copy(
+                update={
+                    "rollout": RolloutConfig(
+                        percentage=100, criteria=RolloutCriteria(geo_regions=["KR"], user_segments=["beta"])
+                    )
+                }
+            ),
+        },
+    )
+    assert building.units["header@2.0.0"].rollout.criteria.geo_regions == ["kr"]  # type: ignore[union-attr]
+    korean = resolve_building("shop", "header", building, SplitUser(id="u", region="KR", segments=["Beta"]))
+    assert korean.reason == "canary" and korean.excluded_by is None
+    french = resolve_building("shop", "header", building, SplitUser(id="u", region="fr", segments=["beta"]))
+    assert french.reason == "stable" and french.excluded_by == "geo_regions"
+    outsider = resolve_building("shop", "header", building, SplitUser(id="u", region="kr"))
+    assert outsider.excluded_by == "user_segments"
 
 
 def test_resolve_vectors_cover_every_reason() -> None:

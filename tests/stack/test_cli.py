@@ -92,3 +92,17 @@ def test_run_restarts_a_killed_storage_server_and_prints_the_cli_path(tmp_path: 
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
+
+
+def test_scrape_interval_accepts_seconds_and_refuses_nonsense_clearly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stack.__main__ import _parse as parse_args
+
+    assert parse_args(["run", "--scrape-interval", "1"]).scrape_interval == "1s"
+    assert parse_args(["run", "--scrape-interval", "0.5"]).scrape_interval == "500ms"
+    assert parse_args(["run", "--scrape-interval", "15s"]).scrape_interval == "15s"
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["run", "--scrape-interval", "fast"])
+    assert exited.value.code == 2
+    assert "'fast' is not a scrape interval: give seconds (1, 0.5)" in capsys.readouterr().err
