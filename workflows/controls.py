@@ -65,7 +65,9 @@ class ControlSurface:
             return False
         await self._apply(control, req)
         label = "promote full" if isinstance(req, PromoteRequest) and req.full else control
-        reason = req.reason if answer.kind == "allowed" else f"{req.reason} [deferred: {answer.reason}]".strip()
+        reason = req.reason
+        if answer.kind == "deferred":
+            reason = f"{req.reason} [deferred: {answer.reason}]".strip()
         self._record(label, req.actor, reason)
         return True
 
