@@ -97,6 +97,15 @@ class RestoreFromRevisionInput(BaseModel):
     building: str
     revision: int
     change: ManifestChange
+    # Restore only if the building still holds this unit (what the fleet wrote).
+    only_if_active: str | None = None
+
+
+class RestoreFromRevisionResult(BaseModel):
+    revision: int
+    applied: bool
+    restored: bool = True
+    reason: str | None = None
 
 
 RETRY_LOOKBACK = 50
@@ -215,7 +224,7 @@ class ManifestActivities:
         return targets
 
     @activity.defn
-    def restore_building_from_revision(self, inp: RestoreFromRevisionInput) -> ApplyManifestChangeResult:
+    def restore_building_from_revision(self, inp: RestoreFromRevisionInput) -> RestoreFromRevisionResult:
         """Put a building back as an earlier revision had it (a fleet rolling back finished apartments)."""
         old = self.store.read_revision(inp.apartment, inp.revision)
         if old is None:
@@ -226,11 +235,19 @@ class ManifestActivities:
             )
         snapshot = old.apartment(inp.apartment).buildings[inp.building]
         details = activity.info().heartbeat_details
-        manifest, applied = self.store.apply(
-            inp.apartment,
-            RestoreBuilding(building=inp.building, snapshot=snapshot),
-            inp.change,
-            base_hint=int(details[0]) if details else None,
-            on_base=lambda base: activity.heartbeat(base),
-        )
-        return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)
+        try:
+            manifest, applied = self.store.apply(
+                inp.apartment,
+                RestoreBuilding(building=inp.building, snapshot=snapshot, only_if_active=inp.only_if_active),
+                inp.change,
+                base_hint=int(details[0]) if details else None,
+                on_base=lambda base: activity.heartbeat(base),
+            )
+        except ManifestConflict as exc:
+            if inp.only_if_active is None:
+                raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
+            head = self.store.read(inp.apartment)
+            return RestoreFromRevisionResult(
+                revision=head[0].revision if head else 0, applied=False, restored=False, reason=str(exc)
+            )
+        return RestoreFromRevisionResult(revision=manifest.revision, applied=applied)

@@ -16,8 +16,9 @@ controls at every wait (workflows/controls.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Control = Literal["pause", "resume", "promote", "rollback"]
 CONTROLS: tuple[Control, ...] = ("pause", "resume", "promote", "rollback")
@@ -186,7 +187,7 @@ FLEET_TABLE: dict[FleetPhase, dict[Control, Answer]] = {
 
 
 def decide(
-    table: dict[RolloutPhase, dict[Control, Answer]] | dict[FleetPhase, dict[Control, Answer]],
+    table: Mapping[Any, Mapping[Control, Answer]],
     phase: str,
     control: Control,
     *,
@@ -194,7 +195,7 @@ def decide(
     waiting_for: str = "",
     decision: str = "",
 ) -> Answer:
-    answer = table[phase][control]  # type: ignore[index]
+    answer = table[phase][control]
     if not answer.reason:
         return answer
     return Answer(answer.kind, answer.reason.format(state=state, waiting_for=waiting_for, decision=decision))

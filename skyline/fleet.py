@@ -11,7 +11,8 @@ from skyline.manifest import SLUG, SLUG_HELP
 from skyline.rollout import HistoryEntry, RolloutSpec, Strict
 
 FleetState = Literal["publishing", "progressing", "paused", "succeeded", "failed", "rolled_back"]
-ApartmentState = Literal["pending", "running", "succeeded", "rolled_back", "failed", "skipped"]
+# kept: done, then changed by someone else (a hotfix); a fleet rollback leaves it as it is
+ApartmentState = Literal["pending", "running", "succeeded", "rolled_back", "failed", "skipped", "kept"]
 
 
 class FleetSpec(RolloutSpec):

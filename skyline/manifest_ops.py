@@ -41,6 +41,9 @@ class RestoreBuilding(BaseModel):
     kind: Literal["restore_building"] = "restore_building"
     building: str
     snapshot: Building
+    # Restore only while the building still holds what the restorer wrote: this
+    # unit active and no other unit in rollout (a fleet never reverts a hotfix).
+    only_if_active: str | None = None
 
 
 class RestoreApartment(BaseModel):
@@ -120,6 +123,17 @@ def apply_mutation(
         building.units[mutation.unit_id] = promoted.model_copy(update={"status": "stable", "rollout": None})
         building.active_unit = mutation.unit_id
     elif isinstance(mutation, RestoreBuilding):
+        expected = mutation.only_if_active
+        if expected is not None:
+            others = sorted(k for k, u in building.units.items() if u.rollout is not None and k != expected)
+            if building.active_unit != expected or others:
+                now = f"{building.active_unit or 'no unit'} active" + (
+                    f", {', '.join(others)} in rollout" if others else ""
+                )
+                raise ManifestConflict(
+                    f"building {mutation.building!r} no longer holds {expected} alone "
+                    f"(now: {now}); left as it is"
+                )
         apartment.buildings[mutation.building] = mutation.snapshot.model_copy(deep=True)
 
     nxt.version = str(current.revision + 1)

@@ -14,18 +14,23 @@ an accepted control and what an update waits for before it answers.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from skyline.controls import Answer, Control, decide
-    from skyline.rollout import ControlRequest, PromoteRequest, via_temporal
+    from skyline.fleet import FleetStatus
+    from skyline.rollout import ControlRequest, PromoteRequest, RolloutStatus, via_temporal
+
+# What an update answers with: the workflow's status (the data converter picks the model).
+Status = RolloutStatus | FleetStatus
 
 
 class ControlSurface:
-    TABLE: ClassVar[dict[Any, dict[Control, Answer]]]
+    TABLE: ClassVar[Mapping[Any, Mapping[Control, Answer]]]
 
     # ----- what a workflow provides ---------------------------------------------------
 
@@ -42,11 +47,12 @@ class ControlSurface:
     async def _settle(self, control: Control, req: ControlRequest) -> None:
         """What an update waits for before it answers (nothing by default)."""
 
-    def _snapshot(self) -> Any:
+    def _snapshot(self) -> Status:
         raise NotImplementedError
 
-    def _record(self, action: str, actor: str, reason: str) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the workflow's bookkeeping (never shadow it at run time)
+
+        def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None: ...
 
     # ----- one path for every control -------------------------------------------------
 
@@ -71,13 +77,13 @@ class ControlSurface:
         self._record(label, req.actor, reason)
         return True
 
-    async def _update(self, control: Control, req: ControlRequest) -> Any:
+    async def _update(self, control: Control, req: ControlRequest) -> Status:
         if await self._control(control, req):
             await self._settle(control, req)
         return self._snapshot()
 
     @workflow.update
-    async def pause(self, req: ControlRequest) -> Any:
+    async def pause(self, req: ControlRequest) -> Status:
         return await self._update("pause", req)
 
     @pause.validator
@@ -85,7 +91,7 @@ class ControlSurface:
         self._check("pause")
 
     @workflow.update
-    async def resume(self, req: ControlRequest) -> Any:
+    async def resume(self, req: ControlRequest) -> Status:
         return await self._update("resume", req)
 
     @resume.validator
@@ -93,7 +99,7 @@ class ControlSurface:
         self._check("resume")
 
     @workflow.update
-    async def promote(self, req: PromoteRequest) -> Any:
+    async def promote(self, req: PromoteRequest) -> Status:
         return await self._update("promote", req)
 
     @promote.validator
@@ -101,7 +107,7 @@ class ControlSurface:
         self._check("promote")
 
     @workflow.update
-    async def rollback(self, req: ControlRequest) -> Any:
+    async def rollback(self, req: ControlRequest) -> Status:
         return await self._update("rollback", req)
 
     @rollback.validator

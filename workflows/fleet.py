@@ -11,30 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.cdn import CdnActivities, SyncManifestInput
     from activities.manifests import FindFleetInput, ManifestActivities, RestoreFromRevisionInput
+    from skyline.controls import FLEET_TABLE, Answer, Control
     from skyline.fleet import ApartmentState, FleetApartment, FleetInput, FleetState, FleetStatus, batches
     from skyline.manifest import ManifestChange, Unit
     from skyline.rollout import (
         TERMINAL_STATES,
         ControlRequest,
         HistoryEntry,
-        PromoteRequest,
         RolloutInput,
         RolloutStatus,
         rollout_id_for,
-        via_temporal,
     )
     from workflows import options
+    from workflows.controls import ControlSurface
     from workflows.deadline import ProgressDeadline
+    from workflows.edge_write import sync_edge
     from workflows.publishing import publish_unit
     from workflows.rollout import RolloutWorkflow
 
@@ -46,7 +47,9 @@ def _cause(err: BaseException) -> str:
 
 
 @workflow.defn
-class FleetRolloutWorkflow:
+class FleetRolloutWorkflow(ControlSurface):
+    TABLE: ClassVar[Mapping[Any, Mapping[Control, Answer]]] = FLEET_TABLE
+
     @workflow.init
     def __init__(self, inp: FleetInput) -> None:
         now = workflow.now()
@@ -66,120 +69,63 @@ class FleetRolloutWorkflow:
         self._children: dict[str, ChildWorkflowHandle[Any, RolloutStatus]] = {}
         self._deadline = ProgressDeadline(inp.spec.max_duration_seconds, now)
         self._base_revisions: dict[str, int] = {}
+        self._publishing = True
+        self._between_batches = False
+        self._unit_id: str | None = None
         self._record("start", inp.spec.actor, inp.spec.reason)
 
-    # ----- controls ------------------------------------------------------------------
+    # ----- the control surface (workflows/controls.py) ----------------------------------
 
     @workflow.query
     def status(self) -> FleetStatus:
         return self._status
 
-    def _refusal(self, action: str) -> str | None:
-        state = self._status.state
-        if state in TERMINAL_STATES:
-            return f"cannot {action}: the fleet rollout has ended ({state})"
-        if action == "pause" and self._paused:
-            return "cannot pause: the fleet is already paused"
-        if action == "resume" and not self._paused:
-            return "cannot resume: the fleet is not paused"
-        if action in ("pause", "promote") and self._rollback is not None:
-            return f"cannot {action}: a rollback is under way"
-        return None
+    def _phase(self) -> str:
+        if self._status.state in TERMINAL_STATES:
+            return "ended"
+        if self._rollback is not None:
+            return "rolling_back"
+        if self._publishing:
+            return "publishing_paused" if self._paused else "publishing"
+        if self._paused:
+            return "paused"
+        return "between_batches" if self._between_batches else "progressing"
 
-    def _check(self, action: str) -> None:
-        refusal = self._refusal(action)
-        if refusal:
-            raise ApplicationError(refusal, type="InvalidControl", non_retryable=True)
+    def _facts(self) -> dict[str, str]:
+        return {"state": self._status.state}
 
-    async def _control(self, action: str, req: ControlRequest) -> bool:
-        refusal = self._refusal(action)
-        if refusal:
-            self._record(f"refused {action}", req.actor, refusal)
-            return False
-        self._record(action, req.actor, req.reason)
-        running = [h for a, h in self._children.items() if self._status.apartments[a].state == "running"]
-        if action == "pause":
+    def _running(self) -> list[ChildWorkflowHandle[Any, RolloutStatus]]:
+        return [h for a, h in self._children.items() if self._status.apartments[a].state == "running"]
+
+    async def _apply(self, control: Control, req: ControlRequest) -> None:
+        forwarded = ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
+        if control == "pause":
             self._paused = True
             self._deadline.hold(workflow.now())
             self._status.paused_reason = f"paused by {req.actor}: {req.reason or 'no reason given'}"
             self._set_state("paused")
-            for handle in running:
-                await handle.signal(
-                    "pause_signal", ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
-                )
-        elif action == "resume":
+            for handle in self._running():
+                await handle.signal(RolloutWorkflow.pause_signal, forwarded)
+        elif control == "resume":
             self._paused = False
             self._deadline.release(workflow.now())
             self._status.paused_reason = None
-            self._set_state("progressing")
-            for handle in running:
-                await handle.signal(
-                    "resume_signal", ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
-                )
-        elif action == "promote":
+            self._set_state("publishing" if self._publishing else "progressing")
+            for handle in self._running():
+                await handle.signal(RolloutWorkflow.resume_signal, forwarded)
+        elif control == "promote":
             self._next_now = True
-        elif action == "rollback":
+        else:
             self._rollback = req
-            for handle in running:
-                await handle.signal(
-                    "rollback_signal", ControlRequest(actor=req.actor, reason=f"fleet: {req.reason}")
-                )
-        return True
+            for handle in self._running():
+                await handle.signal(RolloutWorkflow.rollback_signal, forwarded)
 
-    @workflow.update
-    async def pause(self, req: ControlRequest) -> FleetStatus:
-        await self._control("pause", req)
-        return self._status
-
-    @pause.validator
-    def _validate_pause(self, req: ControlRequest) -> None:
-        self._check("pause")
-
-    @workflow.update
-    async def resume(self, req: ControlRequest) -> FleetStatus:
-        await self._control("resume", req)
-        return self._status
-
-    @resume.validator
-    def _validate_resume(self, req: ControlRequest) -> None:
-        self._check("resume")
-
-    @workflow.update
-    async def promote(self, req: PromoteRequest) -> FleetStatus:
-        """Start the next batch now instead of after the pause between batches."""
-        await self._control("promote", req)
-        return self._status
-
-    @promote.validator
-    def _validate_promote(self, req: PromoteRequest) -> None:
-        self._check("promote")
-
-    @workflow.update
-    async def rollback(self, req: ControlRequest) -> FleetStatus:
-        """Roll back the whole fleet: running apartments and those already done."""
-        if await self._control("rollback", req):
+    async def _settle(self, control: Control, req: ControlRequest) -> None:
+        if control == "rollback":  # answers once every apartment is back
             await workflow.wait_condition(lambda: self._status.state in TERMINAL_STATES)
+
+    def _snapshot(self) -> FleetStatus:
         return self._status
-
-    @rollback.validator
-    def _validate_rollback(self, req: ControlRequest) -> None:
-        self._check("rollback")
-
-    @workflow.signal(name="pause_signal")
-    async def pause_signal(self, req: ControlRequest) -> None:
-        await self._control("pause", via_temporal(req))
-
-    @workflow.signal(name="resume_signal")
-    async def resume_signal(self, req: ControlRequest) -> None:
-        await self._control("resume", via_temporal(req))
-
-    @workflow.signal(name="promote_signal")
-    async def promote_signal(self, req: PromoteRequest) -> None:
-        await self._control("promote", via_temporal(req))
-
-    @workflow.signal(name="rollback_signal")
-    async def rollback_signal(self, req: ControlRequest) -> None:
-        await self._control("rollback", via_temporal(req))
 
     # ----- bookkeeping ---------------------------------------------------------------
 
@@ -194,7 +140,7 @@ class FleetRolloutWorkflow:
             + (f"\n\n{self._status.reason}" if self._status.reason else "")
         )
 
-    def _record(self, action: str, actor: str, reason: str) -> None:
+    def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
         self._status.history.append(
             HistoryEntry(
                 at=workflow.now(),
@@ -294,6 +240,7 @@ class FleetRolloutWorkflow:
             self._base_revisions[apartment] = result.base_revision
 
     async def _restore(self, apartment: str, why: str) -> None:
+        """Put an apartment's building back, only if it still holds what this fleet wrote."""
         revision = self._base_revisions.get(apartment)
         if revision is None:
             return
@@ -304,16 +251,22 @@ class FleetRolloutWorkflow:
         result = await workflow.execute_activity_method(
             ManifestActivities.restore_building_from_revision,
             RestoreFromRevisionInput(
-                apartment=apartment, building=self._spec.building, revision=revision, change=change
+                apartment=apartment,
+                building=self._spec.building,
+                revision=revision,
+                change=change,
+                only_if_active=self._unit_id,
             ),
             summary=f"restore {apartment}/{self._spec.building} to revision {revision}",
             **options.MANIFEST,
         )
-        await workflow.execute_activity_method(
-            CdnActivities.sync_manifest_to_edge,
-            SyncManifestInput(apartment=apartment, revision=result.revision),
-            summary=f"purge and verify {apartment} revision {result.revision}",
-            **options.EDGE_SYNC,
+        if not result.restored:
+            # Someone else changed the building since (a hotfix, a new rollout): theirs to keep.
+            self._mark(apartment, "kept", result.reason)
+            self._record("kept", "skyline", f"{apartment}: {result.reason}")
+            return
+        await sync_edge(
+            apartment, result.revision, what=f"purge and verify {apartment} revision {result.revision}"
         )
         self._mark(apartment, "rolled_back", why)
 
@@ -335,6 +288,8 @@ class FleetRolloutWorkflow:
             unit = await publish_unit(spec, lambda action, reason: self._record(action, "skyline", reason))
         except ActivityError as err:
             return self._finish("failed", f"{_cause(err)}; no apartment touched")
+        self._unit_id = unit.id
+        self._publishing = False
         self._status.batches = batches(targets, spec.batch_size)
         for index, batch in enumerate(self._status.batches):
             for apartment in batch:
@@ -344,13 +299,19 @@ class FleetRolloutWorkflow:
         self._set_state("paused" if self._paused else "progressing")
         for index, batch in enumerate(self._status.batches):
             if index > 0 and spec.batch_pause_seconds > 0 and self._rollback is None:
-                self._next_now = False
+                deferred = workflow.patched("fleet-deferred-promote")
+                if not deferred:
+                    self._next_now = False  # before: a promote during a batch was dropped here
+                self._between_batches = True
                 deadline = workflow.now() + timedelta(seconds=spec.batch_pause_seconds)
                 while self._rollback is None and not self._next_now and workflow.now() < deadline:
                     await self._wait(
                         lambda: self._rollback is not None or self._next_now,
                         cap=(deadline - workflow.now()).total_seconds(),
                     )
+                self._between_batches = False
+                if deferred:
+                    self._next_now = False  # consumed
             await self._wait(lambda: not self._paused or self._rollback is not None)
             if self._rollback is not None:
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, SmokeCheckInput
@@ -12,12 +13,15 @@ with workflow.unsafe.imports_passed_through():
         PublishActivities,
         PublishBundleInput,
         PublishBundleResult,
+        UnpublishBundleInput,
         VerifyBundleInput,
     )
     from skyline.manifest import Unit, UnitMetadata
     from skyline.rollout import RolloutSpec
     from skyline.strategies import BlueGreenStrategy
     from workflows import options
+    from workflows.hooks import cause
+    from workflows.rollout_state import RolloutBook
 
 
 async def publish_unit(
@@ -75,3 +79,49 @@ async def publish_unit(
             published_at=workflow.now().isoformat(),
         ),
     )
+
+
+class PublishSteps(RolloutBook):
+    """A rollout publishes its own bundle, and takes it back if no traffic ever saw it."""
+
+    async def _publish(self) -> Unit:
+        def published_at(result: PublishBundleResult) -> None:
+            self._published = result
+
+        return await publish_unit(
+            self._spec, lambda action, reason: self._record(action, "skyline", reason), published_at
+        )
+
+    async def _unpublish_untrafficked(self) -> None:
+        """A bundle this rollout published that never reached traffic does not stay public.
+
+        Not a fleet's (it owns its bundle), and the activity keeps a prefix that any
+        manifest revision references (an identical earlier build shares it).
+        """
+        published = self._published
+        if published is None or self._prepublished is not None or self._status.revisions:
+            return
+        if not workflow.patched("unpublish-untrafficked"):
+            return
+        self._published, prefix = None, published.prefix
+        shared = published.layout == "shared"
+        try:
+            result = await workflow.execute_activity_method(
+                PublishActivities.unpublish_bundle,
+                UnpublishBundleInput(
+                    prefix=prefix,
+                    # Every file uploaded by this rollout: only manifests written since can use them.
+                    since=self._status.started_at if published.skipped == 0 else None,
+                    keys=published.uploaded_keys if shared else None,
+                    entry_key=published.entry_key if shared else None,
+                ),
+                summary=f"unpublish {prefix}",
+                **options.UNPUBLISH,
+            )
+        except ActivityError as err:
+            self._record("unpublish failed", "skyline", f"{prefix} left in storage: {cause(err)}")
+            return
+        if result.kept_reason:
+            self._record("unpublish skipped", "skyline", f"{prefix} kept: {result.kept_reason}")
+        else:
+            self._record("unpublished", "skyline", f"{result.deleted} files removed from {prefix}")

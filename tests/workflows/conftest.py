@@ -1,0 +1,43 @@
+"""The fast workflow layer: Temporal's time-skipping test server, started once per session."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.workflows.world import World
+from worker.main import WORKFLOWS
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def skipping() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
+    ) as env:
+        yield env
+
+
+@asynccontextmanager
+async def running(env: WorkflowEnvironment, world: World) -> AsyncIterator[str]:
+    """A worker with the world's stand-in activities on a task queue of its own."""
+    queue = f"fast-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=WORKFLOWS,
+            activities=world.activities(),
+            activity_executor=pool,
+        ):
+            yield queue

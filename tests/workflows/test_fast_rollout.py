@@ -1,0 +1,234 @@
+"""RolloutWorkflow on the time-skipping server with stand-in activities: controls, limits, deadlines.
+
+Hours of bakes pass in well under a second of wall time; each test reads back
+the manifest the workflow wrote (through the real pure mutations), not only
+the state it reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from skyline.rollout import ControlRequest, PromoteRequest, RolloutInput, RolloutSpec, RolloutStatus
+from tests.workflows.conftest import running
+from tests.workflows.world import World, failing, healthy
+from workflows.rollout import RolloutWorkflow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def spec(apartment: str, version: str = "1.1.0", **strategy: Any) -> RolloutSpec:
+    return RolloutSpec.model_validate(
+        {
+            "apartment": apartment,
+            "building": "header",
+            "unit_id": "header",
+            "version": version,
+            "bundle": {"upload_id": "0" * 32},
+            "strategy": {"steps": [5, 25, 50, 100], "bake_seconds": 600, **strategy},
+            "actor": "alice",
+        }
+    )
+
+
+async def start(env: WorkflowEnvironment, queue: str, s: RolloutSpec) -> WorkflowHandle[Any, RolloutStatus]:
+    rollout_id = f"rollout.{s.apartment}.{s.building}"
+    return await env.client.start_workflow(
+        RolloutWorkflow.run, RolloutInput(rollout_id=rollout_id, spec=s), id=rollout_id, task_queue=queue
+    )
+
+
+async def refused(update: Awaitable[Any], why: str) -> None:
+    """The update is answered with a refusal (the API's 409) that says `why`."""
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await update
+    assert why in str(caught.value.cause)
+
+
+def apartment() -> str:
+    return f"shop-{uuid.uuid4().hex[:8]}"
+
+
+async def test_a_healthy_canary_walks_every_step_and_becomes_active(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(), apartment()
+    world.create(shop)
+    async with running(skipping, world) as queue:
+        status = await (await start(skipping, queue, spec(shop))).result()
+    assert status.state == "succeeded", status.paused_reason
+    assert world.building(shop).active_unit == "header@1.1.0"
+    assert [s.weight for s in status.looks] == [5, 25, 50, 100]
+    assert all(s.decision == "promote" for s in status.looks)
+    assert all(len(s.looks) >= 10 for s in status.looks)  # one look a minute over ten minutes
+
+
+async def test_established_harm_rolls_back_at_the_first_look(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(traffic=failing()), apartment()
+    world.create(shop)
+    before = world.building(shop)
+    async with running(skipping, world) as queue:
+        status = await (await start(skipping, queue, spec(shop))).result()
+    assert status.state == "rolled_back" and "error_rate" in (status.reason or "")
+    assert len(status.looks[0].looks) == 1
+    assert world.building(shop) == before  # last-known-good, exactly
+
+
+async def test_without_auto_rollback_established_harm_pauses_for_a_human(
+    skipping: WorkflowEnvironment,
+) -> None:
+    world, shop = World(traffic=failing()), apartment()
+    world.create(shop)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop, auto_rollback=False))
+        await skipping.sleep(120)
+        status = await handle.query(RolloutWorkflow.status)
+        assert status.state == "paused" and (status.paused_reason or "").startswith("analysis failed")
+        assert world.building(shop).units["header@1.1.0"].rollout is not None  # still at 5 %
+        await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob", reason="seen it"))
+        final = await handle.result()
+    assert final.state == "rolled_back"
+
+
+async def test_a_thin_step_holds_and_resume_bakes_once_more(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(traffic=healthy(per_second=0.01)), apartment()
+    world.create(shop)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop))
+        await skipping.sleep(700)
+        held = await handle.query(RolloutWorkflow.status)
+        assert held.state == "paused" and "need 50" in (held.paused_reason or "")
+        await handle.execute_update(RolloutWorkflow.resume, ControlRequest(actor="bob"))
+        await skipping.sleep(700)
+        again = await handle.query(RolloutWorkflow.status)
+        assert again.state == "paused" and again.weight == 5  # never moved on without evidence
+        assert again.looks[0].bake_seconds == 1200
+        await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob"))
+        assert (await handle.result()).state == "rolled_back"
+
+
+async def test_a_rollback_during_the_promotion_write_is_honoured(skipping: WorkflowEnvironment) -> None:
+    """Defect: promote full, then rollback 50 ms later: 200, and the unit stayed promoted."""
+    world, shop = World(), apartment()
+    world.create(shop)
+    world.hold_writes = lambda inp: inp.mutation.kind == "promote_unit"
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop, steps=[5, 100]))
+        await skipping.sleep(30)
+        promoting = asyncio.create_task(
+            handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
+        )
+        await world.writes_held.wait()
+        assert (await handle.query(RolloutWorkflow.status)).state == "promoting"
+        await refused(
+            handle.execute_update(RolloutWorkflow.pause, ControlRequest(actor="dave")),
+            "promotion is being written",
+        )
+        rolling = asyncio.create_task(
+            handle.execute_update(
+                RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="PAGER: checkout broken")
+            )
+        )
+        await asyncio.sleep(0.2)
+        world.released.set()
+        answered = await rolling
+        await promoting
+        final = await handle.result()
+    assert answered.state == final.state == "rolled_back"
+    assert world.building(shop).active_unit == "header@1.0.0"
+    assert "header@1.1.0" not in world.building(shop).units
+    deferred = [h for h in final.history if h.action == "rollback"]
+    assert len(deferred) == 1 and "deferred" in deferred[0].reason
+
+
+async def test_a_second_rollback_is_refused_while_the_first_runs(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(), apartment()
+    world.create(shop)
+    world.hold_writes = lambda inp: inp.mutation.kind == "restore_building"
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop))
+        await skipping.sleep(30)
+        first = asyncio.create_task(
+            handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="one"))
+        )
+        await world.writes_held.wait()
+        await refused(
+            handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="erin", reason="two")),
+            "already under way",
+        )
+        world.released.set()
+        assert (await first).state == "rolled_back"
+        final = await handle.result()
+    assert [h.actor for h in final.history if h.action == "rollback"] == ["dave"]
+
+
+async def test_signals_are_recorded_as_unverified(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(), apartment()
+    world.create(shop)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop))
+        await skipping.sleep(30)
+        await handle.signal(RolloutWorkflow.pause_signal, ControlRequest(actor="ada", reason="from the UI"))
+        await handle.signal(RolloutWorkflow.resume_signal, ControlRequest(actor="ada"))
+        await handle.signal(RolloutWorkflow.resume_signal, ControlRequest(actor="ada"))  # not paused: refused
+        await handle.signal(RolloutWorkflow.promote_signal, PromoteRequest(actor="ada", full=True))
+        final = await handle.result()
+    assert final.state == "succeeded"
+    actors = {h.action: h.actor for h in final.history if h.actor.startswith("ada")}
+    assert actors["promote full"] == "ada (via Temporal, actor unverified)"
+    assert actors["refused resume"] == "ada (via Temporal, actor unverified)"
+
+
+async def test_the_progress_deadline_rolls_back(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(), apartment()
+    world.create(shop)
+    s = spec(shop).model_copy(update={"max_duration_seconds": 900.0})
+    async with running(skipping, world) as queue:
+        final = await (await start(skipping, queue, s)).result()
+    assert final.state == "rolled_back" and "deadline" in (final.reason or "")
+    assert world.building(shop).active_unit == "header@1.0.0"
+
+
+async def test_a_first_unit_waits_for_a_human_to_confirm(skipping: WorkflowEnvironment) -> None:
+    world, shop = World(), apartment()
+    world.create(shop, active=None)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop, steps=[50, 100]))
+        await skipping.sleep(1300)
+        held = await handle.query(RolloutWorkflow.status)
+        assert held.state == "paused" and "first unit" in (held.paused_reason or "")
+        assert held.basis == "none"
+        await handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
+        final = await handle.result()
+    assert final.state == "succeeded" and world.building(shop).active_unit == "header@1.1.0"
+
+
+async def test_a_refused_confirm_promotion_hook_holds_and_pause_is_refused(
+    skipping: WorkflowEnvironment,
+) -> None:
+    world, shop = World(webhook_status={"confirm_promotion": 503}), apartment()
+    world.create(shop)
+    s = spec(shop, steps=[100], bake_seconds=60).model_copy(
+        update={
+            "webhooks": [{"event": "confirm_promotion", "url": "https://hooks.example/confirm", "retries": 0}]
+        }
+    )
+    s = RolloutSpec.model_validate(s.model_dump())
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, s)
+        await skipping.sleep(200)
+        waiting = await handle.query(RolloutWorkflow.status)
+        assert waiting.waiting_for and "confirm-promotion" in waiting.waiting_for
+        await refused(
+            handle.execute_update(RolloutWorkflow.pause, ControlRequest(actor="dave")),
+            "waiting for confirm-promotion",
+        )
+        world.webhook_status["confirm_promotion"] = 200
+        final = await handle.result()
+    assert final.state == "succeeded"
+    assert any(h.action == "webhook confirm_promotion refused" for h in final.history)

@@ -1,0 +1,163 @@
+"""What RolloutWorkflow knows and how it keeps its status: fields, records, deadline, pauses.
+
+The rollout is split by concern into mixins (traffic steps, blue-green, hooks,
+publishing, the legacy bake); they share the fields declared here and the
+bookkeeping below. Nothing here issues a command except the search-attribute
+upsert, which only follows state changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.manifests import PrepareRolloutResult
+    from activities.publish import PublishBundleResult
+    from skyline.ab_report import build_ab_report, render_ab_report
+    from skyline.manifest import Unit
+    from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
+    from skyline.observability import RolloutTelemetry
+    from skyline.rollout import (
+        ControlRequest,
+        HistoryEntry,
+        PromoteRequest,
+        RolloutSpec,
+        RolloutState,
+        RolloutStatus,
+    )
+    from skyline.strategies import ABTestStrategy, PlanStep
+    from workflows import search_attributes as search
+    from workflows.deadline import ProgressDeadline
+    from workflows.details import current_details
+
+Outcome = Literal["next", "full", "rollback"]
+
+
+class RolloutFields:
+    """The state every part of the rollout reads; set in RolloutWorkflow.__init__."""
+
+    _spec: RolloutSpec
+    _status: RolloutStatus
+    _resume_state: RolloutState
+    _paused: bool
+    _rollback: ControlRequest | None
+    _promote: PromoteRequest | None
+    _promotions_requested: int
+    _promotions_done: int
+    _changes: int
+    _prep: PrepareRolloutResult | None
+    _plan: list[PlanStep]
+    _decision_pending: str | None
+    _indexed: tuple[str, float]
+    _deadline: ProgressDeadline
+    _prepublished: Unit | None
+    _published: PublishBundleResult | None
+    _telemetry: RolloutTelemetry
+    _reference_tried: bool
+    _preview_written: str | None
+
+    if TYPE_CHECKING:  # provided by other parts; declared so each part type-checks alone
+
+        async def _write(self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str) -> int: ...
+        async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome: ...
+        async def _do_rollback(self) -> RolloutStatus: ...
+        async def _notify(self, event: str) -> None: ...
+
+
+class RolloutBook(RolloutFields):
+    def _set_state(self, state: RolloutState) -> None:
+        self._status.state = state
+        if state != "paused":
+            self._resume_state = state
+        self._status.updated_at = workflow.now()
+        self._index()
+
+    def _index(self) -> None:
+        """Keep the UI's list filterable by state and weight (only when they change)."""
+        current = (self._status.state, float(self._status.weight))
+        # Only rollouts started with Skyline's attributes (the API always sets them)
+        # are indexed: a namespace without them registered would fail every upsert.
+        indexed = workflow.info().typed_search_attributes.get(search.APARTMENT) is not None
+        if indexed and current != self._indexed:
+            self._indexed = current
+            workflow.upsert_search_attributes(
+                [search.STATE.value_set(current[0]), search.WEIGHT.value_set(current[1])]
+            )
+        workflow.set_current_details(current_details(self._status))
+
+    def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
+        self._status.history.append(
+            HistoryEntry(
+                at=workflow.now(),
+                action=action,
+                actor=actor,
+                reason=reason,
+                state=self._status.state,
+                step=self._status.step,
+                weight=self._status.weight,
+                revision=revision,
+            )
+        )
+        self._status.updated_at = workflow.now()
+        workflow.set_current_details(current_details(self._status))
+
+    def _finish(self, state: RolloutState, reason: str) -> RolloutStatus:
+        self._status.promotion_blocked = None
+        self._paused = False
+        self._status.paused_reason = None
+        self._status.reason = reason
+        self._set_state(state)
+        self._record(state, "skyline", reason)
+        self._telemetry.finished(state)
+        return self._status
+
+    def _report_ab(self) -> None:
+        """An A/B test's report, whenever it ends (pure: computed from the status, no commands)."""
+        if not isinstance(self._spec.strategy, ABTestStrategy):
+            return
+        report = build_ab_report(self._status)
+        self._status.ab_report = report
+        self._status.report = render_ab_report(report)
+        workflow.set_current_details(current_details(self._status))
+
+    def _pause_for(self, reason: str) -> None:
+        self._paused = True
+        self._status.paused_reason = reason
+        self._set_state("paused")
+        self._record("pause", "skyline", reason)
+
+    def _interrupted(self) -> bool:
+        return self._rollback is not None or self._promote is not None
+
+    def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
+        left = self._deadline.left(workflow.now())
+        bounds = [b for b in (left, cap) if b is not None]
+        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None
+
+    def _check_deadline(self) -> None:
+        """Past the deadline: roll back, or pause when auto_rollback is off (once)."""
+        left = self._deadline.left(workflow.now())
+        if left is None or left > 0 or self._rollback is not None:
+            return
+        self._deadline.fired = True
+        reason = (
+            f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time "
+            "(time paused by a human not counted)"
+        )
+        if self._spec.strategy.auto_rollback:
+            self._rollback = ControlRequest(actor="skyline", reason=reason)
+        else:
+            self._pause_for(reason)
+
+    async def _hold_while_paused(self) -> None:
+        """Every wait of a paused rollout goes through here: it ends on resume, promote or rollback."""
+        while self._paused and not self._interrupted():
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: not self._paused or self._interrupted(), timeout=self._deadline_timeout()
+                )
+            self._check_deadline()
