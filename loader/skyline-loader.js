@@ -237,39 +237,79 @@ function loadStylesheet(url, integrity, unitId, added) {
 // map may not re-state an URL an earlier one gave integrity to. Returns "importmap"
 // when the browser verifies every listed module, "entry" when only the entry's
 // <script integrity> is checked (no import maps, no `integrity` in them, a map added
-// too late, or blob modules blocked by the page's CSP).
+// too late, or blob modules blocked by the page's CSP). docs/loader.md.
+const PROBE_KEY = "skyline.integrity";
+
+function cachedProbe() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(PROBE_KEY) || "null");
+    return saved && saved.ua === navigator.userAgent && saved.mode === "importmap";
+  } catch {
+    return false;
+  }
+}
+
+function saveProbe() {
+  try {
+    localStorage.setItem(PROBE_KEY, JSON.stringify({ ua: navigator.userAgent, mode: "importmap" }));
+  } catch {
+    // storage disabled: probe again next time
+  }
+}
+
+async function importsProbe(url, ms) {
+  try {
+    await withTimeout(import(url), ms, "integrity probe");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function verifyModules(integrity) {
   if (Object.keys(integrity).length === 0) return "entry";
   if (typeof HTMLScriptElement === "undefined" || typeof HTMLScriptElement.supports !== "function") return "entry";
   if (!HTMLScriptElement.supports("importmap")) return "entry";
-  let good;
-  let bad;
+  // Whether the browser enforces `integrity` is a property of the browser: probed with
+  // two blob modules (the refused one logs a console error), then remembered per user
+  // agent. Whether it accepted this very map (added by a module, after module loading
+  // began) is checked on every page, silently, by resolving a specifier the map names.
+  const known = cachedProbe() && typeof import.meta.resolve === "function";
+  const blob = () => URL.createObjectURL(new Blob([INTEGRITY_PROBE_SOURCE], { type: "text/javascript" }));
+  let good = null;
+  let bad = null;
   try {
-    good = URL.createObjectURL(new Blob([INTEGRITY_PROBE_SOURCE], { type: "text/javascript" }));
-    bad = URL.createObjectURL(new Blob([INTEGRITY_PROBE_SOURCE], { type: "text/javascript" }));
+    if (!known) {
+      good = blob();
+      bad = blob();
+    }
   } catch {
     return "entry";
   }
+  const specifier = `skyline-integrity-probe-${Math.random().toString(36).slice(2)}`;
+  const target = "data:text/javascript,";
+  const map = document.createElement("script");
+  map.type = "importmap";
+  map.dataset.skyline = "integrity";
+  const all = { ...integrity };
+  if (!known) Object.assign(all, { [good]: INTEGRITY_PROBE_SRI, [bad]: WRONG_SRI });
+  map.textContent = JSON.stringify({ imports: { [specifier]: target }, integrity: all });
+  document.head.appendChild(map);
   try {
-    const map = document.createElement("script");
-    map.type = "importmap";
-    map.dataset.skyline = "integrity";
-    map.textContent = JSON.stringify({ integrity: { ...integrity, [good]: INTEGRITY_PROBE_SRI, [bad]: WRONG_SRI } });
-    document.head.appendChild(map);
-    try {
-      await withTimeout(import(good), 3000, "integrity probe");
-    } catch {
-      return "entry";
+    if (known) {
+      try {
+        return import.meta.resolve(specifier) === target ? "importmap" : "entry";
+      } catch {
+        return "entry";
+      }
     }
-    try {
-      await withTimeout(import(bad), 3000, "integrity probe");
-      return "entry";
-    } catch {
-      return "importmap";
-    }
+    if (!(await importsProbe(good, 3000))) return "entry";
+    if (await importsProbe(bad, 3000)) return "entry";
+    saveProbe();
+    return "importmap";
   } finally {
-    URL.revokeObjectURL(good);
-    URL.revokeObjectURL(bad);
+    if (good) URL.revokeObjectURL(good);
+    if (bad) URL.revokeObjectURL(bad);
   }
 }
 
