@@ -2,9 +2,14 @@
 //
 // For each building of the apartment it picks the unit this user gets (stable
 // bucket from FNV-1a of "user:apartment:building", criteria from the
-// manifest), loads the unit's ES module with its SRI integrity, mounts it into
-// the building's element and posts what happened to Skyline's RUM beacon
-// endpoint, so a canary is judged on real browser loads. Beacons carry a token
+// manifest), links the unit's stylesheets and loads its ES module, each with
+// its SRI integrity, mounts it into the building's element and posts what
+// happened to Skyline's RUM beacon endpoint, so a canary is judged on real
+// browser loads. Before any unit module loads, one import map with an
+// `integrity` section names every module (entry, static and dynamic chunks) of
+// every unit the page may load, so the browser verifies each chunk it fetches;
+// where the browser cannot honour that map, only the entry and the stylesheets
+// are verified (docs/loader.md). Beacons carry a token
 // the API signs for this page load (GET /beacon-token, next to /beacons): it
 // binds them to the apartment, the units the manifest offered and one session.
 //
@@ -146,6 +151,32 @@ export function beacon(apartment, building, unit, outcome, seconds) {
   return body;
 }
 
+// The files of a unit of one kind ("module", "style", "other"), from the manifest's
+// `files` (units published before it existed have none: their entry alone).
+export function unitFiles(unit, kind) {
+  const files = unit && unit.files ? Object.values(unit.files) : [];
+  return files.filter((f) => f && f.kind === kind && f.url && f.integrity);
+}
+
+// url -> SRI of every module of these units, the `integrity` section of the import map.
+export function moduleIntegrity(units) {
+  const out = {};
+  for (const unit of units) {
+    if (!unit) continue;
+    for (const f of unitFiles(unit, "module")) out[f.url] = f.integrity;
+    if (unit.url && unit.checksum && unitFiles(unit, "module").length > 0) out[unit.url] = unit.checksum;
+  }
+  return out;
+}
+
+// Whether the browser honours an import map's `integrity` (added by a module, after
+// module loading began) is not something it says: two tiny blob modules find out,
+// one with its right SRI (must load: blob modules are allowed here) and one with a
+// wrong one (must be refused).
+export const INTEGRITY_PROBE_SOURCE = "export default 1;\n";
+export const INTEGRITY_PROBE_SRI = "sha384-TfNfbmwP7o3QYLOKT2ylblYjdqWkjpHkmoyPgwQk/jxycBM1LOGLUePUz56+OBZF";
+const WRONG_SRI = `sha384-${"A".repeat(64)}`;
+
 // ---------------------------------------------------------------- browser part
 
 const USER_KEY = "skyline.user";
@@ -194,13 +225,127 @@ function loadModuleScript(url, integrity) {
   });
 }
 
+// A stylesheet with SRI: the browser applies none of it unless every byte matches.
+function loadStylesheet(url, integrity, unitId, added) {
+  return new Promise((resolve, reject) => {
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.crossOrigin = "anonymous";
+    link.integrity = integrity;
+    link.dataset.skylineUnit = unitId;
+    link.addEventListener("load", () => resolve());
+    link.addEventListener("error", () =>
+      reject(new Error(`the browser refused or could not fetch stylesheet ${url} (network error or integrity mismatch)`)),
+    );
+    link.href = url;
+    added.push(link);
+    document.head.appendChild(link);
+  });
+}
+
+// One import map for every unit this page may load (each building's unit and its
+// fallback), added before any of their modules is imported: browsers that allow a
+// single import map only accept one added before the first module import, and a later
+// map may not re-state an URL an earlier one gave integrity to. Returns "importmap"
+// when the browser verifies every listed module, "entry" when only the entry's
+// <script integrity> is checked (no import maps, no `integrity` in them, a map added
+// too late, or blob modules blocked by the page's CSP). docs/loader.md.
+const PROBE_KEY = "skyline.integrity";
+
+function cachedProbe() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(PROBE_KEY) || "null");
+    return saved && saved.ua === navigator.userAgent && saved.mode === "importmap";
+  } catch {
+    return false;
+  }
+}
+
+function saveProbe() {
+  try {
+    localStorage.setItem(PROBE_KEY, JSON.stringify({ ua: navigator.userAgent, mode: "importmap" }));
+  } catch {
+    // storage disabled: probe again next time
+  }
+}
+
+async function importsProbe(url, ms) {
+  try {
+    await withTimeout(import(url), ms, "integrity probe");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function verifyModules(integrity) {
+  if (Object.keys(integrity).length === 0) return "entry";
+  if (typeof HTMLScriptElement === "undefined" || typeof HTMLScriptElement.supports !== "function") return "entry";
+  if (!HTMLScriptElement.supports("importmap")) return "entry";
+  // Whether the browser enforces `integrity` is a property of the browser: probed with
+  // two blob modules (the refused one logs a console error), then remembered per user
+  // agent. Whether it accepted this very map (added by a module, after module loading
+  // began) is checked on every page, silently, by resolving a specifier the map names.
+  const known = cachedProbe() && typeof import.meta.resolve === "function";
+  const blob = () => URL.createObjectURL(new Blob([INTEGRITY_PROBE_SOURCE], { type: "text/javascript" }));
+  let good = null;
+  let bad = null;
+  try {
+    if (!known) {
+      good = blob();
+      bad = blob();
+    }
+  } catch {
+    return "entry";
+  }
+  const specifier = `skyline-integrity-probe-${Math.random().toString(36).slice(2)}`;
+  const target = "data:text/javascript,";
+  const map = document.createElement("script");
+  map.type = "importmap";
+  map.dataset.skyline = "integrity";
+  const all = { ...integrity };
+  if (!known) Object.assign(all, { [good]: INTEGRITY_PROBE_SRI, [bad]: WRONG_SRI });
+  map.textContent = JSON.stringify({ imports: { [specifier]: target }, integrity: all });
+  document.head.appendChild(map);
+  try {
+    if (known) {
+      try {
+        return import.meta.resolve(specifier) === target ? "importmap" : "entry";
+      } catch {
+        return "entry";
+      }
+    }
+    if (!(await importsProbe(good, 3000))) return "entry";
+    if (await importsProbe(bad, 3000)) return "entry";
+    saveProbe();
+    return "importmap";
+  } finally {
+    if (good) URL.revokeObjectURL(good);
+    if (bad) URL.revokeObjectURL(bad);
+  }
+}
+
 async function mountUnit(unit, element, context, timeoutMs) {
   const started = performance.now();
-  await withTimeout(loadModuleScript(unit.url, unit.checksum), timeoutMs, `loading ${unit.id}`);
-  const module = await import(unit.url);
-  if (typeof module.mount !== "function") throw new Error(`${unit.id} exports no mount(element, context)`);
-  element.replaceChildren();
-  await withTimeout(Promise.resolve(module.mount(element, context)), timeoutMs, `mounting ${unit.id}`);
+  const links = [];
+  try {
+    // Stylesheets and the entry in parallel; the unit mounts only when all passed SRI.
+    const styles = unitFiles(unit, "style").map((f) => loadStylesheet(f.url, f.integrity, unit.id, links));
+    await withTimeout(
+      Promise.all([loadModuleScript(unit.url, unit.checksum), ...styles]),
+      timeoutMs,
+      `loading ${unit.id}`,
+    );
+    const module = await import(unit.url);
+    if (typeof module.mount !== "function") throw new Error(`${unit.id} exports no mount(element, context)`);
+    element.replaceChildren();
+    // A chunk the entry imports lazily while mounting is verified too: a mismatch fails the mount.
+    await withTimeout(Promise.resolve(module.mount(element, context)), timeoutMs, `mounting ${unit.id}`);
+  } catch (err) {
+    // A unit that failed leaves no styles behind for the fallback unit.
+    for (const link of links) link.remove();
+    throw err;
+  }
   return (performance.now() - started) / 1000;
 }
 
@@ -246,7 +391,16 @@ export async function start(config) {
   const apartment = config.apartment;
   const timeoutMs = config.timeout_ms || DEFAULT_TIMEOUT_MS;
   const user = config.user && config.user.id ? config.user : userFromPage();
-  const report = { apartment, user: user.id, revision: null, buildings: {}, beacons: [], beacon_status: null, error: null };
+  const report = {
+    apartment,
+    user: user.id,
+    revision: null,
+    integrity: null,
+    buildings: {},
+    beacons: [],
+    beacon_status: null,
+    error: null,
+  };
 
   let manifest;
   try {
@@ -343,6 +497,18 @@ export async function start(config) {
     const w = blame(String((event.reason && event.reason.stack) || ""));
     if (w) runtimeError(w);
   });
+
+  // Every unit a building may load here (its unit, and the stable one a canary falls
+  // back to) goes into one import map before any of them is imported.
+  const mayLoad = [];
+  for (const [id, a] of Object.entries(assignments)) {
+    const building = buildings[id];
+    const selector = (building.routing && building.routing.mount) || `[data-skyline-building="${id}"]`;
+    if (!a.unit || !document.querySelector(selector)) continue;
+    mayLoad.push(a.unit);
+    if (a.reason === "canary" && building.active_unit) mayLoad.push(building.units[building.active_unit]);
+  }
+  report.integrity = await verifyModules(moduleIntegrity(mayLoad));
 
   await Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
   report.beacon_status = await post(config.beacons, beacons, config.beacons ? await currentSession() : null);

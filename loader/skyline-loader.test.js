@@ -1,6 +1,7 @@
 // node --test loader/ : the loader's split against the vectors pytest checks too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 import {
@@ -11,9 +12,13 @@ import {
   criteriaExclusion,
   criteriaMatch,
   fnv1a32,
+  INTEGRITY_PROBE_SOURCE,
+  INTEGRITY_PROBE_SRI,
   inPercentage,
+  moduleIntegrity,
   resolve,
   tokenUrl,
+  unitFiles,
 } from "./skyline-loader.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../tests/vectors/split.json", import.meta.url), "utf8"));
@@ -114,4 +119,49 @@ test("the beacon token comes from beacon-token next to the beacons URL, or from 
     "https://t.example/tok",
   );
   assert.equal(tokenUrl({}, page), null);
+});
+
+test("the integrity probe's SRI is the sha384 of its source", () => {
+  const digest = createHash("sha384").update(INTEGRITY_PROBE_SOURCE).digest("base64");
+  assert.equal(INTEGRITY_PROBE_SRI, `sha384-${digest}`);
+});
+
+const UNIT = {
+  id: "catalog@1.1.0",
+  url: "https://edge/b/catalog/index.aa.js",
+  checksum: "sha384-entry",
+  files: {
+    "index.js": { url: "https://edge/b/catalog/index.aa.js", integrity: "sha384-entry", kind: "module" },
+    "chunk-X.js": { url: "https://edge/b/catalog/chunk-X.js", integrity: "sha384-chunk", kind: "module" },
+    "lazy-Y.js": { url: "https://edge/b/catalog/lazy-Y.js", integrity: "sha384-lazy", kind: "module" },
+    "index.css": { url: "https://edge/b/catalog/index.bb.css", integrity: "sha384-css", kind: "style" },
+    "lazy-Y.css": { url: "https://edge/b/catalog/lazy-Y.css", integrity: "sha384-lazycss", kind: "other" },
+  },
+};
+
+test("unit files by kind: modules for the import map, styles to link", () => {
+  assert.deepEqual(
+    unitFiles(UNIT, "style").map((f) => f.url),
+    ["https://edge/b/catalog/index.bb.css"],
+  );
+  assert.equal(unitFiles(UNIT, "module").length, 3);
+  // a unit published before `files` existed: nothing but its entry
+  assert.deepEqual(unitFiles({ url: "u", checksum: "c" }, "style"), []);
+});
+
+test("one import map integrity section for every unit the page may load", () => {
+  const stable = {
+    id: "catalog@1.0.0",
+    url: "https://edge/b/catalog/index.cc.js",
+    checksum: "sha384-old",
+    files: { "index.js": { url: "https://edge/b/catalog/index.cc.js", integrity: "sha384-old", kind: "module" } },
+  };
+  const legacy = { id: "footer@1.0.0", url: "https://edge/b/footer/index.js", checksum: "sha384-f" };
+  assert.deepEqual(moduleIntegrity([UNIT, stable, legacy, null]), {
+    "https://edge/b/catalog/index.aa.js": "sha384-entry",
+    "https://edge/b/catalog/chunk-X.js": "sha384-chunk",
+    "https://edge/b/catalog/lazy-Y.js": "sha384-lazy",
+    "https://edge/b/catalog/index.cc.js": "sha384-old",
+  });
+  assert.deepEqual(moduleIntegrity([legacy]), {});
 });

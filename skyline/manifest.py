@@ -9,7 +9,9 @@ it only ever grows.
 
 from __future__ import annotations
 
+import posixpath
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -69,6 +71,24 @@ class UnitMetadata(Model):
     published_at: str | None = None
 
 
+FileKind = Literal["module", "style", "other"]
+
+
+class UnitFile(Model):
+    """One published file of a unit, as the browser fetches it (see docs/loader.md).
+
+    `kind`: "module" (a JavaScript module: the entry, its static and dynamic chunks;
+    the loader hands the browser its integrity in an import map), "style" (a
+    stylesheet the loader links before mounting), "other" (a stylesheet the loader
+    does not link, e.g. a lazy chunk's own CSS that the bundler also folded into
+    the entry's stylesheet; recorded for a unit that links it itself).
+    """
+
+    url: str
+    integrity: str
+    kind: FileKind = "other"
+
+
 class Unit(Model):
     id: str
     name: str
@@ -83,6 +103,10 @@ class Unit(Model):
     status: UnitStatus = "stable"
     rollout: RolloutConfig | None = None
     metadata: UnitMetadata = Field(default_factory=UnitMetadata)
+    # Every module and stylesheet of the published bundle: relative path in the bundle ->
+    # URL, SRI, kind. Optional: units published before it existed (and hand-written ones)
+    # carry only `url` + `checksum`, and the loader then verifies the entry alone.
+    files: dict[str, UnitFile] | None = None
 
 
 class RoutingConfig(Model):
@@ -173,3 +197,47 @@ class ApartmentManifest(Model):
 def unit_key(unit_id: str, version: str) -> str:
     """Key of one build in `Building.units` and the value of `active_unit`."""
     return f"{unit_id}@{version}"
+
+
+MODULE_SUFFIXES = (".js", ".mjs")
+STYLE_SUFFIX = ".css"
+
+
+def unit_files(
+    entry: str, entry_url: str, entry_key: str | None, keys: Mapping[str, str], integrity: Mapping[str, str]
+) -> dict[str, UnitFile] | None:
+    """`Unit.files` from a publish result: every module and stylesheet, with its SRI.
+
+    `keys` (relative path -> storage key) and `integrity` (relative path -> sha384 SRI)
+    come from PublishBundleResult; a file's URL is its key under the same public base
+    as the entry's. Stylesheets the loader links ("style") are the ones named after the
+    entry in its directory (`index.css` next to `index.js`: the entry's CSS bundle, which
+    esbuild and Vite's library mode emit), or, when there is none, every stylesheet of the
+    bundle. Source maps, images and fonts are left out: the browser cannot verify them.
+    None when the result has no per-file data (published before it existed).
+    """
+    if not keys or entry_key is None or not entry_url.endswith(entry_key) or entry not in keys:
+        return None
+    base = entry_url[: len(entry_url) - len(entry_key)]
+    directory, name = posixpath.split(entry)
+    stem = name.split(".", 1)[0]
+
+    def named_after_entry(relpath: str) -> bool:
+        return posixpath.dirname(relpath) == directory and posixpath.basename(relpath).startswith(stem + ".")
+
+    styles = [r for r in keys if r.endswith(STYLE_SUFFIX) and named_after_entry(r)]
+    if not styles:
+        styles = [r for r in keys if r.endswith(STYLE_SUFFIX)]
+    files: dict[str, UnitFile] = {}
+    for relpath in sorted(keys):
+        sri = integrity.get(relpath)
+        if sri is None:
+            continue
+        if relpath.endswith(MODULE_SUFFIXES):
+            kind: FileKind = "module"
+        elif relpath.endswith(STYLE_SUFFIX):
+            kind = "style" if relpath in styles else "other"
+        else:
+            continue
+        files[relpath] = UnitFile(url=base + keys[relpath], integrity=sri, kind=kind)
+    return files

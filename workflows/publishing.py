@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
         UnpublishBundleInput,
         VerifyBundleInput,
     )
-    from skyline.manifest import Unit, UnitMetadata
+    from skyline.manifest import Unit, UnitMetadata, unit_files
     from skyline.rollout import RolloutSpec
     from skyline.strategies import BlueGreenStrategy
     from workflows import options
@@ -72,6 +72,10 @@ async def publish_unit(
         dependencies=spec.dependencies,
         compatibility=spec.compatibility,
         status="canary",
+        # every module and stylesheet with its SRI, for the loader (docs/loader.md)
+        files=unit_files(
+            spec.entry, published.entry_url, published.entry_key, published.keys, published.file_integrity
+        ),
         metadata=UnitMetadata(
             bundle_prefix=published.prefix,
             entry=spec.entry,

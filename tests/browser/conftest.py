@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
 from demo.browser import launch_chromium
+from tests.browser.bundler import ensure_esbuild
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -18,3 +21,9 @@ async def browser() -> AsyncIterator[Browser]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest.fixture(scope="session")
+def esbuild() -> Path:
+    """esbuild from npm (`npm ci` in tests/browser/esbuild on first use)."""
+    return ensure_esbuild()
