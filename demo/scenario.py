@@ -53,8 +53,12 @@ class Timing:
             "min_requests": self.min_requests,
             "max_error_rate": self.max_error_rate,
             "max_p99_seconds": self.max_p99_seconds,
-            # Waiting for enough loads is normal at a low weight: keep watching.
-            "inconclusive_limit": 1000,
+            # Three synthetic users give a few hundred loads a step: wide margins, so the
+            # judge can rule out harm on that little evidence (production keeps the defaults).
+            "error_margin_absolute": 0.05,
+            "gross_error_absolute": 0.1,
+            "latency_margin": 0.25,
+            "gross_latency_margin": 0.4,
         }
 
 
@@ -253,9 +257,9 @@ class Demo:
                 self.log(f"{unit.key}: {status['state'].upper()} — {reason}")
                 return RolloutOutcome(rollout_id, run_id, status["state"], reason, weights, seen_analyses, ui)
             paused_for = status.get("paused_reason") or ""
-            if status["state"] == "paused" and "inconclusive" in paused_for and resumes < 3:
-                # Skyline never promotes blind: too few loads in a window pauses the
-                # rollout. The users keep loading, so do what an operator would.
+            if status["state"] == "paused" and paused_for.startswith("held") and resumes < 3:
+                # Skyline never promotes blind: a step without enough evidence is held.
+                # The users keep loading, so do what an operator would: bake once more.
                 resumes += 1
                 self.log(f"{unit.key}: paused ({paused_for}); resuming, the users keep loading")
                 response = await self.api.post(
