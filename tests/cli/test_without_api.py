@@ -141,13 +141,13 @@ def test_the_framework_choice_is_the_manifest_framework() -> None:
     assert [k.value for k in FrameworkKind] == list(get_args(Framework))
 
 
-def test_the_readme_dry_run_spec_validates_and_its_checks_never_decide() -> None:
-    """README, *Your first rollout needs traffic*: a dry run whose bakes pass without traffic."""
-    from skyline.analysis import summarize
-    from skyline.rollout import CheckResult
+def test_the_documented_dry_run_spec_validates_and_moves_on_without_traffic() -> None:
+    """docs/cli.md, *Your first rollout needs traffic*: a dry run whose bakes pass without traffic."""
+    from skyline.figures import StepDocument
+    from skyline.judge import judge_step
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    snippet = readme.split('`{"strategy"', 1)[1].split("}`;", 1)[0]
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    snippet = text.split('`{"strategy"', 1)[1].split("}`;", 1)[0]
     strategy = json.loads(" ".join(('{"strategy"' + snippet + "}").split()))["strategy"]
     spec = RolloutSpec.model_validate(
         {"apartment": "shop", "building": "header", "unit_id": "header", "version": "1.0.0",
@@ -155,5 +155,15 @@ def test_the_readme_dry_run_spec_validates_and_its_checks_never_decide() -> None
     )  # fmt: skip
     [check] = spec.strategy.model_dump()["checks"]
     assert check["dry_run"] is True
-    no_data = CheckResult(name="observe", value=None, verdict="inconclusive", dry_run=True)
-    assert summarize([no_data])[0] == "pass"
+    analysis = {
+        k: v for k, v in spec.strategy.model_dump().items() if k not in ("kind", "steps", "bake_seconds")
+    }
+    for last in (False, True):
+        doc = StepDocument.model_validate(
+            {
+                "analysis": analysis,
+                "step": {"index": 0, "weight": 5, "bake_seconds": 30, "last": last},
+                "looks": [{"at_seconds": 30, "canary": {"loads": 0, "errors": 0}, "baseline": None}],
+            }
+        )
+        assert judge_step(doc).decision == "promote"

@@ -54,10 +54,10 @@ def settings_of(name: str) -> Settings:
 
 
 def readme_services() -> set[str]:
-    """Service names in the first column of the README's production-shape table."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """Service names in the first column of the production-shape table (docs/operations.md)."""
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     found = re.search(r"^## Production shape.*?$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
-    assert found, "README.md has no '## Production shape' section (merge /tmp/readme-issue6.md)"
+    assert found, "docs/operations.md has no '## Production shape' section"
     rows = re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", found.group(1), re.MULTILINE)
     assert rows, "the README's production-shape section has no service table"
     return set(rows)
