@@ -44,13 +44,13 @@ class ScheduleActivities:
         self.client = client
         self.store = store
 
+    # The rollout is addressed by its handlers' names, so this module never imports
+    # workflow code (the workflow imports this module for delete_schedule).
     async def _status(self, rollout_id: str) -> RolloutStatus | None:
-        # Imported here: the workflow module imports this one.
-        from workflows.rollout import RolloutWorkflow
-
-        handle = self.client.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+        handle = self.client.get_workflow_handle(rollout_id)
         try:
-            return await handle.query(RolloutWorkflow.status)
+            status: RolloutStatus = await handle.query("status", result_type=RolloutStatus)
+            return status
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
@@ -76,7 +76,7 @@ class ScheduleActivities:
             return CheckPromotionResult(decision="skip", reason=f"no rollout {inp.rollout_id}")
         if status.state in TERMINAL_STATES:
             return CheckPromotionResult(decision="skip", reason=f"the rollout has ended ({status.state})")
-        if not (status.paused_reason or "").startswith("awaiting scheduled promotion"):
+        if status.awaiting != "scheduled_promotion":
             return CheckPromotionResult(
                 decision="skip",
                 reason=f"the rollout is not waiting for promotion yet ({status.state}, "
@@ -103,23 +103,21 @@ class ScheduleActivities:
         return CheckPromotionResult(decision="wait", reason=closed.reason, next_opening=closed.next_opens)
 
     async def _tell_rollout(self, rollout_id: str, closed: PromotionBlocked | None) -> None:
-        from workflows.rollout import RolloutWorkflow
-
-        handle = self.client.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+        handle = self.client.get_workflow_handle(rollout_id)
         try:
-            await handle.signal(RolloutWorkflow.promotion_blocked_signal, closed)
+            await handle.signal("promotion_blocked_signal", closed)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
 
     @activity.defn
     async def promote_rollout(self, inp: PromoteRolloutInput) -> PromoteRolloutResult:
-        from workflows.rollout import RolloutWorkflow
-
-        handle = self.client.get_workflow_handle_for(RolloutWorkflow.run, inp.rollout_id)
+        handle = self.client.get_workflow_handle(inp.rollout_id)
         try:
             status = await handle.execute_update(
-                RolloutWorkflow.promote, PromoteRequest(actor=inp.actor, reason=inp.reason, full=True)
+                "promote",
+                PromoteRequest(actor=inp.actor, reason=inp.reason, full=True),
+                result_type=RolloutStatus,
             )
         except WorkflowUpdateFailedError as exc:
             return PromoteRolloutResult(state="refused", reason=str(exc.cause))

@@ -268,6 +268,9 @@ class RolloutStatus(Strict):
     strategy: str = "canary"
     paused_reason: str | None = None
     waiting_for: str | None = None
+    awaiting: Literal["scheduled_promotion", "decision"] | None = Field(
+        default=None, description="what a held rollout waits for (code acts on this, never on the text)"
+    )
     reason: str | None = None
     promotion_blocked: PromotionBlocked | None = Field(
         default=None, description="a release freeze or window keeps the scheduled promotion from happening"

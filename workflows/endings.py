@@ -8,6 +8,8 @@ goes back to last-known-good and the rollout ends rolled back, never
 
 from __future__ import annotations
 
+from typing import Literal
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -57,14 +59,18 @@ class Endings(HookSteps, PublishSteps):
         await self._notify("post_rollout")
         return self._status
 
-    async def _await_decision(self, unit: Unit, why: str) -> RolloutStatus:
+    async def _await_decision(
+        self, unit: Unit, why: str, awaiting: Literal["scheduled_promotion", "decision"] = "decision"
+    ) -> RolloutStatus:
         """Hold at the current weight until a human (or a schedule) promotes or rolls back."""
         self._decision_pending = why
+        self._status.awaiting = awaiting
         self._pause_for(f"{why}: promote (full) to make {unit.id} active, or roll back")
         self._deadline.hold(workflow.now())  # waiting for a human or a schedule by design
         await workflow.wait_condition(self._interrupted)
         self._deadline.release(workflow.now())
         self._decision_pending = None
+        self._status.awaiting = None
         if self._rollback is not None:
             return await self._do_rollback()
         self._promote = None

@@ -10,7 +10,6 @@ decides whether apartments already done keep the new unit or go back too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -22,12 +21,11 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.manifests import FindFleetInput, ManifestActivities, RestoreFromRevisionInput
     from skyline.controls import FLEET_TABLE, Answer, Control
-    from skyline.fleet import ApartmentState, FleetApartment, FleetInput, FleetState, FleetStatus, batches
+    from skyline.fleet import ApartmentState, FleetApartment, FleetInput, FleetStatus, batches
     from skyline.manifest import ManifestChange, Unit
     from skyline.rollout import (
         TERMINAL_STATES,
         ControlRequest,
-        HistoryEntry,
         RolloutInput,
         RolloutStatus,
         rollout_id_for,
@@ -36,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.controls import ControlSurface
     from workflows.deadline import ProgressDeadline
     from workflows.edge_write import sync_edge
+    from workflows.fleet_state import FleetBook
     from workflows.publishing import publish_unit
     from workflows.rollout import RolloutWorkflow
 
@@ -47,7 +46,7 @@ def _cause(err: BaseException) -> str:
 
 
 @workflow.defn
-class FleetRolloutWorkflow(ControlSurface):
+class FleetRolloutWorkflow(ControlSurface, FleetBook):
     TABLE: ClassVar[Mapping[Any, Mapping[Control, Answer]]] = FLEET_TABLE
 
     @workflow.init
@@ -126,76 +125,6 @@ class FleetRolloutWorkflow(ControlSurface):
 
     def _snapshot(self) -> FleetStatus:
         return self._status
-
-    # ----- bookkeeping ---------------------------------------------------------------
-
-    def _set_state(self, state: FleetState) -> None:
-        self._status.state = state
-        self._status.updated_at = workflow.now()
-        done = sum(1 for a in self._status.apartments.values() if a.state == "succeeded")
-        workflow.set_current_details(
-            f"**{self._spec.unit_id}@{self._spec.version}** fleet · state **{state}** · "
-            f"batch {self._status.batch + 1}/{len(self._status.batches)} · "
-            f"{done}/{len(self._status.apartments)} apartments done"
-            + (f"\n\n{self._status.reason}" if self._status.reason else "")
-        )
-
-    def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
-        self._status.history.append(
-            HistoryEntry(
-                at=workflow.now(),
-                action=action,
-                actor=actor,
-                reason=reason,
-                state=self._status.state,
-                step=self._status.batch,
-                weight=0,
-            )
-        )
-        self._status.updated_at = workflow.now()
-
-    def _mark(self, apartment: str, state: ApartmentState, reason: str | None = None) -> None:
-        entry = self._status.apartments[apartment]
-        entry.state = state
-        entry.reason = reason
-        if state == "rolled_back":
-            entry.weight = 0  # restored: nobody gets the new unit here any more
-        self._status.updated_at = workflow.now()
-
-    def _finish(self, state: FleetState, reason: str) -> FleetStatus:
-        self._status.reason = reason
-        self._status.paused_reason = None
-        self._set_state(state)
-        self._record(state, "skyline", reason)
-        return self._status
-
-    def _check_deadline(self) -> None:
-        left = self._deadline.left(workflow.now())
-        if left is None or left > 0 or self._rollback is not None:
-            return
-        self._deadline.fired = True
-        reason = f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time"
-        if self._spec.strategy.auto_rollback:
-            self._rollback = ControlRequest(actor="skyline", reason=reason)
-        else:
-            self._paused = True
-            self._status.paused_reason = reason
-            self._set_state("paused")
-            self._record("pause", "skyline", reason)
-
-    def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
-        left = self._deadline.left(workflow.now())
-        bounds = [b for b in (left, cap) if b is not None]
-        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None
-
-    async def _wait(self, condition: Any, cap: float | None = None) -> None:
-        """Wait for a condition while enforcing the deadline."""
-        while not condition():
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(condition, timeout=self._deadline_timeout(cap))
-            self._check_deadline()
-            if cap is not None:
-                return
 
     # ----- the fleet -----------------------------------------------------------------
 

@@ -70,7 +70,7 @@ class TrafficSteps(Endings):
                 and self._promote is None
                 and self._spec.promotion.mode == "scheduled"
             ):
-                return await self._await_decision(unit, "awaiting scheduled promotion")
+                return await self._await_decision(unit, "awaiting scheduled promotion", "scheduled_promotion")
             if outcome == "full" or last:
                 self._promote = None
                 return await self._promote_unit(unit)
