@@ -10,6 +10,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY skyline skyline
 COPY workflows workflows
+COPY adapters adapters
 COPY activities activities
 COPY api api
 COPY worker worker

@@ -1,4 +1,4 @@
-"""CDN providers behind one interface, and the purge-then-verify activity.
+"""The purge-then-verify activity (the providers are in adapters/cdn.py).
 
 A purge is not proof: seed 000's order is upload → invalidate → verify, so
 after every purge the manifest is read back through the edge and compared
@@ -8,77 +8,15 @@ with the revision just written, re-purging (bounded) until it matches.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.manifest_store import head_key
+from adapters.cdn import CdnProvider
+from adapters.manifest_store import head_key
 from skyline.settings import Settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_cloudfront import CloudFrontClient
-
-
-class CdnProvider(Protocol):
-    def purge(self, paths: list[str]) -> None:
-        """Drop the given URL paths (e.g. /skyline/manifests/a/manifest.json) from the edge."""
-
-
-class VarnishPurger:
-    """HTTP PURGE against a Varnish edge; the repo's VCL allows it from loopback only."""
-
-    def __init__(self, base_url: str, http: httpx.Client) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.http = http
-
-    def purge(self, paths: list[str]) -> None:
-        for path in paths:
-            response = self.http.request("PURGE", f"{self.base_url}{path}")
-            if response.status_code != 200:
-                raise RuntimeError(f"PURGE {path} answered {response.status_code}: {response.text[:200]}")
-
-
-class CloudFrontInvalidator:
-    """CreateInvalidation, then poll until CloudFront reports it Completed.
-
-    One explicit path per call and never a wildcard: invalidation paths are
-    billed, and only the manifest ever changes (bundles are immutable).
-    """
-
-    def __init__(
-        self,
-        client: CloudFrontClient,
-        distribution_id: str,
-        poll_seconds: float = 1.0,
-        timeout_seconds: float = 600.0,
-    ) -> None:
-        self.client = client
-        self.distribution_id = distribution_id
-        self.poll_seconds = poll_seconds
-        self.timeout_seconds = timeout_seconds
-
-    def purge(self, paths: list[str]) -> None:
-        created = self.client.create_invalidation(
-            DistributionId=self.distribution_id,
-            InvalidationBatch={
-                "Paths": {"Quantity": len(paths), "Items": paths},
-                "CallerReference": f"skyline-{time.time_ns()}",
-            },
-        )
-        invalidation_id = created["Invalidation"]["Id"]
-        deadline = time.monotonic() + self.timeout_seconds
-        status = created["Invalidation"]["Status"]
-        while status.lower() != "completed":
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"invalidation {invalidation_id} still {status}")
-            time.sleep(self.poll_seconds)
-            got = self.client.get_invalidation(DistributionId=self.distribution_id, Id=invalidation_id)
-            status = got["Invalidation"]["Status"]
-            if activity.in_activity():
-                activity.heartbeat(status)
 
 
 class SyncManifestInput(BaseModel):

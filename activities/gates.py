@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from tree_sitter import Language, Node, Parser
 
-from activities.bundles import sri_sha384
+from adapters.bundles import sri_sha384
 from skyline.outbound import OutboundRefused, resolve_target
 
 JS = Language(tree_sitter_javascript.language())

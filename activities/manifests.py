@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.manifest_store import ManifestStore, preview_key
+from adapters.manifest_store import ManifestStore, preview_key, rollout_refusal
 from skyline.manifest import Building, ManifestChange
 from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment, RestoreBuilding
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
@@ -43,18 +43,6 @@ class ApplyManifestChangeInput(BaseModel):
 class ApplyManifestChangeResult(BaseModel):
     revision: int
     applied: bool
-
-
-def rollout_refusal(apartment: str, building: str, store: ManifestStore) -> Building | str:
-    """The building to roll out into, or the reason a rollout cannot target it."""
-    current = store.read(apartment)
-    if current is None:
-        return f"apartment {apartment!r} does not exist; create it with POST /apartments first"
-    buildings = current[0].apartment(apartment).buildings
-    if building not in buildings:
-        known = ", ".join(sorted(buildings)) or "none"
-        return f"building {building!r} does not exist in apartment {apartment!r} (known: {known})"
-    return buildings[building]
 
 
 class WritePreviewInput(BaseModel):

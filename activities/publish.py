@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.bundles import (
+from adapters.bundles import (
     ArchiveLimits,
     BundleError,
     bundle_root,
@@ -27,29 +27,18 @@ from activities.bundles import (
     sri_sha384,
     tree_hash,
 )
-from activities.layout import PlannedFile, SharedKeyConflict, plan_shared
-from activities.storage import IMMUTABLE, is_missing, is_precondition_failed
+from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
+from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from activities.cdn import CdnProvider
+    from adapters.cdn import CdnProvider
 
 MARKER = ".skyline-bundle.json"
 CLOCK_SKEW = timedelta(minutes=5)
-# Objects the edge must never serve (uploaded archives, tokens) live under this prefix.
-PRIVATE_PREFIX = "private/"
-
-
-def upload_key(upload_id: str) -> str:
-    return f"{PRIVATE_PREFIX}uploads/{upload_id}.tar.gz"
-
-
-def legacy_upload_key(upload_id: str) -> str:
-    """Where uploads were kept before they moved under private/ (read for migration only)."""
-    return f"uploads/{upload_id}.tar.gz"
 
 
 class PublishBundleInput(BaseModel):

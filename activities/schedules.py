@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.manifest_store import ManifestStore
+from adapters.manifest_store import ManifestStore
 from skyline.rollout import TERMINAL_STATES, PromoteRequest, RolloutStatus
 from skyline.windows import PromotionBlocked, PromotionWindows, blocked
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field, TypeAdapter
 
-from activities.storage import is_missing, is_precondition_failed
+from adapters.storage import is_missing, is_precondition_failed
 from api.errors import ApiError
 from skyline.settings import Settings
 

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from activities.manifest_store import ManifestStore
+from adapters.manifest_store import ManifestStore
 from skyline.manifest import SLUG, ApartmentManifest, unit_key
 
 LABELS = ("apartment", "building", "unit", "version")

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
-from activities.manifest_store import ManifestStore
+from adapters.manifest_store import ManifestStore
 from api.auth import TokenStore
 from skyline.settings import Settings
 

@@ -10,15 +10,15 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
-from activities.manifest_store import ManifestStore
-from activities.storage import s3_client
+from adapters.manifest_store import ManifestStore
+from adapters.storage import s3_client
+from adapters.temporal import connect
 from api import errors
 from api.auth import TokenStore
 from api.deps import AppState
 from api.routes import apartments, beacons, bundles, fleets, health, loader, rollouts, schedules, tokens
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
-from worker.main import connect
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

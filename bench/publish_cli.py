@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from activities.publish import PublishActivities, PublishBundleInput
-from activities.storage import edge_client, s3_client
+from adapters.storage import edge_client, s3_client
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 

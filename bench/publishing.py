@@ -48,7 +48,7 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def _count_objects(ctx: Ctx, prefix: str) -> int:
-    from activities.storage import s3_client
+    from adapters.storage import s3_client
 
     s3 = s3_client(ctx.settings)
     total = 0

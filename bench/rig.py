@@ -25,11 +25,11 @@ from types import TracebackType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from adapters.search_attributes import REGISTRATION
 from bench.tcpproxy import TcpProxy
 from skyline.settings import Settings
 from stack.embedded import PROJECT_ROOT, START_ORDER, EmbeddedStack, StackPorts
 from stack.processes import ManagedProcess, StackError, free_port, wait_until
-from workflows.search_attributes import REGISTRATION
 
 COMPONENTS = tuple(c for c in START_ORDER if c != "worker")  # the worker is managed here
 

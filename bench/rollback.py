@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from activities.manifest_store import head_key, revision_key
-from activities.storage import IMMUTABLE, MANIFEST_CACHE_CONTROL, edge_client, s3_client
+from adapters.manifest_store import head_key, revision_key
+from adapters.storage import IMMUTABLE, MANIFEST_CACHE_CONTROL, edge_client, s3_client
 from bench.context import Ctx
 from bench.report import ms, summary, table, write
 from bench.scenario import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from activities.storage import s3_client
+from adapters.storage import s3_client
 from demo.browser import launch_chromium
 from demo.scenario import Demo, DemoResult, Timing
 from skyline.settings import Settings

@@ -13,8 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from activities.manifest_store import head_key
-from activities.storage import MANIFEST_CACHE_CONTROL
+from adapters.manifest_store import head_key
+from adapters.storage import MANIFEST_CACHE_CONTROL
 from api.routes.loader import LoaderAsset
 from skyline.settings import Settings
 

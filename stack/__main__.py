@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from adapters.search_attributes import REGISTRATION
 from skyline.settings import Settings
 from stack.embedded import ALL_COMPONENTS, START_ORDER, EmbeddedStack, StackPorts
 from stack.processes import StackError
 from stack.system_packages import SystemPackagesError, ensure_system_packages
-from workflows.search_attributes import REGISTRATION
 
 # Components that need the Debian packages.
 _NEEDS_SYSTEM_PACKAGES = {"edge", "prometheus"}

@@ -174,7 +174,7 @@ class EmbeddedStack:
     async def _storage_mismatch(self) -> dict[str, list[str]]:
         from temporalio.client import Client
 
-        from activities.consistency import rollouts_without_apartment
+        from adapters.consistency import rollouts_without_apartment
 
         client = await Client.connect(self.temporal_address, namespace=self.settings.temporal_namespace)
         return await rollouts_without_apartment(client, self._s3_client(), self.settings.s3_bucket)

@@ -17,13 +17,13 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.storage import s3_client
+from adapters.search_attributes import REGISTRATION
+from adapters.storage import s3_client
 from skyline.settings import Settings
 from stack.embedded import EmbeddedStack, StackPorts
 from stack.processes import free_port
 from tests.support.rum import RumTarget
 from tests.support.webhooks import WEBHOOK_HOST
-from workflows.search_attributes import REGISTRATION
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -43,14 +43,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deadline import ProgressDeadline
     from workflows.edge_write import write_and_sync
     from workflows.hooks import cause
-    from workflows.judged_bake import judged_bake
+    from workflows.judged_bake import JudgedBake
     from workflows.legacy_bake import LegacyBake
     from workflows.rollout_state import Outcome
     from workflows.traffic_steps import TrafficSteps
 
 
 @workflow.defn
-class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, LegacyBake):
+class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, LegacyBake):
     TABLE: ClassVar[Mapping[Any, Mapping[Control, Answer]]] = ROLLOUT_TABLE
 
     @workflow.init
@@ -183,7 +183,7 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, LegacyBake):
     async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome:
         """Observe the current weight; rollouts started before the sequential judge keep their old bake."""
         if workflow.patched("sequential-judge"):
-            return await judged_bake(self, bake_seconds, experiment)
+            return await self._judged_bake(bake_seconds, experiment)
         return await self._bake_legacy(bake_seconds, experiment)
 
     # ----- the rollout -----------------------------------------------------------------

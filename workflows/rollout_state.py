@@ -17,6 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.manifests import PrepareRolloutResult
     from activities.publish import PublishBundleResult
+    from adapters import search_attributes as search
     from skyline.ab_report import build_ab_report, render_ab_report
     from skyline.manifest import Unit
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
@@ -30,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
     )
     from skyline.strategies import ABTestStrategy, PlanStep
-    from workflows import search_attributes as search
     from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from fastapi import APIRouter, UploadFile
 from pydantic import BaseModel
 
-from activities.bundles import ArchiveLimits, ArchiveRefused, BundleError, extract_archive
-from activities.publish import upload_key
+from adapters.bundles import ArchiveLimits, ArchiveRefused, BundleError, extract_archive
+from adapters.storage import upload_key
 from api.auth import Deployer
 from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
-from activities.storage import IMMUTABLE, is_missing
+from adapters.storage import IMMUTABLE, is_missing
 from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError
 from skyline.settings import Settings

@@ -18,10 +18,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.bundles import BundleError, resolve_bundle_path
-from activities.consistency import apartment_exists, storage_warning
-from activities.manifests import rollout_refusal
-from activities.publish import legacy_upload_key, upload_key
+from adapters import search_attributes as search
+from adapters.bundles import BundleError, resolve_bundle_path
+from adapters.consistency import apartment_exists, storage_warning
+from adapters.manifest_store import rollout_refusal
+from adapters.storage import legacy_upload_key, upload_key
 from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
@@ -45,7 +46,6 @@ from skyline.rollout import (
 )
 from skyline.strategies import BlueGreenStrategy
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
-from workflows import search_attributes as search
 from workflows.rollout import RolloutWorkflow
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])

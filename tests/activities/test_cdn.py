@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from activities.cdn import CdnActivities, CloudFrontInvalidator, SyncManifestInput, VarnishPurger
-from activities.manifest_store import ManifestStore, head_key
+from activities.cdn import CdnActivities, SyncManifestInput
+from adapters.cdn import CloudFrontInvalidator, VarnishPurger
+from adapters.manifest_store import ManifestStore, head_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import CreateApartment, SetCanary
 from skyline.settings import Settings

@@ -21,17 +21,19 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from activities.cdn import CdnActivities, CloudFrontInvalidator, SyncManifestInput, VarnishPurger
-from activities.cdn_providers import (
+from activities.cdn import CdnActivities, SyncManifestInput
+from adapters.cdn import (
     CLOUDFLARE_MAX_FILES,
     CdnConfigError,
     CloudflarePurger,
+    CloudFrontInvalidator,
     FastlyPurger,
     NoWildcards,
     PurgeRefused,
+    VarnishPurger,
     make_cdn_provider,
 )
-from activities.manifest_store import ManifestStore, head_key
+from adapters.manifest_store import ManifestStore, head_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import CreateApartment, SetCanary
 from skyline.settings import Settings

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from activities.manifest_store import ManifestStore, head_key
+from adapters.manifest_store import ManifestStore, head_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import CreateApartment, ManifestConflict, PromoteUnit, SetCanary
 from skyline.settings import Settings

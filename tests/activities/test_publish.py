@@ -11,8 +11,8 @@ import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.bundles import sri_sha384
 from activities.publish import PublishActivities, PublishBundleInput, VerifyBundleInput
+from adapters.bundles import sri_sha384
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 from tests.support.scenario import make_bundle, unique

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from activities.manifest_store import ManifestStore
+from adapters.manifest_store import ManifestStore
 from api.beacons import Beacon, ManifestCatalog, RateLimiter, parse_batch
 from skyline.manifest import ApartmentManifest, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import SetCanary

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from adapters import search_attributes as search
 from tests.support.scenario import create_apartment, make_bundle, parked_strategy, wait_for
-from workflows import search_attributes as search
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

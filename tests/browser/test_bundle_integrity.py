@@ -20,8 +20,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext
 
-from activities.cdn import VarnishPurger
-from activities.storage import IMMUTABLE
+from adapters.cdn import VarnishPurger
+from adapters.storage import IMMUTABLE
 from api.routes.loader import LoaderAsset
 from demo.shell import manifest_url, publish_shell, shell_html
 from skyline.settings import Settings

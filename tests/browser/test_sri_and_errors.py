@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from activities.storage import IMMUTABLE
+from adapters.storage import IMMUTABLE
 from api.routes.loader import LOADER_SOURCE, LoaderAsset
 from demo.shell import manifest_url, publish_shell, shell_html
 from skyline.settings import Settings

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from activities.bundles import extract_archive, scan_bundle
+from adapters.bundles import extract_archive, scan_bundle
 from cli.main import app, hoist_output
 from cli.options import rollout_ref, schedule_ref
 from cli.spec import StrategyOptions, load_spec, merge, missing_fields, pack_directory, strategy_body

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from adapters.search_attributes import REGISTRATION
 from skyline.settings import Settings
 from stack.embedded import public_read_policy
 from tests.deploy.compose import (
@@ -34,7 +35,6 @@ from tests.deploy.compose import (
     published,
     variables,
 )
-from workflows.search_attributes import REGISTRATION
 
 COMPOSE = load()
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]

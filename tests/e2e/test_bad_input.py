@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.bundles import scan_bundle, tree_hash
+from adapters.bundles import scan_bundle, tree_hash
 from skyline.settings import Settings
 from tests.support.scenario import (
     create_apartment,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from activities.manifest_store import head_key, revision_key
+from adapters.manifest_store import head_key, revision_key
 from skyline.manifest import ApartmentManifest
 
 if TYPE_CHECKING:

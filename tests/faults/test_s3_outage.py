@@ -18,8 +18,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from activities.manifest_store import head_key
-from activities.storage import s3_client
+from adapters.manifest_store import head_key
+from adapters.storage import s3_client
 from bench.loads import SyntheticRum
 from bench.rig import Rig
 from bench.scenario import make_bundle, terminal, wait_status

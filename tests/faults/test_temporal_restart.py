@@ -9,7 +9,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.storage import s3_client
+from adapters.storage import s3_client
 from bench.loads import SyntheticRum
 from bench.rig import Rig
 from bench.scenario import make_bundle, terminal, wait_status

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from adapters.temporal import temporal_tls
 from skyline.settings import SECRETS_DIR_ENV, SETTINGS_FILE_ENV, Settings
-from worker.main import temporal_tls
 
 
 @pytest.fixture()

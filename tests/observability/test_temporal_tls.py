@@ -26,8 +26,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
+from adapters.temporal import connect
 from skyline.settings import Settings
-from worker.main import connect
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

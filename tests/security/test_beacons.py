@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.manifest_store import ManifestStore
+from adapters.manifest_store import ManifestStore
 from api.beacon_tokens import BeaconSigner, TokenError
 from skyline.manifest import ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import SetCanary

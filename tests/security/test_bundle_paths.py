@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.bundles import BundleError, resolve_bundle_path, scan_bundle, tree_hash
 from activities.publish import PublishActivities, PublishBundleInput
-from activities.storage import edge_client
+from adapters.bundles import BundleError, resolve_bundle_path, scan_bundle, tree_hash
+from adapters.storage import edge_client
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 from tests.support.scenario import (

@@ -23,9 +23,10 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.manifest_store import ManifestStore
 from activities.publish import PublishActivities, PublishBundleInput
-from activities.storage import s3_client
+from adapters.manifest_store import ManifestStore
+from adapters.search_attributes import REGISTRATION, initial
+from adapters.storage import s3_client
 from api.auth import hash_token
 from skyline.manifest import Apartment, Building, ManifestChange
 from skyline.manifest_ops import CreateApartment, RestoreApartment
@@ -34,7 +35,6 @@ from skyline.settings import Settings
 from stack.embedded import EmbeddedStack, StackPorts
 from stack.processes import wait_until
 from tests.stack.helpers import process_exists
-from workflows.search_attributes import REGISTRATION, initial
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from activities.manifest_store import head_key
-from activities.storage import is_missing
-from workflows.search_attributes import APARTMENT
+from adapters.manifest_store import head_key
+from adapters.search_attributes import APARTMENT
+from adapters.storage import is_missing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from activities.bundles import BundleFile, open_nofollow
+from adapters.bundles import BundleFile, open_nofollow
 
 TAG_LENGTH = 16
 _REFERENCING = (".js", ".mjs", ".cjs", ".css")

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from activities.storage import (
+from adapters.storage import (
     IMMUTABLE,
     MANIFEST_CACHE_CONTROL,
     is_missing,
     is_precondition_failed,
 )
-from skyline.manifest import ApartmentManifest, ManifestChange
+from skyline.manifest import ApartmentManifest, Building, ManifestChange
 from skyline.manifest_diff import is_settled
 from skyline.manifest_ops import (
     CreateApartment,
@@ -224,3 +224,15 @@ class ManifestStore:
         raise WriteContention(
             f"gave up after {MAX_WRITE_ATTEMPTS} conflicting writes on apartment {apartment!r}"
         )
+
+
+def rollout_refusal(apartment: str, building: str, store: ManifestStore) -> Building | str:
+    """The building to roll out into, or the reason a rollout cannot target it."""
+    current = store.read(apartment)
+    if current is None:
+        return f"apartment {apartment!r} does not exist; create it with POST /apartments first"
+    buildings = current[0].apartment(apartment).buildings
+    if building not in buildings:
+        known = ", ".join(sorted(buildings)) or "none"
+        return f"building {building!r} does not exist in apartment {apartment!r} (known: {known})"
+    return buildings[building]

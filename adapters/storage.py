@@ -53,3 +53,16 @@ def is_precondition_failed(exc: ClientError) -> bool:
 
 def is_missing(exc: ClientError) -> bool:
     return error_code(exc) in {"NoSuchKey", "404", "NotFound"}
+
+
+# Objects the edge must never serve (uploaded archives, tokens) live under this prefix.
+PRIVATE_PREFIX = "private/"
+
+
+def upload_key(upload_id: str) -> str:
+    return f"{PRIVATE_PREFIX}uploads/{upload_id}.tar.gz"
+
+
+def legacy_upload_key(upload_id: str) -> str:
+    """Where uploads were kept before they moved under private/ (read for migration only)."""
+    return f"uploads/{upload_id}.tar.gz"

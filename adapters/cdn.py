@@ -1,6 +1,6 @@
 """CDN purge over the providers' HTTP APIs, and the factory that picks one from settings.
 
-Every provider implements activities.cdn.CdnProvider (`purge(paths)`), takes
+Every provider implements CdnProvider (`purge(paths)`), takes
 URL paths such as `/skyline/manifests/shop/manifest.json`, and raises on any
 refusal so the activity's retry policy retries. The purge-then-verify loop in
 activities/cdn.py reads the object back through the edge afterwards: a purge
@@ -14,15 +14,80 @@ Cloudflare/Fastly rate-limit purges.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import boto3
 import httpx
+from temporalio import activity
 
-from activities.cdn import CdnProvider, CloudFrontInvalidator, VarnishPurger
-from activities.storage import edge_client
+from adapters.storage import edge_client
 from skyline.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudfront import CloudFrontClient
+
+
+class CdnProvider(Protocol):
+    def purge(self, paths: list[str]) -> None:
+        """Drop the given URL paths (e.g. /skyline/manifests/a/manifest.json) from the edge."""
+
+
+class VarnishPurger:
+    """HTTP PURGE against a Varnish edge; the repo's VCL allows it from loopback only."""
+
+    def __init__(self, base_url: str, http: httpx.Client) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+
+    def purge(self, paths: list[str]) -> None:
+        for path in paths:
+            response = self.http.request("PURGE", f"{self.base_url}{path}")
+            if response.status_code != 200:
+                raise RuntimeError(f"PURGE {path} answered {response.status_code}: {response.text[:200]}")
+
+
+class CloudFrontInvalidator:
+    """CreateInvalidation, then poll until CloudFront reports it Completed.
+
+    One explicit path per call and never a wildcard: invalidation paths are
+    billed, and only the manifest ever changes (bundles are immutable).
+    """
+
+    def __init__(
+        self,
+        client: CloudFrontClient,
+        distribution_id: str,
+        poll_seconds: float = 1.0,
+        timeout_seconds: float = 600.0,
+    ) -> None:
+        self.client = client
+        self.distribution_id = distribution_id
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+
+    def purge(self, paths: list[str]) -> None:
+        created = self.client.create_invalidation(
+            DistributionId=self.distribution_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": len(paths), "Items": paths},
+                "CallerReference": f"skyline-{time.time_ns()}",
+            },
+        )
+        invalidation_id = created["Invalidation"]["Id"]
+        deadline = time.monotonic() + self.timeout_seconds
+        status = created["Invalidation"]["Status"]
+        while status.lower() != "completed":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"invalidation {invalidation_id} still {status}")
+            time.sleep(self.poll_seconds)
+            got = self.client.get_invalidation(DistributionId=self.distribution_id, Id=invalidation_id)
+            status = got["Invalidation"]["Status"]
+            if activity.in_activity():
+                activity.heartbeat(status)
+
 
 # Cloudflare accepts at most this many URLs per purge request (every plan).
 CLOUDFLARE_MAX_FILES = 100
