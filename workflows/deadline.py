@@ -6,7 +6,7 @@ the rollout waits for) does not count. Pure bookkeeping on workflow time.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class ProgressDeadline:
@@ -35,3 +35,9 @@ class ProgressDeadline:
         if self.limit is None or self.held_since is not None or self.fired:
             return None
         return self.limit - self.active_seconds(now)
+
+    def timeout(self, now: datetime, cap: float | None = None) -> timedelta | None:
+        """How long a wait may last: until the deadline or `cap` seconds, whichever is sooner."""
+        left = self.left(now)
+        bounds = [b for b in (left, cap) if b is not None]
+        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None

@@ -85,9 +85,7 @@ class FleetBook:
             self._record("pause", "skyline", reason)
 
     def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
-        left = self._deadline.left(workflow.now())
-        bounds = [b for b in (left, cap) if b is not None]
-        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None
+        return self._deadline.timeout(workflow.now(), cap)
 
     async def _wait(self, condition: Any, cap: float | None = None) -> None:
         """Wait for a condition while enforcing the deadline."""

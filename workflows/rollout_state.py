@@ -134,9 +134,7 @@ class RolloutBook(RolloutFields):
         return self._rollback is not None or self._promote is not None
 
     def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
-        left = self._deadline.left(workflow.now())
-        bounds = [b for b in (left, cap) if b is not None]
-        return timedelta(seconds=max(0.0, min(bounds))) if bounds else None
+        return self._deadline.timeout(workflow.now(), cap)
 
     def _check_deadline(self) -> None:
         """Past the deadline: roll back, or pause when auto_rollback is off (once)."""
