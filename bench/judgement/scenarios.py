@@ -45,7 +45,8 @@ def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label,
     rollouts: list[dict[str, Any]] = []
     for label in LABELS:
         for _ in range(per_label):
-            unit = draw_unit(rng, thin=label == "thin", weight=STEPS[0])
+            # thin at every step, the 100 % one included
+            unit = draw_unit(rng, thin=label == "thin", weight=STEPS[-1])
             canary = draw_canary(rng, "bad" if label == "late" else label)
             onset_step = int(rng.integers(0, len(STEPS))) if label == "late" else 0
             rollouts.append(

@@ -7,7 +7,8 @@ by the step's weight; looks come every minute of a 10-minute bake. Labels:
 
 - good: the canary is the baseline;
 - bad: failed loads x2-x5, or load time x1.5-x2, from the start;
-- thin: fewer than 50 canary loads in the step (a quiet unit);
+- thin: a quiet unit, 5-30 canary loads expected in a step (so fewer than 50 in
+  practice; in whole rollouts at every step, 100 % included);
 - late: good for the first half of a step, then bad as above.
 
 Figures are what Prometheus would give: cumulative since the step began,
@@ -47,8 +48,8 @@ class Canary:
 def draw_unit(rng: np.random.Generator, thin: bool = False, weight: float = 5.0) -> Unit:
     per_minute = math.exp(rng.uniform(math.log(1000), math.log(20000)))
     if thin:
-        # fewer than 50 canary loads over the 10-minute step
-        per_minute = rng.uniform(0.5, 4.5) / (weight / 100)
+        # 5-30 canary loads expected over a 10-minute step at `weight`
+        per_minute = rng.uniform(0.5, 3.0) / (weight / 100)
     return Unit(
         error_rate=math.exp(rng.uniform(math.log(0.002), math.log(0.03))),
         median=rng.uniform(0.15, 0.8),
