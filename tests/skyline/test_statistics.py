@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 
 from skyline.confseq import Bounds, bounds, trials_to_reach
 from skyline.noninferiority import bound_pvalue, difference_pvalue, excess_pvalue, ratio_pvalue
+
+
+@pytest.fixture(autouse=True)
+def _fresh_bounds() -> Iterator[None]:
+    # `bounds` is memoised: compute what is asserted here, not what an earlier test (or the
+    # process a mutation-testing worker was forked from) left in the cache.
+    bounds.cache_clear()
+    yield
 
 
 def log_mixture(p: float, x: int, n: int) -> float:
