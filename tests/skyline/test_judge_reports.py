@@ -174,7 +174,7 @@ def test_late_onset_says_the_canary_got_worse_during_the_step() -> None:
 def test_holds_say_what_is_missing() -> None:
     thin = judge_step(doc(fig(30, 0), fig(3000, 3)))
     assert thin.reason == "only 30 canary loads in this step, need 50 (send traffic, or set min_requests)"
-    assert {c["name"]: c["verdict"] for c in thin.as_json()["checks"]} == {
+    assert {name: c["verdict"] for name, c in checks(thin).items()} == {
         "error_rate": "inconclusive",
         "load_time": "inconclusive",
         "p99_load_seconds": "pass",
