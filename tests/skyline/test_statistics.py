@@ -91,6 +91,16 @@ def test_trials_to_reach_a_width() -> None:
     assert trials_to_reach(0.5, 0.6, 0.05) == 1  # any single trial is within a width above 1/2
 
 
+@pytest.mark.parametrize(("rate", "width"), [(0.01, 0.005), (0.02, 0.01), (0.001, 0.002), (0.1, 0.05)])
+def test_trials_to_reach_is_the_smallest_count(rate: float, width: float) -> None:
+    needed = trials_to_reach(rate, width, 0.05)
+    assert needed is not None and isinstance(needed, int)
+    assert bounds(round(rate * needed), needed, 0.05).upper - rate <= width
+    assert all(
+        bounds(round(rate * n), n, 0.05).upper - rate > width for n in range(max(1, needed - 3), needed)
+    )
+
+
 def test_ratio_pvalue_by_hand() -> None:
     # 3 canary failures of 4 in all; under H0 (rate 2x base) a failure is the canary's with 0.4
     assert ratio_pvalue(3, 100, 1, 300, 2.0) == pytest.approx(1 - 0.4**4)
@@ -115,6 +125,7 @@ def test_bound_pvalue_by_hand() -> None:
     assert bound_pvalue(0, 10, 0.1) == pytest.approx(0.9**10)
     assert bound_pvalue(1, 10, 0.1) == pytest.approx(0.9**10 + 10 * 0.1 * 0.9**9)
     assert bound_pvalue(0, 0, 0.1) == 1.0
+    assert bound_pvalue(0, 1, 0.1) == pytest.approx(0.9)
 
 
 def test_difference_pvalue_by_hand() -> None:
