@@ -358,3 +358,39 @@ def test_quantile_interpolates_within_buckets_like_prometheus() -> None:
     # an empty bucket before the rank is reached
     step = Figures.model_validate({"loads": 10, "errors": 0, "load_seconds": {"1": 10, "2": 10, "+Inf": 10}})
     assert quantile(step, 1.0) == 1.0
+
+
+# ----- the comparison base -----------------------------------------------------------------
+
+
+def test_the_base_is_any_concurrent_baseline_traffic_then_earlier_steps_then_the_reference() -> None:
+    one_load = judge_look(doc([fig(5000, 5)], [fig(1, 0)]), 0)
+    assert one_load.basis == "concurrent"
+    empty_reference = judge_look(doc([fig(5000, 5)], [None], reference=fig(0)), 0)
+    assert empty_reference.basis == "none"
+    one_reference = judge_look(doc([fig(5000, 5)], [None], reference=fig(1, 0)), 0)
+    assert one_reference.basis == "reference"
+    earlier = [{"weight": 50, "canary": fig(1000, 10), "baseline": fig(1, 0)}]
+    pooled = judge_look(doc([fig(5000, 50)], [None], weight=100, earlier=earlier, reference=fig(3000, 30)), 0)
+    assert pooled.basis == "earlier steps"
+    # at 100 % the earlier steps' baseline is pooled with the reference
+    errors = next(c for c in pooled.checks if c.name == "error_rate")
+    assert errors.baseline_samples == 3001 and errors.baseline == pytest.approx(30 / 3001)
+
+
+# ----- implausible volume ------------------------------------------------------------------
+
+
+def test_implausible_volume_starts_above_twice_the_weight_plus_five_points() -> None:
+    def share(canary: int, baseline: int, weight: float) -> str:
+        verdict = judge_step(doc(fig(canary, 0), fig(baseline, 0), weight=weight, last=False))
+        return verdict.reason
+
+    # at 5 %: the limit is 15 % of all loads
+    assert "implausible" in share(1600, 8400, 5)  # 16 %
+    assert "implausible" not in share(1400, 8600, 5)  # 14 %
+    # at 100 % there is no baseline traffic to compare volumes with
+    assert "implausible" not in share(20_000, 1, 100)
+    # exactly 100 loads in all is enough to judge volume
+    few = judge_step(doc([fig(90, 0)], [fig(10, 0)], weight=5, last=False, analysis={"min_requests": 1}))
+    assert "implausible" in few.reason

@@ -147,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     doc, adjusted = report(verdicts, load_equivalents(DOC))
     DOC.write_text(doc)
-    summary = doc.split("## Survivors to kill")[0]
-    survivors = doc.split("## Survivors to kill")[1].split(EQUIVALENT_HEADING)[0]
-    print(summary.split("\n\n", 2)[2])
-    print("Survivors (not listed as equivalent):")
-    print(survivors.strip())
+    print(doc.split("## Survivors to kill")[0].split("\n\n", 2)[2])
+    section = doc.split("## Survivors to kill")[1].split(EQUIVALENT_HEADING)[0]
+    survivors = re.findall(r"### `([^`]+)`\n\n```diff\n(.*?)\n```", section, re.S)
+    print(f"Survivors not listed as equivalent ({len(survivors)}; diffs in {DOC.relative_to(ROOT)}):")
+    for name, diff in survivors:
+        changed = " / ".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+"))
+        print(f"  {name}: {changed[:140]}")
     print(f"\nadjusted mutation score: {adjusted:.1f} % (written to {DOC.relative_to(ROOT)})")
     if args.check is not None and adjusted < args.check:
         print(f"below {args.check:g} %", file=sys.stderr)
