@@ -394,3 +394,15 @@ def test_implausible_volume_starts_above_twice_the_weight_plus_five_points() -> 
     # exactly 100 loads in all is enough to judge volume
     few = judge_step(doc([fig(90, 0)], [fig(10, 0)], weight=5, last=False, analysis={"min_requests": 1}))
     assert "implausible" in few.reason
+
+
+def test_a_baseline_slower_than_every_bucket_has_no_latency_comparison() -> None:
+    # every baseline load in the +Inf bucket: no edge splits it, so load time is not judged
+    slow = {"loads": 1000, "errors": 0, "load_seconds": {"0.5": 0.0, "1": 0.0, "+Inf": 1000.0}}
+    verdict = judge_step(doc(fig(20_000, 200), scale(slow, 20)))
+    assert [c["name"] for c in verdict.as_json()["checks"]] == ["error_rate", "p99_load_seconds"]
+    # fewer than 20 successful baseline loads: no median to compare with either
+    thin = judge_look(doc([fig(5000, 5)], [fig(19, 0)]), 0)
+    assert [c.name for c in thin.checks] == ["error_rate", "p99_load_seconds"]
+    enough = judge_look(doc([fig(5000, 5)], [fig(20, 0)]), 0)
+    assert [c.name for c in enough.checks] == ["error_rate", "load_time", "p99_load_seconds"]
