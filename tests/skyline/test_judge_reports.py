@@ -406,3 +406,28 @@ def test_a_baseline_slower_than_every_bucket_has_no_latency_comparison() -> None
     assert [c.name for c in thin.checks] == ["error_rate", "p99_load_seconds"]
     enough = judge_look(doc([fig(5000, 5)], [fig(20, 0)]), 0)
     assert [c.name for c in enough.checks] == ["error_rate", "load_time", "p99_load_seconds"]
+
+
+def test_a_canary_that_breaks_in_the_last_looks_is_caught_in_the_window_since_then() -> None:
+    # 0.1 % failed for eight looks of a large step, then 10 % of the newest 300 loads:
+    # diluted over the step, plain in the window since look 7
+    base = [scale(fig(200_000, 200), (i + 1) / 10) for i in range(10)]
+    healthy = [scale(fig(100_000, 100), (i + 1) / 10) for i in range(8)]
+    last = healthy[-1]
+    turned = [
+        {
+            "loads": last["loads"] + 300 * (i + 1),
+            "errors": last["errors"] + 30 * (i + 1),
+            "load_seconds": {
+                k: v + 270 * (i + 1) * (0.5 if k in ("0.1", "0.25") else 1)
+                for k, v in last["load_seconds"].items()
+            },
+        }
+        for i in range(2)
+    ]
+    verdict = judge_step(doc(healthy + turned, base))
+    assert (verdict.decision, verdict.decided_at_look) == ("rollback", 8)
+    assert verdict.reason == (
+        "error_rate: canary 10% of 300 loads (since look 7) is established above 0.22%, "
+        "the margin over the baseline"
+    )
