@@ -431,3 +431,24 @@ def test_a_canary_that_breaks_in_the_last_looks_is_caught_in_the_window_since_th
         "error_rate: canary 10% of 300 loads (since look 7) is established above 0.22%, "
         "the margin over the baseline"
     )
+
+
+def test_a_first_unit_that_gets_worse_during_the_step_is_held_even_under_its_guard() -> None:
+    # no baseline: 0.5 % failed, then 0.8 % (both far under the 5 % guard): any real rise is news
+    healthy = [scale(fig(50_000, 250), (i + 1) / 5) for i in range(5)]
+    last = healthy[-1]
+    ok = last["loads"] - last["errors"]
+    turned = [
+        {
+            "loads": last["loads"] + 10_000 * (i + 1),
+            "errors": last["errors"] + 80 * (i + 1),
+            "load_seconds": {k: v + 9920 * (i + 1) * v / ok for k, v in last["load_seconds"].items()},
+        }
+        for i in range(5)
+    ]
+    verdict = judge_step(doc(healthy + turned, None, analysis={"first_unit_needs_confirmation": False}))
+    assert verdict.decision == "hold"
+    assert verdict.reason == (
+        "error_rate: the canary got worse during the step (0.5% of 50000 loads, then 0.8% of 50000); "
+        "watch longer or roll back"
+    )
