@@ -138,3 +138,26 @@ def test_difference_pvalue_by_hand() -> None:
     )
     assert difference_pvalue(5, 0, 5, 98, 0.1) == 1.0
     assert difference_pvalue(5, 98, 5, 0, 0.1) == 1.0
+
+
+def test_one_trial_or_one_failure_is_evidence_not_a_guard_case() -> None:
+    # one failure in all: a share of it, not "nothing shown"
+    assert ratio_pvalue(0, 100, 1, 100, 1.0) == pytest.approx(0.5)
+    assert ratio_pvalue(0, 1, 1, 100, 1.0) == pytest.approx(100 / 101)
+    assert ratio_pvalue(0, 100, 1, 1, 1.0) == pytest.approx(1 / 101)
+    assert excess_pvalue(1, 100, 0, 100, 1.0) == pytest.approx(0.5)
+    assert excess_pvalue(1, 1, 0, 100, 1.0) == pytest.approx(1 / 101)
+    assert excess_pvalue(1, 100, 0, 1, 1.0) == pytest.approx(100 / 101)
+    assert difference_pvalue(0, 1, 0, 100, 0.0) < 1.0
+    assert difference_pvalue(0, 100, 0, 1, 0.0) < 1.0
+
+
+def test_one_failure_already_moves_the_lower_bound_off_zero() -> None:
+    one = bounds(1, 2, 0.2)
+    assert 0 < one.lower < 0.5 < one.upper < 1
+    # an alpha so small that no rate is excluded clamps to the edges instead of failing
+    assert bounds(1, 2, 1e-15) == Bounds(1e-12, 1 - 1e-12, 0.5, 2)
+
+
+def test_a_rate_of_one_reaches_a_zero_width_never() -> None:
+    assert trials_to_reach(1.0, 0.0, 0.05) is None

@@ -119,3 +119,8 @@ def test_ranges_are_read_strictly_like_npm() -> None:
 def test_several_available_versions_are_listed() -> None:
     with pytest.raises(VersionRejected, match=r"available @acme/design: 1.4.2, 2.0.1\)$"):
         check_unit_rules(SHOP, ["@acme/design@^3"], "*")
+
+
+def test_an_apartment_without_shared_libraries_offers_its_units() -> None:
+    bare = SHOP.model_copy(update={"config": type(SHOP.config)()})
+    assert available_versions(bare) == {"auth": ["3.1.0"]}

@@ -131,3 +131,8 @@ def test_next_opening_steps_whole_minutes() -> None:
     w = windows(release=[{"start": "12:00", "end": "12:01"}])
     assert next_opening(utc(3, 11, 58, 59), w) == utc(3, 12, 0)
     assert next_opening(utc(3, 12, 0, 59), w) == utc(3, 12, 1) - timedelta(minutes=1) + timedelta(days=1)
+
+
+def test_next_opening_drops_sub_second_parts() -> None:
+    w = windows(freeze=[WEEKEND_FREEZE])
+    assert next_opening(utc(5, 12).replace(microsecond=500), w) == utc(5, 12, 1)
