@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from skyline.confseq import bounds
 from skyline.figures import Figures, StepDocument
 from skyline.judge import judge_look, judge_step, quantile
 from tests.skyline.test_judge import doc, fig, scale
@@ -452,3 +453,144 @@ def test_a_first_unit_that_gets_worse_during_the_step_is_held_even_under_its_gua
         "error_rate: the canary got worse during the step (0.5% of 50000 loads, then 0.8% of 50000); "
         "watch longer or roll back"
     )
+
+
+# ----- what a hold says is missing -----------------------------------------------------------
+
+
+def test_a_hold_names_the_window_the_harm_and_the_subject() -> None:
+    early = judge_step(doc(fig(100, 2), fig(19_000, 190), last=False, weight=5))
+    assert early.reason == (
+        "error_rate: about 449 more canary loads over the rollout to rule out gross harm "
+        "(2% now, limit 4.01%)"
+    )
+    earlier = [{"weight": 50, "canary": fig(40_000, 400), "baseline": fig(40_000, 400)}]
+    last_step = judge_step(doc(fig(100, 2), None, earlier=earlier, weight=100))
+    assert last_step.reason == (
+        "error_rate: about 667 more canary loads in this step to rule out gross harm (2% now, limit 4%)"
+    )
+    first = judge_step(doc(fig(100, 3), None, analysis={"first_unit_needs_confirmation": False}))
+    assert first.reason == (
+        "error_rate: about 289 more canary loads over the rollout to rule out more than the guard 5% "
+        "(3% now, limit 5%)"
+    )
+    wide = {"error_margin_absolute": 0.05}
+    slower = judge_step(doc(fig(3000, 30, median_share=0.42), fig(3000, 30), analysis=wide))
+    assert slower.reason == (
+        "load_time: the canary's loads slower than the baseline's median (58% of 2970) are at or above 56% "
+        "over the rollout: harm not ruled out, not yet established; watch longer or roll back"
+    )
+    close = judge_step(doc(fig(3000, 30, median_share=0.44), fig(3000, 30), analysis=wide))
+    assert close.reason == (
+        "load_time: many more canary loads over the rollout to rule out harm beyond the margin "
+        "(56% now, limit 56%)"
+    )
+    held = judge_look(doc(fig(30, 0), fig(3000, 3)), 9)
+    assert held.missing == held.reason
+
+
+def test_exactly_min_requests_is_enough_loads() -> None:
+    verdict = judge_step(doc(fig(50, 0), fig(5000, 5)))
+    assert not verdict.reason.startswith("only 50 canary loads")
+
+
+def test_unavailable_metrics_count_only_looks_in_a_row() -> None:
+    d = doc(fig(20_000, 200), fig(20_000, 200))
+    for look in d.looks[1:6]:
+        look.error, look.canary, look.baseline = "Prometheus unreachable", None, None
+    assert judge_look(d, 4).decision == "continue"  # 4 in a row after a good look
+    assert judge_look(d, 5).reason == "metrics unavailable at 5 looks in a row: Prometheus unreachable"
+    quiet = judge_look(d, 1)
+    assert (quiet.decision, quiet.basis) == ("continue", "none")
+    end = doc(fig(20_000, 200), fig(20_000, 200))
+    end.looks[-1].error, end.looks[-1].canary = "timeout", None
+    at_end = judge_look(end, 9)
+    assert (at_end.decision, at_end.basis) == ("hold", "none")
+    assert at_end.reason == "metrics unavailable at the end of the bake: timeout"
+
+
+@pytest.mark.parametrize(("unwatched", "held"), [(4, False), (5, False), (6, True)])
+def test_a_step_mostly_unwatched_is_held(unwatched: int, held: bool) -> None:
+    d = doc(fig(20_000, 200), fig(20_000, 200), analysis={"consecutive_error_limit": 9})
+    for look in d.looks[3 : 3 + unwatched]:
+        look.error, look.canary, look.baseline = "Prometheus unreachable", None, None
+    reason = judge_look(d, 9).reason
+    assert ("the step was not watched" in reason) is held, reason
+
+
+def test_custom_checks_replace_the_built_in_comparisons() -> None:
+    # 50 % failed loads, but the rollout is judged on its custom checks only
+    check = {**RATIO, "max": 0.5}
+    raw = with_checks(check, [ratio(1, 10_000)]).model_dump()
+    raw["looks"][0]["canary"] = fig(1000, 500)
+    verdict = judge_step(StepDocument.model_validate(raw))
+    assert verdict.decision == "promote" and [c.name for c in verdict.checks] == [
+        "api_errors",
+        "p99_load_seconds",
+    ]
+
+
+def test_value_checks_do_not_enter_the_ratio_test_and_dry_runs_never_decide() -> None:
+    fine = judge_step(with_checks({**VALUE}, [value(0.5)]))
+    assert fine.decision == "promote", fine.reason
+    dry_ratio = judge_step(with_checks({**RATIO, "dry_run": True}, [ratio(900, 1000)]))
+    assert dry_ratio.decision == "promote", dry_ratio.reason
+
+
+def test_a_value_exactly_at_its_bound_is_no_breach() -> None:
+    assert judge_look(with_checks({**VALUE}, [value(0.8)]), 0).decision != "rollback"
+    at_min = {"name": "hits", "kind": "value", "query": "x", "min": 10}
+    assert judge_look(with_checks(at_min, [value(10)]), 0).decision != "rollback"
+
+
+def test_several_open_ratio_checks_are_all_named() -> None:
+    second = {**RATIO, "name": "api_timeouts"}
+    d = with_checks(RATIO, [None])
+    d.analysis = {"checks": [RATIO, second], "first_unit_needs_confirmation": False}
+    assert judge_step(d).reason == "api_errors: no data; api_timeouts: no data"
+
+
+def test_ratio_readings_without_bad_count_as_none_bad() -> None:
+    verdict = judge_step(with_checks(RATIO, [{"canary": {"total": 10_000}}]))
+    assert verdict.decision == "promote" and checks(verdict)["api_errors"]["value"] == 0.0
+    base_check = {**RATIO, "max": None, "tolerance": 0.5}
+    no_bad_base = with_checks(base_check, [{"canary": {"total": 10_000}, "baseline": {"total": 10_000}}])
+    report = checks(judge_step(no_bad_base))["api_errors"]
+    assert report["bound"] == pytest.approx(bounds(0, 10_000, 0.05).upper * 1.5)
+
+
+def test_a_ratio_check_bound_is_the_baselines_upper_bound_plus_tolerance() -> None:
+    check = {**RATIO, "max": None, "tolerance": 0.5}
+    report = checks(judge_step(with_checks(check, [ratio(20, 10_000, (100, 10_000))])))["api_errors"]
+    assert report["bound"] == pytest.approx(bounds(100, 10_000, 0.05).upper * 1.5)
+    # a tolerance without baseline figures falls back to max
+    both = {**RATIO, "tolerance": 0.5}
+    alone = checks(judge_step(with_checks(both, [ratio(20, 10_000)])))["api_errors"]
+    assert alone["bound"] == 0.05
+
+
+def test_reports_without_canary_loads_span_everything() -> None:
+    empty = checks(judge_step(with_checks(RATIO, [ratio(0, 0)])))["api_errors"]
+    assert (empty["lower"], empty["upper"]) == (0, 1)
+    rolled = checks(judge_step(doc([fig(40, 40)], [fig(4000, 4)])))["load_time"]
+    assert (rolled["lower"], rolled["upper"]) == (0.0, 1.0)
+
+
+def test_volume_needs_a_baseline_with_traffic() -> None:
+    # a baseline figure with no loads is no baseline: the volume test does not apply
+    idle = judge_step(doc(fig(5000, 5), fig(0), weight=5, last=False))
+    assert "implausible" not in idle.reason
+    # a baseline with a single load already shows a canary flooding its share
+    flood = judge_step(doc([fig(200, 0)], [fig(1, 0)], weight=5, last=False))
+    assert "implausible" in flood.reason
+
+
+def test_quantile_edge_cases() -> None:
+    one = Figures.model_validate({"loads": 1, "errors": 0, "load_seconds": {"0.5": 1, "1": 1, "+Inf": 1}})
+    assert quantile(one, 0.5) == pytest.approx(0.25)
+    ones = Figures.model_validate({"loads": 2, "errors": 0, "load_seconds": {"1": 1, "2": 2, "+Inf": 2}})
+    assert quantile(ones, 0.75) == pytest.approx(1.5)
+    tail = Figures.model_validate(
+        {"loads": 10, "errors": 0, "load_seconds": {"0.5": 1, "1": 2, "2": 3, "+Inf": 10}}
+    )
+    assert quantile(tail, 0.9) == 2.0  # beyond the last finite edge: that edge
