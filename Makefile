@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CODE := $(wildcard skyline adapters workflows activities api worker stack tests demo bench cli)
 
-.PHONY: run test install system browser demo lint typecheck bench clean
+.PHONY: run test install system browser demo lint typecheck bench mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,12 @@ test: system browser lint typecheck
 bench: system
 	$(PY) -m bench $(BENCH_ARGS)
 
+## Mutation score of the domain package against the fast layer (tests/skyline): prints the score and
+## the survivors, keeps the last result in docs/mutation.md. A few minutes; not part of `make test`.
+mutants: install
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $(or $(MUTANTS_JOBS),2)
+	$(PY) -m tests.support.mutation
+
 clean:
-	rm -rf .skyline test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .skyline test-artifacts .pytest_cache .mypy_cache .ruff_cache mutants

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.beat import beat
 from adapters.cdn import CdnProvider
 from adapters.manifest_store import head_key
 from skyline.settings import Settings
@@ -58,8 +59,7 @@ class CdnActivities:
         purges = 0
         served: int | None = None
         for attempt in range(self.settings.edge_verify_attempts):
-            if activity.in_activity():
-                activity.heartbeat(attempt)
+            beat(attempt)
             self.provider.purge([path])
             purges += 1
             served = self.served_revision(url)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.beat import beat
 from adapters.manifest_store import ManifestStore, preview_key, rollout_refusal
 from skyline.manifest import Building, ManifestChange
 from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment, RestoreBuilding
@@ -140,7 +141,7 @@ class ManifestActivities:
                 inp.mutation,
                 inp.change,
                 base_hint=base_hint,
-                on_base=lambda base: activity.heartbeat(base),
+                on_base=lambda base: beat(base),
             )
         except ManifestConflict as exc:
             raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
@@ -181,7 +182,7 @@ class ManifestActivities:
             mutation,
             inp.change,
             base_hint=int(details[0]) if details else None,
-            on_base=lambda base: activity.heartbeat(base),
+            on_base=lambda base: beat(base),
         )
         return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)
 
@@ -229,7 +230,7 @@ class ManifestActivities:
                 RestoreBuilding(building=inp.building, snapshot=snapshot, only_if_active=inp.only_if_active),
                 inp.change,
                 base_hint=int(details[0]) if details else None,
-                on_base=lambda base: activity.heartbeat(base),
+                on_base=lambda base: beat(base),
             )
         except ManifestConflict as exc:
             if inp.only_if_active is None:

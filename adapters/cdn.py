@@ -85,7 +85,7 @@ class CloudFrontInvalidator:
             time.sleep(self.poll_seconds)
             got = self.client.get_invalidation(DistributionId=self.distribution_id, Id=invalidation_id)
             status = got["Invalidation"]["Status"]
-            if activity.in_activity():
+            if activity.in_activity() and not activity.info().is_local:
                 activity.heartbeat(status)
 
 

@@ -59,8 +59,7 @@ def _log_martingale(p: float, x: int, n: int) -> float:
     )
 
 
-@lru_cache(maxsize=65536)
-def bounds(x: int, n: int, alpha: float) -> Bounds:
+def _bounds(x: int, n: int, alpha: float) -> Bounds:
     """Anytime-valid (1 - alpha) bounds for p from x successes in n trials."""
     if n < 0 or not 0 <= x <= n:
         raise ValueError(f"need 0 <= x <= n, got x={x}, n={n}")
@@ -83,6 +82,11 @@ def bounds(x: int, n: int, alpha: float) -> Bounds:
         hi = 1 - _EPS
         upper = hi if excess(hi) < 0 else float(brentq(excess, max(estimate, _EPS), hi, xtol=1e-12))
     return Bounds(lower, upper, estimate, n)
+
+
+# Memoised apart from its definition so that mutation testing (docs/mutation.md) can
+# mutate the body: mutmut leaves decorated functions alone.
+bounds = lru_cache(maxsize=65536)(_bounds)
 
 
 def trials_to_reach(x_rate: float, width: float, alpha: float, limit: int = 10_000_000) -> int | None:

@@ -17,24 +17,40 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
 
 
-async def sync_edge(apartment: str, revision: int, key: str | None = None, what: str = "") -> None:
+async def sync_edge(
+    apartment: str, revision: int, key: str | None = None, what: str = "", local: bool = False
+) -> None:
+    inp = SyncManifestInput(apartment=apartment, revision=revision, key=key)
+    summary = what or f"purge and verify revision {revision}"
+    if local:
+        await workflow.execute_local_activity_method(
+            CdnActivities.sync_manifest_to_edge, inp, summary=summary, **options.EDGE_SYNC_LOCAL
+        )
+        return
     await workflow.execute_activity_method(
-        CdnActivities.sync_manifest_to_edge,
-        SyncManifestInput(apartment=apartment, revision=revision, key=key),
-        summary=what or f"purge and verify revision {revision}",
-        **options.EDGE_SYNC,
+        CdnActivities.sync_manifest_to_edge, inp, summary=summary, **options.EDGE_SYNC
     )
 
 
 async def write_and_sync(
-    apartment: str, change: ManifestChange, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str
+    apartment: str,
+    change: ManifestChange,
+    mutation: SetCanary | PromoteUnit | RestoreBuilding,
+    why: str,
+    local: bool = False,
 ) -> int:
-    """Apply `mutation` as a new revision of the apartment's manifest; return it once the edge serves it."""
-    result = await workflow.execute_activity_method(
-        ManifestActivities.apply_manifest_change,
-        ApplyManifestChangeInput(apartment=apartment, change=change, mutation=mutation),
-        summary=why,
-        **options.MANIFEST,
-    )
-    await sync_edge(apartment, result.revision)
+    """Apply `mutation` as a new revision of the apartment's manifest; return it once the edge serves it.
+
+    `local`: both steps as local activities (the emergency rollback's shortest path).
+    """
+    inp = ApplyManifestChangeInput(apartment=apartment, change=change, mutation=mutation)
+    if local:
+        result = await workflow.execute_local_activity_method(
+            ManifestActivities.apply_manifest_change, inp, summary=why, **options.MANIFEST_LOCAL
+        )
+    else:
+        result = await workflow.execute_activity_method(
+            ManifestActivities.apply_manifest_change, inp, summary=why, **options.MANIFEST
+        )
+    await sync_edge(apartment, result.revision, local=local)
     return result.revision

@@ -35,6 +35,19 @@ EDGE_SYNC: dict[str, Any] = {
     ),
 }
 
+# The emergency rollback's restore and edge sync run as local activities: in the
+# workflow task itself, with no round trip through the server's task queues.
+MANIFEST_LOCAL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": MANIFEST["retry_policy"],
+}
+EDGE_SYNC_LOCAL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": EDGE_SYNC["retry_policy"],
+}
+
 PUBLISH: dict[str, Any] = {
     "start_to_close_timeout": timedelta(minutes=30),
     "heartbeat_timeout": timedelta(seconds=20),

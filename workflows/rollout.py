@@ -169,13 +169,15 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
 
     # ----- what every part uses --------------------------------------------------------
 
-    async def _write(self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str) -> int:
+    async def _write(
+        self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str, fast: bool = False
+    ) -> int:
         self._changes += 1
         info = workflow.info()
         change = ManifestChange(
             id=f"{info.workflow_id}/{info.run_id}/{self._changes}", actor=self._spec.actor, reason=why
         )
-        revision = await write_and_sync(self._spec.apartment, change, mutation, why)
+        revision = await write_and_sync(self._spec.apartment, change, mutation, why, local=fast)
         self._status.revisions.append(revision)
         self._index()
         return revision

@@ -320,6 +320,20 @@ def test_token_bucket_refills_at_its_rate_and_forgets_idle_clients() -> None:
     assert [limiter.take("a") for _ in range(3)] == [0, 0, 0]
 
 
+def test_an_idle_client_banks_no_more_than_its_burst() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=2, burst=3, clock=clock)
+    assert [limiter.take("a") for _ in range(3)] == [0, 0, 0]
+    # Idle for an hour: 7,200 tokens' worth of refill, but the bucket holds only `burst`.
+    clock.now += 3600
+    assert [limiter.take("a") for _ in range(3)] == [0, 0, 0]
+    assert limiter.take("a") == pytest.approx(0.5)
+    # An unknown client starts with a full bucket, not more.
+    clock.now += 3600
+    assert [limiter.take("new") for _ in range(3)] == [0, 0, 0]
+    assert limiter.take("new") == pytest.approx(0.5)
+
+
 def _manifest(versions: list[str]) -> ApartmentManifest:
     units = {
         f"header@{v}": {

@@ -19,10 +19,12 @@ from tests.support.scenario import (
     parked_strategy,
     strategy,
     unique,
+    wait_for,
     wait_state,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+ENDED = {"succeeded", "rolled_back", "failed"}
 
 
 def body(apartment: str, bundle: Path | str, version: str = "1.1.0", **extra: Any) -> dict[str, Any]:
@@ -81,12 +83,30 @@ async def test_bad_rollout_requests_are_422_naming_the_field(
     assert await head_version(api, apartment) == version_before
 
 
-async def test_forced_downgrade_is_accepted(api: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_forced_downgrade_reaches_the_manifest(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """force=true is carried through to the worker: 0.9.0 goes live as the canary beside 1.0.0."""
     apartment = await create_apartment(api)
-    request = body(apartment, make_bundle(tmp_path / "b", "0.9.0"), version="0.9.0", force=True)
+    request = body(
+        apartment,
+        make_bundle(tmp_path / "b", "0.9.0"),
+        version="0.9.0",
+        force=True,
+        strategy=parked_strategy(),
+    )
     response = await api.post("/rollouts", json=request)
     assert response.status_code == 201, response.text
-    rolled = await api.post(f"/rollouts/{response.json()['id']}/rollback", json={"actor": "alice"})
+    rollout_id = response.json()["id"]
+    # the first weight is written once a revision is recorded (written and synced to the edge)
+    status = await wait_for(api, rollout_id, lambda s: bool(s["revisions"]) or s["state"] in ENDED)
+    assert status["state"] == "progressing", status["reason"]
+    assert status["weight"] == 5 and status["version"] == "0.9.0"
+    manifest = (await api.get(f"/apartments/{apartment}/manifest")).json()
+    header = manifest["apartments"][apartment]["buildings"]["header"]
+    assert header["active_unit"] == "header@1.0.0"
+    canary = header["units"]["header@0.9.0"]
+    assert canary["version"] == "0.9.0" and canary["rollout"]["percentage"] == 5
+    assert str(manifest["version"]) == str(status["revisions"][-1])
+    rolled = await api.post(f"/rollouts/{rollout_id}/rollback", json={"actor": "alice"})
     assert rolled.status_code == 200
 
 

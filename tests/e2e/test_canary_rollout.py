@@ -12,9 +12,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from skyline.settings import Settings
-from tests.support.histories import save_history
+from tests.support.histories import save_history, what_could_move
 from tests.support.rum import RumTarget
-from tests.support.scenario import create_apartment, make_bundle, observe, strategy, wait_for, wait_state
+from tests.support.scenario import create_apartment, make_bundle, strategy, wait_for, wait_state
 from workflows.rollout import RolloutWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -175,9 +175,11 @@ async def test_pause_resume_promote_and_emergency_rollback(
         assert paused.json()["state"] == "paused"
         held_at = paused.json()["weight"]
 
-        # Watched for more than two full bakes (3 s each): the weight never moves.
-        observed = await observe(api, rollout_id, seconds=7)
-        assert {(s["state"], s["weight"]) for s in observed} == {("paused", held_at)}
+        # Paused, nothing is scheduled that could move the weight (no bake timer, no
+        # analysis activity): it stays until someone acts.
+        assert await what_could_move(temporal, rollout_id) == []
+        still = (await api.get(f"/rollouts/{rollout_id}")).json()
+        assert (still["state"], still["weight"]) == ("paused", held_at)
         again = await api.post(f"/rollouts/{rollout_id}/pause", json={"actor": "bob"})
         assert again.status_code == 409 and "already paused" in again.json()["error"]["message"]
 

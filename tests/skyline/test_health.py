@@ -55,3 +55,29 @@ def test_custom_weights_and_the_minimum_score_check() -> None:
     assert health_check(50, 60).verdict == "fail" and "50.0 < 60" in health_check(50, 60).detail
     assert health_check(75, 60).verdict == "pass"
     assert health_check(None, 60).verdict == "inconclusive"
+
+
+def test_components_are_clipped_to_0_100() -> None:
+    found = components([check("user_feedback", 150), check("error_rate", 0.5)], weight=5)
+    assert found == {"user_feedback": 100.0, "error_rate": 0.0}
+
+
+def test_throughput_needs_both_variants_sharing_traffic() -> None:
+    errors = check("error_rate", 0.0, samples=500, baseline_samples=9500)
+    assert "throughput" in components([errors], weight=1)
+    assert "throughput" not in components([errors], weight=100)  # no baseline traffic at 100 %
+    assert "throughput" not in components([errors], weight=0)
+    assert components([errors], weight=0.5)["throughput"] == pytest.approx(
+        min(100.0, 500 / 0.5 / (9500 / 99.5) * 100)
+    )
+
+
+def test_zero_weights_leave_a_component_out() -> None:
+    score = health_score({"error_rate": 90.0, "latency": 10.0}, {"error_rate": 1.0, "latency": 0.0})
+    assert score.score == 90.0 and score.weights_used == {"error_rate": 1.0}
+    none = health_score({"latency": 10.0}, {"error_rate": 1.0, "latency": 0.0})
+    assert none.score is None and none.weights_used == {}
+
+
+def test_the_score_is_rounded_to_two_decimals() -> None:
+    assert health_score({"error_rate": 100 / 3}).score == 33.33

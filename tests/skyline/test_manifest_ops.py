@@ -182,3 +182,85 @@ def test_restore_apartment_brings_back_an_old_revision_as_a_new_one() -> None:
         "t3",
     )
     assert undone.version == "4" and undone.content() == base.content()
+
+
+def test_every_revision_records_when_and_after_what() -> None:
+    base = manifest()
+    canary = SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5))
+    nxt = apply_mutation(base, "shop", canary, change("c1"), "2025-03-03T12:00:00Z")
+    assert nxt.timestamp == "2025-03-03T12:00:00Z"
+    assert nxt.change == change("c1").model_copy(update={"parent": "1"})
+    undone = apply_mutation(
+        nxt, "shop", RestoreApartment(apartment=base.apartments["shop"], from_revision=1), change("u"), "t9"
+    )
+    assert undone.timestamp == "t9" and undone.version == "3"
+    assert undone.change is not None and undone.change.id == "u" and undone.change.parent == "2"
+
+
+def test_a_canary_left_behind_is_withdrawn_when_another_is_set() -> None:
+    m = apply_mutation(
+        manifest(),
+        "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=25)),
+        change("c1"),
+        "t1",
+    )
+    m = apply_mutation(
+        m,
+        "shop",
+        SetCanary(building="header", unit=unit("1.2.0"), rollout=RolloutConfig(percentage=5)),
+        change("c2"),
+        "t2",
+    )
+    header = m.apartments["shop"].buildings["header"]
+    left = header.units["header@1.1.0"]
+    assert left.rollout is None and left.status == "deprecated"
+    assert header.units["header@1.0.0"].status == "stable"  # the active unit is not a canary
+    assert header.canary() is not None and header.canary().id == "header@1.2.0"  # type: ignore[union-attr]
+    # setting the same canary again only changes its weight
+    again = apply_mutation(
+        m,
+        "shop",
+        SetCanary(building="header", unit=unit("1.2.0"), rollout=RolloutConfig(percentage=50)),
+        change("c3"),
+        "t3",
+    )
+    same = again.apartments["shop"].buildings["header"].units["header@1.2.0"]
+    assert same.status == "canary" and same.rollout is not None and same.rollout.percentage == 50
+
+
+def test_promoting_the_active_unit_again_keeps_it_stable() -> None:
+    m = apply_mutation(
+        manifest(), "shop", PromoteUnit(building="header", unit_id="header@1.0.0"), change("c"), "t"
+    )
+    header = m.apartments["shop"].buildings["header"]
+    assert header.active_unit == "header@1.0.0" and header.units["header@1.0.0"].status == "stable"
+
+
+def test_a_promotion_over_an_active_unit_missing_from_its_units_adds_nothing() -> None:
+    base = manifest()
+    header = base.apartments["shop"].buildings["header"]
+    header.active_unit = "header@0.1.0"  # a dangling pointer, e.g. written by hand
+    m = apply_mutation(
+        base,
+        "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5)),
+        change("c1"),
+        "t1",
+    )
+    m = apply_mutation(m, "shop", PromoteUnit(building="header", unit_id="header@1.1.0"), change("c2"), "t2")
+    assert "header@0.1.0" not in m.apartments["shop"].buildings["header"].units
+
+
+def test_restored_content_does_not_share_state_with_the_snapshot() -> None:
+    base = manifest()
+    snapshot = base.apartments["shop"].buildings["header"].model_copy(deep=True)
+    m = apply_mutation(
+        base, "shop", RestoreBuilding(building="header", snapshot=snapshot), change("c1"), "t1"
+    )
+    snapshot.units["header@1.0.0"].status = "deprecated"  # the caller keeps using its snapshot
+    assert m.apartments["shop"].buildings["header"].units["header@1.0.0"].status == "stable"
+    old = base.apartments["shop"].model_copy(deep=True)
+    undone = apply_mutation(m, "shop", RestoreApartment(apartment=old, from_revision=1), change("u"), "t2")
+    old.buildings["header"].units["header@1.0.0"].status = "deprecated"
+    assert undone.apartments["shop"].buildings["header"].units["header@1.0.0"].status == "stable"

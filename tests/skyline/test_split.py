@@ -150,3 +150,16 @@ def test_javascript_loader_passes_the_same_vectors() -> None:
     failed = re.search(r"^# fail (\d+)$", done.stdout, re.M)
     assert passed and failed, done.stdout
     assert int(passed.group(1)) >= 10 and int(failed.group(1)) == 0
+
+
+def test_neq_rule_matches_any_other_value_and_a_rule_without_values_matches_nobody() -> None:
+    def match(operator: str, values: list[str], plan: str | None) -> bool:
+        criteria = RolloutCriteria.model_validate(
+            {"custom_rules": [{"attribute": "plan", "operator": operator, "values": values}]}
+        )
+        attributes = {} if plan is None else {"plan": plan}
+        return criteria_match(criteria, SplitUser(id="u", attributes=attributes))
+
+    assert match("neq", ["free"], "pro") and not match("neq", ["free"], "free")
+    assert not match("neq", ["free"], None)  # a missing attribute never matches
+    assert not match("neq", [], "pro") and not match("eq", [], "pro")

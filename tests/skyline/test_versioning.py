@@ -76,3 +76,51 @@ def test_refusals_name_the_problem(deps: list[str], compat: str, message: str) -
     with pytest.raises(VersionRejected) as info:
         check_unit_rules(SHOP, deps, compat)
     assert message in str(info.value)
+
+
+def test_a_downgrade_is_refused_with_the_way_out() -> None:
+    from skyline.versioning import check_upgrade
+
+    with pytest.raises(VersionRejected) as info:
+        check_upgrade("1.0.0", "0.9.0", force=False)
+    assert str(info.value) == (
+        "version 0.9.0 is not greater than the active version 1.0.0; "
+        "pick a higher version or set force=true to roll back deliberately"
+    )
+    check_upgrade("1.0.0", "0.9.0", force=True)
+
+
+@pytest.mark.parametrize(
+    ("dep", "expected"),
+    [("@acme/design", ("@acme/design", "*")), ("react@", ("react", "*")), ("a@1", ("a", "1"))],
+)
+def test_split_dependency_edge_cases(dep: str, expected: tuple[str, str]) -> None:
+    # a scope's leading @ is not a version separator; a trailing @ means any version
+    assert split_dependency(dep) == expected
+
+
+def test_deprecated_units_do_not_satisfy_dependencies() -> None:
+    shop = SHOP.model_copy(deep=True)
+    shop.buildings["header"].units["auth@3.1.0"].status = "deprecated"
+    assert "auth" not in available_versions(shop)
+    with pytest.raises(VersionRejected, match=r"available auth: none"):
+        check_unit_rules(shop, ["auth@^3"], "*")
+
+
+def test_ranges_are_read_strictly_like_npm() -> None:
+    # loose parsing would read '1.2.3foo' as 1.2.3-foo; npm refuses it
+    with pytest.raises(VersionRejected) as info:
+        check_unit_rules(SHOP, ["react@18.2.0foo"], "*")
+    assert str(info.value).startswith("dependency 'react' range '18.2.0foo' is not an npm version range")
+    with pytest.raises(VersionRejected, match=r"^compatibility '2.3.0foo' is not an npm version range"):
+        check_unit_rules(SHOP, [], "2.3.0foo")
+
+
+def test_several_available_versions_are_listed() -> None:
+    with pytest.raises(VersionRejected, match=r"available @acme/design: 1.4.2, 2.0.1\)$"):
+        check_unit_rules(SHOP, ["@acme/design@^3"], "*")
+
+
+def test_an_apartment_without_shared_libraries_offers_its_units() -> None:
+    bare = SHOP.model_copy(update={"config": type(SHOP.config)()})
+    assert available_versions(bare) == {"auth": ["3.1.0"]}

@@ -205,7 +205,7 @@ def test_short_lived_objects_are_never_delivered_stale(
     assert not stale, f"stale deliveries after expiry: {stale}"
 
 
-def test_purge_requires_an_existing_path_only(
+def test_purging_a_path_never_cached_is_a_successful_no_op(
     infra: EmbeddedStack, bucket: str, browser: httpx.Client
 ) -> None:
     # Purging something never cached is still a successful no-op for the purger.

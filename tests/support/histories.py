@@ -29,3 +29,33 @@ async def save_history(temporal: Client, workflow_id: str, name: str, timeout: f
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(history.to_json())
     return history
+
+
+async def what_could_move(temporal: Client, workflow_id: str, timeout: float = 30) -> list[str]:
+    """What could still move a running workflow on its own: its pending timers and activities.
+
+    Waits (bounded) until the workflow has no workflow task pending, so the
+    history read is the settled one. An empty list means nothing happens until
+    someone acts: the check that replaces watching a paused rollout for a while.
+    """
+    handle = temporal.get_workflow_handle(workflow_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        described = (await handle.describe()).raw_description
+        if not described.HasField("pending_workflow_task"):
+            break
+        assert time.monotonic() < deadline, f"{workflow_id} never settled"
+        await asyncio.sleep(0.05)
+    started: dict[str, float] = {}
+    ended: set[str] = set()
+    async for event in handle.fetch_history_events():
+        if event.HasField("timer_started_event_attributes"):
+            attrs = event.timer_started_event_attributes
+            started[attrs.timer_id] = attrs.start_to_fire_timeout.ToTimedelta().total_seconds()
+        elif event.HasField("timer_fired_event_attributes"):
+            ended.add(event.timer_fired_event_attributes.timer_id)
+        elif event.HasField("timer_canceled_event_attributes"):
+            ended.add(event.timer_canceled_event_attributes.timer_id)
+    pending = [f"timer {t} ({seconds:g}s)" for t, seconds in started.items() if t not in ended]
+    pending += [f"activity {a.activity_type.name}" for a in described.pending_activities]
+    return pending
