@@ -665,10 +665,11 @@ export async function start(config, state = {}) {
       .filter(([, e]) => e.state === "loaded")
       .map(([id, e]) => ({ building: id, unit: buildings[id].units[e.unit] }));
     report.vitals = {};
-    const send = async (batch) => {
+    report.vitals_status = {};
+    const send = async (name, batch) => {
       const s = await currentSession();
       const bodies = batch.map((v) => vitalsBeacon(apartment, v.building, v.unit, v.vitals));
-      report.vitals_status = await post(config.beacons, bodies, s);
+      report.vitals_status[name] = await post(config.beacons, bodies, s);
     };
     reportVitals(vitals.url, units, send, report.vitals);
   }
@@ -687,7 +688,7 @@ function reportVitals(url, units, send, out) {
       const observe = (name, scale) => (metric) => {
         out[name] = metric.value * scale;
         for (let i = 0; i < units.length; i += MAX_BATCH) {
-          send(units.slice(i, i + MAX_BATCH).map((u) => ({ ...u, vitals: { [name]: metric.value * scale } })));
+          send(name, units.slice(i, i + MAX_BATCH).map((u) => ({ ...u, vitals: { [name]: metric.value * scale } })));
         }
       };
       webVitals.onLCP(observe("lcp", 1 / 1000));
