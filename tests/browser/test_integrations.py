@@ -125,7 +125,8 @@ def single_spa_shell(api_url: str, apartment: str, single_spa_url: str) -> str:
 <script>
 const APT = {json.dumps(apartment)};
 const user = new URL(location.href).searchParams.get("user");
-fetch(`{api_url}/apartments/${{APT}}/importmap.json?user=${{encodeURIComponent(user)}}`, {{ cache: "no-cache" }})
+const url = `{api_url}/apartments/${{APT}}/importmap.json?user=${{encodeURIComponent(user)}}`;
+fetch(url, {{ cache: "no-cache" }})
   .then((r) => r.json())
   .then((map) => {{
     const s = document.createElement("script");
@@ -196,7 +197,7 @@ async def test_native_import_map_and_single_spa_with_a_canary_and_a_rollback(
 
     # The endpoint: keyed by buckets, identical for every user of a variant; ETag, 304, CORS.
     api_url = f"http://{settings.api_host}:{settings.api_port}"
-    answers = {}
+    answers: dict[str, Any] = {}
     for user in USERS:
         buckets = ",".join(f"{b}:{bucket_of(user, apartment, b)}" for b in ("header", "footer"))
         r = await api.get(f"/apartments/{apartment}/importmap.json", params={"buckets": buckets})
