@@ -664,7 +664,9 @@ export async function start(config, state = {}) {
   mark("skyline:units");
 
   await Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
-  report.beacon_status = await post(config.beacons, beacons, config.beacons ? await currentSession() : null);
+  // Runtime errors (a unit that threw while others were still loading) went on their own.
+  const loads = beacons.filter((b) => b.outcome !== "runtime_error");
+  report.beacon_status = await post(config.beacons, loads, config.beacons ? await currentSession() : null);
   if (vitals) {
     // Web vitals of this page, reported for every unit version it loaded (docs/integrations.md).
     const units = Object.entries(report.buildings)
