@@ -5,6 +5,12 @@ The series are exactly the ones skyline/analysis.py queries:
     skyline_unit_loads_total{apartment,building,unit,version,outcome}
     skyline_unit_load_seconds{apartment,building,unit,version}   (histogram)
 
+and, from beacons of kind "vitals" (the loader's optional web-vitals report),
+histograms of the pages that loaded each unit version, for dashboards and
+custom `value` checks:
+
+    skyline_web_vitals_lcp_seconds / _inp_seconds / _cls {apartment,building,unit,version}
+
 A page is untrusted input, so a beacon is counted only when it carries a
 beacon token Skyline signed for its apartment and unit version
 (api/beacon_tokens.py), its session has not used up its cap, and every label
@@ -79,18 +85,71 @@ TOKENS = Counter(
     ["outcome"],
 )
 
+# Web vitals of the pages that loaded a unit version (beacons of kind "vitals"): LCP
+# around its 2.5 s "good" bound, INP around 200 ms, CLS around 0.1 (web.dev thresholds).
+LCP_SECONDS_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0)
+INP_SECONDS_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+CLS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0)
+LCP_SECONDS = Histogram(
+    "skyline_web_vitals_lcp_seconds",
+    "Largest Contentful Paint of pages that loaded the unit version (web-vitals, via the loader)",
+    LABELS,
+    buckets=LCP_SECONDS_BUCKETS,
+)
+INP_SECONDS = Histogram(
+    "skyline_web_vitals_inp_seconds",
+    "Interaction to Next Paint of pages that loaded the unit version (web-vitals, via the loader)",
+    LABELS,
+    buckets=INP_SECONDS_BUCKETS,
+)
+CLS = Histogram(
+    "skyline_web_vitals_cls",
+    "Cumulative Layout Shift of pages that loaded the unit version (web-vitals, via the loader)",
+    LABELS,
+    buckets=CLS_BUCKETS,
+)
+VITALS = {"lcp": LCP_SECONDS, "inp": INP_SECONDS, "cls": CLS}
+
 MAX_BEACONS_PER_REQUEST = 20
 
 
+class Vitals(BaseModel):
+    """Web vitals of one page (web-vitals' values; LCP and INP in seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lcp: float | None = Field(default=None, ge=0, le=600, description="Largest Contentful Paint, seconds")
+    inp: float | None = Field(default=None, ge=0, le=600, description="Interaction to Next Paint, seconds")
+    cls: float | None = Field(default=None, ge=0, le=100, description="Cumulative Layout Shift")
+
+    @field_validator("lcp", "inp", "cls")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _some(self) -> Vitals:
+        if self.lcp is None and self.inp is None and self.cls is None:
+            raise ValueError("give at least one of lcp, inp, cls")
+        return self
+
+
 class Beacon(BaseModel):
+    """kind "load" (the default): one unit load and its outcome. kind "vitals": the web
+    vitals of a page that loaded this unit version; no outcome, counted in no load series."""
+
     model_config = ConfigDict(extra="forbid")
 
     apartment: str = Field(max_length=63)
     building: str = Field(max_length=63)
     unit: str = Field(min_length=1, max_length=100)
     version: str = Field(min_length=1, max_length=100)
-    outcome: Outcome
+    kind: Literal["load", "vitals"] = "load"
+    outcome: Outcome | None = None
     load_seconds: float | None = Field(default=None, ge=0, le=3600)
+    vitals: Vitals | None = None
 
     @field_validator("apartment", "building")
     @classmethod
@@ -108,6 +167,16 @@ class Beacon(BaseModel):
 
     @model_validator(mode="after")
     def _timed(self) -> Beacon:
+        if self.kind == "vitals":
+            if self.vitals is None:
+                raise ValueError("vitals is required when kind is 'vitals'")
+            if self.outcome is not None or self.load_seconds is not None:
+                raise ValueError("a vitals beacon carries no outcome or load_seconds")
+            return self
+        if self.vitals is not None:
+            raise ValueError("vitals go in a beacon of kind 'vitals'")
+        if self.outcome is None:
+            raise ValueError("outcome is required (loaded, load_error, runtime_error)")
         if self.outcome == "loaded" and self.load_seconds is None:
             raise ValueError("load_seconds is required when outcome is 'loaded'")
         return self
@@ -160,6 +229,8 @@ def touch(apartment: str, building: str, unit: str, version: str) -> None:
         UNIT_LOADS.labels(*labels, outcome)
     UNIT_LOAD_SECONDS.labels(*labels)
     SESSIONS.labels(*labels)
+    for histogram in VITALS.values():
+        histogram.labels(*labels)
     _SEEN.add(labels)
 
 
@@ -170,6 +241,14 @@ def record(beacons: list[Beacon], new_sessions: Iterable[tuple[str, str, str, st
     for labels in new_sessions:
         SESSIONS.labels(*labels).inc()
     for b in beacons:
+        if b.vitals is not None:
+            for name, histogram in VITALS.items():
+                value = getattr(b.vitals, name)
+                if value is not None:
+                    histogram.labels(b.apartment, b.building, b.unit, b.version).observe(value)
+            continue
+        if b.outcome is None:
+            continue
         UNIT_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
         if b.outcome == "loaded" and b.load_seconds is not None:
             UNIT_LOAD_SECONDS.labels(b.apartment, b.building, b.unit, b.version).observe(b.load_seconds)

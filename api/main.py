@@ -16,7 +16,18 @@ from adapters.temporal import connect
 from api import errors
 from api.auth import TokenStore
 from api.deps import AppState
-from api.routes import apartments, beacons, bundles, fleets, health, loader, rollouts, schedules, tokens
+from api.routes import (
+    apartments,
+    beacons,
+    bundles,
+    fleets,
+    health,
+    importmap,
+    loader,
+    rollouts,
+    schedules,
+    tokens,
+)
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 
@@ -44,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    for module in (health, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader):
+    routes = (health, importmap, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader)
+    for module in routes:
         app.include_router(module.router)
     # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
     for path in ("/metrics", "/metrics/"):

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench import api_latency, concurrency, detection, publishing, rollback
+from bench import loader as loader_bench
 from bench.context import Ctx
 from bench.judgement import run as judgement
 from bench.loads import SyntheticRum
@@ -35,7 +36,7 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
     "api": api_latency.run,
 }
 # Offline benchmarks: no stack needed, run before the stack starts.
-OFFLINE: dict[str, Callable[[], Any]] = {"judgement": judgement.main}
+OFFLINE: dict[str, Callable[[], Any]] = {"judgement": judgement.main, "loader": loader_bench.main}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -169,6 +169,69 @@ export function moduleIntegrity(units) {
   return out;
 }
 
+// The bare specifier of a building's unit in the import map: "@shop/header".
+export function specifierOf(apartment, building) {
+  return `@${apartment}/${building}`;
+}
+
+// url -> SRI of a unit's modules with its entry always in (a bare specifier loads the
+// entry without a <script integrity>). Same as module_integrity in skyline/importmap.py.
+export function unitModuleIntegrity(unit) {
+  const out = {};
+  for (const f of unitFiles(unit, "module")) out[f.url] = f.integrity;
+  out[unit.url] = unit.checksum;
+  return out;
+}
+
+// The native import map of the units this user gets (skyline/importmap.py, shared
+// vectors): `@<apartment>/<building>` -> the unit's entry, and the SRI of their modules.
+export function importMapOf(apartment, assignments) {
+  const imports = {};
+  const integrity = {};
+  const canaries = [];
+  for (const [building, a] of Object.entries(assignments)) {
+    if (!a.unit) continue;
+    imports[specifierOf(apartment, building)] = a.unit.url;
+    Object.assign(integrity, unitModuleIntegrity(a.unit));
+    if (a.reason === "canary") canaries.push(building);
+  }
+  const variant = canaries.length ? `canary:${canaries.sort().join(",")}` : "stable";
+  return { imports, integrity, variant };
+}
+
+// single-spa lifecycles: a unit exporting bootstrap, mount and unmount (each a function
+// or an array of functions, as single-spa allows) is driven as single-spa drives it;
+// otherwise it is a Skyline unit, `mount(element, context)`.
+function isLifecycle(value) {
+  return typeof value === "function" || (Array.isArray(value) && value.length > 0 && value.every((f) => typeof f === "function"));
+}
+
+export function lifecyclesOf(module) {
+  if (module && isLifecycle(module.bootstrap) && isLifecycle(module.mount) && isLifecycle(module.unmount)) {
+    return { kind: "single-spa", update: isLifecycle(module.update) };
+  }
+  if (module && typeof module.mount === "function") return { kind: "skyline", update: false };
+  return null;
+}
+
+// Calls one lifecycle (a function or an array of them, in order) with single-spa's props.
+export async function callLifecycle(lifecycle, props) {
+  for (const fn of Array.isArray(lifecycle) ? lifecycle : [lifecycle]) await fn(props);
+}
+
+// The props a single-spa application gets from Skyline's loader: single-spa's own
+// (`name`, and `domElement`/`domElementGetter` that single-spa-react, -vue, ... honour)
+// plus the Skyline context. No `singleSpa` or `mountParcel`: the loader is not single-spa.
+export function singleSpaProps(context, element) {
+  return {
+    name: specifierOf(context.apartment, context.building),
+    domElement: element,
+    domElementGetter: () => element,
+    ...context,
+    skyline: context,
+  };
+}
+
 // Whether the browser honours an import map's `integrity` (added by a module, after
 // module loading began) is not something it says: two tiny blob modules find out,
 // one with its right SRI (must load: blob modules are allowed here) and one with a
@@ -176,6 +239,17 @@ export function moduleIntegrity(units) {
 export const INTEGRITY_PROBE_SOURCE = "export default 1;\n";
 export const INTEGRITY_PROBE_SRI = "sha384-TfNfbmwP7o3QYLOKT2ylblYjdqWkjpHkmoyPgwQk/jxycBM1LOGLUePUz56+OBZF";
 const WRONG_SRI = `sha384-${"A".repeat(64)}`;
+
+// A vitals beacon: web vitals of a page that loaded this unit version (LCP and INP in
+// seconds, CLS unitless), for api/beacons.py's `kind: "vitals"`.
+export function vitalsBeacon(apartment, building, unit, vitals) {
+  const out = {};
+  for (const name of ["lcp", "inp", "cls"]) {
+    const v = vitals[name];
+    if (typeof v === "number" && Number.isFinite(v)) out[name] = Math.round(Math.max(0, v) * 1e6) / 1e6;
+  }
+  return { apartment, building, unit: unit.name, version: unit.version, kind: "vitals", vitals: out };
+}
 
 // ---------------------------------------------------------------- browser part
 
@@ -278,25 +352,32 @@ async function importsProbe(url, ms) {
   }
 }
 
-async function verifyModules(integrity) {
-  if (Object.keys(integrity).length === 0) return "entry";
-  if (typeof HTMLScriptElement === "undefined" || typeof HTMLScriptElement.supports !== "function") return "entry";
-  if (!HTMLScriptElement.supports("importmap")) return "entry";
+// Adds the page's one import map: `imports` (the bare specifiers of the units this user
+// gets, and a throw-away probe specifier) and `integrity`. Returns {mode, map}: mode as
+// above; map true when the browser accepted the map (bare specifiers resolve).
+async function injectImportMap(imports, integrity) {
+  if (Object.keys(integrity).length === 0 && Object.keys(imports).length === 0) return { mode: "entry", map: false };
+  if (typeof HTMLScriptElement === "undefined" || typeof HTMLScriptElement.supports !== "function") {
+    return { mode: "entry", map: false };
+  }
+  if (!HTMLScriptElement.supports("importmap")) return { mode: "entry", map: false };
   // Whether the browser enforces `integrity` is a property of the browser: probed with
   // two blob modules (the refused one logs a console error), then remembered per user
   // agent. Whether it accepted this very map (added by a module, after module loading
   // began) is checked on every page, silently, by resolving a specifier the map names.
-  const known = cachedProbe() && typeof import.meta.resolve === "function";
+  const canResolve = typeof import.meta.resolve === "function";
+  const known = cachedProbe() && canResolve;
   const blob = () => URL.createObjectURL(new Blob([INTEGRITY_PROBE_SOURCE], { type: "text/javascript" }));
   let good = null;
   let bad = null;
+  const probing = !known && Object.keys(integrity).length > 0;
   try {
-    if (!known) {
+    if (probing) {
       good = blob();
       bad = blob();
     }
   } catch {
-    return "entry";
+    return { mode: "entry", map: false };
   }
   const specifier = `skyline-integrity-probe-${Math.random().toString(36).slice(2)}`;
   const target = "data:text/javascript,";
@@ -304,28 +385,32 @@ async function verifyModules(integrity) {
   map.type = "importmap";
   map.dataset.skyline = "integrity";
   const all = { ...integrity };
-  if (!known) Object.assign(all, { [good]: INTEGRITY_PROBE_SRI, [bad]: WRONG_SRI });
-  map.textContent = JSON.stringify({ imports: { [specifier]: target }, integrity: all });
+  if (probing) Object.assign(all, { [good]: INTEGRITY_PROBE_SRI, [bad]: WRONG_SRI });
+  map.textContent = JSON.stringify({ imports: { ...imports, [specifier]: target }, integrity: all });
   document.head.appendChild(map);
-  try {
-    if (known) {
-      try {
-        return import.meta.resolve(specifier) === target ? "importmap" : "entry";
-      } catch {
-        return "entry";
-      }
+  let accepted = true;
+  if (canResolve) {
+    try {
+      accepted = import.meta.resolve(specifier) === target;
+    } catch {
+      accepted = false;
     }
-    if (!(await importsProbe(good, 3000))) return "entry";
-    if (await importsProbe(bad, 3000)) return "entry";
+  }
+  mark("skyline:map");
+  try {
+    if (Object.keys(integrity).length === 0 || !accepted) return { mode: "entry", map: accepted };
+    if (known) return { mode: "importmap", map: true };
+    if (!(await importsProbe(good, 3000))) return { mode: "entry", map: accepted };
+    if (await importsProbe(bad, 3000)) return { mode: "entry", map: accepted };
     saveProbe();
-    return "importmap";
+    return { mode: "importmap", map: accepted };
   } finally {
     if (good) URL.revokeObjectURL(good);
     if (bad) URL.revokeObjectURL(bad);
   }
 }
 
-async function mountUnit(unit, element, context, timeoutMs) {
+async function mountUnit(unit, element, context, timeoutMs, mounted) {
   const started = performance.now();
   const links = [];
   try {
@@ -337,16 +422,37 @@ async function mountUnit(unit, element, context, timeoutMs) {
       `loading ${unit.id}`,
     );
     const module = await import(unit.url);
-    if (typeof module.mount !== "function") throw new Error(`${unit.id} exports no mount(element, context)`);
+    const life = lifecyclesOf(module);
+    if (!life) throw new Error(`${unit.id} exports no mount(element, context) nor single-spa lifecycles`);
     element.replaceChildren();
     // A chunk the entry imports lazily while mounting is verified too: a mismatch fails the mount.
-    await withTimeout(Promise.resolve(module.mount(element, context)), timeoutMs, `mounting ${unit.id}`);
+    if (life.kind === "single-spa") {
+      mounted.props = singleSpaProps(context, element);
+      await withTimeout(
+        (async () => {
+          await callLifecycle(module.bootstrap, mounted.props);
+          await callLifecycle(module.mount, mounted.props);
+        })(),
+        timeoutMs,
+        `bootstrapping and mounting ${unit.id}`,
+      );
+    } else {
+      await withTimeout(Promise.resolve(module.mount(element, context)), timeoutMs, `mounting ${unit.id}`);
+    }
+    Object.assign(mounted, { kind: life.kind, module, element, context });
   } catch (err) {
     // A unit that failed leaves no styles behind for the fallback unit.
     for (const link of links) link.remove();
     throw err;
   }
   return (performance.now() - started) / 1000;
+}
+
+// Teardown of a mounted unit: single-spa's `unmount(props)`, or a Skyline unit's own
+// `unmount(element, context)` when it exports one.
+async function unmountUnit(m) {
+  if (m.kind === "single-spa") await callLifecycle(m.module.unmount, m.props);
+  else if (typeof m.module.unmount === "function") await m.module.unmount(m.element, m.context);
 }
 
 function baseOf(url) {
@@ -387,7 +493,11 @@ async function post(url, beacons, session) {
   }
 }
 
-export async function start(config) {
+// `state` is window.skyline when the loader started itself: it gets `ready` (resolves
+// once the import map is in the page, so a shell's modules may import "@shop/header"),
+// `mounted`, `unmount(building?)` and `update(building, props)`.
+export async function start(config, state = {}) {
+  mark("skyline:start");
   const apartment = config.apartment;
   const timeoutMs = config.timeout_ms || DEFAULT_TIMEOUT_MS;
   const user = config.user && config.user.id ? config.user : userFromPage();
@@ -400,18 +510,31 @@ export async function start(config) {
     beacons: [],
     beacon_status: null,
     error: null,
+    importmap: null,
   };
+  let mapReady;
+  state.ready = new Promise((resolve) => {
+    mapReady = resolve;
+  });
+  // Whatever happens, `ready` settles (to null when no map was added).
+  const settle = (value) => mapReady(value);
 
   let manifest;
   try {
     // no-cache: revalidate with the edge on every page load, so the page after
     // an emergency rollback already gets last-known-good.
-    const response = await fetch(config.manifest, { cache: "no-cache", credentials: "omit" });
+    const request = fetch(config.manifest, { cache: "no-cache", credentials: "omit" });
+    mark("skyline:fetch");
+    const response = await request;
     if (!response.ok) throw new Error(`manifest answered ${response.status}`);
-    manifest = await response.json();
+    // text + JSON.parse rather than json(): the same work, with the parse between marks.
+    const text = await response.text();
+    mark("skyline:manifest");
+    manifest = JSON.parse(text);
     report.revision = manifest.version;
   } catch (err) {
     report.error = `cannot read the manifest: ${err.message}`;
+    settle(null);
     return report;
   }
 
@@ -434,11 +557,30 @@ export async function start(config) {
     assignments = resolve(manifest, apartment, user);
   } catch (err) {
     report.error = err.message;
+    settle(null);
     return report;
   }
   const buildings = manifest.apartments[apartment].buildings;
   const beacons = report.beacons;
   const watched = [];
+  const mounted = {};
+  state.mounted = mounted;
+  // Teardown and updates, for shells that unmount (single-spa's unmount/update lifecycles).
+  state.unmount = async (building) => {
+    for (const id of building ? [building] : Object.keys(mounted)) {
+      const m = mounted[id];
+      if (!m) continue;
+      delete mounted[id];
+      await unmountUnit(m);
+    }
+  };
+  state.update = async (building, props) => {
+    const m = mounted[building];
+    if (!m || m.kind !== "single-spa" || !isLifecycle(m.module.update)) return false;
+    m.props = { ...m.props, ...(props || {}) };
+    await callLifecycle(m.module.update, m.props);
+    return true;
+  };
 
   const loadOne = async (id, assignment) => {
     const building = buildings[id];
@@ -455,8 +597,10 @@ export async function start(config) {
     if (assignment.reason === "canary" && active) candidates.push(active);
     for (const unit of candidates) {
       const context = { apartment, building: id, unit: unit.id, version: unit.version, user: { id: user.id } };
+      const m = { building: id, unit: unit.id };
       try {
-        const seconds = await mountUnit(unit, element, context, timeoutMs);
+        const seconds = await mountUnit(unit, element, context, timeoutMs, m);
+        mounted[id] = m;
         beacons.push(beacon(apartment, id, unit, "loaded", seconds));
         entry.attempts.push({ unit: unit.id, outcome: "loaded", seconds });
         entry.unit = unit.id;
@@ -498,8 +642,9 @@ export async function start(config) {
     if (w) runtimeError(w);
   });
 
-  // Every unit a building may load here (its unit, and the stable one a canary falls
-  // back to) goes into one import map before any of them is imported.
+  // Every unit a building may load here (its unit, and the stable one a canary falls back
+  // to) goes into one import map before any of them is imported, with the bare specifier
+  // (`@<apartment>/<building>`) of every unit this user gets, for the shell's own modules.
   const mayLoad = [];
   for (const [id, a] of Object.entries(assignments)) {
     const building = buildings[id];
@@ -508,11 +653,68 @@ export async function start(config) {
     mayLoad.push(a.unit);
     if (a.reason === "canary" && building.active_unit) mayLoad.push(building.units[building.active_unit]);
   }
-  report.integrity = await verifyModules(moduleIntegrity(mayLoad));
+  const native = importMapOf(apartment, assignments);
+  const integrity = { ...moduleIntegrity(mayLoad), ...native.integrity };
+  const vitals = config.vitals && config.vitals.url ? config.vitals : null;
+  if (vitals && vitals.integrity) integrity[new URL(vitals.url, location.href).href] = vitals.integrity;
+  const injected = await injectImportMap(native.imports, integrity);
+  report.integrity = injected.mode;
+  report.importmap = injected.map ? { imports: native.imports, variant: native.variant } : null;
+  settle(report.importmap);
+  mark("skyline:units");
 
   await Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
-  report.beacon_status = await post(config.beacons, beacons, config.beacons ? await currentSession() : null);
+  // Runtime errors (a unit that threw while others were still loading) went on their own.
+  const loads = beacons.filter((b) => b.outcome !== "runtime_error");
+  report.beacon_status = await post(config.beacons, loads, config.beacons ? await currentSession() : null);
+  if (vitals) {
+    // Web vitals of this page, reported for every unit version it loaded (docs/integrations.md).
+    const units = Object.entries(report.buildings)
+      .filter(([, e]) => e.state === "loaded")
+      .map(([id, e]) => ({ building: id, unit: buildings[id].units[e.unit] }));
+    report.vitals = {};
+    report.vitals_status = {};
+    const send = async (name, batch) => {
+      const s = await currentSession();
+      const bodies = batch.map((v) => vitalsBeacon(apartment, v.building, v.unit, v.vitals));
+      report.vitals_status[name] = await post(config.beacons, bodies, s);
+    };
+    reportVitals(vitals.url, units, send, report.vitals);
+  }
   return report;
+}
+
+// The optional vitals module: the `web-vitals` library's ESM build (config.vitals.url, its
+// SRI in the import map), imported only after the units loaded, so it costs the loader's
+// critical path nothing; its observers are `buffered`, so LCP and CLS since navigation
+// are still seen. Each metric, once web-vitals reports it (LCP on the first input or when
+// the page is hidden, CLS and INP when hidden), is one POST with one beacon per unit.
+function reportVitals(url, units, send, out) {
+  if (units.length === 0) return;
+  import(url)
+    .then((webVitals) => {
+      const observe = (name, scale) => (metric) => {
+        out[name] = metric.value * scale;
+        for (let i = 0; i < units.length; i += MAX_BATCH) {
+          send(name, units.slice(i, i + MAX_BATCH).map((u) => ({ ...u, vitals: { [name]: metric.value * scale } })));
+        }
+      };
+      webVitals.onLCP(observe("lcp", 1 / 1000));
+      webVitals.onINP(observe("inp", 1 / 1000));
+      webVitals.onCLS(observe("cls", 1));
+    })
+    .catch((err) => {
+      out.error = `cannot load web-vitals from ${url}: ${err && err.message}`;
+    });
+}
+
+const MAX_BATCH = 20;
+
+// performance.mark, where there is one. bench/loader.py reads them: skyline:start (start()
+// runs), skyline:fetch (manifest requested), skyline:manifest (its body arrived),
+// skyline:map (the import map is in), skyline:units (the first unit starts loading).
+function mark(name) {
+  if (typeof performance !== "undefined" && typeof performance.mark === "function") performance.mark(name);
 }
 
 // Start by itself when the page carries a config element; importing the
@@ -531,7 +733,7 @@ if (typeof document !== "undefined" && typeof window !== "undefined") {
       state.done = true;
     }
     if (config) {
-      start(config)
+      start(config, state)
         .catch((err) => ({ error: String(err && err.message) }))
         .then((report) => {
           state.report = report;

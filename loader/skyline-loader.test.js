@@ -11,14 +11,19 @@ import {
   canaryOf,
   criteriaExclusion,
   criteriaMatch,
+  callLifecycle,
   fnv1a32,
+  importMapOf,
   INTEGRITY_PROBE_SOURCE,
   INTEGRITY_PROBE_SRI,
   inPercentage,
+  lifecyclesOf,
   moduleIntegrity,
   resolve,
+  singleSpaProps,
   tokenUrl,
   unitFiles,
+  vitalsBeacon,
 } from "./skyline-loader.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../tests/vectors/split.json", import.meta.url), "utf8"));
@@ -164,4 +169,61 @@ test("one import map integrity section for every unit the page may load", () => 
     "https://edge/b/catalog/index.cc.js": "sha384-old",
   });
   assert.deepEqual(moduleIntegrity([legacy]), {});
+});
+
+test("import map vectors: bare specifiers and integrity of the units each user gets", () => {
+  const { apartment, cases } = vectors.importmap;
+  assert.ok(cases.length > 0);
+  const variants = new Set();
+  for (const c of cases) {
+    const map = importMapOf(apartment, resolve(vectors.resolve.manifest, apartment, c.user));
+    assert.deepEqual({ imports: map.imports, integrity: map.integrity }, c.map, JSON.stringify(c.user));
+    assert.equal(map.variant, c.variant, JSON.stringify(c.user));
+    variants.add(map.variant);
+  }
+  assert.ok(variants.has("stable") && [...variants].some((v) => v.startsWith("canary:")));
+});
+
+test("single-spa lifecycles are told from a Skyline unit", () => {
+  const f = async () => {};
+  assert.deepEqual(lifecyclesOf({ bootstrap: f, mount: f, unmount: f }), { kind: "single-spa", update: false });
+  assert.deepEqual(lifecyclesOf({ bootstrap: [f, f], mount: f, unmount: [f], update: f }), {
+    kind: "single-spa",
+    update: true,
+  });
+  assert.deepEqual(lifecyclesOf({ mount: f }), { kind: "skyline", update: false });
+  assert.deepEqual(lifecyclesOf({ mount: f, unmount: f }), { kind: "skyline", update: false });
+  assert.equal(lifecyclesOf({ bootstrap: f, unmount: f }), null);
+  assert.equal(lifecyclesOf({ bootstrap: [], mount: f, unmount: f }).kind, "skyline");
+});
+
+test("lifecycle arrays run in order with single-spa props", async () => {
+  const seen = [];
+  const element = { id: "slot" };
+  const context = { apartment: "shop", building: "header", unit: "header@1.1.0", version: "1.1.0", user: { id: "u" } };
+  const props = singleSpaProps(context, element);
+  assert.equal(props.name, "@shop/header");
+  assert.equal(props.domElement, element);
+  assert.equal(props.domElementGetter(), element);
+  assert.equal(props.version, "1.1.0");
+  await callLifecycle(
+    [
+      async (p) => seen.push(["a", p.name]),
+      (p) => seen.push(["b", p.building]),
+    ],
+    props,
+  );
+  assert.deepEqual(seen, [["a", "@shop/header"], ["b", "header"]]);
+});
+
+test("vitals beacons carry finite, rounded metrics only", () => {
+  const unit = { name: "header", version: "1.1.0" };
+  assert.deepEqual(vitalsBeacon("shop", "header", unit, { lcp: 1.23456789, cls: 0.1, inp: Number.NaN }), {
+    apartment: "shop",
+    building: "header",
+    unit: "header",
+    version: "1.1.0",
+    kind: "vitals",
+    vitals: { lcp: 1.234568, cls: 0.1 },
+  });
 });

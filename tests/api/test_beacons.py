@@ -396,3 +396,43 @@ def test_a_bare_beacon_is_a_batch_of_one() -> None:
         {"apartment": "a", "building": "b", "unit": "u", "version": "1", "outcome": "load_error"}
     )
     assert len(batch.beacons) == 1 and batch.beacons[0].outcome == "load_error"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_vitals_beacons_feed_the_web_vitals_histograms_only(api: httpx.AsyncClient) -> None:
+    """kind "vitals": LCP/INP/CLS of a page, per unit version; the same token and label checks,
+    no load counted."""
+    apartment = await create_apartment(api)
+    labels = {"apartment": apartment, "building": "header", "unit": "header", "version": "1.0.0"}
+    vitals = {**labels, "kind": "vitals", "vitals": {"lcp": 1.8, "inp": 0.12, "cls": 0.05}}
+    # No token, a forged one, a unit the token does not cover: refused as any beacon.
+    assert (await api.post("/beacons", **text_body({"beacons": [vitals]}, None))).status_code == 401
+    token = await beacon_token(api, apartment)
+    other = {**vitals, "version": "6.6.6"}
+    assert (await api.post("/beacons", **text_body({"beacons": [other]}, token))).status_code == 403
+    for bad, field in (
+        ({**vitals, "outcome": "loaded"}, "no outcome"),
+        ({**vitals, "vitals": {}}, "at least one"),
+        ({**vitals, "vitals": {"lcp": -1}}, "lcp"),
+        ({**vitals, "vitals": {"ttfb": 1}}, "ttfb"),
+        ({**labels, "kind": "vitals"}, "vitals is required"),
+        ({**labels, "outcome": "loaded", "load_seconds": 1, "vitals": {"lcp": 1}}, "kind 'vitals'"),
+    ):
+        response = await api.post("/beacons", **text_body({"beacons": [bad]}, token))
+        assert response.status_code == 422 and field in response.text, (bad, response.text)
+    before = series(await metrics(api), LOADS, **labels)
+    response = await api.post(
+        "/beacons", **text_body({"beacons": [vitals, {**vitals, "vitals": {"lcp": 3.2}}]}, token)
+    )
+    assert response.status_code == 202, response.text
+    found = await metrics(api)
+    key = tuple(sorted(labels.items()))
+    assert series(found, "skyline_web_vitals_lcp_seconds_count", **labels) == {key: 2}
+    assert series(found, "skyline_web_vitals_lcp_seconds_sum", **labels)[key] == pytest.approx(5.0)
+    assert series(found, "skyline_web_vitals_lcp_seconds_bucket", **labels, le="2.0") == {
+        tuple(sorted({**labels, "le": "2.0"}.items())): 1
+    }
+    assert series(found, "skyline_web_vitals_inp_seconds_count", **labels) == {key: 1}
+    assert series(found, "skyline_web_vitals_cls_sum", **labels)[key] == pytest.approx(0.05)
+    # Vitals are not loads: the judge's series did not move.
+    assert series(found, LOADS, **labels) == before

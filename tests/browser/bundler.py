@@ -1,7 +1,8 @@
-"""esbuild from npm for the browser tests: real micro-frontend bundles.
+"""npm packages of the browser tests: esbuild (real micro-frontend bundles), and the
+shell-side packages single-spa and web-vitals (tests/browser/npm).
 
 Installed like Chromium is, by the test setup: `npm ci` into
-tests/browser/esbuild/node_modules from the committed package.json and
+tests/browser/<dir>/node_modules from the committed package.json and
 package-lock.json (the npm registry, never a binary download of our own).
 """
 
@@ -14,6 +15,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "esbuild"
 ESBUILD = HERE / "node_modules" / ".bin" / "esbuild"
+SHELL_PACKAGES = Path(__file__).resolve().parent / "npm"
+# The ESM builds a shell page imports, inside SHELL_PACKAGES/node_modules.
+SINGLE_SPA_ESM = "single-spa/lib/es2015/esm/single-spa.min.js"
+WEB_VITALS_ESM = "web-vitals/dist/web-vitals.js"
 
 
 class BundlerMissing(RuntimeError):
@@ -39,6 +44,30 @@ def ensure_esbuild() -> Path:
     if not ESBUILD.exists():
         raise BundlerMissing(f"`npm ci` in {HERE} did not install esbuild")
     return ESBUILD
+
+
+def ensure_shell_packages() -> Path:
+    """node_modules of tests/browser/npm (single-spa, web-vitals), `npm ci` on first use."""
+    modules = SHELL_PACKAGES / "node_modules"
+    wanted = [modules / SINGLE_SPA_ESM, modules / WEB_VITALS_ESM]
+    if all(p.exists() for p in wanted):
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BundlerMissing("npm is not installed: `make browser` installs nodejs (Debian's, with npm)")
+    with open(SHELL_PACKAGES / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(p.exists() for p in wanted):
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=SHELL_PACKAGES,
+                check=True,
+                timeout=600,
+            )
+    missing = [str(p) for p in wanted if not p.exists()]
+    if missing:
+        raise BundlerMissing(f"`npm ci` in {SHELL_PACKAGES} did not install {', '.join(missing)}")
+    return modules
 
 
 def build(esbuild: Path, sources: Path, entry: str, out: Path) -> Path:

@@ -10,7 +10,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
 from demo.browser import launch_chromium
-from tests.browser.bundler import ensure_esbuild
+from tests.browser.bundler import ensure_esbuild, ensure_shell_packages
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -27,3 +27,9 @@ async def browser() -> AsyncIterator[Browser]:
 def esbuild() -> Path:
     """esbuild from npm (`npm ci` in tests/browser/esbuild on first use)."""
     return ensure_esbuild()
+
+
+@pytest.fixture(scope="session")
+def shell_packages() -> Path:
+    """node_modules with single-spa and web-vitals from npm (`npm ci` in tests/browser/npm)."""
+    return ensure_shell_packages()
