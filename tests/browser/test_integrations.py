@@ -31,7 +31,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
-from activities.storage import IMMUTABLE
+from adapters.storage import IMMUTABLE
 from api.routes.loader import LoaderAsset
 from demo.shell import manifest_url, publish_shell, shell_html
 from demo.units import DemoUnit
