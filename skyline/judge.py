@@ -283,7 +283,9 @@ def _p99_guard(ctx: _Context, alpha: float) -> str | None:
         return None
     slow, n = ctx.canary_step.slower_than(edge), ctx.canary_step.successes
     if n and bounds(slow, n, alpha / 2).lower > 0.01:
-        return f"p99 load time: more than 1% of {n} canary loads are slower than {edge:g}s (guard {bound:g}s)"
+        return (
+            f"p99_load_seconds: more than 1% of {n} canary loads are slower than {edge:g}s (guard {bound:g}s)"
+        )
     return None
 
 
@@ -371,6 +373,10 @@ def _custom_ratio(ctx: _Context, alpha: float) -> tuple[list[str], list[str], li
         if limit is not None and canary.lower > limit:
             harms.append(f"{check.name}: {_pct(bad / n)} of {n} established above {_pct(limit)}")
             verdict = "fail"
+        elif limit is None:
+            # only a relative bound and no baseline figures: nothing to judge against, never a pass
+            open_.append(f"{check.name}: no baseline figures to compare {bad}/{n} with")
+            verdict = "inconclusive"
         elif n == 0 or canary.upper > low:
             open_.append(f"{check.name}: {bad}/{n} does not yet rule out more than {_pct(low)}")
             verdict = "inconclusive"

@@ -248,3 +248,24 @@ def test_custom_ratio_check_gets_the_sequential_test() -> None:
     }
     d = StepDocument.model_validate(raw)
     assert judge_step(d).decision == "rollback"
+
+
+def test_a_relative_ratio_check_without_baseline_figures_never_passes() -> None:
+    analysis = {
+        "checks": [
+            {"name": "api_errors", "kind": "ratio", "query": "x", "total_query": "y", "tolerance": 0.5}
+        ],
+        "min_requests": 0,
+    }
+    raw = doc([fig(1000)], [None], analysis=analysis).model_dump()
+    raw["looks"][0]["checks"] = {"api_errors": {"canary": {"bad": 0, "total": 1000}}}
+    verdict = judge_step(StepDocument.model_validate(raw))
+    assert verdict.decision == "hold" and "no baseline figures" in verdict.reason
+
+
+def test_a_p99_guard_rollback_marks_its_check_failed() -> None:
+    slow = fig(5000, 0, median_share=0.0)  # every load slower than 0.25 s
+    slow["load_seconds"] = {"0.1": 0.0, "0.25": 0.0, "0.5": 0.0, "1": 0.0, "2.5": 5000.0, "+Inf": 5000.0}
+    verdict = judge_step(doc([slow], [slow], analysis={"max_p99_seconds": 1.0}))  # as slow as its baseline
+    assert verdict.decision == "rollback" and verdict.reason.startswith("p99_load_seconds")
+    assert {c.name: c.verdict for c in verdict.checks}["p99_load_seconds"] == "fail"

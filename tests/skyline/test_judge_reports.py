@@ -134,11 +134,13 @@ def test_a_guard_fails_a_canary_even_within_the_margin_of_its_baseline() -> None
 def test_the_p99_guard() -> None:
     over = judge_step(doc(fig(20_000, 0), fig(20_000, 0), analysis={"max_p99_seconds": 0.5}))
     assert over.decision == "rollback" and over.decided_at_look == 0
-    assert over.reason == "p99 load time: more than 1% of 2000 canary loads are slower than 0.5s (guard 0.5s)"
+    assert (
+        over.reason == "p99_load_seconds: more than 1% of 2000 canary loads are slower than 0.5s (guard 0.5s)"
+    )
     assert checks(over)["p99_load_seconds"]["bound"] == 0.5
     # the guard is the bucket edge at or above the bound: 0.3 s is judged at 0.5 s
     assert judge_step(doc(fig(20_000, 0), fig(20_000, 0), analysis={"max_p99_seconds": 0.3})).reason == (
-        "p99 load time: more than 1% of 2000 canary loads are slower than 0.5s (guard 0.3s)"
+        "p99_load_seconds: more than 1% of 2000 canary loads are slower than 0.5s (guard 0.3s)"
     )
     # every load under 1 s: a 1 s guard holds, and so does a bound past the last bucket
     assert judge_step(doc(fig(20_000, 0), fig(20_000, 0), analysis={"max_p99_seconds": 1.0})).decision == (
