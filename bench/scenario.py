@@ -56,6 +56,9 @@ def strategy(**overrides: Any) -> dict[str, Any]:
         "analysis_window_seconds": 10,
         "min_requests": 5,
         "inconclusive_limit": 10,
+        # Synthetic traffic is the canary's alone: no human confirms a unit without a
+        # baseline in a measurement of mechanics (the judgement benchmark judges judgement).
+        "first_unit_needs_confirmation": False,
     }
     fast.update(overrides)
     return fast

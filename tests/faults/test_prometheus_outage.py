@@ -1,4 +1,4 @@
-"""Prometheus stops during a bake: the rollout pauses as inconclusive, never promotes blind,
+"""Prometheus stops during a bake: the judge holds (metrics unavailable), never promotes blind,
 and carries on when a human resumes it after Prometheus is back."""
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ async def test_prometheus_down_pauses_as_inconclusive_then_resume_completes(
     try:
         paused = await wait_status(client, rollout_id, lambda s: s.state != "progressing", 60)
         assert paused.state == "paused", (paused.state, paused.reason)
-        assert paused.paused_reason is not None and paused.paused_reason.startswith("analysis inconclusive")
+        assert paused.paused_reason is not None and paused.paused_reason.startswith(
+            "held: metrics unavailable"
+        )
         assert paused.last_analysis is not None and paused.last_analysis.verdict in {"error", "inconclusive"}
         assert (
             "metrics unavailable" in paused.last_analysis.reason
