@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from stack.embedded import EmbeddedStack
-from tests.support.scenario import create_apartment, make_bundle, parked_strategy, wait_state
+from tests.support.scenario import create_apartment, make_bundle, parked_strategy, wait_for, wait_state
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(240)]
 
@@ -39,7 +39,7 @@ async def test_a_rollout_in_flight_finishes_after_the_storage_server_is_killed(
     created = await api.post("/rollouts", json=body)
     assert created.status_code == 201, created.text
     rollout_id = created.json()["id"]
-    live = await wait_state(api, rollout_id, {"progressing"})
+    live = await wait_for(api, rollout_id, lambda s: s["state"] == "progressing" and s["revisions"])
     assert live["weight"] == 5
     before = max(live["revisions"])
 

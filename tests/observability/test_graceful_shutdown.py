@@ -92,7 +92,7 @@ async def test_sigterm_lets_the_running_activity_finish(
         analysis = [
             e
             for e in scheduled
-            if e.activity_task_scheduled_event_attributes.activity_type.name == "run_analysis"
+            if e.activity_task_scheduled_event_attributes.activity_type.name == "gather_figures"
         ]
         assert analysis, "the rollout never scheduled an analysis"
         held = analysis[0].event_id

@@ -138,7 +138,7 @@ async def test_rollout_activity_and_sdk_metrics_are_exported(run: Run) -> None:
     # the 503 from Prometheus failed one attempt of the analysis activity, which Temporal retried
     failures = samples(text, "skyline_activity_failures_total")
     assert [(s.labels["error_type"], s.value) for s in failures] == [("PrometheusDown", 1.0)], failures
-    assert failures[0].labels["activity_type"] == "run_analysis"
+    assert failures[0].labels["activity_type"] == "gather_figures"
     # the tuning reached the worker: its slot gauges start from the configured sizes
     assert value(text, "temporal_worker_task_slots_available", worker_type="ActivityWorker") == ACTIVITY_SLOTS
     assert value(text, "temporal_worker_task_slots_available", worker_type="WorkflowWorker") == WORKFLOW_SLOTS
@@ -151,7 +151,7 @@ async def test_logs_are_json_lines_with_the_rollout_id(run: Run) -> None:
     assert any(f"{ACTIVITY_SLOTS} activity slots" in line["message"] for line in lines)
     mine = [line for line in lines if line.get("rollout_id") == run.rollout_id]
     completed = {line["activity"] for line in mine if line["message"].startswith("activity completed")}
-    assert {"prepare_rollout", "publish_bundle", "apply_manifest_change", "run_analysis"} <= completed
+    assert {"prepare_rollout", "publish_bundle", "apply_manifest_change", "gather_figures"} <= completed
     failed = [line for line in mine if line["message"].startswith("activity failed")]
     assert len(failed) == 1 and failed[0]["error_type"] == "PrometheusDown" and failed[0]["attempt"] == 1
     assert failed[0]["level"] == "WARNING"

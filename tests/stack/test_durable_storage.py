@@ -114,7 +114,7 @@ def test_a_restarted_stack_keeps_apartments_revisions_bundles_and_tokens(
                 unit_id="header",
                 version="1.0.0",
                 entry="index.js",
-                source=BundleSource(path=str(_bundle(tmp_path / "dist"))),
+                source=BundleSource(path=str(_bundle(first.bundle_root / "dist"))),
             )
         )
         before = {
