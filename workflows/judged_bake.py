@@ -30,22 +30,16 @@ with workflow.unsafe.imports_passed_through():
     from skyline.rollout import Verdict as RunVerdict
     from skyline.strategies import AnalysisSettings
     from workflows import options
-    from workflows.rollout_state import Outcome, RolloutBook
+    from workflows.hooks import cause
+    from workflows.rollout_state import MAX_ANALYSES_KEPT, Outcome, RolloutBook
 
 
-MAX_ANALYSES_KEPT = 50
 RUN_VERDICT: dict[str, RunVerdict] = {
     "rollback": "fail",
     "promote": "pass",
     "continue": "pass",
     "hold": "inconclusive",
 }
-
-
-def _cause(err: BaseException) -> str:
-    while isinstance(err, ActivityError) and err.cause is not None:
-        err = err.cause
-    return str(err)
 
 
 def _end(record: StepLooks, outcome: Outcome, reason: str) -> Outcome:
@@ -90,7 +84,7 @@ class JudgedBake(RolloutBook):
                 **options.METRICS,
             )
         except ActivityError as err:
-            return Look(at_seconds=at_seconds, error=f"metrics unavailable: {_cause(err)}")
+            return Look(at_seconds=at_seconds, error=f"metrics unavailable: {cause(err)}")
         if need_reference:
             self._reference_tried = True
             if result.reference is not None and result.reference.loads > 0:

@@ -19,9 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from skyline.rollout import AnalysisRun, ControlRequest
     from workflows import options
     from workflows.hooks import cause
-    from workflows.rollout_state import Outcome, RolloutBook
-
-MAX_ANALYSES_KEPT = 50
+    from workflows.rollout_state import MAX_ANALYSES_KEPT, Outcome, RolloutBook
 
 
 class LegacyBake(RolloutBook):

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import current_details
 
 Outcome = Literal["next", "full", "rollback"]
+MAX_ANALYSES_KEPT = 50  # analyses kept in the status (every bake)
 
 
 class RolloutFields:
