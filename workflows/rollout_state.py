@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from skyline.strategies import ABTestStrategy, PlanStep
     from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
+    from workflows.edge_write import WritePath
 
 Outcome = Literal["next", "full", "rollback"]
 MAX_ANALYSES_KEPT = 50  # analyses kept in the status (every bake)
@@ -64,7 +65,10 @@ class RolloutFields:
     if TYPE_CHECKING:  # provided by other parts; declared so each part type-checks alone
 
         async def _write(
-            self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str, fast: bool = False
+            self,
+            mutation: SetCanary | PromoteUnit | RestoreBuilding,
+            why: str,
+            path: WritePath = "activities",
         ) -> int: ...
         async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome: ...
         async def _do_rollback(self) -> RolloutStatus: ...

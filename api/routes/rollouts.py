@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from adapters import search_attributes as search
 from adapters.bundles import BundleError, resolve_bundle_path
-from adapters.consistency import apartment_exists, storage_warning
+from adapters.consistency import ROLLOUT_PREFIX, apartment_exists, storage_warning
 from adapters.manifest_store import rollout_refusal
 from adapters.storage import legacy_upload_key, upload_key
 from api.auth import Deployer, Principal, Viewer
@@ -321,19 +321,24 @@ async def looks(
 
 async def _control(temporal: TemporalDep, rollout_id: str, update: Any, req: ControlRequest) -> RolloutStatus:
     handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
-    status = await _describe_or_404(handle)
-    if status != WorkflowExecutionStatus.RUNNING:
-        final = await handle.query(RolloutWorkflow.status)
-        raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
+    if not rollout_id.startswith(ROLLOUT_PREFIX):  # e.g. undo.shop, fleet.header.header: never a rollout
+        await _describe_or_404(handle)
+    # Straight to the update (the emergency rollback's path is one round trip
+    # shorter without a describe first); a refusal says why it was not found.
     try:
         result: RolloutStatus = await handle.execute_update(update, req)
     except WorkflowUpdateFailedError as exc:
         raise ApiError(409, "invalid_control", str(exc.cause)) from exc
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one") from exc
-        raise
-    return result
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        return result
+    # No such workflow (404), or it has ended (409 with its final state).
+    if await _describe_or_404(handle) == WorkflowExecutionStatus.RUNNING:
+        raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one")
+    final = await handle.query(RolloutWorkflow.status)
+    raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
 
 
 Control = Body(default_factory=ControlRequest)

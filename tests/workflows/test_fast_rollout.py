@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from skyline.rollout import ControlRequest, PromoteRequest, RolloutInput, RolloutSpec, RolloutStatus
+from tests.support.histories import save_history
 from tests.workflows.conftest import running
 from tests.workflows.world import World, failing, healthy
 from workflows.rollout import RolloutWorkflow
@@ -50,6 +51,15 @@ async def refused(update: Awaitable[Any], why: str) -> None:
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await update
     assert why in str(caught.value.cause)
+
+
+async def until_recorded(handle: WorkflowHandle[Any, RolloutStatus], action: str, within: float = 10) -> None:
+    """Until the rollout's history records `action` (bounded; the workflow task may still be in flight)."""
+    async with asyncio.timeout(within):
+        while True:
+            if any(h.action == action for h in (await handle.query(RolloutWorkflow.status)).history):
+                return
+            await asyncio.sleep(0.01)
 
 
 def apartment() -> str:
@@ -110,6 +120,7 @@ async def test_a_thin_step_holds_and_resume_bakes_once_more(skipping: WorkflowEn
         assert again.looks[0].bake_seconds == 1200
         await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob"))
         assert (await handle.result()).state == "rolled_back"
+        await save_history(skipping.client, handle.id, "thin_step_held_and_resumed")
 
 
 async def test_a_rollback_during_the_promotion_write_is_honoured(skipping: WorkflowEnvironment) -> None:
@@ -134,11 +145,12 @@ async def test_a_rollback_during_the_promotion_write_is_honoured(skipping: Workf
                 RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="PAGER: checkout broken")
             )
         )
-        await asyncio.sleep(0.2)
+        await until_recorded(handle, "rollback")  # accepted (deferred) before the write lands
         world.released.set()
         answered = await rolling
         await promoting
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "rollback_during_the_promotion_write")
     assert answered.state == final.state == "rolled_back"
     assert world.building(shop).active_unit == "header@1.0.0"
     assert "header@1.1.0" not in world.building(shop).units
@@ -164,6 +176,7 @@ async def test_a_second_rollback_is_refused_while_the_first_runs(skipping: Workf
         world.released.set()
         assert (await first).state == "rolled_back"
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "second_rollback_refused")
     assert [h.actor for h in final.history if h.action == "rollback"] == ["dave"]
 
 
@@ -205,6 +218,7 @@ async def test_a_first_unit_waits_for_a_human_to_confirm(skipping: WorkflowEnvir
         assert held.basis == "none"
         await handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "first_unit_confirmed")
     assert final.state == "succeeded" and world.building(shop).active_unit == "header@1.1.0"
 
 
