@@ -30,6 +30,7 @@ from adapters.bundles import (
 )
 from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
 from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
+from skyline.federation import MF_METADATA
 from skyline.manifest import Federation
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
@@ -173,7 +174,9 @@ class PublishActivities:
             )
         )
         extra: dict[str, Any] = {"entry": entry, "federation": federation} if remote is not None else {}
-        plan = plan_shared(files, entry, unit_prefix, existing)
+        # A remote's build metadata changes with every build under a fixed name: tagged by content.
+        tag_also = MF_METADATA if remote is not None else ()
+        plan = plan_shared(files, entry, unit_prefix, existing, tag_also)
         if plan is not None:
             todo = [item for item in plan if not item.stored(existing)]
             try:

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MF_MANIFEST = "mf-manifest.json"
+# Files a Module Federation build writes under fixed names with per-build content; no module
+# imports them, so the shared layout stores them under content-tagged names (docs/bundles.md).
+MF_METADATA = frozenset({MF_MANIFEST, "mf-stats.json", "@mf-types.zip"})
 MAX_MANIFEST_BYTES = 1024 * 1024
 # Entry types a browser can load: an ES module (`import()`), a classic script that sets a
 # global (`var`/`global`/`window`/`self`/`this`), or a System.register module.

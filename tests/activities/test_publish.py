@@ -182,6 +182,7 @@ def _mf_remote(root: Path, version: str, *, entry_path: str = "", mf: dict[str, 
         "name": "checkout",
         "metaData": {
             "name": "checkout",
+            "buildInfo": {"buildVersion": version, "buildName": "checkout"},
             "remoteEntry": {"name": "remoteEntry.js", "path": entry_path, "type": "module"},
             "globalName": "checkout",
             "publicPath": "auto",
@@ -219,7 +220,10 @@ def test_a_module_federation_remote_publishes_its_container_entry(
     assert result.keys["static/js/__federation_expose_Cart-A1B2C3D4.js"] == (
         f"bundles/{unit_id}/static/js/__federation_expose_Cart-A1B2C3D4.js"
     )
-    assert "mf-manifest.json" in result.keys
+    # the build's metadata changes with every build: tagged by content, never a shared key
+    assert re.fullmatch(
+        rf"bundles/{unit_id}/mf-manifest\.[0-9a-f]{{16}}\.json", result.keys["mf-manifest.json"]
+    )
     # the same entry named explicitly is fine; another one contradicts the manifest
     named = inp.model_copy(update={"entry": "static/js/remoteEntry.js"})
     assert publisher(settings, s3).publish(named).entry_key == result.entry_key
@@ -239,6 +243,9 @@ def test_a_module_federation_remote_publishes_its_container_entry(
         )
     )
     assert uploaded.entry == "remoteEntry.js" and uploaded.federation is not None
+    assert (
+        uploaded.layout == "shared" and uploaded.keys["mf-manifest.json"] != result.keys["mf-manifest.json"]
+    )
 
 
 @pytest.mark.parametrize(
