@@ -35,6 +35,7 @@ from skyline.manifest import ApartmentManifest
 from skyline.settings import Settings
 from skyline.split import SplitUser, bucket_of, resolve
 from tests.browser.support import demo_for, unit_loads
+from tests.browser.test_bundle_integrity import tamper
 from tests.browser.test_integrations import publish_vendor
 from tests.support.scenario import unique
 
@@ -114,8 +115,17 @@ def build_host(esbuild: Path, modules: Path, out: Path) -> bytes:
     return (out / "host.js").read_bytes()
 
 
-def host_page(host_url: str, apartment: str, manifest: str, beacons: str) -> str:
+def host_page(
+    host_url: str,
+    apartment: str,
+    manifest: str,
+    beacons: str,
+    remotes: list[dict[str, str]] | None = None,
+    request: str = "checkout/Cart",
+) -> str:
+    """The host: its built-in remotes, Skyline's plugin, one loadRemote rendered into #cart."""
     config = {"apartment": apartment, "manifest": manifest, "beacons": beacons}
+    built_in = remotes or [{"name": "checkout", "entry": BUILT_IN_ENTRY, "type": "module"}]
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Module Federation host</title></head>
 <body><div id="cart"></div>
@@ -123,14 +133,10 @@ def host_page(host_url: str, apartment: str, manifest: str, beacons: str) -> str
   import {{ createInstance, skylineFederation }} from {json.dumps(host_url)};
   const user = new URL(location.href).searchParams.get("user");
   const plugin = skylineFederation({{ ...{json.dumps(config)}, user: {{ id: user }} }});
-  const mf = createInstance({{
-    name: "mf_host",
-    remotes: [{{ name: "checkout", entry: {json.dumps(BUILT_IN_ENTRY)}, type: "module" }}],
-    plugins: [plugin],
-  }});
+  const mf = createInstance({{ name: "mf_host", remotes: {json.dumps(built_in)}, plugins: [plugin] }});
   const state = (window.__mf = {{ plugin, done: false }});
   try {{
-    const cart = await mf.loadRemote("checkout/Cart");
+    const cart = await mf.loadRemote({json.dumps(request)});
     cart.render(document.getElementById("cart"));
     state.version = cart.version;
   }} catch (err) {{
@@ -276,4 +282,106 @@ async def test_a_host_gets_the_remote_version_of_its_bucket_and_a_rollback_witho
     assert loads.get(("main", "checkout", "1.2.0", "load_error")) == len(broken_users)
     await api.post(f"/rollouts/{broken_id}/rollback", json={"actor": "tests", "reason": "broken"})
     assert not [e for e in errors if "NEVERDEPLOYED" not in e], errors
+    await context.close()
+
+
+def classic_remote(version: str) -> DemoUnit:
+    """A remote whose container entry is a classic script setting a global ("var" remote type)."""
+    entry = f"""var nav_remote = (function () {{
+  var VERSION = {json.dumps(version)};
+  return {{
+    init: async function (shareScope, initScope, options) {{}},
+    get: async function (module) {{
+      if (module !== "./Cart") throw new Error("nav has no " + module);
+      return function () {{
+        return {{ version: VERSION, render: function (el) {{ el.textContent = "nav " + VERSION; }} }};
+      }};
+    }},
+  }};
+}})();
+"""
+    manifest = {
+        "name": "nav",
+        "metaData": {
+            "name": "nav",
+            "remoteEntry": {"name": "remoteEntry.js", "path": "", "type": "var"},
+            "globalName": "nav_remote",
+            "publicPath": "auto",
+        },
+        "shared": [],
+        "remotes": [],
+        "exposes": [{"name": "Cart", "path": "./Cart"}],
+    }
+    return DemoUnit(
+        "header", "nav", version, {"mf-manifest.json": json.dumps(manifest), "remoteEntry.js": entry}
+    )
+
+
+async def test_classic_script_and_module_remotes_are_loaded_with_their_sri(
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    s3: Any,
+    settings: Settings,
+    browser: Browser,
+    esbuild: Path,
+    shell_packages: Path,
+    tmp_path: Path,
+) -> None:
+    apartment = unique("mfsri")
+    demo = demo_for(api, s3, settings, tmp_path, apartment)
+    await demo.create_apartment()
+    await demo.install_stable(classic_remote("1.0.0"))
+    await demo.install_stable(mf_remote("1.0.0"))
+    manifest = ApartmentManifest.model_validate_json(
+        (await edge.get(manifest_url(settings, apartment))).content
+    )
+    buildings = manifest.apartment(apartment).buildings
+    nav = buildings["header"].units["nav@1.0.0"]
+    checkout = buildings["main"].units["checkout@1.0.0"]
+    assert nav.federation is not None and (nav.federation.type, nav.federation.global_name) == (
+        "var",
+        "nav_remote",
+    )
+
+    host = await asyncio.to_thread(build_host, esbuild, shell_packages, tmp_path / "host")
+    host_url, _ = await asyncio.to_thread(publish_vendor, s3, settings, "mf-host", host)
+    beacons = f"http://{settings.api_host}:{settings.api_port}/beacons"
+    # The host was built without knowing nav's type or global: the unit's federation says.
+    remotes = [
+        {"name": "nav", "entry": "https://remotes.example/nav/remoteEntry.js"},
+        {"name": "checkout", "entry": BUILT_IN_ENTRY, "type": "module"},
+    ]
+    pages = {}
+    for request in ("nav/Cart", "checkout/Cart"):
+        html = host_page(host_url, apartment, manifest_url(settings, apartment), beacons, remotes, request)
+        name = request.split("/")[0]
+        pages[name] = await asyncio.to_thread(publish_shell, s3, settings, apartment, html, f"{name}.html")
+
+    context = await browser.new_context()
+    page = await context.new_page()
+    for name, unit in (("nav", nav), ("checkout", checkout)):
+        seen = await load(page, pages[name], "someone")
+        assert seen["error"] is None and seen["text"] == f"{name if name == 'nav' else 'cart'} 1.0.0", seen
+        assert seen["report"]["remotes"][name]["state"] == "loaded" and unit.url in seen["fetched"]
+
+    # Other bytes behind the same entry URL, a working container that would render 6.6.6:
+    # the browser refuses them (SRI), a load_error.
+    forged = {
+        "nav": classic_remote("6.6.6").files["remoteEntry.js"],
+        "checkout": "export async function init() {}\nexport async function get() {\n"
+        '  return () => ({ version: "6.6.6", render(el) { el.textContent = "cart 6.6.6"; } });\n}\n',
+    }
+    for name, unit in (("nav", nav), ("checkout", checkout)):
+        tamper(s3, settings, unit.url, forged[name].encode(), "text/javascript; charset=utf-8")
+        fresh = await browser.new_context()  # no cached copy of the good bytes
+        tab = await fresh.new_page()
+        seen = await load(tab, pages[name], "someone")
+        assert seen["error"] is not None and seen["version"] is None and "6.6.6" not in seen["text"], seen
+        remote = seen["report"]["remotes"][name]
+        assert [(a["unit"], a["outcome"]) for a in remote["attempts"]] == [(unit.id, "load_error")], remote
+        assert seen["report"]["beacon_status"] == [202]
+        await fresh.close()
+    loads = await unit_loads(api, apartment)
+    assert loads.get(("header", "nav", "1.0.0", "load_error")) == 1
+    assert loads.get(("main", "checkout", "1.0.0", "load_error")) == 1
     await context.close()
