@@ -11,7 +11,8 @@
 //     same criteria; tests/vectors/split.json keeps Python and JS equal), so a
 //     user gets the same unit from the loader, the import map and this plugin;
 //   - rewrites the remote's `entry` (and `type`, from the unit's `federation`)
-//     in `beforeRequest`, before the runtime matches the request to a remote;
+//     in `beforeRequest` (and `beforePreloadRemote`), before the runtime matches
+//     the request to a remote; remotes registered later are split when first asked for;
 //   - loads the entry with its SRI (`loadEntry`: a module <script integrity> then
 //     import() for "module"/"esm" remotes; `createScript`: `integrity` on the
 //     classic script of the others), and adds one import map whose `integrity`
@@ -239,37 +240,63 @@ export function skylineFederation(config) {
     });
   }
 
-  // The manifest, once per page load (and per plugin), then what each remote gets.
-  const ready = (remotes) => {
+  // The manifest, once per page load (and per plugin).
+  const ready = () => {
     page ||= (async () => {
       const response = await fetch(config.manifest, { cache: "no-cache", credentials: "omit" });
       if (!response.ok) throw new Error(`manifest answered ${response.status}`);
       const manifest = await response.json();
       report.revision = manifest.version;
       session = fetchToken(manifest.version);
-      const names = remotes.map((r) => r.name);
-      const assigned = remoteAssignments(manifest, apartment, user, names, config.remotes);
-      const mayLoad = [];
-      for (const [name, a] of Object.entries(assigned)) {
-        byName[name] = { ...a, name, current: a.unit, started: null };
-        report.remotes[name] = {
-          building: a.building,
-          bucket: a.bucket,
-          reason: a.reason,
-          unit: a.unit.id,
-          state: "assigned",
-          attempts: [],
-        };
-        mayLoad.push(a.unit);
-        if (a.reason === "canary" && a.stable) mayLoad.push(a.stable);
-      }
-      addIntegrityMap(moduleIntegrity(mayLoad));
       return { manifest };
     })().catch((err) => {
       report.error = `cannot read the manifest: ${err.message}`;
       return null;
     });
     return page;
+  };
+
+  // What each remote gets, the first time the host asks for it (remotes registered later
+  // with registerRemotes are split too, from the same manifest).
+  const seen = new Set();
+  const assign = (manifest, remotes) => {
+    const names = remotes.map((r) => r.name).filter((n) => !seen.has(n));
+    if (names.length === 0) return;
+    for (const n of names) seen.add(n);
+    let assigned;
+    try {
+      assigned = remoteAssignments(manifest, apartment, user, names, config.remotes);
+    } catch (err) {
+      report.error = err.message; // the manifest has no such apartment: the host's own entries
+      return;
+    }
+    const mayLoad = [];
+    for (const [name, a] of Object.entries(assigned)) {
+      byName[name] = { ...a, name, current: a.unit, started: null };
+      report.remotes[name] = {
+        building: a.building,
+        bucket: a.bucket,
+        reason: a.reason,
+        unit: a.unit.id,
+        state: "assigned",
+        attempts: [],
+      };
+      mayLoad.push(a.unit);
+      if (a.reason === "canary" && a.stable) mayLoad.push(a.stable);
+    }
+    addIntegrityMap(moduleIntegrity(mayLoad));
+  };
+
+  // Every mapped remote of the host loads the unit this user gets.
+  const rewrite = async (remotes) => {
+    const loaded = await ready();
+    if (!loaded) return false; // no manifest: the host's own entries
+    assign(loaded.manifest, remotes);
+    for (const remote of remotes) {
+      const r = byName[remote.name];
+      if (r) rewriteRemote(remote, r.current);
+    }
+    return true;
   };
 
   const unitOf = (remoteInfo) => {
@@ -281,18 +308,19 @@ export function skylineFederation(config) {
     name: "skyline-federation",
     version: "1",
     report,
-    ready: () => page,
+    ready, // starts (or joins) the page's manifest read: a host may call it early
 
     async beforeRequest(args) {
-      if (!(await ready(args.options.remotes))) return args; // no manifest: the host's own entries
-      for (const remote of args.options.remotes) {
-        const r = byName[remote.name];
-        if (r) rewriteRemote(remote, r.current);
-      }
+      if (!(await rewrite(args.options.remotes))) return args;
       const requested = remoteOfRequest(args.options.remotes, args.id);
       const r = requested && byName[requested.name];
       if (r && r.started === null) r.started = performance.now();
       return args;
+    },
+
+    // preloadRemote() fetches entries too: the same units.
+    async beforePreloadRemote({ options }) {
+      await rewrite(options.remotes);
     },
 
     // "module"/"esm" remotes: the entry through a module <script integrity> (the browser

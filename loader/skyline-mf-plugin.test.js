@@ -59,8 +59,46 @@ test("the plugin is a plain object with the runtime's hook names", () => {
   const plugin = skylineFederation({ apartment: "shop", manifest: "https://edge/m.json", user: { id: "u" } });
   assert.equal(Object.getPrototypeOf(plugin), Object.prototype);
   assert.equal(plugin.name, "skyline-federation");
-  for (const hook of ["beforeRequest", "loadEntry", "createScript", "afterLoadRemote", "errorLoadRemote"]) {
+  for (const hook of ["beforeRequest", "beforePreloadRemote", "loadEntry", "createScript", "afterLoadRemote", "errorLoadRemote"]) {
     assert.equal(typeof plugin[hook], "function", hook);
   }
   assert.equal(plugin.report.user, "u");
+});
+
+test("beforeRequest gives mapped remotes the user's units, late remotes too; without a manifest, nothing changes", async () => {
+  const { apartment, manifest, cases } = vectors.resolve;
+  const c = cases.find((x) => x.expected.header.reason === "canary");
+  const units = (b) => manifest.apartments[apartment].buildings[b].units;
+  const realFetch = globalThis.fetch;
+  let reads = 0;
+  try {
+    globalThis.fetch = async () => {
+      reads += 1;
+      return { ok: true, json: async () => manifest };
+    };
+    const plugin = skylineFederation({ apartment, manifest: "https://edge/m.json", user: c.user });
+    const remotes = [
+      { name: "header", entry: "https://built-in.example/header.js" },
+      { name: "elsewhere", entry: "https://built-in.example/elsewhere.js" },
+    ];
+    const args = { id: "header/Menu", options: { remotes }, origin: {} };
+    assert.equal(await plugin.beforeRequest(args), args);
+    assert.equal(remotes[0].entry, units("header")[c.expected.header.unit].url);
+    assert.equal(remotes[1].entry, "https://built-in.example/elsewhere.js");
+    assert.equal(plugin.report.remotes.header.reason, "canary");
+    assert.equal(plugin.report.remotes.header.bucket, c.expected.header.bucket);
+    remotes.push({ name: "footer", entry: "https://built-in.example/footer.js" });
+    await plugin.beforeRequest({ id: "footer/Links", options: { remotes }, origin: {} });
+    assert.equal(remotes[2].entry, units("footer")[c.expected.footer.unit].url);
+    assert.equal(reads, 1); // one manifest read per page load
+
+    globalThis.fetch = async () => ({ ok: false, status: 503 });
+    const offline = skylineFederation({ apartment, manifest: "https://edge/m.json", user: c.user });
+    const mine = [{ name: "header", entry: "https://built-in.example/header.js" }];
+    await offline.beforeRequest({ id: "header/Menu", options: { remotes: mine }, origin: {} });
+    assert.equal(mine[0].entry, "https://built-in.example/header.js");
+    assert.match(offline.report.error, /503/);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
 });
