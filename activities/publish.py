@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from adapters.bundles import (
     ArchiveLimits,
     BundleError,
+    bundle_entry,
     bundle_root,
     content_type,
     extract_archive,
@@ -29,6 +30,8 @@ from adapters.bundles import (
 )
 from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
 from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
+from skyline.federation import MF_METADATA
+from skyline.manifest import Federation
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 
@@ -66,6 +69,10 @@ class PublishBundleResult(BaseModel):
     # what this publish sent (the only keys it may take back) and the entry's key
     uploaded_keys: list[str] = Field(default_factory=list)
     entry_key: str | None = None
+    # The entry published when it is not the input's: a Module Federation 2 remote's
+    # container entry (its mf-manifest.json), with the container's name, type and exposes.
+    entry: str | None = None
+    federation: Federation | None = None
 
 
 class UnpublishBundleInput(BaseModel):
@@ -149,15 +156,32 @@ class PublishActivities:
                     activity.heartbeat(done)
 
     def _publish_dir(self, root: Path, inp: PublishBundleInput) -> PublishBundleResult:
-        files = scan_bundle(root, inp.entry)
+        # A Module Federation 2 remote (mf-manifest.json at the root) publishes its container
+        # entry; renamed in its directory like any entry, its chunks still resolve from its URL.
+        entry, remote = bundle_entry(root, inp.entry)
+        files = scan_bundle(root, entry)
         unit_prefix = f"bundles/{inp.unit_id}/"
         existing = self._existing(unit_prefix)
-        plan = plan_shared(files, inp.entry, unit_prefix, existing)
+        federation = (
+            None
+            if remote is None
+            else Federation(
+                name=remote.name,
+                type=remote.type,
+                global_name=remote.global_name,
+                exposes=remote.exposes,
+                shared=remote.shared,
+            )
+        )
+        extra: dict[str, Any] = {"entry": entry, "federation": federation} if remote is not None else {}
+        # A remote's build metadata changes with every build under a fixed name: tagged by content.
+        tag_also = MF_METADATA if remote is not None else ()
+        plan = plan_shared(files, entry, unit_prefix, existing, tag_also)
         if plan is not None:
             todo = [item for item in plan if not item.stored(existing)]
             try:
                 self._send(todo, exclusive=True)
-                return self._result(plan, todo, unit_prefix, "shared", inp.entry)
+                return self._result(plan, todo, unit_prefix, "shared", entry).model_copy(update=extra)
             except SharedKeyConflict:
                 pass  # another version took a name first with other bytes: publish apart
         prefix = f"{unit_prefix}{tree_hash(files)[:32]}/"
@@ -169,7 +193,7 @@ class PublishActivities:
         # file, so a retry or a re-publish sends only what is missing.
         todo = [item for item in plan if not item.stored(existing)]
         self._send(todo, exclusive=False)
-        return self._result(plan, todo, prefix, "versioned", inp.entry)
+        return self._result(plan, todo, prefix, "versioned", entry).model_copy(update=extra)
 
     def _result(
         self,

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters import search_attributes as search
-from adapters.bundles import BundleError, resolve_bundle_path
+from adapters.bundles import BundleError, InvalidMfManifest, bundle_entry, resolve_bundle_path
 from adapters.consistency import ROLLOUT_PREFIX, apartment_exists, storage_warning
 from adapters.manifest_store import rollout_refusal
 from adapters.storage import legacy_upload_key, upload_key
@@ -84,7 +84,12 @@ def validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) -
             root = resolve_bundle_path(spec.bundle.path, settings.bundle_root)
         except BundleError as exc:
             raise ApiError(422, "invalid_bundle_path", str(exc), "bundle.path") from exc
-        entry = root / spec.entry
+        try:
+            # A Module Federation 2 remote's entry is the one its mf-manifest.json names.
+            entry_name, _ = bundle_entry(root, spec.entry)
+        except InvalidMfManifest as exc:
+            raise ApiError(422, exc.code, str(exc), exc.field) from exc
+        entry = root / entry_name
         if entry.is_symlink() or not entry.is_file():
             raise ApiError(
                 422,
