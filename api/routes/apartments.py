@@ -17,12 +17,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import Admin, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
+from skyline.contracts import UNDO_WORKFLOW, UndoInput, UndoResult, undo_workflow_id
 from skyline.manifest import SLUG, SLUG_HELP, Apartment, ApartmentManifest, ManifestChange
 from skyline.manifest_diff import Change, diff
 from skyline.manifest_ops import CreateApartment, ManifestConflict
 from skyline.rollout import rollout_id_for
 from skyline.split import Assignment, SplitUser, resolve
-from workflows.undo import ManifestUndoWorkflow, UndoInput, UndoResult, undo_workflow_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/apartments", tags=["apartments"])
@@ -219,7 +219,7 @@ async def undo(
         )
     try:
         result: UndoResult = await temporal.execute_workflow(
-            ManifestUndoWorkflow.run,
+            UNDO_WORKFLOW,
             UndoInput(
                 apartment=apartment,
                 to_revision=req.to_revision,
@@ -231,6 +231,7 @@ async def undo(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"undo {apartment} to revision {req.to_revision} (by {who.actor(req.actor)})",
+            result_type=UndoResult,
         )
     except WorkflowAlreadyStartedError as exc:
         raise ApiError(409, "undo_running", f"an undo of {apartment!r} is already running") from exc
