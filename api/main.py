@@ -26,6 +26,7 @@ from api.routes import (
     loader,
     rollouts,
     schedules,
+    storage,
     tokens,
 )
 from skyline.observability import configure_logging, install_http_metrics
@@ -55,7 +56,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    routes = (health, importmap, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader)
+    routes = (
+        health,
+        importmap,
+        apartments,
+        bundles,
+        rollouts,
+        fleets,
+        schedules,
+        tokens,
+        beacons,
+        loader,
+        storage,
+    )
     for module in routes:
         app.include_router(module.router)
     # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
