@@ -665,7 +665,7 @@ export async function start(config, state = {}) {
     if (!current || (element && current.element !== element)) {
       const from = beacons.length;
       await loadOne(id, assignment, element);
-      const fresh = beacons.slice(from).filter((b) => b.outcome !== "runtime_error");
+      const fresh = beacons.slice(from).filter((b) => b.building === id && b.outcome !== "runtime_error");
       if (fresh.length) report.lazy_beacon_status = await post(config.beacons, fresh, await currentSession());
     }
     return { ...report.buildings[id], revision: manifest.version };
