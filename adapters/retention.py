@@ -10,6 +10,7 @@ manifest written while the plan was made cannot lose its files.
 from __future__ import annotations
 
 import logging
+import posixpath
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,17 @@ class StorageCollector:
             for item in page.get("Contents", []):
                 out[item["Key"]] = int(item.get("Size", 0))
         return out
+
+    def missing(self, manifest: ApartmentManifest) -> list[str]:
+        """Keys the manifest names that storage no longer holds (collected, or never there)."""
+        wanted = named_keys(manifest, self.key_of).keys
+        held: set[str] = set()
+        for directory in sorted({posixpath.dirname(k) + "/" for k in wanted}):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=directory
+            ):
+                held.update(item["Key"] for item in page.get("Contents", []))
+        return sorted(wanted - held)
 
     def plan(self, now: datetime, retention: timedelta, apartments: set[str] | None = None) -> CollectionPlan:
         names = self.store.list_apartments()

@@ -44,6 +44,8 @@ async def test_gc_dry_run_lists_then_deletes_exactly_those(
     assert done["dry_run"] is False and done["deleted"] == 4
     assert present(s3, settings, prefix) == before - PAST
     assert cli.json("manifest", "gc", "--dry-run", "-a", apartment)["collect"] == []
+    # Undo to a revision whose files were collected is refused, naming them.
+    refused(cli("manifest", "undo", "-a", apartment, "--to", "1"), "no longer holds", "index.100.js")
 
 
 async def test_gc_refuses_bad_input_in_the_error_shape(cli: Cli, api: httpx.AsyncClient) -> None:
