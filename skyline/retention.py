@@ -9,9 +9,10 @@ revision N+1 replaces it at the head; the head is served now. A file is
 preview) of an apartment, or stopped being served less than `retention` ago.
 Only a file that every naming revision has outlived by `retention` may go.
 
-"Names" is literal: the `url`, `wasm_url` and every `files[*].url` of every
-unit in the revision, the units no page loads any more (`deprecated`, kept so
-switching back is one manifest write) included. A file no revision names
+"Names" is literal: the `url`, `wasm_url` and every `files[*].url` (any edge
+URL of a key under bundles/ the unit carries) of every unit in the revision,
+the units no page loads any more (`deprecated`, kept so switching back is one
+manifest write) included. A file no revision names
 (source maps and images the manifest does not list, a bundle being published
 right now) is never collected here. A unit without `files` (published before
 they existed, or hand-written) names only its entry, while its chunks live
@@ -85,6 +86,17 @@ class Named:
     directories: frozenset[str]
 
 
+def _strings(value: object) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 def named_keys(manifest: ApartmentManifest, key_of: Callable[[str], str | None]) -> Named:
     """Storage keys (under bundles/) the manifest's units name, via `key_of(url)`."""
     keys: set[str] = set()
@@ -92,8 +104,9 @@ def named_keys(manifest: ApartmentManifest, key_of: Callable[[str], str | None])
     for apartment in manifest.apartments.values():
         for building in apartment.buildings.values():
             for unit in building.units.values():
-                urls = [unit.url, *([unit.wasm_url] if unit.wasm_url else [])]
-                urls += [f.url for f in (unit.files or {}).values()]
+                # Every string of the unit (url, wasm_url, files[*].url, and any URL an optional
+                # field added later carries) that is an edge URL of a key under bundles/.
+                urls = [u for u in _strings(unit.model_dump(mode="json", exclude={"rollout"})) if "/" in u]
                 found = [k for k in (key_of(u) for u in urls) if k is not None and k.startswith(BUNDLES)]
                 keys.update(found)
                 entry = key_of(unit.url)

@@ -172,3 +172,14 @@ def test_urls_map_to_keys_only_under_the_bucket() -> None:
     hand = unit("header", "1")
     hand.url = "https://unpkg.example/header.js"
     assert named_keys(revision(1, T0, hand), key_of).keys == frozenset()
+
+
+def test_every_edge_url_a_unit_carries_is_named() -> None:
+    wasm = unit("header", "1", "chunk-A.js")
+    wasm.wasm_url = f"{EDGE}bundles/header/core.wasm"
+    wasm.metadata.bundle_prefix = "bundles/header/"  # a prefix, not a URL: names nothing
+    assert named_keys(revision(1, T0, wasm), key_of).keys == {
+        "bundles/header/index.1.js",
+        "bundles/header/chunk-A.js",
+        "bundles/header/core.wasm",
+    }
