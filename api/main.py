@@ -56,21 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    routes = (
-        health,
-        importmap,
-        apartments,
-        bundles,
-        rollouts,
-        fleets,
-        schedules,
-        tokens,
-        beacons,
-        loader,
-        storage,
-    )
+    routes = (health, importmap, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader)
     for module in routes:
         app.include_router(module.router)
+    app.include_router(storage.router)  # POST /storage/gc (docs/bundles.md#skew-protection)
     # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
     for path in ("/metrics", "/metrics/"):
         app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False)

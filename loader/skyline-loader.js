@@ -199,6 +199,42 @@ export function importMapOf(apartment, assignments) {
   return { imports, integrity, variant };
 }
 
+// ---------------------------------------------------------------- skew protection
+//
+// A page keeps the manifest revision it started with: every later load of a unit in the
+// same page (a building mounted lazily with `window.skyline.load`, a second `start()` of
+// the loader module) resolves against that revision, never a newer manifest, so one page
+// never mixes two versions of a unit. The pin lives in this module's memory (one per page:
+// a module is evaluated once per document), so it costs no request and no storage; a new
+// page reads the manifest afresh. The files of every revision stay in storage for the
+// retention window after it stopped being served (docs/bundles.md#skew-protection).
+
+// manifest URL -> {revision, manifest}: what this page started with.
+const PAGE_PINS = new Map();
+
+// The manifest this page pinned for `key` (its manifest URL), or null before the first read.
+export function pinnedManifest(pins, key) {
+  const found = pins.get(key);
+  return found ? found.manifest : null;
+}
+
+// Pins `manifest` for `key` unless one is pinned already; returns the pinned one (the first wins).
+export function pinRevision(pins, key, manifest) {
+  const found = pins.get(key);
+  if (found) return found.manifest;
+  pins.set(key, { revision: manifest && manifest.version, manifest });
+  return manifest;
+}
+
+// A building's unit for a later load in this page: from the pinned revision's assignment.
+export function pinnedAssignment(assignments, revision, building) {
+  const found = assignments[building];
+  if (!found) throw new Error(`revision ${revision} of the manifest has no building ${JSON.stringify(building)}`);
+  return found;
+}
+
+// ---------------------------------------------------------------- lifecycles
+
 // single-spa lifecycles: a unit exporting bootstrap, mount and unmount (each a function
 // or an array of functions, as single-spa allows) is driven as single-spa drives it;
 // otherwise it is a Skyline unit, `mount(element, context)`.
@@ -249,40 +285,6 @@ export function vitalsBeacon(apartment, building, unit, vitals) {
     if (typeof v === "number" && Number.isFinite(v)) out[name] = Math.round(Math.max(0, v) * 1e6) / 1e6;
   }
   return { apartment, building, unit: unit.name, version: unit.version, kind: "vitals", vitals: out };
-}
-
-// ---------------------------------------------------------------- skew protection
-//
-// A page keeps the manifest revision it started with: every later load of a unit in the
-// same page (a building mounted lazily with `window.skyline.load`, a second `start()` of
-// the loader module) resolves against that revision, never a newer manifest, so one page
-// never mixes two versions of a unit. The pin lives in this module's memory (one per page:
-// a module is evaluated once per document), so it costs no request and no storage; a new
-// page reads the manifest afresh. The files of every revision stay in storage for the
-// retention window after it stopped being served (docs/bundles.md#skew-protection).
-
-// manifest URL -> {revision, manifest}: what this page started with.
-const PAGE_PINS = new Map();
-
-// The manifest this page pinned for `key` (its manifest URL), or null before the first read.
-export function pinnedManifest(pins, key) {
-  const found = pins.get(key);
-  return found ? found.manifest : null;
-}
-
-// Pins `manifest` for `key` unless one is pinned already; returns the pinned one (the first wins).
-export function pinRevision(pins, key, manifest) {
-  const found = pins.get(key);
-  if (found) return found.manifest;
-  pins.set(key, { revision: manifest && manifest.version, manifest });
-  return manifest;
-}
-
-// A building's unit for a later load in this page: from the pinned revision's assignment.
-export function pinnedAssignment(assignments, revision, building) {
-  const found = assignments[building];
-  if (!found) throw new Error(`revision ${revision} of the manifest has no building ${JSON.stringify(building)}`);
-  return found;
 }
 
 // ---------------------------------------------------------------- browser part
