@@ -81,7 +81,7 @@ class UnpublishBundleInput(BaseModel):
     # started): only manifests written since then can reference the prefix.
     since: datetime | None = None
     # Shared layout (one namespace per unit): delete only these keys, the ones this
-    # rollout uploaded, and only if no manifest references `entry_key`.
+    # rollout uploaded, and only if no manifest references `entry_key` or any of them.
     keys: list[str] | None = None
     entry_key: str | None = None
 
@@ -242,12 +242,13 @@ class PublishActivities:
             # Uploaded before uploads moved under private/: read it once from the old place.
             self.s3.download_file(self.settings.s3_bucket, legacy_upload_key(upload_id), str(dest))
 
-    def _referenced(self, prefix: str, since: datetime | None) -> str | None:
-        """Which manifest (head, preview or any revision) points into `prefix`, if one does.
+    def _referenced(self, prefix: str | list[str], since: datetime | None) -> str | None:
+        """Which manifest (head, preview or any revision) points into `prefix` (or names any
+        of several keys), if one does.
 
         With `since`, only documents written after it (less a margin for clock skew) are read.
         """
-        needle = prefix.encode()
+        needles = [p.encode() for p in ([prefix] if isinstance(prefix, str) else prefix)]
         after = since - CLOCK_SKEW if since is not None else None
         for page in self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.s3_bucket, Prefix="manifests/"
@@ -262,7 +263,7 @@ class PublishActivities:
                     if is_missing(exc):
                         continue
                     raise
-                if needle in body:
+                if any(needle in body for needle in needles):
                     return key
         return None
 
@@ -274,7 +275,10 @@ class PublishActivities:
             # Shared namespace: other versions' files live beside these; take back only ours.
             if any(not k.startswith(prefix) or ".." in k.split("/") for k in inp.keys):
                 raise BundleError("keys to unpublish must lie under the bundle prefix")
-            referenced = self._referenced(inp.entry_key or prefix, inp.since)
+            # Any of them, not just the entry: a rollout of the same unit elsewhere may have
+            # skipped uploading a chunk this one uploaded first, and been served with it since
+            # (a file a served revision names is retained: docs/bundles.md#skew-protection).
+            referenced = self._referenced([inp.entry_key or prefix, *inp.keys], inp.since)
             if referenced:
                 return UnpublishBundleResult(deleted=0, kept_reason=f"referenced by {referenced}")
             keys = list(inp.keys)

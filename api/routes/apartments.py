@@ -14,6 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.retention import StorageCollector
 from api.auth import Admin, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
@@ -204,10 +205,22 @@ async def undo(
 ) -> UndoResult:
     """Write the apartment as revision `to_revision` had it, as a new revision, and purge the edge."""
     current = await asyncio.to_thread(_manifest_or_404, store, apartment)
-    await asyncio.to_thread(_revision_or_404, store, apartment, req.to_revision)
+    target = await asyncio.to_thread(_revision_or_404, store, apartment, req.to_revision)
     if req.to_revision == current.revision:
         raise ApiError(
             409, "nothing_to_undo", f"revision {req.to_revision} is already current", "to_revision"
+        )
+    # A revision whose files gc collected would serve missing files (docs/bundles.md#skew-protection).
+    collector = StorageCollector(store, settings.public_url(""))
+    missing = await asyncio.to_thread(collector.missing, target)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ApiError(
+            409,
+            "files_collected",
+            f"revision {req.to_revision} names files storage no longer holds ({shown}): they were "
+            "collected past the retention window (skyline manifest gc); undo to a newer revision",
+            "to_revision",
         )
     running = await _running_rollouts(temporal, current, apartment)
     if running:
