@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -39,10 +40,16 @@ def spec(apartment: str, version: str = "1.1.0", **strategy: Any) -> RolloutSpec
     )
 
 
-async def start(env: WorkflowEnvironment, queue: str, s: RolloutSpec) -> WorkflowHandle[Any, RolloutStatus]:
+async def start(
+    env: WorkflowEnvironment, queue: str, s: RolloutSpec, task_timeout: float = 10
+) -> WorkflowHandle[Any, RolloutStatus]:
     rollout_id = f"rollout.{s.apartment}.{s.building}"
     return await env.client.start_workflow(
-        RolloutWorkflow.run, RolloutInput(rollout_id=rollout_id, spec=s), id=rollout_id, task_queue=queue
+        RolloutWorkflow.run,
+        RolloutInput(rollout_id=rollout_id, spec=s),
+        id=rollout_id,
+        task_queue=queue,
+        task_timeout=timedelta(seconds=task_timeout),
     )
 
 
@@ -163,7 +170,9 @@ async def test_a_second_rollback_is_refused_while_the_first_runs(skipping: Workf
     world.create(shop)
     world.hold_writes = lambda inp: inp.mutation.kind == "restore_building"
     async with running(skipping, world) as queue:
-        handle = await start(skipping, queue, spec(shop))
+        # The restore is a local activity: the workflow task stays open (heartbeating at 80 % of
+        # its timeout) while it runs, and the second update is answered at that heartbeat.
+        handle = await start(skipping, queue, spec(shop), task_timeout=1)
         await skipping.sleep(30)
         first = asyncio.create_task(
             handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="one"))
