@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.judging import JudgeLookInput, JudgeLookResult, judge_step_look
     from activities.metrics import GatherFiguresInput, MetricsActivities
+    from skyline.ab_model import EXPERIMENT_OVER
     from skyline.figures import EarlierStep, Look, StepDocument, StepInfo
     from skyline.rollout import MAX_LOOKS_KEPT, AnalysisRun, ControlRequest, StepLooks
     from skyline.rollout import Verdict as RunVerdict
@@ -175,10 +176,12 @@ class JudgedBake(RolloutBook):
                     return _end(record, "rollback", verdict.reason)
                 self._pause_for(f"analysis failed: {verdict.reason}")
                 continue
+            if experiment and remaining <= 0:
+                # Its duration ends an experiment, whatever the judge concluded at its end (the
+                # report reads this reason; the same "next" either way, so no new commands).
+                return _end(record, "next", EXPERIMENT_OVER)
             if verdict.decision == "promote":
                 return _end(record, "next", verdict.reason)
-            if experiment and remaining <= 0:
-                return _end(record, "next", "the experiment's time is up")
             if verdict.decision == "hold" and not experiment:
                 record.reason = verdict.reason
                 self._pause_for(

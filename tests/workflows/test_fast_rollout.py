@@ -34,7 +34,12 @@ def spec(apartment: str, version: str = "1.1.0", **strategy: Any) -> RolloutSpec
             "unit_id": "header",
             "version": version,
             "bundle": {"upload_id": "0" * 32},
-            "strategy": {"steps": [5, 25, 50, 100], "bake_seconds": 600, **strategy},
+            # a None drops a default (an A/B test has no steps)
+            "strategy": {
+                k: v
+                for k, v in {"steps": [5, 25, 50, 100], "bake_seconds": 600, **strategy}.items()
+                if v is not None
+            },
             "actor": "alice",
         }
     )
@@ -110,6 +115,24 @@ async def test_without_auto_rollback_established_harm_pauses_for_a_human(
         await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob", reason="seen it"))
         final = await handle.result()
     assert final.state == "rolled_back"
+
+
+async def test_an_ab_test_with_ample_evidence_is_complete_when_its_time_is_up(
+    skipping: WorkflowEnvironment,
+) -> None:
+    """Defect: when the judge could conclude at the end, the report said "running" while paused "complete"."""
+    world, shop = World(traffic=healthy(per_second=500, error_ratio=0.001)), apartment()
+    world.create(shop)
+    ab = {"kind": "ab_test", "split": 50, "duration_seconds": 3600}
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop, **ab, steps=None, bake_seconds=None))
+        await skipping.sleep(3700)
+        done = await handle.query(RolloutWorkflow.status)
+        assert done.state == "paused" and (done.paused_reason or "").startswith("the A/B test is complete")
+        assert done.ab_report is not None and done.ab_report.ending == "complete"
+        await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob", reason="keep A"))
+        final = await handle.result()
+    assert final.ab_report is not None and final.ab_report.outcome.startswith("A kept: rolled back by bob")
 
 
 async def test_a_thin_step_holds_and_resume_bakes_once_more(skipping: WorkflowEnvironment) -> None:
