@@ -24,6 +24,7 @@ from api.routes import (
     health,
     importmap,
     loader,
+    overrides,
     rollouts,
     schedules,
     tokens,
@@ -55,7 +56,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    routes = (health, importmap, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader)
+    routes = (
+        health,
+        importmap,
+        apartments,
+        bundles,
+        rollouts,
+        fleets,
+        schedules,
+        tokens,
+        beacons,
+        overrides,
+        loader,
+    )
     for module in routes:
         app.include_router(module.router)
     # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
