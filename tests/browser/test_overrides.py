@@ -31,7 +31,7 @@ from skyline.settings import Settings
 from tests.api.test_overrides import tamper
 from tests.browser.bundler import IMPORT_MAP_OVERRIDES
 from tests.browser.support import DONE, demo_for, unit_loads
-from tests.browser.test_integrations import publish_vendor
+from tests.browser.test_integrations import PAGE_MODULE, publish_vendor
 from tests.support.scenario import unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -190,8 +190,10 @@ async def test_an_override_link_gives_one_browser_a_version_at_zero_percent(
     dev, _ = await asyncio.to_thread(
         publish_vendor, s3, settings, f"{apartment}-dev-header", header("dev").files["index.js"].encode()
     )
-    imo_page = page.replace('{"apartment": ', '{"import_map_overrides": true, "apartment": ').replace(
-        "</head>", f'<script src="{library}"></script>\n</head>'
+    imo_page = (
+        page.replace('{"apartment": ', '{"import_map_overrides": true, "apartment": ')
+        .replace("</head>", f'<script src="{library}"></script>\n</head>')
+        .replace("</body>", PAGE_MODULE + "</body>")
     )
     imo_shell = await asyncio.to_thread(publish_shell, s3, settings, apartment, imo_page, "imo.html")
     developer = await browser.new_context()
@@ -204,6 +206,9 @@ async def test_an_override_link_gives_one_browser_a_version_at_zero_percent(
     seen = await load(developer, f"{imo_shell}?skyline_user=dev-1")
     building = seen["buildings"]["header"]
     assert (building["reason"], building["state"], seen["text"]) == ("override", "loaded", "header dev")
+    # The library's own import map came first: the page's bare import gets the same module.
+    await dev_page.wait_for_function("() => document.body.dataset.header", timeout=10_000)
+    assert await dev_page.evaluate("document.body.dataset.header") == "dev"
     assert seen["beacons"] == [] and seen["beacon_status"] is None
     not_opted_in = await load(developer, f"{shell}?skyline_user=dev-1")
     assert not_opted_in["buildings"]["header"]["unit"] == "header@1.0.0"
