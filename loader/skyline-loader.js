@@ -252,18 +252,11 @@ export function vitalsBeacon(apartment, building, unit, vitals) {
 }
 
 // ---------------------------------------------------------------- overrides
-// A signed developer override (POST /overrides, api/overrides.py) makes this browser load a
-// chosen published version of one building (one at 0 % included) until it expires. The page
-// parameter `?skyline_override=<token>` (comma-separated for several; `off` forgets them all)
-// is kept in localStorage (`skyline.overrides`), so later pages of this browser keep it. The
-// token's claims are readable but only the API can verify them, so the loader takes no URL
-// from a token: it asks `GET /overrides/unit?token=` (next to `beacons`, or the config's
-// `override`), which verifies signature and expiry and answers the unit Skyline published
-// (entry, SRI, files); a token it refuses (forged, expired, gone) is forgotten. Loads of an
-// overridden building are labelled `override: true` in beacons, which the API keeps out of
-// the canary's series. With `"import_map_overrides": true` in the config and the
-// `import-map-overrides` library on the page, its overrides of `@<apartment>/<building>`
-// apply too (its developer URLs: no SRI, no beacons). docs/integrations.md#overrides.
+// Signed developer overrides (api/overrides.py, docs/integrations.md#overrides-for-developers-and-qa):
+// `?skyline_override=<token>[,…]` (`off` forgets) is kept in localStorage until it expires; the
+// unit comes from GET /overrides/unit, which verifies the token (no URL is taken from a token);
+// refused tokens are forgotten; beacons of the building say `override: true`. Opt-in
+// `import_map_overrides`: that library's entries for `@<apartment>/<building>` (no SRI, no beacons).
 
 export const OVERRIDE_PARAM = "skyline_override";
 const OVERRIDES_KEY = "skyline.overrides";
@@ -315,12 +308,13 @@ function storeOverrides(tokens) {
 }
 
 // This apartment's override tokens (the URL's, then the stored ones). A page without any
-// costs one URL parse and one localStorage read.
+// costs a look at the query string and one localStorage read.
 function pageOverrides(apartment) {
   let param = null;
   let stored = null;
   try {
-    param = new URL(location.href).searchParams.get(OVERRIDE_PARAM);
+    const search = location.search;
+    if (search.includes(OVERRIDE_PARAM)) param = new URLSearchParams(search).get(OVERRIDE_PARAM);
     stored = localStorage.getItem(OVERRIDES_KEY);
   } catch {
     // storage disabled
@@ -372,10 +366,7 @@ function fetchOverrides(config, apartment) {
   return Promise.all(tokens.map(one)).then(() => out);
 }
 
-// import-map-overrides (the npm package) keeps developer overrides of bare specifiers in
-// localStorage; a shell that opted in (`import_map_overrides: true`) gets its overrides of
-// `@<apartment>/<building>` applied by the loader too: the URL as given (a developer's
-// server), no SRI to check, no beacons (no published version to report on).
+// import-map-overrides' entries for this apartment's buildings: a developer's URL as given.
 export function importMapOverridesOf(apartment, buildings, overrideMap) {
   const out = {};
   const imports = (overrideMap && overrideMap.imports) || {};
