@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from adapters.bundles import (
     ArchiveLimits,
     BundleError,
+    bundle_entry,
     bundle_root,
     content_type,
     extract_archive,
@@ -29,6 +30,8 @@ from adapters.bundles import (
 )
 from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
 from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
+from skyline.federation import MF_METADATA
+from skyline.manifest import Federation
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 
@@ -66,6 +69,10 @@ class PublishBundleResult(BaseModel):
     # what this publish sent (the only keys it may take back) and the entry's key
     uploaded_keys: list[str] = Field(default_factory=list)
     entry_key: str | None = None
+    # The entry published when it is not the input's: a Module Federation 2 remote's
+    # container entry (its mf-manifest.json), with the container's name, type and exposes.
+    entry: str | None = None
+    federation: Federation | None = None
 
 
 class UnpublishBundleInput(BaseModel):
@@ -74,7 +81,7 @@ class UnpublishBundleInput(BaseModel):
     # started): only manifests written since then can reference the prefix.
     since: datetime | None = None
     # Shared layout (one namespace per unit): delete only these keys, the ones this
-    # rollout uploaded, and only if no manifest references `entry_key`.
+    # rollout uploaded, and only if no manifest references `entry_key` or any of them.
     keys: list[str] | None = None
     entry_key: str | None = None
 
@@ -149,15 +156,32 @@ class PublishActivities:
                     activity.heartbeat(done)
 
     def _publish_dir(self, root: Path, inp: PublishBundleInput) -> PublishBundleResult:
-        files = scan_bundle(root, inp.entry)
+        # A Module Federation 2 remote (mf-manifest.json at the root) publishes its container
+        # entry; renamed in its directory like any entry, its chunks still resolve from its URL.
+        entry, remote = bundle_entry(root, inp.entry)
+        files = scan_bundle(root, entry)
         unit_prefix = f"bundles/{inp.unit_id}/"
         existing = self._existing(unit_prefix)
-        plan = plan_shared(files, inp.entry, unit_prefix, existing)
+        federation = (
+            None
+            if remote is None
+            else Federation(
+                name=remote.name,
+                type=remote.type,
+                global_name=remote.global_name,
+                exposes=remote.exposes,
+                shared=remote.shared,
+            )
+        )
+        extra: dict[str, Any] = {"entry": entry, "federation": federation} if remote is not None else {}
+        # A remote's build metadata changes with every build under a fixed name: tagged by content.
+        tag_also = MF_METADATA if remote is not None else ()
+        plan = plan_shared(files, entry, unit_prefix, existing, tag_also)
         if plan is not None:
             todo = [item for item in plan if not item.stored(existing)]
             try:
                 self._send(todo, exclusive=True)
-                return self._result(plan, todo, unit_prefix, "shared", inp.entry)
+                return self._result(plan, todo, unit_prefix, "shared", entry).model_copy(update=extra)
             except SharedKeyConflict:
                 pass  # another version took a name first with other bytes: publish apart
         prefix = f"{unit_prefix}{tree_hash(files)[:32]}/"
@@ -169,7 +193,7 @@ class PublishActivities:
         # file, so a retry or a re-publish sends only what is missing.
         todo = [item for item in plan if not item.stored(existing)]
         self._send(todo, exclusive=False)
-        return self._result(plan, todo, prefix, "versioned", inp.entry)
+        return self._result(plan, todo, prefix, "versioned", entry).model_copy(update=extra)
 
     def _result(
         self,
@@ -218,12 +242,13 @@ class PublishActivities:
             # Uploaded before uploads moved under private/: read it once from the old place.
             self.s3.download_file(self.settings.s3_bucket, legacy_upload_key(upload_id), str(dest))
 
-    def _referenced(self, prefix: str, since: datetime | None) -> str | None:
-        """Which manifest (head, preview or any revision) points into `prefix`, if one does.
+    def _referenced(self, prefix: str | list[str], since: datetime | None) -> str | None:
+        """Which manifest (head, preview or any revision) points into `prefix` (or names any
+        of several keys), if one does.
 
         With `since`, only documents written after it (less a margin for clock skew) are read.
         """
-        needle = prefix.encode()
+        needles = [p.encode() for p in ([prefix] if isinstance(prefix, str) else prefix)]
         after = since - CLOCK_SKEW if since is not None else None
         for page in self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.s3_bucket, Prefix="manifests/"
@@ -238,7 +263,7 @@ class PublishActivities:
                     if is_missing(exc):
                         continue
                     raise
-                if needle in body:
+                if any(needle in body for needle in needles):
                     return key
         return None
 
@@ -250,7 +275,10 @@ class PublishActivities:
             # Shared namespace: other versions' files live beside these; take back only ours.
             if any(not k.startswith(prefix) or ".." in k.split("/") for k in inp.keys):
                 raise BundleError("keys to unpublish must lie under the bundle prefix")
-            referenced = self._referenced(inp.entry_key or prefix, inp.since)
+            # Any of them, not just the entry: a rollout of the same unit elsewhere may have
+            # skipped uploading a chunk this one uploaded first, and been served with it since
+            # (a file a served revision names is retained: docs/bundles.md#skew-protection).
+            referenced = self._referenced([inp.entry_key or prefix, *inp.keys], inp.since)
             if referenced:
                 return UnpublishBundleResult(deleted=0, kept_reason=f"referenced by {referenced}")
             keys = list(inp.keys)

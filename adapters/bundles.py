@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from skyline.federation import (
+    MAX_MANIFEST_BYTES,
+    MF_MANIFEST,
+    FederationManifestError,
+    RemoteManifest,
+    parse_mf_manifest,
+)
+
 if TYPE_CHECKING:
     from skyline.settings import Settings
 
@@ -50,6 +58,7 @@ def content_type(name: str) -> str:
 
 
 ROOT_SETTING = "SKYLINE_BUNDLE_ROOT"
+DEFAULT_ENTRY = "index.js"  # RolloutSpec.entry's default
 
 
 def open_nofollow(path: Path) -> BinaryIO:
@@ -251,10 +260,77 @@ def extract_archive(archive: Path, dest: Path, limits: ArchiveLimits | int | Non
 
 
 def bundle_root(unpacked: Path, entry: str) -> Path:
-    """Archives made with `tar -C dir .` and ones with a single top folder both work."""
-    if (unpacked / entry).is_file():
+    """Archives made with `tar -C dir .` and ones with a single top folder both work.
+
+    The root is where the entry is, or a Module Federation remote's mf-manifest.json."""
+
+    def holds(d: Path) -> bool:
+        return (d / entry).is_file() or (d / MF_MANIFEST).is_file()
+
+    if holds(unpacked):
         return unpacked
     children = list(unpacked.iterdir())
-    if len(children) == 1 and children[0].is_dir() and (children[0] / entry).is_file():
+    if len(children) == 1 and children[0].is_dir() and holds(children[0]):
         return children[0]
     return unpacked
+
+
+class InvalidMfManifest(BundleError):
+    """The bundle's mf-manifest.json is malformed or names an entry the bundle lacks.
+
+    `field`: what the API names in its 422 (`bundle`, or `entry` when they contradict)."""
+
+    code = "invalid_mf_manifest"
+
+    def __init__(self, message: str, field: str = "bundle") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def remote_manifest(root: Path) -> RemoteManifest | None:
+    """The Module Federation 2 remote a bundle directory holds, or None without mf-manifest.json.
+
+    Its remote entry must be a regular file inside the bundle (no symlink on the way)."""
+    path = root / MF_MANIFEST
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(mode):
+        raise InvalidMfManifest(f"{MF_MANIFEST} is not a regular file")
+    with open_nofollow(path) as fh:
+        data = fh.read(MAX_MANIFEST_BYTES + 1)
+    try:
+        remote = parse_mf_manifest(data)
+    except FederationManifestError as exc:
+        raise InvalidMfManifest(str(exc)) from None
+    current = root
+    for part in remote.entry.split("/"):
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError:
+            raise InvalidMfManifest(
+                f"{MF_MANIFEST} names the remote entry {remote.entry!r}, which is not in the bundle"
+            ) from None
+        if stat.S_ISLNK(mode):
+            raise InvalidMfManifest(f"the remote entry {remote.entry!r} goes through a symlink")
+    if not stat.S_ISREG(mode):
+        raise InvalidMfManifest(f"the remote entry {remote.entry!r} is not a regular file")
+    return remote
+
+
+def bundle_entry(root: Path, entry: str) -> tuple[str, RemoteManifest | None]:
+    """The entry module to publish: a remote's container entry when the bundle is a Module
+    Federation 2 remote, else `entry`. A remote entry that contradicts an `entry` set to
+    something other than the default (index.js) is refused."""
+    remote = remote_manifest(root)
+    if remote is None:
+        return entry, None
+    if entry not in (DEFAULT_ENTRY, remote.entry):
+        raise InvalidMfManifest(
+            f"entry {entry!r} contradicts {MF_MANIFEST}, whose remote entry is {remote.entry!r}; "
+            "leave `entry` unset for a Module Federation remote",
+            "entry",
+        )
+    return remote.entry, remote

@@ -28,6 +28,7 @@ import base64
 import hashlib
 import posixpath
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,9 +116,17 @@ def _rename_map_comments(body: bytes, renamed: dict[str, str]) -> bytes:
 
 
 def plan_shared(
-    files: list[BundleFile], entry: str, unit_prefix: str, existing: dict[str, tuple[int, str]]
+    files: list[BundleFile],
+    entry: str,
+    unit_prefix: str,
+    existing: dict[str, tuple[int, str]],
+    tag_also: Collection[str] = (),
 ) -> list[PlannedFile] | None:
-    """Keys in the shared layout, or None when this bundle must be published apart."""
+    """Keys in the shared layout, or None when this bundle must be published apart.
+
+    `tag_also`: other unhashed files that change with every build and that no module
+    imports (a Module Federation remote's mf-manifest.json): stored under a name
+    tagged with their content, like the entry, so they never hold a shared key."""
     group = _entry_group(files, entry)
     # Each renamed file is tagged with its own (published) content, so an unchanged
     # sibling such as index.css keeps its name even when the entry changes. Maps first:
@@ -135,6 +144,10 @@ def plan_shared(
 
     plan: list[PlannedFile] = []
     for f in files:
+        if f.relpath in tag_also and f.relpath not in renamed:
+            key = unit_prefix + _tagged(f.relpath, f.sha256[:TAG_LENGTH])
+            plan.append(PlannedFile(f.relpath, key, f.path, f.sha256, content_addressed=True))
+            continue
         if f.relpath in renamed:
             body = bodies[f.relpath]
             key = unit_prefix + renamed[f.relpath]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
 
 AnyMutation = SetCanary | PromoteUnit | RestoreBuilding | RestoreApartment | CreateApartment
 MAX_WRITE_ATTEMPTS = 64
+
+# The history-gap check runs beside the head write rather than before it: it
+# almost always finds the revision stored, and it sits on the emergency
+# rollback's path (boto3 clients are thread-safe).
+_REPAIRS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="manifest-repair")
 
 
 class WriteContention(Exception):
@@ -152,11 +158,26 @@ class ManifestStore:
         return response["ETag"]
 
     def _ensure_revision(self, apartment: str, manifest: ApartmentManifest) -> None:
+        """Store the revision object unless it exists (never overwritten: If-None-Match)."""
         try:
             self._put(revision_key(apartment, manifest.revision), manifest, IMMUTABLE, IfNoneMatch="*")
         except ClientError as exc:
             if not is_precondition_failed(exc):
                 raise
+
+    def _repair_revision(self, apartment: str, manifest: ApartmentManifest) -> None:
+        """The head's revision object, stored if a writer died between the head and it.
+
+        A HEAD first: it normally finds the object, and S3 answers a refused
+        conditional write far more slowly than a found object.
+        """
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=revision_key(apartment, manifest.revision))
+            return
+        except ClientError as exc:
+            if not is_missing(exc):
+                raise
+        self._ensure_revision(apartment, manifest)
 
     def write_preview(
         self, apartment: str, mutation: AnyMutation, change: ManifestChange
@@ -240,28 +261,35 @@ class ManifestStore:
                     found = self._find_change(apartment, change.id, base_hint + 1, manifest.revision - 1)
                     if found is not None:
                         return found, False
-                # Repairs the history gap a writer leaves if it dies between
-                # moving the head and storing its revision.
-                self._ensure_revision(apartment, manifest)
             stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
             nxt = apply_mutation(manifest, apartment, mutation, change, stamp)
             if on_base is not None and manifest is not None:
                 on_base(manifest.revision)
+            # Repairs the history gap a writer leaves if it dies between
+            # moving the head and storing its revision.
+            repair = None if manifest is None else _REPAIRS.submit(self._repair_revision, apartment, manifest)
             cond: dict[str, str] = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
             try:
                 self._put(head_key(apartment), nxt, MANIFEST_CACHE_CONTROL, **cond)
             except ClientError as exc:
+                _join(repair)
                 if not is_precondition_failed(exc):
                     raise
                 if isinstance(mutation, CreateApartment):
                     raise ManifestConflict(f"apartment {apartment!r} already exists") from None
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
                 continue
+            _join(repair)
             self._ensure_revision(apartment, nxt)
             return nxt, True
         raise WriteContention(
             f"gave up after {MAX_WRITE_ATTEMPTS} conflicting writes on apartment {apartment!r}"
         )
+
+
+def _join(repair: Future[None] | None) -> None:
+    if repair is not None:
+        repair.result()
 
 
 def rollout_refusal(apartment: str, building: str, store: ManifestStore) -> Building | str:

@@ -27,6 +27,7 @@ from api.routes import (
     overrides,
     rollouts,
     schedules,
+    storage,
     tokens,
 )
 from skyline.observability import configure_logging, install_http_metrics
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in routes:
         app.include_router(module.router)
+    app.include_router(storage.router)  # POST /storage/gc (docs/bundles.md#skew-protection)
     # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
     for path in ("/metrics", "/metrics/"):
         app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False)

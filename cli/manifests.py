@@ -109,3 +109,21 @@ def resolve(
         f"/apartments/{segment(apartment)}/resolve", user=user, region=region, segment=segments, flag=flags
     )
     render.emit(s, found, render.resolve_table)
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what would be deleted and why; delete nothing")
+    ] = False,
+    apartment_opt: ApartmentOpt = None,
+    reason: Reason = "",
+    actor: Actor = None,
+) -> None:
+    """Delete published files past the retention window (admin; --dry-run: deployer)."""
+    s = session(ctx)
+    body: dict[str, Any] = {"dry_run": dry_run, "actor": actor or default_actor(), "reason": reason}
+    if apartment_opt is not None:
+        body["apartment"] = apartment_opt
+    render.emit(s, s.api.post("/storage/gc", body), render.gc_view)

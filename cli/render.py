@@ -478,6 +478,31 @@ def undo_view(data: dict[str, Any]) -> RenderableType:
     )
 
 
+def gc_view(data: dict[str, Any]) -> RenderableType:
+    """`manifest gc`: each file past retention, the revision that named it last, and when it stopped."""
+    days = data["retention_seconds"] / 86400
+    verb = "would delete" if data["dry_run"] else "deleted"
+    count = len(data["collect"]) if data["dry_run"] else data["deleted"]
+    summary = Text(
+        f"{verb} {count} files ({data['bytes']} bytes) past the {days:g}-day retention; "
+        f"kept {data['retained']} a served or retained revision names, "
+        f"{data['unnamed']} no revision names; {data['revisions']} revisions read",
+        style="yellow" if data["dry_run"] else "green",
+    )
+    if not data["collect"]:
+        return summary
+    table = Table("file", "named last by", "stopped being served", "retained until", "bytes")
+    for c in data["collect"]:
+        table.add_row(
+            c["key"],
+            f"{c['apartment']} revision {c['revision']}",
+            c["stopped_at"],
+            c["retained_until"],
+            str(c["size"]),
+        )
+    return Group(table, summary)
+
+
 def resolve_table(data: dict[str, Any]) -> RenderableType:
     table = Table("building", "unit", "bucket", "why")
     for building, assignment in data.items():

@@ -199,6 +199,42 @@ export function importMapOf(apartment, assignments) {
   return { imports, integrity, variant };
 }
 
+// ---------------------------------------------------------------- skew protection
+//
+// A page keeps the manifest revision it started with: every later load of a unit in the
+// same page (a building mounted lazily with `window.skyline.load`, a second `start()` of
+// the loader module) resolves against that revision, never a newer manifest, so one page
+// never mixes two versions of a unit. The pin lives in this module's memory (one per page:
+// a module is evaluated once per document), so it costs no request and no storage; a new
+// page reads the manifest afresh. The files of every revision stay in storage for the
+// retention window after it stopped being served (docs/bundles.md#skew-protection).
+
+// manifest URL -> {revision, manifest}: what this page started with.
+const PAGE_PINS = new Map();
+
+// The manifest this page pinned for `key` (its manifest URL), or null before the first read.
+export function pinnedManifest(pins, key) {
+  const found = pins.get(key);
+  return found ? found.manifest : null;
+}
+
+// Pins `manifest` for `key` unless one is pinned already; returns the pinned one (the first wins).
+export function pinRevision(pins, key, manifest) {
+  const found = pins.get(key);
+  if (found) return found.manifest;
+  pins.set(key, { revision: manifest && manifest.version, manifest });
+  return manifest;
+}
+
+// A building's unit for a later load in this page: from the pinned revision's assignment.
+export function pinnedAssignment(assignments, revision, building) {
+  const found = assignments[building];
+  if (!found) throw new Error(`revision ${revision} of the manifest has no building ${JSON.stringify(building)}`);
+  return found;
+}
+
+// ---------------------------------------------------------------- lifecycles
+
 // single-spa lifecycles: a unit exporting bootstrap, mount and unmount (each a function
 // or an array of functions, as single-spa allows) is driven as single-spa drives it;
 // otherwise it is a Skyline unit, `mount(element, context)`.
@@ -687,8 +723,10 @@ export async function start(config, state = {}) {
   // Whatever happens, `ready` settles (to null when no map was added).
   const settle = (value) => mapReady(value);
 
-  let manifest;
-  try {
+  // Skew protection: a page that already read the manifest keeps that revision.
+  let manifest = pinnedManifest(PAGE_PINS, config.manifest);
+  if (manifest) report.pinned = true;
+  else try {
     // no-cache: revalidate with the edge on every page load, so the page after
     // an emergency rollback already gets last-known-good.
     const request = fetch(config.manifest, { cache: "no-cache", credentials: "omit" });
@@ -698,13 +736,13 @@ export async function start(config, state = {}) {
     // text + JSON.parse rather than json(): the same work, with the parse between marks.
     const text = await response.text();
     mark("skyline:manifest");
-    manifest = JSON.parse(text);
-    report.revision = manifest.version;
+    manifest = pinRevision(PAGE_PINS, config.manifest, JSON.parse(text));
   } catch (err) {
     report.error = `cannot read the manifest: ${err.message}`;
     settle(null);
     return report;
   }
+  report.revision = manifest.version;
 
   // The beacon token, while the units load.
   const tokenFrom = config.beacons ? tokenUrl(config, location.href) : null;
@@ -754,10 +792,10 @@ export async function start(config, state = {}) {
     return true;
   };
 
-  const loadOne = async (id, assignment) => {
+  const loadOne = async (id, assignment, into) => {
     const building = buildings[id];
     const selector = (building.routing && building.routing.mount) || `[data-skyline-building="${id}"]`;
-    const element = document.querySelector(selector);
+    const element = into || document.querySelector(selector);
     const entry = { bucket: assignment.bucket, reason: assignment.reason, unit: null, state: "skipped", attempts: [] };
     report.buildings[id] = entry;
     // A page that has no place for a building loads nothing for it.
@@ -793,6 +831,21 @@ export async function start(config, state = {}) {
         element.dataset.skylineState = "load_error";
       }
     }
+  };
+
+  // Skew protection: a building mounted later (an element the shell's router added, or one
+  // unmounted and loaded again) gets the unit of the revision this page started with.
+  state.load = (id, element) => lazyLoad(id, element);
+  const lazyLoad = async (id, element) => {
+    const assignment = pinnedAssignment(assignments, manifest.version, id);
+    const current = mounted[id];
+    if (!current || (element && current.element !== element)) {
+      const from = beacons.length;
+      await loadOne(id, assignment, element);
+      const fresh = beacons.slice(from).filter((b) => b.building === id && b.outcome !== "runtime_error");
+      if (fresh.length) report.lazy_beacon_status = await post(config.beacons, fresh, await currentSession());
+    }
+    return { ...report.buildings[id], revision: manifest.version };
   };
 
   // Errors thrown later by a mounted unit's own scripts: one beacon per unit

@@ -19,6 +19,9 @@ import {
   inPercentage,
   lifecyclesOf,
   moduleIntegrity,
+  pinnedAssignment,
+  pinnedManifest,
+  pinRevision,
   resolve,
   singleSpaProps,
   tokenUrl,
@@ -226,4 +229,22 @@ test("vitals beacons carry finite, rounded metrics only", () => {
     kind: "vitals",
     vitals: { lcp: 1.234568, cls: 0.1 },
   });
+});
+
+test("skew protection: the first manifest a page read stays pinned for later loads", () => {
+  const pins = new Map();
+  const url = "https://edge/skyline/manifests/shop/manifest.json";
+  const first = { version: "7", apartments: { shop: { buildings: { header: { active_unit: "header@1.0.0", units: { "header@1.0.0": { id: "header@1.0.0", version: "1.0.0" } } } } } } };
+  const promoted = { version: "8", apartments: { shop: { buildings: { header: { active_unit: "header@1.1.0", units: { "header@1.1.0": { id: "header@1.1.0", version: "1.1.0" } } } } } } };
+  assert.equal(pinnedManifest(pins, url), null);
+  assert.equal(pinRevision(pins, url, first), first);
+  // A newer revision read later in the same page does not replace the pin.
+  assert.equal(pinRevision(pins, url, promoted), first);
+  assert.equal(pinnedManifest(pins, url).version, "7");
+  // Another apartment's manifest has its own pin.
+  assert.equal(pinRevision(pins, "https://edge/skyline/manifests/other/manifest.json", promoted), promoted);
+  // Later loads resolve against the pinned revision's assignments.
+  const assignments = resolve(pinnedManifest(pins, url), "shop", { id: "u1" });
+  assert.equal(pinnedAssignment(assignments, "7", "header").unit.id, "header@1.0.0");
+  assert.throws(() => pinnedAssignment(assignments, "7", "footer"), /revision 7 of the manifest has no building "footer"/);
 });

@@ -89,6 +89,21 @@ class UnitFile(Model):
     kind: FileKind = "other"
 
 
+class Federation(Model):
+    """A Module Federation 2 remote's container, from its mf-manifest.json (skyline/federation.py).
+
+    The runtime plugin (loader/skyline-mf-plugin.js) matches a host's remote by `name`
+    and loads `Unit.url`, the container entry, as `type` says ("module"/"esm": import(),
+    otherwise a classic script setting `global_name`).
+    """
+
+    name: str
+    type: str = "global"
+    global_name: str | None = None
+    exposes: list[str] = Field(default_factory=list)
+    shared: list[str] = Field(default_factory=list)
+
+
 class Unit(Model):
     id: str
     name: str
@@ -107,6 +122,9 @@ class Unit(Model):
     # URL, SRI, kind. Optional: units published before it existed (and hand-written ones)
     # carry only `url` + `checksum`, and the loader then verifies the entry alone.
     files: dict[str, UnitFile] | None = None
+    # A Module Federation 2 remote (its bundle held mf-manifest.json): the container's name,
+    # entry type and exposes; `url` is its remote entry. Optional, absent for other units.
+    federation: Federation | None = None
 
 
 class RoutingConfig(Model):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -157,6 +158,11 @@ class Settings(BaseSettings):
     # Logs: one JSON object per line (with rollout_id where known), or plain text.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Skew protection: every file a manifest revision names stays in storage this long after
+    # that revision stopped being served (`skyline manifest gc`; docs/bundles.md#skew-protection).
+    # Seconds or ISO 8601 (`SKYLINE_RETENTION=P14D`).
+    retention: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
 
     # Embedded stack
     state_dir: Path = Path(".skyline")

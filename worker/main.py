@@ -22,6 +22,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.cdn import CdnActivities
+from activities.emergency import EmergencyActivities
 from activities.gates import GateActivities
 from activities.judging import judge_step_look
 from activities.manifests import ManifestActivities
@@ -48,6 +49,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     manifests = ManifestActivities(s3, settings.s3_bucket)
     provider = make_cdn_provider(settings, http)
     cdn = CdnActivities(settings, provider, http)
+    emergency = EmergencyActivities(manifests, cdn)
     publish = PublishActivities(settings, s3, http, provider)
     metrics = MetricsActivities(settings.prometheus_url, settings.prometheus_timeout_seconds)
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
@@ -57,6 +59,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         manifests.prepare_rollout,
         manifests.apply_manifest_change,
         cdn.sync_manifest_to_edge,
+        emergency.restore_and_serve,
         publish.publish_bundle,
         publish.verify_bundle_at_edge,
         publish.unpublish_bundle,

@@ -7,10 +7,13 @@ only starts once browsers can see the change.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.cdn import CdnActivities, SyncManifestInput
+    from activities.emergency import EmergencyActivities
     from activities.manifests import ApplyManifestChangeInput, ManifestActivities
     from skyline.manifest import ManifestChange
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding, SetCanary
@@ -32,19 +35,27 @@ async def sync_edge(
     )
 
 
+# How a write reaches the edge: two activities (every step), two local
+# activities (rollbacks recorded before "rollback-one-local-activity"), or
+# one local activity doing both (the emergency rollback today).
+WritePath = Literal["activities", "local", "one_local"]
+
+
 async def write_and_sync(
     apartment: str,
     change: ManifestChange,
     mutation: SetCanary | PromoteUnit | RestoreBuilding,
     why: str,
-    local: bool = False,
+    path: WritePath = "activities",
 ) -> int:
-    """Apply `mutation` as a new revision of the apartment's manifest; return it once the edge serves it.
-
-    `local`: both steps as local activities (the emergency rollback's shortest path).
-    """
+    """Apply `mutation` as a new revision of the apartment's manifest; return it once the edge serves it."""
     inp = ApplyManifestChangeInput(apartment=apartment, change=change, mutation=mutation)
-    if local:
+    if path == "one_local":
+        served = await workflow.execute_local_activity_method(
+            EmergencyActivities.restore_and_serve, inp, summary=why, **options.EDGE_SYNC_LOCAL
+        )
+        return served.revision
+    if path == "local":
         result = await workflow.execute_local_activity_method(
             ManifestActivities.apply_manifest_change, inp, summary=why, **options.MANIFEST_LOCAL
         )
@@ -52,5 +63,5 @@ async def write_and_sync(
         result = await workflow.execute_activity_method(
             ManifestActivities.apply_manifest_change, inp, summary=why, **options.MANIFEST
         )
-    await sync_edge(apartment, result.revision, local=local)
+    await sync_edge(apartment, result.revision, local=path == "local")
     return result.revision

@@ -16,8 +16,16 @@ with workflow.unsafe.imports_passed_through():
     from skyline.manifest import Unit
     from skyline.manifest_ops import PromoteUnit, RestoreBuilding
     from skyline.rollout import ControlRequest, RolloutStatus
+    from workflows.edge_write import WritePath
     from workflows.hooks import HookSteps
     from workflows.publishing import PublishSteps
+
+
+def rollback_path() -> WritePath:
+    """The shortest path: restore and purge inside the workflow task, as one local activity."""
+    if not workflow.patched("rollback-local-activities"):
+        return "activities"
+    return "one_local" if workflow.patched("rollback-one-local-activity") else "local"
 
 
 class Endings(HookSteps, PublishSteps):
@@ -31,8 +39,7 @@ class Endings(HookSteps, PublishSteps):
             revision = await self._write(
                 RestoreBuilding(building=self._spec.building, snapshot=self._prep.snapshot),
                 f"rollback of {self._spec.unit_key}: {req.reason}",
-                # the shortest path: restore and purge inside the workflow task
-                fast=workflow.patched("rollback-local-activities"),
+                rollback_path(),
             )
             self._status.weight = 0
             self._record(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -11,11 +10,12 @@ from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from skyline.fleet import ApartmentState, FleetSpec, FleetState, FleetStatus
-    from skyline.rollout import ControlRequest, HistoryEntry, RolloutStatus
+    from skyline.rollout import ControlRequest, RolloutStatus
+    from workflows.book import Book
     from workflows.deadline import ProgressDeadline
 
 
-class FleetBook:
+class FleetBook(Book[FleetStatus]):
     """Set in FleetRolloutWorkflow.__init__."""
 
     _spec: FleetSpec
@@ -41,19 +41,14 @@ class FleetBook:
             + (f"\n\n{self._status.reason}" if self._status.reason else "")
         )
 
-    def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
-        self._status.history.append(
-            HistoryEntry(
-                at=workflow.now(),
-                action=action,
-                actor=actor,
-                reason=reason,
-                state=self._status.state,
-                step=self._status.batch,
-                weight=0,
-            )
-        )
-        self._status.updated_at = workflow.now()
+    def _position(self) -> tuple[int, float]:
+        return self._status.batch, 0
+
+    def _auto_rollback(self) -> bool:
+        return self._spec.strategy.auto_rollback
+
+    def _deadline_reason(self) -> str:
+        return f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time"
 
     def _mark(self, apartment: str, state: ApartmentState, reason: str | None = None) -> None:
         entry = self._status.apartments[apartment]
@@ -69,23 +64,6 @@ class FleetBook:
         self._set_state(state)
         self._record(state, "skyline", reason)
         return self._status
-
-    def _check_deadline(self) -> None:
-        left = self._deadline.left(workflow.now())
-        if left is None or left > 0 or self._rollback is not None:
-            return
-        self._deadline.fired = True
-        reason = f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time"
-        if self._spec.strategy.auto_rollback:
-            self._rollback = ControlRequest(actor="skyline", reason=reason)
-        else:
-            self._paused = True
-            self._status.paused_reason = reason
-            self._set_state("paused")
-            self._record("pause", "skyline", reason)
-
-    def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
-        return self._deadline.timeout(workflow.now(), cap)
 
     async def _wait(self, condition: Any, cap: float | None = None) -> None:
         """Wait for a condition while enforcing the deadline."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -13,22 +12,10 @@ with workflow.unsafe.imports_passed_through():
         PromoteRolloutInput,
         ScheduleActivities,
     )
+    from skyline.contracts import PromotionInput, PromotionResult
     from workflows import options
 
 MAX_WAITS = 3
-
-
-class PromotionInput(BaseModel):
-    rollout_id: str
-    apartment: str
-    actor: str = "schedule"
-    cron: str | None = None  # kept for display: Temporal stores cron as calendar specs
-    timezone: str | None = None
-
-
-class PromotionResult(BaseModel):
-    promoted: bool
-    reason: str
 
 
 @workflow.defn

@@ -61,6 +61,8 @@ async def publish_unit(
         **options.VERIFY,
     )
     record("smoke passed", f"entry parses as JavaScript ({smoke.bytes} bytes)")
+    # A Module Federation 2 remote publishes its container entry (mf-manifest.json), not spec.entry.
+    entry = published.entry or spec.entry
     return Unit(
         id=spec.unit_key,
         name=spec.unit_id,
@@ -74,11 +76,12 @@ async def publish_unit(
         status="canary",
         # every module and stylesheet with its SRI, for the loader (docs/loader.md)
         files=unit_files(
-            spec.entry, published.entry_url, published.entry_key, published.keys, published.file_integrity
+            entry, published.entry_url, published.entry_key, published.keys, published.file_integrity
         ),
+        federation=published.federation,
         metadata=UnitMetadata(
             bundle_prefix=published.prefix,
-            entry=spec.entry,
+            entry=entry,
             files=published.files,
             published_at=workflow.now().isoformat(),
         ),

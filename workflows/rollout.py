@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.blue_green import BlueGreenSteps
     from workflows.controls import ControlSurface
     from workflows.deadline import ProgressDeadline
-    from workflows.edge_write import write_and_sync
+    from workflows.edge_write import WritePath, write_and_sync
     from workflows.hooks import cause
     from workflows.judged_bake import JudgedBake
     from workflows.legacy_bake import LegacyBake
@@ -170,14 +170,14 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
     # ----- what every part uses --------------------------------------------------------
 
     async def _write(
-        self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str, fast: bool = False
+        self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str, path: WritePath = "activities"
     ) -> int:
         self._changes += 1
         info = workflow.info()
         change = ManifestChange(
             id=f"{info.workflow_id}/{info.run_id}/{self._changes}", actor=self._spec.actor, reason=why
         )
-        revision = await write_and_sync(self._spec.apartment, change, mutation, why, local=fast)
+        revision = await write_and_sync(self._spec.apartment, change, mutation, why, path)
         self._status.revisions.append(revision)
         self._index()
         return revision

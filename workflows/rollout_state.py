@@ -9,7 +9,6 @@ upsert, which only follows state changes.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from temporalio import workflow
@@ -24,15 +23,16 @@ with workflow.unsafe.imports_passed_through():
     from skyline.observability import RolloutTelemetry
     from skyline.rollout import (
         ControlRequest,
-        HistoryEntry,
         PromoteRequest,
         RolloutSpec,
         RolloutState,
         RolloutStatus,
     )
     from skyline.strategies import ABTestStrategy, PlanStep
+    from workflows.book import Book
     from workflows.deadline import ProgressDeadline
     from workflows.details import current_details
+    from workflows.edge_write import WritePath
 
 Outcome = Literal["next", "full", "rollback"]
 MAX_ANALYSES_KEPT = 50  # analyses kept in the status (every bake)
@@ -64,14 +64,17 @@ class RolloutFields:
     if TYPE_CHECKING:  # provided by other parts; declared so each part type-checks alone
 
         async def _write(
-            self, mutation: SetCanary | PromoteUnit | RestoreBuilding, why: str, fast: bool = False
+            self,
+            mutation: SetCanary | PromoteUnit | RestoreBuilding,
+            why: str,
+            path: WritePath = "activities",
         ) -> int: ...
         async def _bake(self, bake_seconds: float, experiment: bool = False) -> Outcome: ...
         async def _do_rollback(self) -> RolloutStatus: ...
         async def _notify(self, event: str) -> None: ...
 
 
-class RolloutBook(RolloutFields):
+class RolloutBook(RolloutFields, Book[RolloutStatus]):
     def _set_state(self, state: RolloutState) -> None:
         self._status.state = state
         if state != "paused":
@@ -92,21 +95,20 @@ class RolloutBook(RolloutFields):
             )
         workflow.set_current_details(current_details(self._status))
 
-    def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
-        self._status.history.append(
-            HistoryEntry(
-                at=workflow.now(),
-                action=action,
-                actor=actor,
-                reason=reason,
-                state=self._status.state,
-                step=self._status.step,
-                weight=self._status.weight,
-                revision=revision,
-            )
-        )
-        self._status.updated_at = workflow.now()
+    def _position(self) -> tuple[int, float]:
+        return self._status.step, self._status.weight
+
+    def _recorded(self) -> None:
         workflow.set_current_details(current_details(self._status))
+
+    def _auto_rollback(self) -> bool:
+        return self._spec.strategy.auto_rollback
+
+    def _deadline_reason(self) -> str:
+        return (
+            f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time "
+            "(time paused by a human not counted)"
+        )
 
     def _finish(self, state: RolloutState, reason: str) -> RolloutStatus:
         self._status.promotion_blocked = None
@@ -127,32 +129,8 @@ class RolloutBook(RolloutFields):
         self._status.report = render_ab_report(report)
         workflow.set_current_details(current_details(self._status))
 
-    def _pause_for(self, reason: str) -> None:
-        self._paused = True
-        self._status.paused_reason = reason
-        self._set_state("paused")
-        self._record("pause", "skyline", reason)
-
     def _interrupted(self) -> bool:
         return self._rollback is not None or self._promote is not None
-
-    def _deadline_timeout(self, cap: float | None = None) -> timedelta | None:
-        return self._deadline.timeout(workflow.now(), cap)
-
-    def _check_deadline(self) -> None:
-        """Past the deadline: roll back, or pause when auto_rollback is off (once)."""
-        left = self._deadline.left(workflow.now())
-        if left is None or left > 0 or self._rollback is not None:
-            return
-        self._deadline.fired = True
-        reason = (
-            f"progress deadline exceeded: {self._spec.max_duration_seconds:g}s of active time "
-            "(time paused by a human not counted)"
-        )
-        if self._spec.strategy.auto_rollback:
-            self._rollback = ControlRequest(actor="skyline", reason=reason)
-        else:
-            self._pause_for(reason)
 
     async def _hold_while_paused(self) -> None:
         """Every wait of a paused rollout goes through here: it ends on resume, promote or rollback."""

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.cdn import CdnActivities, SyncManifestInput
     from activities.manifests import ManifestActivities, UndoToRevisionInput
+    from skyline.contracts import UndoInput, UndoResult
     from skyline.manifest import ManifestChange
     from workflows import options
-
-
-class UndoInput(BaseModel):
-    apartment: str
-    to_revision: int
-    actor: str
-    reason: str
-
-
-class UndoResult(BaseModel):
-    apartment: str
-    revision: int
-    restored_from: int
-
-
-def undo_workflow_id(apartment: str) -> str:
-    return f"undo.{apartment}"
 
 
 @workflow.defn

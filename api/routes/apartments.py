@@ -14,15 +14,16 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.retention import StorageCollector
 from api.auth import Admin, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
+from skyline.contracts import UNDO_WORKFLOW, UndoInput, UndoResult, undo_workflow_id
 from skyline.manifest import SLUG, SLUG_HELP, Apartment, ApartmentManifest, ManifestChange
 from skyline.manifest_diff import Change, diff
 from skyline.manifest_ops import CreateApartment, ManifestConflict
 from skyline.rollout import rollout_id_for
 from skyline.split import Assignment, SplitUser, resolve
-from workflows.undo import ManifestUndoWorkflow, UndoInput, UndoResult, undo_workflow_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/apartments", tags=["apartments"])
@@ -204,10 +205,22 @@ async def undo(
 ) -> UndoResult:
     """Write the apartment as revision `to_revision` had it, as a new revision, and purge the edge."""
     current = await asyncio.to_thread(_manifest_or_404, store, apartment)
-    await asyncio.to_thread(_revision_or_404, store, apartment, req.to_revision)
+    target = await asyncio.to_thread(_revision_or_404, store, apartment, req.to_revision)
     if req.to_revision == current.revision:
         raise ApiError(
             409, "nothing_to_undo", f"revision {req.to_revision} is already current", "to_revision"
+        )
+    # A revision whose files gc collected would serve missing files (docs/bundles.md#skew-protection).
+    collector = StorageCollector(store, settings.public_url(""))
+    missing = await asyncio.to_thread(collector.missing, target)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ApiError(
+            409,
+            "files_collected",
+            f"revision {req.to_revision} names files storage no longer holds ({shown}): they were "
+            "collected past the retention window (skyline manifest gc); undo to a newer revision",
+            "to_revision",
         )
     running = await _running_rollouts(temporal, current, apartment)
     if running:
@@ -219,7 +232,7 @@ async def undo(
         )
     try:
         result: UndoResult = await temporal.execute_workflow(
-            ManifestUndoWorkflow.run,
+            UNDO_WORKFLOW,
             UndoInput(
                 apartment=apartment,
                 to_revision=req.to_revision,
@@ -231,6 +244,7 @@ async def undo(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"undo {apartment} to revision {req.to_revision} (by {who.actor(req.actor)})",
+            result_type=UndoResult,
         )
     except WorkflowAlreadyStartedError as exc:
         raise ApiError(409, "undo_running", f"an undo of {apartment!r} is already running") from exc

@@ -10,7 +10,16 @@ from pathlib import Path
 from fastapi import APIRouter, UploadFile
 from pydantic import BaseModel
 
-from adapters.bundles import ArchiveLimits, ArchiveRefused, BundleError, extract_archive
+from adapters.bundles import (
+    DEFAULT_ENTRY,
+    ArchiveLimits,
+    ArchiveRefused,
+    BundleError,
+    InvalidMfManifest,
+    bundle_entry,
+    bundle_root,
+    extract_archive,
+)
 from adapters.storage import upload_key
 from api.auth import Deployer
 from api.deps import SettingsDep, StoreDep
@@ -35,6 +44,11 @@ def _stage(data: bytes, settings: SettingsDep, store: StoreDep) -> BundleUploade
             code = exc.code if isinstance(exc, ArchiveRefused) else "invalid_bundle"
             raise ApiError(422, code, str(exc), "bundle") from exc
         files = sum(1 for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+        try:
+            # A Module Federation 2 remote: its mf-manifest.json must name an entry it holds.
+            bundle_entry(bundle_root(root, DEFAULT_ENTRY), DEFAULT_ENTRY)
+        except InvalidMfManifest as exc:
+            raise ApiError(422, exc.code, str(exc), "bundle") from exc
     if files == 0:
         raise ApiError(422, "invalid_bundle", "the archive holds no files", "bundle")
     upload_id = hashlib.sha256(data).hexdigest()[:32]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Body
 from pydantic import BaseModel
@@ -16,10 +15,9 @@ from api.auth import Deployer, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
+from skyline.contracts import FLEET_WORKFLOW, STATUS_QUERY, ControlName
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus, fleet_id_for
-from skyline.rollout import ControlRequest, PromoteRequest
-from workflows.fleet import FleetRolloutWorkflow
-from workflows.rollout import RolloutWorkflow
+from skyline.rollout import ControlRequest, PromoteRequest, RolloutStatus
 
 router = APIRouter(prefix="/fleets", tags=["fleets"])
 
@@ -46,13 +44,14 @@ async def start_fleet(
     fleet_id = fleet_id_for(spec.building, spec.unit_id)
     try:
         handle = await temporal.start_workflow(
-            FleetRolloutWorkflow.run,
+            FLEET_WORKFLOW,
             FleetInput(fleet_id=fleet_id, spec=spec),
             id=fleet_id,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"fleet: {spec.unit_key} → {spec.building} in batches of {spec.batch_size}",
+            result_type=FleetStatus,
         )
     except WorkflowAlreadyStartedError as exc:
         raise ApiError(
@@ -62,18 +61,17 @@ async def start_fleet(
 
 
 async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bool]:
-    handle = temporal.get_workflow_handle_for(FleetRolloutWorkflow.run, fleet_id)
+    handle = temporal.get_workflow_handle(fleet_id, result_type=FleetStatus)
     try:
         described = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}") from exc
         raise
-    if described.workflow_type != "FleetRolloutWorkflow":  # an id of another kind of workflow
+    if described.workflow_type != FLEET_WORKFLOW:  # an id of another kind of workflow
         raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}")
-    return await handle.query(
-        FleetRolloutWorkflow.status
-    ), described.status == WorkflowExecutionStatus.RUNNING
+    status: FleetStatus = await handle.query(STATUS_QUERY, result_type=FleetStatus)
+    return status, described.status == WorkflowExecutionStatus.RUNNING
 
 
 @router.get("/{fleet_id}", response_model=FleetStatus)
@@ -83,7 +81,9 @@ async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Viewer) -> FleetS
     for entry in status.apartments.values():
         if entry.state == "running":
             try:
-                child = await temporal.get_workflow_handle(entry.rollout_id).query(RolloutWorkflow.status)
+                child = await temporal.get_workflow_handle(entry.rollout_id).query(
+                    STATUS_QUERY, result_type=RolloutStatus
+                )
             except RPCError:
                 continue
             entry.weight = child.weight
@@ -91,12 +91,15 @@ async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Viewer) -> FleetS
     return status
 
 
-async def _control(temporal: TemporalDep, fleet_id: str, update: Any, req: ControlRequest) -> FleetStatus:
+async def _control(
+    temporal: TemporalDep, fleet_id: str, update: ControlName, req: ControlRequest
+) -> FleetStatus:
     status, running = await _status(temporal, fleet_id)
     if not running:
         raise ApiError(409, "fleet_ended", f"the fleet rollout has ended ({status.state})")
     try:
-        result: FleetStatus = await temporal.get_workflow_handle(fleet_id).execute_update(update, req)
+        handle = temporal.get_workflow_handle(fleet_id)
+        result: FleetStatus = await handle.execute_update(update, req, result_type=FleetStatus)
     except WorkflowUpdateFailedError as exc:
         raise ApiError(409, "invalid_control", str(exc.cause)) from exc
     return result
@@ -110,9 +113,7 @@ async def pause(
     fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
 ) -> FleetStatus:
     """No new batch starts; running apartments pause too."""
-    return await _control(
-        temporal, fleet_id, FleetRolloutWorkflow.pause, req.model_copy(update={"actor": who.actor(req.actor)})
-    )
+    return await _control(temporal, fleet_id, "pause", req.model_copy(update={"actor": who.actor(req.actor)}))
 
 
 @router.post("/{fleet_id}/resume", response_model=FleetStatus)
@@ -122,7 +123,7 @@ async def resume(
     return await _control(
         temporal,
         fleet_id,
-        FleetRolloutWorkflow.resume,
+        "resume",
         req.model_copy(update={"actor": who.actor(req.actor)}),
     )
 
@@ -133,7 +134,7 @@ async def promote(
 ) -> FleetStatus:
     """Start the next batch now."""
     body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason)
-    return await _control(temporal, fleet_id, FleetRolloutWorkflow.promote, body)
+    return await _control(temporal, fleet_id, "promote", body)
 
 
 @router.post("/{fleet_id}/rollback", response_model=FleetStatus)
@@ -144,6 +145,6 @@ async def rollback(
     return await _control(
         temporal,
         fleet_id,
-        FleetRolloutWorkflow.rollback,
+        "rollback",
         req.model_copy(update={"actor": who.actor(req.actor)}),
     )

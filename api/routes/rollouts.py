@@ -19,8 +19,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters import search_attributes as search
-from adapters.bundles import BundleError, resolve_bundle_path
-from adapters.consistency import apartment_exists, storage_warning
+from adapters.bundles import BundleError, InvalidMfManifest, bundle_entry, resolve_bundle_path
+from adapters.consistency import ROLLOUT_PREFIX, apartment_exists, storage_warning
 from adapters.manifest_store import rollout_refusal
 from adapters.storage import legacy_upload_key, upload_key
 from api.auth import Deployer, Principal, Viewer
@@ -28,6 +28,7 @@ from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
 from skyline.ab_report import build_ab_report, render_ab_report
+from skyline.contracts import ROLLOUT_WORKFLOW, STATUS_QUERY, ControlName
 from skyline.figures import StepDocument
 from skyline.manifest import SLUG
 from skyline.outbound import literal_refusal
@@ -46,7 +47,6 @@ from skyline.rollout import (
 )
 from skyline.strategies import BlueGreenStrategy
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
-from workflows.rollout import RolloutWorkflow
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
 
@@ -84,7 +84,12 @@ def validate_bundle(spec: RolloutSpec, settings: SettingsDep, store: StoreDep) -
             root = resolve_bundle_path(spec.bundle.path, settings.bundle_root)
         except BundleError as exc:
             raise ApiError(422, "invalid_bundle_path", str(exc), "bundle.path") from exc
-        entry = root / spec.entry
+        try:
+            # A Module Federation 2 remote's entry is the one its mf-manifest.json names.
+            entry_name, _ = bundle_entry(root, spec.entry)
+        except InvalidMfManifest as exc:
+            raise ApiError(422, exc.code, str(exc), exc.field) from exc
+        entry = root / entry_name
         if entry.is_symlink() or not entry.is_file():
             raise ApiError(
                 422,
@@ -159,7 +164,7 @@ async def start_rollout(
         )
     try:
         handle = await temporal.start_workflow(
-            RolloutWorkflow.run,
+            ROLLOUT_WORKFLOW,
             RolloutInput(rollout_id=rollout_id, spec=spec),
             id=rollout_id,
             task_queue=settings.task_queue,
@@ -169,6 +174,7 @@ async def start_rollout(
             static_details=f"Started by **{spec.actor}**: {spec.reason or 'no reason given'}",
             search_attributes=search.initial(spec.apartment, spec.building, spec.version),
             start_delay=delay,
+            result_type=RolloutStatus,
         )
     except WorkflowAlreadyStartedError as exc:
         if schedule:
@@ -228,7 +234,7 @@ async def list_rollouts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RolloutSummary]:
     """Rollouts from Temporal visibility (newest first), filtered by the search attributes."""
-    clauses = ["WorkflowType = 'RolloutWorkflow'"]
+    clauses = [f"WorkflowType = '{ROLLOUT_WORKFLOW}'"]
     for key, value in (
         (search.APARTMENT, apartment),
         (search.BUILDING, building),
@@ -268,7 +274,7 @@ async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutio
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", f"no rollout {handle.id!r}") from exc
         raise
-    if described.workflow_type != "RolloutWorkflow":  # e.g. undo.shop, fleet.header.header
+    if described.workflow_type != ROLLOUT_WORKFLOW:  # e.g. undo.shop, fleet.header.header
         raise ApiError(404, "not_found", f"no rollout {handle.id!r}")
     return described.status
 
@@ -285,9 +291,9 @@ def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
 
 @router.get("/{rollout_id}", response_model=RolloutStatus)
 async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> RolloutStatus:
-    handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+    handle = temporal.get_workflow_handle(rollout_id, result_type=RolloutStatus)
     await _describe_or_404(handle)
-    status = _with_ab_report(await handle.query(RolloutWorkflow.status))
+    status = _with_ab_report(await handle.query(STATUS_QUERY, result_type=RolloutStatus))
     if status.state in TERMINAL_STATES:
         return status
     warning = await _storage_warning(store, status.apartment, {})
@@ -319,21 +325,28 @@ async def looks(
     return docs
 
 
-async def _control(temporal: TemporalDep, rollout_id: str, update: Any, req: ControlRequest) -> RolloutStatus:
-    handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
-    status = await _describe_or_404(handle)
-    if status != WorkflowExecutionStatus.RUNNING:
-        final = await handle.query(RolloutWorkflow.status)
-        raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
+async def _control(
+    temporal: TemporalDep, rollout_id: str, update: ControlName, req: ControlRequest
+) -> RolloutStatus:
+    handle = temporal.get_workflow_handle(rollout_id, result_type=RolloutStatus)
+    if not rollout_id.startswith(ROLLOUT_PREFIX):  # e.g. undo.shop, fleet.header.header: never a rollout
+        await _describe_or_404(handle)
+    # Straight to the update (the emergency rollback's path is one round trip
+    # shorter without a describe first); a refusal says why it was not found.
     try:
-        result: RolloutStatus = await handle.execute_update(update, req)
+        result: RolloutStatus = await handle.execute_update(update, req, result_type=RolloutStatus)
     except WorkflowUpdateFailedError as exc:
         raise ApiError(409, "invalid_control", str(exc.cause)) from exc
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one") from exc
-        raise
-    return result
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        return result
+    # No such workflow (404), or it has ended (409 with its final state).
+    if await _describe_or_404(handle) == WorkflowExecutionStatus.RUNNING:
+        raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one")
+    final = await handle.query(STATUS_QUERY, result_type=RolloutStatus)
+    raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
 
 
 Control = Body(default_factory=ControlRequest)
@@ -348,14 +361,14 @@ async def pause(
     rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
 ) -> RolloutStatus:
     """Hold the rollout at its current weight; bake time stops counting."""
-    return await _control(temporal, rollout_id, RolloutWorkflow.pause, _as(who, req))
+    return await _control(temporal, rollout_id, "pause", _as(who, req))
 
 
 @router.post("/{rollout_id}/resume", response_model=RolloutStatus)
 async def resume(
     rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
 ) -> RolloutStatus:
-    return await _control(temporal, rollout_id, RolloutWorkflow.resume, _as(who, req))
+    return await _control(temporal, rollout_id, "resume", _as(who, req))
 
 
 @router.post("/{rollout_id}/promote", response_model=RolloutStatus)
@@ -368,7 +381,7 @@ async def promote(
 ) -> RolloutStatus:
     """Advance one step now, or with `full=true` make the new unit the active one."""
     body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason, full=full)
-    return await _control(temporal, rollout_id, RolloutWorkflow.promote, body)
+    return await _control(temporal, rollout_id, "promote", body)
 
 
 @router.post("/{rollout_id}/rollback", response_model=RolloutStatus)
@@ -376,4 +389,4 @@ async def rollback(
     rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
 ) -> RolloutStatus:
     """Emergency rollback: skips every check; answers when the edge serves last-known-good."""
-    return await _control(temporal, rollout_id, RolloutWorkflow.rollback, _as(who, req))
+    return await _control(temporal, rollout_id, "rollback", _as(who, req))

@@ -23,11 +23,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import Admin, Viewer
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
-from skyline.rollout import check_time_zone, promotion_schedule_id
+from skyline.contracts import PROMOTION_WORKFLOW, STATUS_QUERY, PromotionInput
+from skyline.rollout import RolloutStatus, check_time_zone, promotion_schedule_id
 from skyline.settings import Settings
 from skyline.windows import PromotionBlocked
-from workflows.promotion import PromotionInput, PromotionWorkflow
-from workflows.rollout import RolloutWorkflow
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 
@@ -83,7 +82,7 @@ async def create_promotion_schedule(
             schedule_id,
             Schedule(
                 action=ScheduleActionStartWorkflow(
-                    PromotionWorkflow.run,
+                    PROMOTION_WORKFLOW,
                     PromotionInput(
                         rollout_id=rollout_id,
                         apartment=apartment,
@@ -114,9 +113,9 @@ async def create_promotion_schedule(
 
 async def _blocked(temporal: Client, rollout_id: str) -> PromotionBlocked | None:
     """What the rollout's status says about its promotion being blocked (None if it ended or is gone)."""
-    handle = temporal.get_workflow_handle_for(RolloutWorkflow.run, rollout_id)
+    handle = temporal.get_workflow_handle(rollout_id)
     try:
-        status = await handle.query(RolloutWorkflow.status)
+        status: RolloutStatus = await handle.query(STATUS_QUERY, result_type=RolloutStatus)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.manifest_store import ManifestStore, head_key
+from adapters.manifest_store import ManifestStore, head_key, revision_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import CreateApartment, ManifestConflict, PromoteUnit, SetCanary
 from skyline.settings import Settings
@@ -100,6 +100,23 @@ def test_retried_change_is_applied_once(s3: Any, settings: Settings) -> None:
     )
     assert not applied_late and late.revision == 2
     assert store.list_revisions(apartment) == [1, 2, 3]
+
+
+def test_the_next_writer_repairs_the_revision_a_dead_writer_left_out(s3: Any, settings: Settings) -> None:
+    """A writer that died between moving the head and storing its revision leaves a gap; the next fills it."""
+    store = ManifestStore(s3, settings.s3_bucket)
+    apartment = create(store, ["x"])
+    store.apply(
+        apartment,
+        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
+        change("a"),
+    )
+    s3.delete_object(Bucket=settings.s3_bucket, Key=revision_key(apartment, 2))  # as if it died there
+    assert store.list_revisions(apartment) == [1]
+    store.apply(apartment, PromoteUnit(building="x", unit_id="x@1.0.1"), change("b"))
+    assert store.list_revisions(apartment) == [1, 2, 3]
+    repaired = store.read_revision(apartment, 2)
+    assert repaired is not None and repaired.change is not None and repaired.change.id == "a"
 
 
 def test_head_is_served_with_short_cache_and_revisions_are_immutable(s3: Any, settings: Settings) -> None:

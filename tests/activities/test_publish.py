@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.publish import PublishActivities, PublishBundleInput, VerifyBundleInput
 from adapters.bundles import sri_sha384
+from adapters.storage import upload_key
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 from tests.support.scenario import make_bundle, unique
@@ -160,3 +163,127 @@ def test_bad_bundles_are_refused_with_a_reason(
     with pytest.raises(ApplicationError, match=message) as info:
         publisher(settings, s3).publish_bundle(inp)
     assert info.value.non_retryable
+
+
+def _mf_remote(root: Path, version: str, *, entry_path: str = "", mf: dict[str, Any] | None = None) -> Path:
+    """A Module Federation 2 remote's output: mf-manifest.json, its container entry, an expose chunk."""
+    where = root / entry_path if entry_path else root
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "remoteEntry.js").write_text(
+        f'export const version = "{version}";\n'
+        "export async function init() {}\n"
+        "export async function get(expose) {\n"
+        '  const m = await import("./__federation_expose_Cart-A1B2C3D4.js");\n'
+        "  return () => m;\n}\n"
+    )
+    (where / "__federation_expose_Cart-A1B2C3D4.js").write_text("export default 'cart';\n")
+    doc = mf or {
+        "id": "checkout",
+        "name": "checkout",
+        "metaData": {
+            "name": "checkout",
+            "buildInfo": {"buildVersion": version, "buildName": "checkout"},
+            "remoteEntry": {"name": "remoteEntry.js", "path": entry_path, "type": "module"},
+            "globalName": "checkout",
+            "publicPath": "auto",
+        },
+        "shared": [],
+        "remotes": [],
+        "exposes": [{"id": "checkout:Cart", "name": "Cart", "path": "./Cart"}],
+    }
+    (root / "mf-manifest.json").write_text(json.dumps(doc))
+    return root
+
+
+def test_a_module_federation_remote_publishes_its_container_entry(
+    settings: Settings, s3: Any, tmp_path: Path
+) -> None:
+    unit_id = unique("remote")
+    root = _mf_remote(tmp_path / "v1", "1.0.0", entry_path="static/js")
+    # `entry` left at its default: mf-manifest.json names the entry
+    inp = PublishBundleInput(
+        unit_id=unit_id, version="1.0.0", entry="index.js", source=BundleSource(path=str(root))
+    )
+    result = publisher(settings, s3).publish(inp)
+    assert result.entry == "static/js/remoteEntry.js" and result.layout == "shared"
+    assert result.federation is not None
+    assert (result.federation.name, result.federation.type, result.federation.exposes) == (
+        "checkout",
+        "module",
+        ["./Cart"],
+    )
+    assert re.fullmatch(
+        rf"bundles/{unit_id}/static/js/remoteEntry\.[0-9a-f]{{16}}\.js", result.entry_key or ""
+    )
+    assert result.integrity == sri_sha384((root / "static/js/remoteEntry.js").read_bytes())
+    # the expose chunk sits next to the renamed entry, where its relative import resolves
+    assert result.keys["static/js/__federation_expose_Cart-A1B2C3D4.js"] == (
+        f"bundles/{unit_id}/static/js/__federation_expose_Cart-A1B2C3D4.js"
+    )
+    # the build's metadata changes with every build: tagged by content, never a shared key
+    assert re.fullmatch(
+        rf"bundles/{unit_id}/mf-manifest\.[0-9a-f]{{16}}\.json", result.keys["mf-manifest.json"]
+    )
+    # the same entry named explicitly is fine; another one contradicts the manifest
+    named = inp.model_copy(update={"entry": "static/js/remoteEntry.js"})
+    assert publisher(settings, s3).publish(named).entry_key == result.entry_key
+    with pytest.raises(ApplicationError, match="contradicts mf-manifest.json") as info:
+        publisher(settings, s3).publish_bundle(inp.model_copy(update={"entry": "other.js"}))
+    assert info.value.non_retryable
+
+    # an archive with one top folder is found by its mf-manifest.json
+    archive = tmp_path / "remote.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(_mf_remote(tmp_path / "v2", "1.1.0"), arcname="dist")
+    upload = hashlib.sha256(unique("up").encode()).hexdigest()[:32]
+    s3.put_object(Bucket=settings.s3_bucket, Key=upload_key(upload), Body=archive.read_bytes())
+    uploaded = publisher(settings, s3).publish(
+        PublishBundleInput(
+            unit_id=unit_id, version="1.1.0", entry="index.js", source=BundleSource(upload_id=upload)
+        )
+    )
+    assert uploaded.entry == "remoteEntry.js" and uploaded.federation is not None
+    assert (
+        uploaded.layout == "shared" and uploaded.keys["mf-manifest.json"] != result.keys["mf-manifest.json"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: (root / "mf-manifest.json").write_text("{"), "mf-manifest.json is not JSON"),
+        (
+            lambda root: (root / "mf-manifest.json").write_text(
+                json.dumps({"name": "x", "metaData": {"remoteEntry": {"name": "gone.js", "path": ""}}})
+            ),
+            "'gone.js', which is not in the bundle",
+        ),
+        (
+            lambda root: (root / "mf-manifest.json").write_text(
+                json.dumps(
+                    {"name": "x", "metaData": {"remoteEntry": {"name": "remoteEntry.js", "path": ".."}}}
+                )
+            ),
+            "inside the bundle",
+        ),
+        (
+            lambda root: (
+                (root / "remoteEntry.js").unlink(),
+                (root / "remoteEntry.js").symlink_to(root / "index.js"),
+            ),
+            "goes through a symlink",
+        ),
+    ],
+)
+def test_bad_mf_manifests_are_refused_with_a_reason(
+    settings: Settings, s3: Any, tmp_path: Path, setup: Any, message: str
+) -> None:
+    root = _mf_remote(tmp_path / "bundle", "1.0.0")
+    (root / "index.js").write_text("export const x = 1;\n")
+    setup(root)
+    inp = PublishBundleInput(
+        unit_id="u", version="1.0.0", entry="index.js", source=BundleSource(path=str(root))
+    )
+    with pytest.raises(ApplicationError, match=re.escape(message)) as info:
+        publisher(settings, s3).publish_bundle(inp)
+    assert info.value.non_retryable and info.value.type == "InvalidBundle"

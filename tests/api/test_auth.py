@@ -87,6 +87,8 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/apartments/none/undo", "admin", {"to_revision": 1}),
     ("POST", "/schedules", "admin", {"rollout_id": "rollout.a.b", "cron": "0 10 * * *"}),
     ("GET", "/tokens", "admin", None),
+    ("POST", "/storage/gc", "deployer", {"dry_run": True, "apartment": "none"}),
+    ("POST", "/storage/gc", "admin", {"dry_run": False, "apartment": "none"}),
 ]
 RANK = ["viewer", "deployer", "admin"]
 

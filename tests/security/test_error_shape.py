@@ -49,6 +49,10 @@ async def test_ids_of_other_workflow_types_are_404(api: httpx.AsyncClient, tmp_p
         shaped(await api.post(f"/fleets/{rollout_id}/pause", json={}), 404, "not_found")
     finally:
         await api.post(f"/rollouts/{rollout_id}/rollback", json={})
+    # Controls go straight to the workflow: an ended one is 409 with its end, an unknown one 404.
+    ended = shaped(await api.post(f"/rollouts/{rollout_id}/pause", json={}), 409, "rollout_ended")
+    assert "rolled_back" in ended["message"]
+    shaped(await api.post(f"/rollouts/rollout.{apartment}.nobuilding/rollback", json={}), 404, "not_found")
 
 
 async def test_invalid_json_names_the_body(api: httpx.AsyncClient) -> None:

@@ -13,6 +13,7 @@ from activities.metrics import GatherFiguresInput, GatherFiguresResult
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus
 from skyline.manifest_ops import PromoteUnit, SetCanary
 from skyline.rollout import ControlRequest, PromoteRequest
+from tests.support.histories import save_history
 from tests.workflows.conftest import running
 from tests.workflows.world import Traffic, World, failing, healthy, stable_unit
 from workflows.fleet import FleetRolloutWorkflow
@@ -105,6 +106,7 @@ async def test_a_fleet_rollback_never_reverts_someone_elses_hotfix(skipping: Wor
         world.write(shop, PromoteUnit(building="header", unit_id=hotfix.id))
         world.traffic = per_apartment({blog})
         status = await handle.result()
+        await save_history(skipping.client, handle.id, "fleet_kept_a_hotfix")
     assert status.state == "rolled_back"
     assert world.building(shop).active_unit == "header@5.0.1"  # the hotfix stays
     assert status.apartments[shop].state == "kept"
@@ -123,6 +125,7 @@ async def test_promote_during_a_batch_is_honoured_at_the_next_pause(skipping: Wo
         answered = await handle.execute_update(FleetRolloutWorkflow.promote, PromoteRequest(actor="carol"))
         assert isinstance(answered, FleetStatus)
         status = await handle.result()
+        await save_history(skipping.client, handle.id, "fleet_promote_deferred")
     assert status.state == "succeeded"
     elapsed = (status.updated_at - status.started_at).total_seconds()
     assert elapsed < 86_400  # the day-long pause was skipped, as promised

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from skyline.rollout import ControlRequest, PromoteRequest, RolloutInput, RolloutSpec, RolloutStatus
+from tests.support.histories import save_history
 from tests.workflows.conftest import running
 from tests.workflows.world import World, failing, healthy
 from workflows.rollout import RolloutWorkflow
@@ -38,10 +40,16 @@ def spec(apartment: str, version: str = "1.1.0", **strategy: Any) -> RolloutSpec
     )
 
 
-async def start(env: WorkflowEnvironment, queue: str, s: RolloutSpec) -> WorkflowHandle[Any, RolloutStatus]:
+async def start(
+    env: WorkflowEnvironment, queue: str, s: RolloutSpec, task_timeout: float = 10
+) -> WorkflowHandle[Any, RolloutStatus]:
     rollout_id = f"rollout.{s.apartment}.{s.building}"
     return await env.client.start_workflow(
-        RolloutWorkflow.run, RolloutInput(rollout_id=rollout_id, spec=s), id=rollout_id, task_queue=queue
+        RolloutWorkflow.run,
+        RolloutInput(rollout_id=rollout_id, spec=s),
+        id=rollout_id,
+        task_queue=queue,
+        task_timeout=timedelta(seconds=task_timeout),
     )
 
 
@@ -50,6 +58,15 @@ async def refused(update: Awaitable[Any], why: str) -> None:
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await update
     assert why in str(caught.value.cause)
+
+
+async def until_recorded(handle: WorkflowHandle[Any, RolloutStatus], action: str, within: float = 10) -> None:
+    """Until the rollout's history records `action` (bounded; the workflow task may still be in flight)."""
+    async with asyncio.timeout(within):
+        while True:
+            if any(h.action == action for h in (await handle.query(RolloutWorkflow.status)).history):
+                return
+            await asyncio.sleep(0.01)
 
 
 def apartment() -> str:
@@ -110,6 +127,7 @@ async def test_a_thin_step_holds_and_resume_bakes_once_more(skipping: WorkflowEn
         assert again.looks[0].bake_seconds == 1200
         await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob"))
         assert (await handle.result()).state == "rolled_back"
+        await save_history(skipping.client, handle.id, "thin_step_held_and_resumed")
 
 
 async def test_a_rollback_during_the_promotion_write_is_honoured(skipping: WorkflowEnvironment) -> None:
@@ -134,11 +152,12 @@ async def test_a_rollback_during_the_promotion_write_is_honoured(skipping: Workf
                 RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="PAGER: checkout broken")
             )
         )
-        await asyncio.sleep(0.2)
+        await until_recorded(handle, "rollback")  # accepted (deferred) before the write lands
         world.released.set()
         answered = await rolling
         await promoting
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "rollback_during_the_promotion_write")
     assert answered.state == final.state == "rolled_back"
     assert world.building(shop).active_unit == "header@1.0.0"
     assert "header@1.1.0" not in world.building(shop).units
@@ -151,7 +170,9 @@ async def test_a_second_rollback_is_refused_while_the_first_runs(skipping: Workf
     world.create(shop)
     world.hold_writes = lambda inp: inp.mutation.kind == "restore_building"
     async with running(skipping, world) as queue:
-        handle = await start(skipping, queue, spec(shop))
+        # The restore is a local activity: the workflow task stays open (heartbeating at 80 % of
+        # its timeout) while it runs, and the second update is answered at that heartbeat.
+        handle = await start(skipping, queue, spec(shop), task_timeout=1)
         await skipping.sleep(30)
         first = asyncio.create_task(
             handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="one"))
@@ -164,6 +185,7 @@ async def test_a_second_rollback_is_refused_while_the_first_runs(skipping: Workf
         world.released.set()
         assert (await first).state == "rolled_back"
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "second_rollback_refused")
     assert [h.actor for h in final.history if h.action == "rollback"] == ["dave"]
 
 
@@ -205,6 +227,7 @@ async def test_a_first_unit_waits_for_a_human_to_confirm(skipping: WorkflowEnvir
         assert held.basis == "none"
         await handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "first_unit_confirmed")
     assert final.state == "succeeded" and world.building(shop).active_unit == "header@1.1.0"
 
 

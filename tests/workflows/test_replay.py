@@ -44,3 +44,22 @@ def test_histories_are_present() -> None:
         "ab_test_decided",
         "fleet_controlled_and_rolled_back",
     }
+    # the same shapes after the sequential judge and the split workflows (kept beside the old ones:
+    # both are rollouts in flight during an upgrade), and the shapes the controls issue added
+    assert {p.stem for p in HISTORIES} >= {
+        "v2_canary_promoted",
+        "v2_canary_rolled_back",
+        "v2_canary_steered_by_updates",
+        "v2_canary_signalled_from_the_ui",
+        "v2_canary_promoted_by_schedule",
+        "v2_blue_green_switched_and_back",
+        "v2_ab_test_decided",
+        "v2_fleet_controlled_and_rolled_back",
+        "rollback_during_the_promotion_write",
+        "second_rollback_refused",
+        "rollback_as_two_local_activities",
+        "first_unit_confirmed",
+        "thin_step_held_and_resumed",
+        "fleet_kept_a_hotfix",
+        "fleet_promote_deferred",
+    }

@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.cdn import SyncManifestInput, SyncManifestResult
+from activities.emergency import RestoreAndServeResult
 from activities.gates import SmokeCheckInput, SmokeCheckResult, WebhookInput
 from activities.judging import judge_step_look
 from activities.manifests import (
@@ -228,6 +229,16 @@ class World:
             world.calls.append("sync")
             return SyncManifestResult(served_revision=inp.revision, purges=1, reads=1)
 
+        @activity.defn(name="restore_and_serve")
+        async def restore_and_serve(inp: ApplyManifestChangeInput) -> RestoreAndServeResult:
+            written = await apply_manifest_change(inp)
+            served = await sync_manifest_to_edge(
+                SyncManifestInput(apartment=inp.apartment, revision=written.revision)
+            )
+            return RestoreAndServeResult(
+                revision=written.revision, applied=True, served_revision=served.served_revision, purges=1
+            )
+
         @activity.defn(name="gather_figures")
         async def gather_figures(inp: GatherFiguresInput) -> GatherFiguresResult:
             world.calls.append("gather")
@@ -285,6 +296,7 @@ class World:
             call_webhook,
             apply_manifest_change,
             sync_manifest_to_edge,
+            restore_and_serve,
             gather_figures,
             judge_step_look,
             write_preview_manifest,
