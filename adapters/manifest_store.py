@@ -23,7 +23,7 @@ from adapters.storage import (
     is_missing,
     is_precondition_failed,
 )
-from skyline.manifest import ApartmentManifest, Building, ManifestChange
+from skyline.manifest import ApartmentManifest, Building, ManifestChange, Unit
 from skyline.manifest_diff import is_settled
 from skyline.manifest_ops import (
     CreateApartment,
@@ -86,6 +86,44 @@ class ManifestStore:
                 return None
             raise
         return ApartmentManifest.from_json_bytes(obj["Body"].read())
+
+    def read_preview(self, apartment: str) -> ApartmentManifest | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=preview_key(apartment))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return ApartmentManifest.from_json_bytes(obj["Body"].read())
+
+    def find_unit(
+        self, apartment: str, building: str, version: str, unit: str | None = None, max_revisions: int = 500
+    ) -> Unit | None:
+        """A published unit version of a building, wherever a manifest recorded it.
+
+        The head first, then the blue-green preview, then the revisions, newest first (at
+        most `max_revisions` of them): a version at 0 % is in the head, a rolled-back one
+        only in the revisions that served it. Its `url`, `checksum` and `files` are what
+        was published (a key in `Building.units` never changes its bundle). `unit` narrows
+        the search to one unit name; without it the version must belong to exactly one.
+        """
+
+        def match(manifest: ApartmentManifest | None) -> list[Unit]:
+            found = manifest.apartments.get(apartment) if manifest is not None else None
+            b = found.buildings.get(building) if found is not None else None
+            if b is None:
+                return []
+            return [u for u in b.units.values() if u.version == version and unit in (None, u.name)]
+
+        head = self.read(apartment)
+        candidates = match(head[0] if head else None) or match(self.read_preview(apartment))
+        if not candidates:
+            for revision in list(reversed(self.list_revisions(apartment)))[:max_revisions]:
+                candidates = match(self.read_revision(apartment, revision))
+                if candidates:
+                    break
+        names = {u.name for u in candidates}
+        return candidates[0] if len(names) == 1 else None
 
     def list_apartments(self) -> list[str]:
         found: list[str] = []

@@ -7,7 +7,10 @@ batch. A token is
     base64url(claims JSON) "." base64url(HMAC-SHA256(key, "skyline-beacon-v1." + claims part))
 
 with claims `{"v": 1, "a": apartment, "u": {building: ["unit@version", ...]},
-"e": expiry (unix seconds), "s": random session id}`. The units are the ones
+"e": expiry (unix seconds), "s": random session id}` and, for a page that
+applies a developer override (api/overrides.py), `"o": {building:
+["unit@version"]}`: the overridden units, which only beacons labelled
+`override` may name. The units are the ones
 the manifest lets a page load at issue time (each building's active unit and
 the unit in rollout), so a token minted for one apartment or before a canary
 existed cannot report on anything else. The key is `SKYLINE_BEACON_KEY`
@@ -53,9 +56,17 @@ class Claims:
     units: Mapping[str, frozenset[str]]  # building -> {"unit@version", ...}
     expires_at: int
     session: str
+    # building -> the unit a signed override makes this page load (beacons labelled override)
+    overrides: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def allows(self, building: str, unit: str, version: str) -> bool:
         return unit_key(unit, version) in self.units.get(building, frozenset())
+
+    def allows_override(self, building: str, unit: str, version: str) -> bool:
+        """An overridden building may report its override and the units the manifest offers."""
+        if building not in self.overrides:
+            return False
+        return unit_key(unit, version) in self.overrides[building] or self.allows(building, unit, version)
 
 
 def _b64(data: bytes) -> str:
@@ -79,6 +90,49 @@ def loadable_units(manifest: ApartmentManifest, apartment: str) -> dict[str, lis
     return out
 
 
+class HmacCodec:
+    """`base64url(claims JSON) "." base64url(HMAC-SHA256(key, domain + claims part))`.
+
+    The machinery every signed token of Skyline shares (beacon tokens here, developer
+    overrides in api/overrides.py): one key signs, `previous` keys still verify while
+    rotating, and the domain separates the kinds, so a token of one kind never verifies
+    as another. `what` names the kind in error messages."""
+
+    def __init__(
+        self, domain: bytes, key: bytes, previous: Iterable[bytes] = (), what: str = "token"
+    ) -> None:
+        if len(key) < 16:
+            raise ValueError("the beacon key must be at least 16 bytes")
+        self.domain = domain
+        self.what = what
+        self._key = key
+        self._keys = [key, *[k for k in previous if k]]
+
+    def _sign(self, key: bytes, payload: str) -> bytes:
+        return hmac.new(key, self.domain + payload.encode("ascii"), hashlib.sha256).digest()
+
+    def encode(self, body: Mapping[str, Any]) -> str:
+        payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+        return f"{payload}.{_b64(self._sign(self._key, payload))}"
+
+    def decode(self, token: str) -> Any:
+        """The claims of a token one of our keys signed (not yet checked for expiry)."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+            raise TokenError("malformed", f"the {self.what} is not a token Skyline issued")
+        payload, _, signature = token.partition(".")
+        try:
+            given = _unb64(signature)
+            if not any(hmac.compare_digest(given, self._sign(k, payload)) for k in self._keys):
+                raise TokenError("signature", f"the {self.what}'s signature does not verify")
+            return json.loads(_unb64(payload))
+        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+            raise TokenError("malformed", f"the {self.what} is not a token Skyline issued") from exc
+
+
+def _unit_sets(raw: Any) -> dict[str, frozenset[str]]:
+    return {str(b): frozenset(str(k) for k in keys) for b, keys in raw.items()}
+
+
 class BeaconSigner:
     """Issues and verifies tokens; `previous` keys verify but never sign."""
 
@@ -89,23 +143,29 @@ class BeaconSigner:
         ttl_seconds: float = 900,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if len(key) < 16:
-            raise ValueError("the beacon key must be at least 16 bytes")
-        self._key = key
-        self._keys = [key, *[k for k in previous if k]]
+        self._codec = HmacCodec(DOMAIN, key, previous, what="beacon token")
         self.ttl_seconds = ttl_seconds
         self._clock = clock
 
-    def _sign(self, key: bytes, payload: str) -> bytes:
-        return hmac.new(key, DOMAIN + payload.encode("ascii"), hashlib.sha256).digest()
-
-    def issue(self, apartment: str, units: Mapping[str, list[str]]) -> tuple[str, Claims]:
+    def issue(
+        self,
+        apartment: str,
+        units: Mapping[str, list[str]],
+        overrides: Mapping[str, list[str]] | None = None,
+    ) -> tuple[str, Claims]:
         expires_at = int(self._clock() + self.ttl_seconds)
         session = secrets.token_urlsafe(12)
-        body = {"v": 1, "a": apartment, "u": dict(units), "e": expires_at, "s": session}
-        payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
-        token = f"{payload}.{_b64(self._sign(self._key, payload))}"
-        claims = Claims(apartment, {b: frozenset(k) for b, k in units.items()}, expires_at, session)
+        body: dict[str, Any] = {"v": 1, "a": apartment, "u": dict(units), "e": expires_at, "s": session}
+        if overrides:
+            body["o"] = dict(overrides)
+        token = self._codec.encode(body)
+        claims = Claims(
+            apartment,
+            {b: frozenset(k) for b, k in units.items()},
+            expires_at,
+            session,
+            {b: frozenset(k) for b, k in (overrides or {}).items()},
+        )
         return token, claims
 
     def verify(self, token: object) -> Claims:
@@ -114,24 +174,18 @@ class BeaconSigner:
                 "missing",
                 'no beacon token: send {"token": <GET /beacon-token?apartment=...>, "beacons": [...]}',
             )
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+        if not isinstance(token, str):
             raise TokenError("malformed", "the beacon token is not a token Skyline issued")
-        payload, _, signature = token.partition(".")
-        try:
-            given = _unb64(signature)
-            if not any(hmac.compare_digest(given, self._sign(k, payload)) for k in self._keys):
-                raise TokenError("signature", "the beacon token's signature does not verify")
-            body: Any = json.loads(_unb64(payload))
-        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-            raise TokenError("malformed", "the beacon token is not a token Skyline issued") from exc
+        body = self._codec.decode(token)
         try:
             if body["v"] != 1:
                 raise TokenError("malformed", "unknown beacon token version")
             claims = Claims(
                 apartment=str(body["a"]),
-                units={str(b): frozenset(str(k) for k in keys) for b, keys in body["u"].items()},
+                units=_unit_sets(body["u"]),
                 expires_at=int(body["e"]),
                 session=str(body["s"]),
+                overrides=_unit_sets(body.get("o") or {}),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise TokenError("malformed", "the beacon token is not a token Skyline issued") from exc

@@ -79,6 +79,14 @@ STORAGE_READS = Counter(
     "Storage requests made to check beacons and hand out beacon tokens (listing, manifest)",
     ["kind"],
 )
+# Loads under a developer override (beacons labelled `override`, api/overrides.py): counted
+# here only, never in skyline_unit_loads_total, so an override cannot move a canary's analysis.
+# Labels are bounded by the manifests and by the overrides deployers signed.
+OVERRIDE_LOADS = Counter(
+    "skyline_unit_override_loads",
+    "Unit loads under a signed developer override (excluded from the canary analysis), by outcome",
+    [*LABELS, "outcome"],
+)
 TOKENS = Counter(
     "skyline_beacon_tokens",
     "GET /beacon-token answers, by outcome",
@@ -150,6 +158,9 @@ class Beacon(BaseModel):
     outcome: Outcome | None = None
     load_seconds: float | None = Field(default=None, ge=0, le=3600)
     vitals: Vitals | None = None
+    # The page loaded this building under a signed developer override (api/overrides.py):
+    # counted apart, never in the series the canary's analysis reads.
+    override: bool = False
 
     @field_validator("apartment", "building")
     @classmethod
@@ -208,6 +219,8 @@ def unknown_label(manifest: ApartmentManifest | None, beacon: Beacon) -> tuple[s
     building = buildings.get(beacon.building)
     if building is None:
         return "building", f"apartment {beacon.apartment!r} has no building {beacon.building!r}"
+    if beacon.override:
+        return None  # the override's version may be at 0 % or out of the manifest: its token vouches
     key = unit_key(beacon.unit, beacon.version)
     if key not in building.units:
         names = {u.name for u in building.units.values()}
@@ -235,12 +248,20 @@ def touch(apartment: str, building: str, unit: str, version: str) -> None:
 
 
 def record(beacons: list[Beacon], new_sessions: Iterable[tuple[str, str, str, str]] = ()) -> None:
-    """Count accepted beacons, and the sessions reporting on a unit version for the first time."""
+    """Count accepted beacons, and the sessions reporting on a unit version for the first time.
+
+    Overridden loads go to skyline_unit_override_loads_total alone (their vitals nowhere)."""
     for b in beacons:
+        if b.override:
+            if b.outcome is not None:
+                OVERRIDE_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
+            continue
         touch(b.apartment, b.building, b.unit, b.version)
     for labels in new_sessions:
         SESSIONS.labels(*labels).inc()
     for b in beacons:
+        if b.override:
+            continue
         if b.vitals is not None:
             for name, histogram in VITALS.items():
                 value = getattr(b.vitals, name)

@@ -24,6 +24,7 @@ from api.routes import (
     health,
     importmap,
     loader,
+    overrides,
     rollouts,
     schedules,
     storage,
@@ -56,7 +57,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     install_http_metrics(app)
-    routes = (health, importmap, apartments, bundles, rollouts, fleets, schedules, tokens, beacons, loader)
+    routes = (
+        health,
+        importmap,
+        apartments,
+        bundles,
+        rollouts,
+        fleets,
+        schedules,
+        tokens,
+        beacons,
+        overrides,
+        loader,
+    )
     for module in routes:
         app.include_router(module.router)
     app.include_router(storage.router)  # POST /storage/gc (docs/bundles.md#skew-protection)

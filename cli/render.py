@@ -572,3 +572,22 @@ def minted_view(row: dict[str, Any]) -> RenderableType:
         pairs([("name", row["name"]), ("role", row["role"]), ("token", row["token"])]),
         Text("the token is shown once; only its hash is kept", style="dim"),
     )
+
+
+def override_view(row: dict[str, Any]) -> RenderableType:
+    expires = datetime.fromtimestamp(row["expires_at"], UTC).isoformat(timespec="seconds")
+    hint = (
+        "open it in the browser that should get this version; `?skyline_override=off` forgets it"
+        if row.get("link")
+        else "no --shell: add this query to a shell page's URL (or set SKYLINE_SHELL_URL)"
+    )
+    return Group(
+        pairs(
+            [
+                ("override", f"{row['apartment']}/{row['building']} -> {row['unit']}@{row['version']}"),
+                ("expires", expires),
+                ("issuer", row["issuer"]),
+            ]
+        ),
+        Text(hint, style="dim"),
+    )

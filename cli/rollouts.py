@@ -244,3 +244,65 @@ def promote(
 def rollback(ctx: typer.Context, rollout: RolloutArg, reason: Reason = "", actor: Actor = None) -> None:
     """Restore last-known-good now; answers once the edge serves it."""
     _control(ctx, rollout, "rollback", reason, actor)
+
+
+def _apartment_building(rollout: str, apartment: str | None) -> tuple[str, str]:
+    """(apartment, building) of `shop/header`, `rollout.shop.header`, or a building with -a."""
+    ref = rollout_ref(rollout)
+    if ref.startswith("rollout.") and ref.count(".") == 2:
+        _, found, building = ref.split(".")
+        return apartment or found, building
+    if apartment is None:
+        raise typer.BadParameter("give apartment/building (shop/header), or the building with -a APARTMENT")
+    return apartment, rollout
+
+
+@app.command(no_args_is_help=True)
+def preview(
+    ctx: typer.Context,
+    rollout: Annotated[
+        str,
+        typer.Argument(
+            metavar="ROLLOUT",
+            help="apartment/building (shop/header), a rollout id, or a building with -a",
+        ),
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", "-V", help="the version to force (default: the rollout's, even at 0 %)"),
+    ] = None,
+    apartment: Annotated[
+        str | None, typer.Option("--apartment", "-a", help="apartment (shell app) id")
+    ] = None,
+    unit: Annotated[
+        str | None, typer.Option("--unit", "-u", help="unit id, when several share the version")
+    ] = None,
+    shell: Annotated[
+        str | None,
+        typer.Option(envvar="SKYLINE_SHELL_URL", help="a shell page; the link opens it overridden"),
+    ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option("--ttl", min=1, help="seconds the override lives (default: the API's, 1 h)"),
+    ] = None,
+) -> None:
+    """Print a signed override link: one browser gets this version of the building (deployer)."""
+    s = session(ctx)
+    apartment_id, building = _apartment_building(rollout, apartment)
+    if version is None:
+        status = s.api.get(f"/rollouts/{segment(f'rollout.{apartment_id}.{building}')}")
+        version, unit = status["version"], unit or status["unit_id"]
+    body: dict[str, Any] = {"apartment": apartment_id, "building": building, "version": version}
+    if unit is not None:
+        body["unit"] = unit
+    if shell is not None:
+        body["shell_url"] = shell
+    if ttl is not None:
+        body["ttl_seconds"] = ttl
+    issued = s.api.post("/overrides", body)
+    if s.json:
+        render.print_json(issued)
+        return
+    render.out().print(render.override_view(issued))
+    # The link alone on its line, unwrapped, to copy or pipe.
+    typer.echo(issued["link"] or f"?{issued['param']}={issued['token']}")

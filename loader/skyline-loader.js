@@ -287,6 +287,171 @@ export function vitalsBeacon(apartment, building, unit, vitals) {
   return { apartment, building, unit: unit.name, version: unit.version, kind: "vitals", vitals: out };
 }
 
+// ---------------------------------------------------------------- overrides
+// Signed developer overrides (api/overrides.py, docs/integrations.md#overrides-for-developers-and-qa):
+// `?skyline_override=<token>[,…]` (`off` forgets) is kept in localStorage until it expires; the
+// unit comes from GET /overrides/unit, which verifies the token (no URL is taken from a token);
+// refused tokens are forgotten; beacons of the building say `override: true`. Opt-in
+// `import_map_overrides`: that library's entries for `@<apartment>/<building>` (no SRI, no beacons).
+
+export const OVERRIDE_PARAM = "skyline_override";
+const OVERRIDES_KEY = "skyline.overrides";
+const MAX_OVERRIDES = 8;
+
+// The claims of an override token, read without verifying (the API does that): which
+// apartment and building it is for, and when it expires. null when it is not one.
+export function overrideClaims(token) {
+  try {
+    const payload = String(token).split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const c = JSON.parse(atob(payload));
+    if (typeof c.a !== "string" || typeof c.b !== "string" || typeof c.u !== "string" || typeof c.e !== "number") {
+      return null;
+    }
+    return { apartment: c.a, building: c.b, unit: c.u, expires_at: c.e };
+  } catch {
+    return null;
+  }
+}
+
+// The tokens this browser keeps, once the page's parameter is applied: a token from the URL
+// replaces a stored one for the same apartment and building; expired ones are dropped.
+export function keptOverrides(stored, param, nowMs) {
+  if (param === "off") return [];
+  const kept = new Map();
+  const add = (token) => {
+    const c = overrideClaims(token);
+    if (c && c.expires_at * 1000 > nowMs) kept.set(`${c.apartment}/${c.building}`, token);
+  };
+  for (const token of Array.isArray(stored) ? stored : []) add(token);
+  for (const token of param ? param.split(",") : []) add(token.trim());
+  return [...kept.values()].slice(-MAX_OVERRIDES);
+}
+
+// Where the loader asks for an override's unit: `override`, or `overrides/unit` next to `beacons`.
+export function overrideUrl(config, base) {
+  if (config.override) return new URL(config.override, base).href;
+  if (!config.beacons) return null;
+  return new URL("overrides/unit", new URL(config.beacons, base)).href;
+}
+
+function storeOverrides(tokens) {
+  try {
+    if (tokens.length) localStorage.setItem(OVERRIDES_KEY, JSON.stringify(tokens));
+    else localStorage.removeItem(OVERRIDES_KEY);
+  } catch {
+    // storage disabled: the parameter still applies to this page
+  }
+}
+
+// This apartment's override tokens (the URL's, then the stored ones). A page without any
+// costs a look at the query string and one localStorage read.
+function pageOverrides(apartment) {
+  let param = null;
+  let stored = null;
+  try {
+    const search = location.search;
+    if (search.includes(OVERRIDE_PARAM)) param = new URLSearchParams(search).get(OVERRIDE_PARAM);
+    stored = localStorage.getItem(OVERRIDES_KEY);
+  } catch {
+    // storage disabled
+  }
+  if (!param && !stored) return [];
+  let list = [];
+  try {
+    list = JSON.parse(stored || "[]");
+  } catch {
+    list = [];
+  }
+  const kept = keptOverrides(list, param, Date.now());
+  if (param || kept.length !== (Array.isArray(list) ? list.length : 0)) storeOverrides(kept);
+  return kept.filter((t) => overrideClaims(t).apartment === apartment);
+}
+
+function forgetOverride(token) {
+  try {
+    const list = JSON.parse(localStorage.getItem(OVERRIDES_KEY) || "[]");
+    storeOverrides((Array.isArray(list) ? list : []).filter((t) => t !== token));
+  } catch {
+    // storage disabled
+  }
+}
+
+// building -> {token, unit, expires_at} for each token the API vouches for; null when the
+// page has none (then nothing is fetched).
+function fetchOverrides(config, apartment) {
+  const tokens = pageOverrides(apartment);
+  const url = tokens.length ? overrideUrl(config, location.href) : null;
+  if (!url) return null;
+  const out = {};
+  const one = async (token) => {
+    try {
+      const sep = url.includes("?") ? "&" : "?";
+      const query = new URLSearchParams({ token });
+      const response = await fetch(`${url}${sep}${query}`, { cache: "no-store", credentials: "omit" });
+      if (response.status === 401 || response.status === 404) forgetOverride(token); // forged, expired, gone
+      if (!response.ok) return;
+      const body = await response.json();
+      const unit = body && body.unit;
+      if (body.apartment === apartment && unit && unit.url && unit.checksum) {
+        out[body.building] = { token, unit, expires_at: body.expires_at, source: "skyline" };
+      }
+    } catch {
+      // the API cannot be reached: no override on this page
+    }
+  };
+  return Promise.all(tokens.map(one)).then(() => out);
+}
+
+// import-map-overrides' entries for this apartment's buildings: a developer's URL as given.
+export function importMapOverridesOf(apartment, buildings, overrideMap) {
+  const out = {};
+  const imports = (overrideMap && overrideMap.imports) || {};
+  for (const id of buildings) {
+    const url = imports[specifierOf(apartment, id)];
+    if (typeof url !== "string" || !url) continue;
+    const unit = { id: `${id}@import-map-overrides`, name: id, version: "import-map-overrides", url };
+    out[id] = { token: null, unit, expires_at: null, source: "import-map-overrides" };
+  }
+  return out;
+}
+
+function pageImportMapOverrides(config, apartment, buildings) {
+  const imo = config.import_map_overrides && typeof window !== "undefined" ? window.importMapOverrides : null;
+  if (!imo || typeof imo.getOverrideMap !== "function") return {};
+  try {
+    const found = importMapOverridesOf(apartment, Object.keys(buildings), imo.getOverrideMap());
+    for (const o of Object.values(found)) o.unit.url = new URL(o.unit.url, location.href).href;
+    return found;
+  } catch {
+    return {};
+  }
+}
+
+// Each overridden building loads its override, falling back to the unit the split chose.
+export function applyOverrides(assignments, overrides) {
+  for (const [id, o] of Object.entries(overrides || {})) {
+    const a = assignments[id];
+    if (!a) continue;
+    assignments[id] = {
+      building: id,
+      bucket: a.bucket,
+      reason: "override",
+      unit: o.unit,
+      excluded_by: null,
+      fallback: a.unit && a.unit.id !== o.unit.id ? a.unit : null,
+      override: o.source,
+    };
+  }
+  return assignments;
+}
+
+// A beacon of an overridden building says so (the API counts it apart); import-map-overrides
+// loads send none (null).
+function overridden(body, assignment) {
+  if (assignment.reason !== "override") return body;
+  return assignment.override === "skyline" ? { ...body, override: true } : null;
+}
+
 // ---------------------------------------------------------------- browser part
 
 const USER_KEY = "skyline.user";
@@ -497,11 +662,12 @@ function baseOf(url) {
 
 // One token per page load (a session), fetched after the manifest: `revision`
 // tells the API which manifest this page read, so the token covers its units.
-async function fetchToken(url, apartment, revision) {
+async function fetchToken(url, apartment, revision, overrideTokens) {
   if (!url) return null;
   try {
     const query = new URLSearchParams({ apartment });
     if (revision !== null && revision !== undefined) query.set("revision", String(revision));
+    if (overrideTokens && overrideTokens.length) query.set("override", overrideTokens.join(","));
     const sep = url.includes("?") ? "&" : "?";
     const response = await fetch(`${url}${sep}${query}`, { cache: "no-store", credentials: "omit" });
     if (!response.ok) return { error: response.status };
@@ -548,6 +714,8 @@ export async function start(config, state = {}) {
     error: null,
     importmap: null,
   };
+  // Signed overrides of this browser (the overrides section): looked up while the manifest loads.
+  const overriding = fetchOverrides(config, apartment);
   let mapReady;
   state.ready = new Promise((resolve) => {
     mapReady = resolve;
@@ -578,12 +746,14 @@ export async function start(config, state = {}) {
 
   // The beacon token, while the units load.
   const tokenFrom = config.beacons ? tokenUrl(config, location.href) : null;
-  let session = fetchToken(tokenFrom, apartment, manifest.version);
+  const overrides = overriding ? await overriding : null;
+  const overrideTokens = Object.values(overrides || {}).map((o) => o.token);
+  let session = fetchToken(tokenFrom, apartment, manifest.version, overrideTokens);
   // A token close to expiry (a long-lived page reporting a late runtime error) is renewed.
   const currentSession = async () => {
     let s = await session;
     if (s && s.expires_at && s.expires_at * 1000 - Date.now() < 10000) {
-      session = fetchToken(tokenFrom, apartment, manifest.version);
+      session = fetchToken(tokenFrom, apartment, manifest.version, overrideTokens);
       s = await session;
     }
     report.beacon_session = s && s.session ? s.session : null;
@@ -599,6 +769,8 @@ export async function start(config, state = {}) {
     return report;
   }
   const buildings = manifest.apartments[apartment].buildings;
+  applyOverrides(assignments, { ...pageImportMapOverrides(config, apartment, buildings), ...overrides });
+  report.overrides = overrides || null;
   const beacons = report.beacons;
   const watched = [];
   const mounted = {};
@@ -633,22 +805,25 @@ export async function start(config, state = {}) {
     // reported, the user still gets a working page.
     const active = building.active_unit && building.units[building.active_unit];
     if (assignment.reason === "canary" && active) candidates.push(active);
+    if (assignment.fallback) candidates.push(assignment.fallback);
     for (const unit of candidates) {
       const context = { apartment, building: id, unit: unit.id, version: unit.version, user: { id: user.id } };
       const m = { building: id, unit: unit.id };
       try {
         const seconds = await mountUnit(unit, element, context, timeoutMs, m);
         mounted[id] = m;
-        beacons.push(beacon(apartment, id, unit, "loaded", seconds));
+        const b = overridden(beacon(apartment, id, unit, "loaded", seconds), assignment);
+        if (b) beacons.push(b);
         entry.attempts.push({ unit: unit.id, outcome: "loaded", seconds });
         entry.unit = unit.id;
         entry.state = "loaded";
         element.dataset.skylineUnit = unit.id;
         element.dataset.skylineState = "loaded";
-        watched.push({ base: baseOf(unit.url), building: id, unit, reported: false });
+        watched.push({ base: baseOf(unit.url), building: id, unit, reported: false, assignment });
         return;
       } catch (err) {
-        beacons.push(beacon(apartment, id, unit, "load_error"));
+        const b = overridden(beacon(apartment, id, unit, "load_error"), assignment);
+        if (b) beacons.push(b);
         entry.attempts.push({ unit: unit.id, outcome: "load_error", error: String(err && err.message) });
         entry.unit = unit.id;
         entry.state = "load_error";
@@ -677,7 +852,8 @@ export async function start(config, state = {}) {
   // and page, so a unit throwing in a loop cannot flood the endpoint.
   const runtimeError = (w) => {
     w.reported = true;
-    const b = beacon(apartment, w.building, w.unit, "runtime_error");
+    const b = overridden(beacon(apartment, w.building, w.unit, "runtime_error"), w.assignment);
+    if (!b) return;
     report.beacons.push(b);
     currentSession()
       .then((s) => post(config.beacons, [b], s))
@@ -705,6 +881,7 @@ export async function start(config, state = {}) {
     if (!a.unit || !document.querySelector(selector)) continue;
     mayLoad.push(a.unit);
     if (a.reason === "canary" && building.active_unit) mayLoad.push(building.units[building.active_unit]);
+    if (a.fallback) mayLoad.push(a.fallback);
   }
   const native = importMapOf(apartment, assignments);
   const integrity = { ...moduleIntegrity(mayLoad), ...native.integrity };
@@ -720,8 +897,8 @@ export async function start(config, state = {}) {
   // Runtime errors (a unit that threw while others were still loading) went on their own.
   const loads = beacons.filter((b) => b.outcome !== "runtime_error");
   report.beacon_status = await post(config.beacons, loads, config.beacons ? await currentSession() : null);
-  if (vitals) {
-    // Web vitals of this page, reported for every unit version it loaded (docs/integrations.md).
+  if (vitals && !Object.values(assignments).some((a) => a.reason === "override")) {
+    // Web vitals of this page (not of a page under an override: they would mix its unit in), reported for every unit version it loaded (docs/integrations.md).
     const units = Object.entries(report.buildings)
       .filter(([, e]) => e.state === "loaded")
       .map(([id, e]) => ({ building: id, unit: buildings[id].units[e.unit] }));

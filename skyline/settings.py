@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     beacon_key: SecretStr | None = None
     beacon_previous_key: SecretStr | None = None
     beacon_token_ttl_seconds: float = Field(default=900.0, gt=0, le=86400)
+    # Developer overrides (POST /overrides, api/overrides.py), signed with the beacon key:
+    # the lifetime when the request names none, and the longest a deployer may ask for.
+    override_ttl_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    override_max_ttl_seconds: float = Field(default=28800.0, gt=0, le=7 * 86400)
     # Beacons one token session (one page load) may send in its lifetime.
     beacon_session_max_beacons: int = Field(default=100, ge=1)
     # Apartment ids are listed from storage this often; an unknown id waits for the next

@@ -42,6 +42,7 @@ from api.beacons import (
 )
 from api.deps import AppState
 from api.errors import error_body
+from api.overrides import MAX_OVERRIDES, OverrideSigner, UnitCache
 from skyline.manifest import SLUG
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class BeaconToken(BaseModel):
     session: str
     expires_at: int
     units: dict[str, list[str]]
+    # building -> the unit a valid override token (`?override=`) makes this page load
+    overrides: dict[str, list[str]] = {}
 
 
 class BeaconLimits:
@@ -108,6 +111,9 @@ class BeaconLimits:
             key = s.beacon_key.get_secret_value().encode()
         previous = [s.beacon_previous_key.get_secret_value().encode()] if s.beacon_previous_key else []
         self.signer = BeaconSigner(key, previous, ttl_seconds=s.beacon_token_ttl_seconds)
+        # Developer overrides (api/overrides.py): the same keys, their own signing domain.
+        self.overrides = OverrideSigner(key, previous)
+        self.override_units = UnitCache(state.store.find_unit)
         self.sessions = SessionLedger(cap=s.beacon_session_max_beacons)
 
 
@@ -221,7 +227,8 @@ async def post_beacons(request: Request) -> Response:
                 f"the beacon token was issued for apartment {claims.apartment!r}, not {beacon.apartment!r}",
                 f"beacons.{index}.apartment",
             )
-        if not claims.allows(beacon.building, beacon.unit, beacon.version):
+        allows = claims.allows_override if beacon.override else claims.allows
+        if not allows(beacon.building, beacon.unit, beacon.version):
             return _refuse(
                 "token",
                 403,
@@ -250,7 +257,7 @@ async def post_beacons(request: Request) -> Response:
             "a new page load gets a new session",
             "token",
         )
-    labels = [(b.apartment, b.building, b.unit, b.version) for b in batch.beacons]
+    labels = [(b.apartment, b.building, b.unit, b.version) for b in batch.beacons if not b.override]
     record(batch.beacons, limits.sessions.first_reports(claims, labels))
     return JSONResponse({"accepted": len(batch.beacons)}, 202, headers=CORS)
 
@@ -274,11 +281,15 @@ def _token_refusal(outcome: str, status: int, code: str, message: str, field: st
         429: {"description": "too many token requests from this client"},
     },
 )
-async def beacon_token(request: Request, apartment: str = "", revision: str | None = None) -> Response:
+async def beacon_token(
+    request: Request, apartment: str = "", revision: str | None = None, override: str | None = None
+) -> Response:
     """A signed token for one page load's beacons: bound to the apartment, the units its
     manifest lets a page load, an expiry and a random session. `revision` is the manifest
     revision the page read (the token then covers at least that revision's units).
-    Never cached: every answer is a new session."""
+    `override`: the page's override tokens (comma-separated, POST /overrides); each valid one
+    for this apartment lets beacons labelled `override` name its unit (invalid ones are left
+    out, not refused: the page works without them). Never cached: every answer is a new session."""
     limits = _limits(request)
     client = request.client.host if request.client else "unknown"
     wait = limits.token_limiter.take(client)
@@ -312,10 +323,23 @@ async def beacon_token(request: Request, apartment: str = "", revision: str | No
         for key in keys:
             unit = buildings[building_id].units[key]
             touch(apartment, building_id, unit.name, unit.version)
-    token, claims = limits.signer.issue(apartment, units)
+    overrides: dict[str, list[str]] = {}
+    for given in (override or "").split(",")[:MAX_OVERRIDES]:
+        try:
+            found = limits.overrides.verify(given)
+        except TokenError:
+            continue
+        if found.apartment == apartment:
+            overrides[found.building] = [found.key]
+    token, claims = limits.signer.issue(apartment, units, overrides)
     TOKENS.labels("issued").inc()
     body = BeaconToken(
-        token=token, apartment=apartment, session=claims.session, expires_at=claims.expires_at, units=units
+        token=token,
+        apartment=apartment,
+        session=claims.session,
+        expires_at=claims.expires_at,
+        units=units,
+        overrides=overrides,
     )
     return JSONResponse(body.model_dump(), 200, headers={**CORS, "Cache-Control": "no-store"})
 

@@ -82,6 +82,7 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/rollouts/rollout.none.none/pause", "deployer", {}),
     ("POST", "/rollouts/rollout.none.none/rollback", "deployer", {}),
     ("POST", "/rollouts", "deployer", {"apartment": "none"}),
+    ("POST", "/overrides", "deployer", {"apartment": "none", "building": "header", "version": "1.0.0"}),
     ("POST", "/apartments", "admin", {"id": "x"}),
     ("POST", "/apartments/none/undo", "admin", {"to_revision": 1}),
     ("POST", "/schedules", "admin", {"rollout_id": "rollout.a.b", "cron": "0 10 * * *"}),
@@ -161,3 +162,24 @@ async def test_admins_mint_and_revoke_tokens_kept_hashed(
     assert (await secured.get("/rollouts", headers=as_bot)).status_code == 401
     assert (await secured.delete("/tokens/ci-bot", headers=admin)).status_code == 404
     assert (await secured.delete("/tokens/ada", headers=admin)).status_code == 409
+
+
+async def test_overrides_need_a_deployer_and_name_their_issuer(secured: httpx.AsyncClient) -> None:
+    apartment = await create_apartment(secured, headers=bearer("admin"))
+    body = {"apartment": apartment, "building": "header", "version": "1.0.0"}
+    anonymous = await secured.post("/overrides", json=body)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthenticated"
+    viewer = await secured.post("/overrides", json=body, headers=bearer("viewer"))
+    assert viewer.status_code == 403, viewer.text
+    assert viewer.json()["error"] == {
+        "status": 403,
+        "code": "forbidden",
+        "message": "token 'vera' has role viewer; this needs deployer or higher",
+    }
+    for role in ("deployer", "admin"):
+        issued = await secured.post("/overrides", json=body, headers=bearer(role))
+        assert issued.status_code == 201, issued.text
+        assert issued.json()["issuer"] == NAMES[role]
+        # The loader's side stays open: a browser has no API token.
+        unit = await secured.get("/overrides/unit", params={"token": issued.json()["token"]})
+        assert unit.status_code == 200 and unit.json()["unit"]["id"] == "header@1.0.0"

@@ -1,5 +1,6 @@
 """npm packages of the browser tests: esbuild (real micro-frontend bundles), and the
-shell-side packages single-spa, web-vitals and @module-federation/runtime (tests/browser/npm).
+shell-side packages single-spa, web-vitals, @module-federation/runtime and import-map-overrides
+(tests/browser/npm).
 
 Installed like Chromium is, by the test setup: `npm ci` into
 tests/browser/<dir>/node_modules from the committed package.json and
@@ -21,6 +22,8 @@ SINGLE_SPA_ESM = "single-spa/lib/es2015/esm/single-spa.min.js"
 WEB_VITALS_ESM = "web-vitals/dist/web-vitals.js"
 # The Module Federation runtime a host bundles (tests/browser/test_module_federation.py).
 MF_RUNTIME_ESM = "@module-federation/runtime/dist/index.js"
+# A classic script (window.importMapOverrides), the JavaScript API without the UI.
+IMPORT_MAP_OVERRIDES = "import-map-overrides/dist/import-map-overrides-api.js"
 
 
 class BundlerMissing(RuntimeError):
@@ -49,9 +52,15 @@ def ensure_esbuild() -> Path:
 
 
 def ensure_shell_packages() -> Path:
-    """node_modules of tests/browser/npm (single-spa, web-vitals, the MF runtime), `npm ci` on first use."""
+    """node_modules of tests/browser/npm (single-spa, web-vitals, the MF runtime,
+    import-map-overrides), `npm ci` on first use."""
     modules = SHELL_PACKAGES / "node_modules"
-    wanted = [modules / SINGLE_SPA_ESM, modules / WEB_VITALS_ESM, modules / MF_RUNTIME_ESM]
+    wanted = [
+        modules / SINGLE_SPA_ESM,
+        modules / WEB_VITALS_ESM,
+        modules / MF_RUNTIME_ESM,
+        modules / IMPORT_MAP_OVERRIDES,
+    ]
     if all(p.exists() for p in wanted):
         return modules
     npm = shutil.which("npm")

@@ -1,0 +1,195 @@
+"""POST /overrides: a deployer's signed override link. GET /overrides/unit: what the loader loads.
+
+An override makes one browser load a chosen published version of one building
+(a version at 0 % included) until it expires; api/overrides.py has the token and
+its threat model. The loader never takes URLs from the token: it sends the token
+to `GET /overrides/unit`, which verifies it and answers the unit Skyline
+published (entry, SRI, files), public like /beacon-token (a page calls it), CORS
+`*`, never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.auth import Deployer
+from api.beacon_tokens import TokenError
+from api.errors import ApiError, error_body
+from api.routes.beacons import CORS, _limits
+from skyline.manifest import SLUG, Unit
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/overrides", tags=["overrides"])
+
+# The query parameter of a shell page the loader reads an override from.
+PARAM = "skyline_override"
+
+
+class OverrideRequest(BaseModel):
+    apartment: str = Field(pattern=SLUG.pattern)
+    building: str = Field(pattern=SLUG.pattern)
+    version: str = Field(min_length=1, max_length=100)
+    unit: str | None = Field(
+        default=None, min_length=1, max_length=100, description="default: the building's unit of that version"
+    )
+    ttl_seconds: float | None = Field(default=None, ge=1, description="default SKYLINE_OVERRIDE_TTL_SECONDS")
+    shell_url: str | None = Field(
+        default=None, max_length=2000, description="a shell page: the answer's `link` opens it overridden"
+    )
+
+
+class OverrideEntry(BaseModel):
+    url: str
+    integrity: str
+
+
+class OverrideIssued(BaseModel):
+    token: str
+    apartment: str
+    building: str
+    unit: str
+    version: str
+    expires_at: int
+    issuer: str
+    param: str = PARAM
+    entry: OverrideEntry
+    link: str | None = None
+
+
+class OverrideUnit(BaseModel):
+    apartment: str
+    building: str
+    expires_at: int
+    unit: Unit
+
+
+def override_link(shell_url: str, token: str) -> str:
+    """The shell URL with `?skyline_override=<token>` added (its other parameters kept)."""
+    parts = urlsplit(shell_url)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=query + urlencode({PARAM: token})))
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OverrideIssued,
+    responses={404: {"description": "no such apartment, building or published version"}},
+)
+async def issue_override(req: OverrideRequest, request: Request, who: Deployer) -> OverrideIssued:
+    """A signed, short-lived override: the browser that opens `link` (or stores `token`)
+    loads `unit@version` for `building`, whatever its traffic share, until `expires_at`."""
+    limits = _limits(request)
+    settings = request.app.state.skyline.settings
+    store = request.app.state.skyline.store
+    ttl = req.ttl_seconds if req.ttl_seconds is not None else settings.override_ttl_seconds
+    if ttl > settings.override_max_ttl_seconds:
+        raise ApiError(
+            422,
+            "ttl_too_long",
+            f"an override lives at most {settings.override_max_ttl_seconds:g} s "
+            "(SKYLINE_OVERRIDE_MAX_TTL_SECONDS)",
+            "ttl_seconds",
+        )
+    if req.shell_url is not None and urlsplit(req.shell_url).scheme not in ("http", "https"):
+        raise ApiError(422, "invalid_shell_url", "shell_url must be an http(s) URL", "shell_url")
+    current = await asyncio.to_thread(store.read, req.apartment)
+    if current is None or req.apartment not in current[0].apartments:
+        raise ApiError(404, "not_found", f"no apartment {req.apartment!r}", "apartment")
+    if req.building not in current[0].apartments[req.apartment].buildings:
+        raise ApiError(
+            404, "not_found", f"apartment {req.apartment!r} has no building {req.building!r}", "building"
+        )
+    unit = await asyncio.to_thread(store.find_unit, req.apartment, req.building, req.version, req.unit)
+    if unit is None:
+        named = f"{req.unit}@{req.version}" if req.unit else f"version {req.version}"
+        raise ApiError(
+            404,
+            "unknown_version",
+            f"no published {named} in {req.apartment}/{req.building} (none of its manifests, "
+            "head, preview or revisions, holds it; or several units have that version: name `unit`)",
+            "version",
+        )
+    token, override = limits.overrides.issue(
+        req.apartment, req.building, unit.name, unit.version, ttl, who.name
+    )
+    log.info(
+        "override issued by %s: %s/%s -> %s until %d",
+        who.name,
+        req.apartment,
+        req.building,
+        unit.id,
+        override.expires_at,
+    )
+    return OverrideIssued(
+        token=token,
+        apartment=req.apartment,
+        building=req.building,
+        unit=unit.name,
+        version=unit.version,
+        expires_at=override.expires_at,
+        issuer=who.name,
+        entry=OverrideEntry(url=unit.url, integrity=unit.checksum),
+        link=override_link(req.shell_url, token) if req.shell_url else None,
+    )
+
+
+def _refusal(status: int, code: str, message: str, field: str | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    return JSONResponse(
+        error_body(status, code, message, field),
+        status,
+        headers={**CORS, "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+@router.get(
+    "/unit",
+    response_model=OverrideUnit,
+    responses={
+        401: {"description": "not an override token Skyline signed, or expired"},
+        404: {"description": "the overridden version is no longer in any manifest"},
+        429: {"description": "too many requests from this client"},
+    },
+)
+async def override_unit(request: Request, token: str = "") -> Response:
+    """The unit an override token names (entry URL, SRI, files), for the loader. Public:
+    the signature and expiry are the check; the unit comes from Skyline's manifests."""
+    limits = _limits(request)
+    client = request.client.host if request.client else "unknown"
+    wait = limits.token_limiter.take(client)
+    if wait > 0:
+        return _refusal(
+            429,
+            "rate_limited",
+            f"too many requests from {client}; retry after {wait:.1f} s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    try:
+        override = limits.overrides.verify(token)
+    except TokenError as exc:
+        return _refusal(401, "invalid_override_token", exc.message, "token")
+    unit = await asyncio.to_thread(
+        limits.override_units.get, override.apartment, override.building, override.version, override.unit
+    )
+    if unit is None:
+        return _refusal(
+            404, "not_found", f"{override.key} is no longer published in {override.apartment}", "token"
+        )
+    body = OverrideUnit(
+        apartment=override.apartment,
+        building=override.building,
+        expires_at=override.expires_at,
+        unit=unit.model_copy(update={"rollout": None}),
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True), 200, headers={**CORS, "Cache-Control": "no-store"}
+    )
