@@ -123,7 +123,7 @@ async def test_an_ab_test_with_ample_evidence_is_complete_when_its_time_is_up(
     """Defect: when the judge could conclude at the end, the report said "running" while paused "complete"."""
     world, shop = World(traffic=healthy(per_second=500, error_ratio=0.001)), apartment()
     world.create(shop)
-    ab = {"kind": "ab_test", "split": 50, "duration_seconds": 3600}
+    ab: dict[str, Any] = {"kind": "ab_test", "split": 50, "duration_seconds": 3600}
     async with running(skipping, world) as queue:
         handle = await start(skipping, queue, spec(shop, **ab, steps=None, bake_seconds=None))
         await skipping.sleep(3700)
