@@ -457,7 +457,8 @@ function overridden(body, assignment) {
 const USER_KEY = "skyline.user";
 const DEFAULT_TIMEOUT_MS = 10000;
 
-function userFromPage() {
+// Exported: the Module Federation plugin uses the same id, so a browser has one bucket in both.
+export function userFromPage() {
   const fromQuery = new URL(location.href).searchParams.get("skyline_user");
   if (fromQuery) return { id: fromQuery };
   try {

@@ -50,9 +50,8 @@
 // the loader should import both from the same URL (or bundle both from the same
 // file), so that the loader module is evaluated once.
 
-import { beacon, moduleIntegrity, resolve, tokenUrl } from "./skyline-loader.js";
+import { beacon, moduleIntegrity, resolve, tokenUrl, userFromPage } from "./skyline-loader.js";
 
-const USER_KEY = "skyline.user"; // the loader's: a browser keeps one id, so one bucket, in both
 const DEFAULT_TIMEOUT_MS = 10000;
 const ESM_TYPES = new Set(["module", "esm"]);
 
@@ -103,21 +102,6 @@ export function remoteOfRequest(remotes, id) {
     for (const n of [r.name, r.alias]) if (n && (id === n || id.startsWith(`${n}/`))) return r;
   }
   return null;
-}
-
-function userFromPage() {
-  const fromQuery = new URL(location.href).searchParams.get("skyline_user");
-  if (fromQuery) return { id: fromQuery };
-  try {
-    let id = localStorage.getItem(USER_KEY);
-    if (!id) {
-      id = crypto.randomUUID();
-      localStorage.setItem(USER_KEY, id);
-    }
-    return { id };
-  } catch {
-    return { id: crypto.randomUUID() };
-  }
 }
 
 function loadModuleScript(url, integrity, timeoutMs) {
