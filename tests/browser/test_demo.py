@@ -24,7 +24,7 @@ FAST = Timing(
     analysis_interval_seconds=2,
     analysis_window_seconds=10,
     min_requests=8,
-    rollout_timeout_seconds=120,
+    rollout_timeout_seconds=300,  # ~60 s on a quiet machine; two test suites side by side take longer
     users=2,
     loads_per_second=8,
 )

@@ -34,18 +34,23 @@ async def save_history(temporal: Client, workflow_id: str, name: str, timeout: f
 async def what_could_move(temporal: Client, workflow_id: str, timeout: float = 30) -> list[str]:
     """What could still move a running workflow on its own: its pending timers and activities.
 
-    Waits (bounded) until the workflow has no workflow task pending, so the
-    history read is the settled one. An empty list means nothing happens until
-    someone acts: the check that replaces watching a paused rollout for a while.
+    Waits (bounded) until the workflow has no workflow task and no activity
+    pending (an activity already running when the workflow paused, e.g. the
+    edge sync of the weight just written, finishes on its own), so the history
+    read is the settled one. An empty list means nothing happens until someone
+    acts: the check that replaces watching a paused rollout for a while. An
+    activity still pending at `timeout` is returned (a workflow that keeps
+    scheduling work never settles).
     """
     handle = temporal.get_workflow_handle(workflow_id)
     deadline = time.monotonic() + timeout
     while True:
         described = (await handle.describe()).raw_description
-        if not described.HasField("pending_workflow_task"):
+        busy = described.HasField("pending_workflow_task") or len(described.pending_activities) > 0
+        if not busy or time.monotonic() > deadline:
             break
-        assert time.monotonic() < deadline, f"{workflow_id} never settled"
         await asyncio.sleep(0.05)
+    assert not described.HasField("pending_workflow_task"), f"{workflow_id} never settled"
     started: dict[str, float] = {}
     ended: set[str] = set()
     async for event in handle.fetch_history_events():
