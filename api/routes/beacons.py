@@ -164,7 +164,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     responses={
         400: {"description": "body is not JSON"},
         413: {"description": "body larger than the limit"},
-        422: {"description": "a beacon is malformed or names something the manifest does not hold"},
+        422: {"description": "a beacon is malformed, or its building is not in the manifest"},
         429: {"description": "too many beacon requests from this client"},
     },
 )
@@ -245,7 +245,7 @@ async def post_beacons(request: Request) -> Response:
                 "unknown_label",
                 422,
                 "unknown_label",
-                f"{message}; a beacon names what the manifest holds",
+                f"{message}; a beacon names an apartment and building of the manifest",
                 f"beacons.{index}.{field}",
             )
     if not limits.sessions.admit(claims, len(batch.beacons)):

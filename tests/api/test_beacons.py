@@ -373,14 +373,17 @@ async def test_catalog_rereads_on_a_miss_at_most_once_per_interval() -> None:
     current = {"shop": _manifest(["1.0.0"])}
     catalog = ManifestCatalog(lambda a: current.get(a), ttl=5, min_refresh=1, clock=clock)
     old = Beacon(apartment="shop", building="header", unit="header", version="1.0.0", outcome="runtime_error")
-    new = old.model_copy(update={"version": "1.1.0"})
+    new = old.model_copy(update={"building": "footer"})
     assert await catalog.unknown(old) is None
     assert catalog.reads == 1
-    current["shop"] = _manifest(["1.0.0", "1.1.0"])
+    grown = _manifest(["1.0.0"])
+    header = grown.apartments["shop"].buildings["header"]
+    grown.apartments["shop"].buildings["footer"] = header.model_copy(update={"name": "F"})
+    current["shop"] = grown
     # Within the refresh interval a miss is answered from the cache...
-    assert await catalog.unknown(new) == ("version", "building 'header' of 'shop' has no unit 'header@1.1.0'")
+    assert await catalog.unknown(new) == ("building", "apartment 'shop' has no building 'footer'")
     assert catalog.reads == 1
-    # ...after it, one re-read finds the new unit.
+    # ...after it, one re-read finds the new building.
     clock.now += 1.5
     assert await catalog.unknown(new) is None
     assert catalog.reads == 2
@@ -389,6 +392,16 @@ async def test_catalog_rereads_on_a_miss_at_most_once_per_interval() -> None:
     for _ in range(50):
         assert await catalog.unknown(ghost) == ("apartment", "no apartment 'ghost'")
     assert catalog.reads == 3
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_unit_the_manifest_dropped_is_still_known() -> None:
+    """A page that loaded a canary just before its rollback reports after it: its token vouches."""
+    current = {"shop": _manifest(["1.0.0", "1.1.0"])}
+    catalog = ManifestCatalog(lambda a: current.get(a), ttl=5, min_refresh=1, clock=Clock())
+    late = Beacon(apartment="shop", building="header", unit="header", version="1.1.0", outcome="load_error")
+    current["shop"] = _manifest(["1.0.0"])  # rolled back
+    assert await catalog.unknown(late) is None
 
 
 def test_a_bare_beacon_is_a_batch_of_one() -> None:
