@@ -70,6 +70,9 @@ async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bo
         raise
     if described.workflow_type != FLEET_WORKFLOW:  # an id of another kind of workflow
         raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}")
+    if described.status == WorkflowExecutionStatus.COMPLETED:  # its result: no replay for a query
+        final: FleetStatus = await handle.result()
+        return final, False
     status: FleetStatus = await handle.query(STATUS_QUERY, result_type=FleetStatus)
     return status, described.status == WorkflowExecutionStatus.RUNNING
 

@@ -279,6 +279,18 @@ async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutio
     return described.status
 
 
+async def _current(
+    handle: WorkflowHandle[Any, RolloutStatus], execution: WorkflowExecutionStatus | None
+) -> RolloutStatus:
+    """The live status of a running rollout; an ended one's is its result (a query would replay
+    the whole history on a worker to answer, for a value the history already holds)."""
+    if execution == WorkflowExecutionStatus.COMPLETED:
+        final: RolloutStatus = await handle.result()
+        return final
+    live: RolloutStatus = await handle.query(STATUS_QUERY, result_type=RolloutStatus)
+    return live
+
+
 def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
     """An A/B test running (or from before the report was kept) gets its report as of now."""
     if status.strategy != "ab_test" or status.ab_report is not None:
@@ -292,8 +304,7 @@ def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
 @router.get("/{rollout_id}", response_model=RolloutStatus)
 async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> RolloutStatus:
     handle = temporal.get_workflow_handle(rollout_id, result_type=RolloutStatus)
-    await _describe_or_404(handle)
-    status = _with_ab_report(await handle.query(STATUS_QUERY, result_type=RolloutStatus))
+    status = _with_ab_report(await _current(handle, await _describe_or_404(handle)))
     if status.state in TERMINAL_STATES:
         return status
     warning = await _storage_warning(store, status.apartment, {})
@@ -343,9 +354,10 @@ async def _control(
     else:
         return result
     # No such workflow (404), or it has ended (409 with its final state).
-    if await _describe_or_404(handle) == WorkflowExecutionStatus.RUNNING:
+    execution = await _describe_or_404(handle)
+    if execution == WorkflowExecutionStatus.RUNNING:
         raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one")
-    final = await handle.query(STATUS_QUERY, result_type=RolloutStatus)
+    final = await _current(handle, execution)
     raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
 
 

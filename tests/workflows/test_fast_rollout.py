@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from skyline.rollout import ControlRequest, PromoteRequest, RolloutInput, RolloutSpec, RolloutStatus
 from tests.support.histories import save_history
@@ -278,3 +280,28 @@ async def test_a_refused_confirm_promotion_hook_holds_and_pause_is_refused(
         final = await handle.result()
     assert final.state == "succeeded"
     assert any(h.action == "webhook confirm_promotion refused" for h in final.history)
+
+
+async def test_a_pause_during_a_weight_write_then_the_deadline_replays(skipping: WorkflowEnvironment) -> None:
+    """Seen under load: a pause accepted while the first weight was written, a resume, the deadline's
+    rollback; a query that replayed the history then failed with a nondeterminism error."""
+    world, shop = World(), apartment()
+    world.create(shop)
+    world.hold_writes = lambda inp: inp.mutation.kind == "set_canary"
+    s = spec(shop, analysis_interval_seconds=120, bake_seconds=300).model_copy(
+        update={"max_duration_seconds": 4.0}
+    )
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, s)
+        await world.writes_held.wait()
+        paused = await handle.execute_update(RolloutWorkflow.pause, ControlRequest(actor="bob"))
+        assert paused.state == "paused"
+        world.hold_writes = None
+        world.released.set()
+        await until_recorded(handle, "set weight")
+        await handle.execute_update(RolloutWorkflow.resume, ControlRequest(actor="bob"))
+        final = await handle.result()
+        history = await save_history(skipping.client, handle.id, "pause_during_a_weight_write")
+    assert final.state == "rolled_back" and "deadline" in (final.reason or "")
+    replayer = Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter)
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
