@@ -413,3 +413,19 @@ def test_quantiles_never_decrease_with_q() -> None:
         assert all(v is not None for v in values)
         assert values == sorted(values), values  # type: ignore[type-var]
         assert 0 <= values[0] <= f.edges()[0]  # type: ignore[operator]
+
+
+def test_a_p99_bound_a_rounding_error_above_an_edge_is_judged_at_that_edge() -> None:
+    # every load under 1 s, more than 1 % over 0.5 s: a bound of 0.5 s + 1e-12 is still 0.5 s
+    d = doc(fig(20_000, 0), fig(20_000, 0), analysis={"max_p99_seconds": 0.5 + 1e-12})
+    verdict = judge_step(d)
+    assert verdict.decision == "rollback"
+    assert verdict.reason.startswith(
+        "p99_load_seconds: more than 1% of 2000 canary loads are slower than 0.5s"
+    )
+
+
+def test_a_ratio_check_is_judged_on_bad_over_total_never_on_a_value_its_reading_carries() -> None:
+    reading = {"canary": {"bad": 1, "total": 10_000, "value": 0.9}}
+    verdict = judge_step(with_checks(RATIO, [reading]))
+    assert verdict.decision == "promote", verdict.reason
