@@ -71,18 +71,17 @@ def test_harm_over_the_baseline_is_established_only_strictly_above_the_margin() 
 
 
 def test_the_p99_guard_fails_from_the_first_count_whose_bound_clears_one_percent() -> None:
-    def slow(count: int, n: int) -> StepDocument:
+    def slow(count: int, n: int, alpha: float = ALPHA) -> StepDocument:
         canary = figures(n, 0, {"0.5": float(n - count), "1": float(n), "+Inf": float(n)})
         return doc([canary], [None], analysis={"max_p99_seconds": 0.5, "alpha": alpha})
 
-    alpha = ALPHA
-    first = next(s for s in range(2000) if bounds(s, 2000, alpha / 2).lower > 0.01)
+    first = next(s for s in range(2000) if bounds(s, 2000, ALPHA / 2).lower > 0.01)
     assert not rolled_back(slow(first - 1, 2000))
     assert rolled_back(slow(first, 2000))
     # at this alpha the bound of 22 slow loads in 1,000 is exactly 1 %: not more than 1 %
     alpha = 0.3519560317444311
     assert bounds(22, 1000, alpha / 2).lower == 0.01
-    assert not rolled_back(slow(22, 1000))
+    assert not rolled_back(slow(22, 1000, alpha))
 
 
 def test_a_ratio_check_fails_only_when_established_strictly_above_its_maximum() -> None:
@@ -429,3 +428,36 @@ def test_a_ratio_check_is_judged_on_bad_over_total_never_on_a_value_its_reading_
     reading = {"canary": {"bad": 1, "total": 10_000, "value": 0.9}}
     verdict = judge_step(with_checks(RATIO, [reading]))
     assert verdict.decision == "promote", verdict.reason
+
+
+# ----- custom value checks in the report -------------------------------------------------------------
+
+
+def test_every_value_check_is_reported_with_its_reading_bound_and_verdict() -> None:
+    specs = [
+        {**RATIO},  # reported by the ratio test, not among the guards
+        {"name": "cpu", "kind": "value", "query": "x", "max": 0.8},
+        {"name": "hits", "kind": "value", "query": "x", "min": 10},
+        {"name": "lcp", "kind": "samples", "query": "x", "max": 2.5},
+        {"name": "inp", "kind": "value", "query": "x", "max": 0.2, "dry_run": True},
+    ]
+    readings = {
+        "cpu": {"canary": {"value": 0.5}, "baseline": {"value": 0.4}},
+        "hits": {"canary": {"value": 12}},
+        "inp": {"canary": {"value": 0.9}},
+        "api_errors": {"canary": {"bad": 1, "total": 1000}},
+    }
+    analysis = {"checks": specs, "first_unit_needs_confirmation": False}
+    raw = doc([fig(500), fig(1000)], [None, None], analysis=analysis).model_dump()
+    raw["looks"][0]["checks"] = readings
+    look = judge_look(StepDocument.model_validate(raw), 0)
+    assert look.decision == "continue"  # a dry run breaching never decides
+    fields = ("value", "baseline", "bound", "comparison", "verdict", "dry_run", "detail")
+    reported = {c.name: tuple(getattr(c, f) for f in fields) for c in look.checks}
+    assert list(reported) == ["api_errors", "cpu", "hits", "lcp", "inp", "p99_load_seconds"]
+    assert reported["cpu"] == (0.5, 0.4, 0.8, "<=", "pass", False, "guard")
+    assert reported["hits"] == (12, None, 10, ">=", "pass", False, "guard")
+    assert reported["lcp"] == (None, None, 2.5, "<=", "inconclusive", False, "guard")
+    assert reported["inp"] == (0.9, None, 0.2, "<=", "fail", True, "guard (dry run: never decides)")
+    low = judge_look(with_checks(specs[2], [{"canary": {"value": 3}}]), 0)
+    assert [(c.name, c.verdict) for c in low.checks] == [("hits", "fail"), ("p99_load_seconds", "pass")]

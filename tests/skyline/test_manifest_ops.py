@@ -298,6 +298,14 @@ def test_a_conditional_restore_applies_only_while_the_building_holds_that_unit_a
         "building 'header' no longer holds header@1.1.0 alone "
         "(now: header@1.1.0 active, header@1.2.0 in rollout); left as it is"
     )
+    # a hand-written manifest may hold more than one unit in rollout: all are named
+    two = hotfix.model_copy(deep=True)
+    old = two.apartments["shop"].buildings["header"].units["header@1.0.0"]
+    old.rollout = RolloutConfig(percentage=1)
+    with pytest.raises(
+        ManifestConflict, match=r"\(now: header@1.1.0 active, header@1.0.0, header@1.2.0 in rollout\)"
+    ):
+        restore(two)
     replaced = apply_mutation(
         hotfix, "shop", PromoteUnit(building="header", unit_id="header@1.2.0"), change("c4"), "t4"
     )
