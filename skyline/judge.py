@@ -143,13 +143,10 @@ def _latency_edge(base: Figures, canary: Figures) -> float | None:
 latency_edge = _latency_edge  # public: the A/B report compares load times the same way
 
 
-def _guard_edge(figures: Figures, bound: float, above: bool) -> float | None:
-    edges = figures.edges()
-    if above:
-        candidates = [e for e in edges if e >= bound - 1e-12]
-        return min(candidates) if candidates else None
-    candidates = [e for e in edges if e <= bound + 1e-12]
-    return max(candidates) if candidates else None
+def _guard_edge(figures: Figures, bound: float) -> float | None:
+    """The first bucket edge at or above `bound` (a bound a rounding error above an edge is that edge)."""
+    candidates = [e for e in figures.edges() if e >= bound - 1e-12]
+    return min(candidates) if candidates else None
 
 
 def _counts(name: str, figures: Figures, edge: float | None) -> tuple[int, int]:
@@ -278,7 +275,7 @@ def _p99_guard(ctx: _Context, alpha: float) -> str | None:
     bound = ctx.settings.max_p99_seconds
     if bound is None:
         return None
-    edge = _guard_edge(ctx.canary_step, bound, above=True)
+    edge = _guard_edge(ctx.canary_step, bound)
     if edge is None:
         return None
     slow, n = ctx.canary_step.slower_than(edge), ctx.canary_step.successes

@@ -55,10 +55,18 @@ def available_versions(apartment: Apartment) -> dict[str, list[str]]:
     return {name: sorted(vs) for name, vs in found.items()}
 
 
+def _satisfies(version: str, wanted: str) -> bool:
+    """npm's semver.satisfies: a version that is not strict SemVer satisfies no range (nodesemver raises)."""
+    try:
+        return bool(nodesemver.satisfies(version, wanted, loose=False))
+    except ValueError:
+        return False
+
+
 def check_unit_rules(apartment: Apartment, dependencies: list[str], compatibility: str) -> None:
     """Seed 000's VersionManager: the shell must be in the unit's range, every dependency resolvable."""
     check_range(compatibility, "compatibility")
-    if not nodesemver.satisfies(apartment.version, compatibility, loose=False):
+    if not _satisfies(apartment.version, compatibility):
         raise VersionRejected(
             f"the unit supports shells {compatibility!r} but apartment {apartment.name!r} "
             f"is version {apartment.version}"
@@ -68,7 +76,7 @@ def check_unit_rules(apartment: Apartment, dependencies: list[str], compatibilit
         name, wanted = split_dependency(dep)
         check_range(wanted, f"dependency {name!r} range")
         versions = available.get(name, [])
-        if nodesemver.max_satisfying(versions, wanted, loose=False) is None:
+        if not any(_satisfies(v, wanted) for v in versions):
             have = ", ".join(versions) or "none"
             raise VersionRejected(
                 f"dependency {dep!r} has no compatible version in this apartment (available {name}: {have})"

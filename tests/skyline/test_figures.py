@@ -38,3 +38,9 @@ def test_minus_is_what_happened_between_two_looks_never_negative() -> None:
     reset = earlier.minus(later)
     assert (reset.loads, reset.errors) == (0, 0) and set(reset.load_seconds.values()) == {0.0}
     assert later.minus(None) == later
+
+
+def test_loads_without_new_failures_have_no_failures_between_them() -> None:
+    earlier = figures(10, 1, {"0.5": 5, "+Inf": 9})
+    later = figures(30, 1, {"0.5": 15, "+Inf": 29})
+    assert later.minus(earlier).errors == 0

@@ -264,3 +264,58 @@ def test_restored_content_does_not_share_state_with_the_snapshot() -> None:
     undone = apply_mutation(m, "shop", RestoreApartment(apartment=old, from_revision=1), change("u"), "t2")
     old.buildings["header"].units["header@1.0.0"].status = "deprecated"
     assert undone.apartments["shop"].buildings["header"].units["header@1.0.0"].status == "stable"
+
+
+def test_a_conditional_restore_applies_only_while_the_building_holds_that_unit_alone() -> None:
+    before = manifest()
+    snapshot = before.apartments["shop"].buildings["header"].model_copy(deep=True)  # 1.0.0 active
+    m = apply_mutation(
+        before,
+        "shop",
+        SetCanary(building="header", unit=unit("1.1.0"), rollout=RolloutConfig(percentage=5)),
+        change("c1"),
+        "t1",
+    )
+    promoted = apply_mutation(
+        m, "shop", PromoteUnit(building="header", unit_id="header@1.1.0"), change("c2"), "t2"
+    )
+
+    def restore(current: ApartmentManifest, building: str = "header") -> ApartmentManifest:
+        undo = RestoreBuilding(building=building, snapshot=snapshot, only_if_active=f"{building}@1.1.0")
+        return apply_mutation(current, "shop", undo, change("undo"), "t9")
+
+    assert restore(promoted).apartments["shop"].buildings["header"].active_unit == "header@1.0.0"
+    hotfix = apply_mutation(
+        promoted,
+        "shop",
+        SetCanary(building="header", unit=unit("1.2.0"), rollout=RolloutConfig(percentage=5)),
+        change("c3"),
+        "t3",
+    )
+    with pytest.raises(ManifestConflict) as rolling:
+        restore(hotfix)
+    assert str(rolling.value) == (
+        "building 'header' no longer holds header@1.1.0 alone "
+        "(now: header@1.1.0 active, header@1.2.0 in rollout); left as it is"
+    )
+    # a hand-written manifest may hold more than one unit in rollout: all are named
+    two = hotfix.model_copy(deep=True)
+    old = two.apartments["shop"].buildings["header"].units["header@1.0.0"]
+    old.rollout = RolloutConfig(percentage=1)
+    with pytest.raises(
+        ManifestConflict, match=r"\(now: header@1.1.0 active, header@1.0.0, header@1.2.0 in rollout\)"
+    ):
+        restore(two)
+    replaced = apply_mutation(
+        hotfix, "shop", PromoteUnit(building="header", unit_id="header@1.2.0"), change("c4"), "t4"
+    )
+    with pytest.raises(ManifestConflict) as other:
+        restore(replaced)
+    assert str(other.value) == (
+        "building 'header' no longer holds header@1.1.0 alone (now: header@1.2.0 active); left as it is"
+    )
+    with pytest.raises(ManifestConflict) as empty:
+        restore(promoted, "footer")
+    assert str(empty.value) == (
+        "building 'footer' no longer holds footer@1.1.0 alone (now: no unit active); left as it is"
+    )

@@ -28,11 +28,13 @@ def test_a_freeze_says_freeze_and_a_window_says_window() -> None:
         frozen.reason == "release freeze (mon 09:00 to tue 09:00 UTC); next opens 2025-01-07T09:00:00+00:00"
     )
     assert frozen.next_opens == datetime(2025, 1, 7, 9, 0, tzinfo=UTC)
+    assert frozen.at == MONDAY_NOON
 
     window = PromotionWindows(release=[ReleaseWindow(days=["tue"], start="10:00", end="12:00")])
     closed = blocked(MONDAY_NOON, window)
     assert closed is not None and closed.kind == "window"
     assert closed.reason == "outside the release window; next opens 2025-01-07T10:00:00+00:00"
+    assert (closed.next_opens, closed.at) == (datetime(2025, 1, 7, 10, 0, tzinfo=UTC), MONDAY_NOON)
     assert blocked(datetime(2025, 1, 7, 10, 30, tzinfo=UTC), window) is None
 
 
@@ -68,3 +70,17 @@ def test_rollout_get_watch_and_schedule_describe_show_it() -> None:
     shown = text(schedule_view(row))
     assert "promotion blocked" in shown and reason in shown
     assert "promotion blocked  no" in text(schedule_view({**row, "promotion_blocked": None}))
+
+
+def test_a_window_beyond_the_horizon_is_not_named() -> None:
+    saturday = PromotionWindows(release=[ReleaseWindow(days=["sat"], start="10:00", end="12:00")])
+    soon = blocked(MONDAY_NOON, saturday, horizon_days=3)
+    assert soon is not None and soon.next_opens is None
+    assert soon.reason == "outside the release window; no window opens in the next 3 days"
+    later = blocked(MONDAY_NOON, saturday)  # two weeks by default
+    assert later is not None and later.next_opens == datetime(2025, 1, 11, 10, 0, tzinfo=UTC)
+    never = blocked(
+        MONDAY_NOON, PromotionWindows(release=[ReleaseWindow(days=[], start="10:00", end="12:00")])
+    )
+    assert never is not None and never.next_opens is None
+    assert never.reason == "outside the release window; no window opens in the next 14 days"

@@ -163,3 +163,27 @@ def test_neq_rule_matches_any_other_value_and_a_rule_without_values_matches_nobo
     assert match("neq", ["free"], "pro") and not match("neq", ["free"], "free")
     assert not match("neq", ["free"], None)  # a missing attribute never matches
     assert not match("neq", [], "pro") and not match("eq", [], "pro")
+
+
+def test_criteria_exclusion_is_reported_only_for_users_in_the_canarys_share() -> None:
+    def building(percentage: float, active: bool) -> Building:
+        canary = _unit("2.0.0").model_copy(
+            update={
+                "rollout": RolloutConfig(percentage=percentage, criteria=RolloutCriteria(geo_regions=["KR"]))
+            }
+        )
+        units = {"header@2.0.0": canary}
+        if active:
+            units["header@1.0.0"] = _unit("1.0.0")
+        return Building(
+            name="Header", category="header", active_unit="header@1.0.0" if active else None, units=units
+        )
+
+    french = SplitUser(id="u", region="fr")
+    # a first unit (nothing active): the excluded user gets no unit, and is told why
+    first = resolve_building("shop", "header", building(100, active=False), french)
+    assert (first.reason, first.unit, first.excluded_by) == ("none", None, "geo_regions")
+    # outside the canary's share no criterion was asked
+    for active in (False, True):
+        outside = resolve_building("shop", "header", building(0, active=active), french)
+        assert outside.excluded_by is None

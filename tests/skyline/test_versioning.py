@@ -124,3 +124,18 @@ def test_several_available_versions_are_listed() -> None:
 def test_an_apartment_without_shared_libraries_offers_its_units() -> None:
     bare = SHOP.model_copy(update={"config": type(SHOP.config)()})
     assert available_versions(bare) == {"auth": ["3.1.0"]}
+
+
+def test_a_version_that_is_not_strict_semver_satisfies_no_range() -> None:
+    # like npm: '=2.3.0' or '02.3.0' is refused with the reason, not a crash of the version parser
+    loose_shell = SHOP.model_copy(update={"version": "=2.3.0"})
+    with pytest.raises(
+        VersionRejected, match=r"^the unit supports shells '>=2' but apartment 'shop' is version"
+    ):
+        check_unit_rules(loose_shell, [], ">=2")
+    shop = SHOP.model_copy(deep=True)
+    shop.config = type(SHOP.config)(shared={"react": ["=18.2.0", "17.0.2"]})
+    with pytest.raises(VersionRejected, match=r"available react: 17.0.2, =18.2.0\)$"):
+        check_unit_rules(shop, ["react@^18"], "*")
+    shop.config = type(SHOP.config)(shared={"react": ["=18.2.0", "18.3.1"]})
+    check_unit_rules(shop, ["react@^18"], "*")

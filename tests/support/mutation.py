@@ -127,7 +127,7 @@ def report(verdicts: dict[str, dict[str, str]], equivalents: dict[str, str]) -> 
             "Scope: the ten files under `only_mutate`, the judge and the pure rules of the domain. The rest "
             "of `skyline/` (models, settings, observability, outbound requests, the legacy analysis) is "
             "exercised through the stack's tests, not the fast layer, and is left out so that a run takes "
-            "minutes (about 5 to 15 on 2 shared cores, ~2,200 mutants).",
+            "minutes (about 5 to 15 on 2 shared cores, ~2,400 mutants).",
             table,
             "## Survivors to kill",
             "\n\n".join(listed) if listed else "None.",
