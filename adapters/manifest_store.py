@@ -68,33 +68,27 @@ class ManifestStore:
         self.s3 = s3
         self.bucket = bucket
 
-    def read(self, apartment: str) -> tuple[ApartmentManifest, str] | None:
-        """Current head and its ETag, or None when the apartment does not exist."""
+    def _get(self, key: str) -> tuple[ApartmentManifest, str] | None:
+        """The manifest stored at `key` and its ETag, or None when there is none."""
         try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=head_key(apartment))
+            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if is_missing(exc):
                 return None
             raise
         return ApartmentManifest.from_json_bytes(obj["Body"].read()), obj["ETag"]
 
+    def read(self, apartment: str) -> tuple[ApartmentManifest, str] | None:
+        """Current head and its ETag, or None when the apartment does not exist."""
+        return self._get(head_key(apartment))
+
     def read_revision(self, apartment: str, revision: int) -> ApartmentManifest | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=revision_key(apartment, revision))
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        return ApartmentManifest.from_json_bytes(obj["Body"].read())
+        found = self._get(revision_key(apartment, revision))
+        return found[0] if found else None
 
     def read_preview(self, apartment: str) -> ApartmentManifest | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=preview_key(apartment))
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        return ApartmentManifest.from_json_bytes(obj["Body"].read())
+        found = self._get(preview_key(apartment))
+        return found[0] if found else None
 
     def find_unit(
         self, apartment: str, building: str, version: str, unit: str | None = None, max_revisions: int = 500
