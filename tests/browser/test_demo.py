@@ -24,12 +24,13 @@ FAST = Timing(
     analysis_interval_seconds=2,
     analysis_window_seconds=10,
     min_requests=8,
-    rollout_timeout_seconds=300,  # ~60 s on a quiet machine; two test suites side by side take longer
+    rollout_timeout_seconds=240,  # ~60 s on a quiet machine; two test suites side by side take longer
     users=2,
     loads_per_second=8,
 )
 
 
+@pytest.mark.timeout(600)  # two rollouts of up to 240 s each when two suites share the 2 cores
 async def test_healthy_rollout_is_promoted_and_faulty_one_rolled_back_by_browser_beacons(
     api: httpx.AsyncClient, s3: Any, settings: Settings, browser: Browser, tmp_path: Path
 ) -> None:

@@ -31,6 +31,8 @@ async def test_worker_sigkilled_mid_rollouts_loses_and_repeats_nothing(
 ) -> None:
     seed = int(os.environ.get("SKYLINE_FAULT_SEED", time.time_ns() % 10**6))
     rng = random.Random(seed)
+    # printed before any wait can fail: SKYLINE_FAULT_SEED=<seed> replays this schedule
+    print(f"worker-kill seed {seed}")
     bundle = make_bundle(tmp_path / "bundle", "worker-kill")
     apartments = [await healthy_apartment(rig, rig_api, loads, prefix="kill") for _ in range(APARTMENTS)]
     ids: list[str] = []
