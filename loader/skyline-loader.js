@@ -556,7 +556,8 @@ async function importsProbe(url, ms) {
 
 // Adds the page's one import map: `imports` (the bare specifiers of the units this user
 // gets, and a throw-away probe specifier) and `integrity`. Returns {mode, map}: mode as
-// above; map true when the browser accepted the map (bare specifiers resolve).
+// above (a promise while a first visit's probe runs); map true when the browser accepted
+// the map (bare specifiers resolve).
 async function injectImportMap(imports, integrity) {
   if (Object.keys(integrity).length === 0 && Object.keys(imports).length === 0) return { mode: "entry", map: false };
   if (typeof HTMLScriptElement === "undefined" || typeof HTMLScriptElement.supports !== "function") {
@@ -599,17 +600,29 @@ async function injectImportMap(imports, integrity) {
     }
   }
   mark("skyline:map");
-  try {
-    if (Object.keys(integrity).length === 0 || !accepted) return { mode: "entry", map: accepted };
-    if (known) return { mode: "importmap", map: true };
-    if (!(await importsProbe(good, 3000))) return { mode: "entry", map: accepted };
-    if (await importsProbe(bad, 3000)) return { mode: "entry", map: accepted };
-    saveProbe();
-    return { mode: "importmap", map: accepted };
-  } finally {
+  const revoke = () => {
     if (good) URL.revokeObjectURL(good);
     if (bad) URL.revokeObjectURL(bad);
+  };
+  if (Object.keys(integrity).length === 0 || !accepted) {
+    revoke();
+    return { mode: "entry", map: accepted };
   }
+  if (known) return { mode: "importmap", map: true };
+  // A browser's first visit: the map is in place and enforced (or not) whatever the probe
+  // finds, which only says so in the report; so it runs beside the units' loading, not
+  // before it. `mode` is then a promise, awaited before start() returns.
+  const mode = (async () => {
+    try {
+      if (!(await importsProbe(good, 3000))) return "entry";
+      if (await importsProbe(bad, 3000)) return "entry";
+      saveProbe();
+      return "importmap";
+    } finally {
+      revoke();
+    }
+  })();
+  return { mode, map: accepted };
 }
 
 async function mountUnit(unit, element, context, timeoutMs, mounted) {
@@ -889,12 +902,12 @@ export async function start(config, state = {}) {
   const vitals = config.vitals && config.vitals.url ? config.vitals : null;
   if (vitals && vitals.integrity) integrity[new URL(vitals.url, location.href).href] = vitals.integrity;
   const injected = await injectImportMap(native.imports, integrity);
-  report.integrity = injected.mode;
   report.importmap = injected.map ? { imports: native.imports, variant: native.variant } : null;
   settle(report.importmap);
   mark("skyline:units");
 
-  await Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
+  const loading = Promise.all(Object.entries(assignments).map(([id, a]) => loadOne(id, a)));
+  [report.integrity] = await Promise.all([injected.mode, loading]);
   // Runtime errors (a unit that threw while others were still loading) went on their own.
   const loads = beacons.filter((b) => b.outcome !== "runtime_error");
   report.beacon_status = await post(config.beacons, loads, config.beacons ? await currentSession() : null);
