@@ -35,6 +35,11 @@ async def test_healthy_rollout_is_promoted_and_faulty_one_rolled_back_by_browser
     api: httpx.AsyncClient, s3: Any, settings: Settings, browser: Browser, tmp_path: Path
 ) -> None:
     lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)  # in the test's captured output when anything fails
+
     demo = Demo(
         api,
         s3,
@@ -44,7 +49,7 @@ async def test_healthy_rollout_is_promoted_and_faulty_one_rolled_back_by_browser
         workdir=tmp_path,
         apartment=unique("demo"),
         timing=FAST,
-        say=lines.append,
+        say=say,
     )
     result = await demo.run()
     log = "\n".join(lines)
