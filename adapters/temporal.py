@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
-from temporalio.client import Client
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from skyline.contracts import STATUS_QUERY
 from skyline.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -42,3 +47,15 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         data_converter=pydantic_data_converter,
         runtime=runtime,
     )
+
+
+async def workflow_status(
+    handle: WorkflowHandle[Any, Any], execution: WorkflowExecutionStatus | None, model: type[M]
+) -> M:
+    """A running rollout's or fleet's live status (its `status` query); an ended one's is its
+    result (a query would replay the whole history on a worker, for a value it already holds)."""
+    if execution == WorkflowExecutionStatus.COMPLETED:
+        final: M = await handle.result()
+        return final
+    live: M = await handle.query(STATUS_QUERY, result_type=model)
+    return live

@@ -8,8 +8,6 @@ workflow definitions the worker registers.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel
 
 ROLLOUT_WORKFLOW = "RolloutWorkflow"
@@ -18,9 +16,7 @@ UNDO_WORKFLOW = "ManifestUndoWorkflow"
 PROMOTION_WORKFLOW = "PromotionWorkflow"
 
 STATUS_QUERY = "status"  # RolloutWorkflow and FleetRolloutWorkflow
-# Updates of RolloutWorkflow and FleetRolloutWorkflow (each also has a `<name>_signal` signal).
-ControlName = Literal["pause", "resume", "promote", "rollback"]
-CONTROLS: tuple[ControlName, ...] = ("pause", "resume", "promote", "rollback")
+# Their updates are named for skyline.controls.CONTROLS (each also has a `<name>_signal` signal).
 
 
 class UndoInput(BaseModel):

@@ -11,11 +11,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.temporal import workflow_status
 from api.auth import Deployer, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
-from skyline.contracts import FLEET_WORKFLOW, STATUS_QUERY, ControlName
+from skyline.contracts import FLEET_WORKFLOW, STATUS_QUERY
+from skyline.controls import Control as ControlName
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus, fleet_id_for
 from skyline.rollout import ControlRequest, PromoteRequest, RolloutStatus
 
@@ -70,10 +72,7 @@ async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bo
         raise
     if described.workflow_type != FLEET_WORKFLOW:  # an id of another kind of workflow
         raise ApiError(404, "not_found", f"no fleet rollout {fleet_id!r}")
-    if described.status == WorkflowExecutionStatus.COMPLETED:  # its result: no replay for a query
-        final: FleetStatus = await handle.result()
-        return final, False
-    status: FleetStatus = await handle.query(STATUS_QUERY, result_type=FleetStatus)
+    status = await workflow_status(handle, described.status, FleetStatus)
     return status, described.status == WorkflowExecutionStatus.RUNNING
 
 

@@ -23,12 +23,14 @@ from adapters.bundles import BundleError, InvalidMfManifest, bundle_entry, resol
 from adapters.consistency import ROLLOUT_PREFIX, apartment_exists, storage_warning
 from adapters.manifest_store import rollout_refusal
 from adapters.storage import legacy_upload_key, upload_key
+from adapters.temporal import workflow_status
 from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
 from skyline.ab_report import build_ab_report, render_ab_report
-from skyline.contracts import ROLLOUT_WORKFLOW, STATUS_QUERY, ControlName
+from skyline.contracts import ROLLOUT_WORKFLOW
+from skyline.controls import Control as ControlName
 from skyline.figures import StepDocument
 from skyline.manifest import SLUG
 from skyline.outbound import literal_refusal
@@ -279,18 +281,6 @@ async def _describe_or_404(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutio
     return described.status
 
 
-async def _current(
-    handle: WorkflowHandle[Any, RolloutStatus], execution: WorkflowExecutionStatus | None
-) -> RolloutStatus:
-    """The live status of a running rollout; an ended one's is its result (a query would replay
-    the whole history on a worker to answer, for a value the history already holds)."""
-    if execution == WorkflowExecutionStatus.COMPLETED:
-        final: RolloutStatus = await handle.result()
-        return final
-    live: RolloutStatus = await handle.query(STATUS_QUERY, result_type=RolloutStatus)
-    return live
-
-
 def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
     """An A/B test running (or from before the report was kept) gets its report as of now."""
     if status.strategy != "ab_test" or status.ab_report is not None:
@@ -304,7 +294,7 @@ def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
 @router.get("/{rollout_id}", response_model=RolloutStatus)
 async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> RolloutStatus:
     handle = temporal.get_workflow_handle(rollout_id, result_type=RolloutStatus)
-    status = _with_ab_report(await _current(handle, await _describe_or_404(handle)))
+    status = _with_ab_report(await workflow_status(handle, await _describe_or_404(handle), RolloutStatus))
     if status.state in TERMINAL_STATES:
         return status
     warning = await _storage_warning(store, status.apartment, {})
@@ -357,7 +347,7 @@ async def _control(
     execution = await _describe_or_404(handle)
     if execution == WorkflowExecutionStatus.RUNNING:
         raise ApiError(409, "rollout_ended", "the rollout ended meanwhile; start a new one")
-    final = await _current(handle, execution)
+    final = await workflow_status(handle, execution, RolloutStatus)
     raise ApiError(409, "rollout_ended", f"the rollout has ended ({final.state}); start a new one")
 
 

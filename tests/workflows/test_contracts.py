@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.workflow import _Definition
 
 from skyline import contracts
+from skyline.controls import CONTROLS
 from workflows.fleet import FleetRolloutWorkflow
 from workflows.promotion import PromotionWorkflow
 from workflows.rollout import RolloutWorkflow
@@ -22,5 +23,5 @@ def test_both_controlled_workflows_answer_the_status_query_and_every_control() -
     for cls in (RolloutWorkflow, FleetRolloutWorkflow):
         definition = _Definition.must_from_class(cls)
         assert contracts.STATUS_QUERY in definition.queries
-        assert set(contracts.CONTROLS) <= set(definition.updates)
-        assert {f"{c}_signal" for c in contracts.CONTROLS} <= set(definition.signals)
+        assert set(CONTROLS) <= set(definition.updates)
+        assert {f"{c}_signal" for c in CONTROLS} <= set(definition.signals)
