@@ -68,7 +68,7 @@ class ManifestStore:
         self.s3 = s3
         self.bucket = bucket
 
-    def _get(self, key: str) -> tuple[ApartmentManifest, str] | None:
+    def read_at(self, key: str) -> tuple[ApartmentManifest, str] | None:
         """The manifest stored at `key` and its ETag, or None when there is none."""
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=key)
@@ -80,14 +80,14 @@ class ManifestStore:
 
     def read(self, apartment: str) -> tuple[ApartmentManifest, str] | None:
         """Current head and its ETag, or None when the apartment does not exist."""
-        return self._get(head_key(apartment))
+        return self.read_at(head_key(apartment))
 
     def read_revision(self, apartment: str, revision: int) -> ApartmentManifest | None:
-        found = self._get(revision_key(apartment, revision))
+        found = self.read_at(revision_key(apartment, revision))
         return found[0] if found else None
 
     def read_preview(self, apartment: str) -> ApartmentManifest | None:
-        found = self._get(preview_key(apartment))
+        found = self.read_at(preview_key(apartment))
         return found[0] if found else None
 
     def find_unit(

@@ -14,11 +14,9 @@ import posixpath
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from adapters.manifest_store import ManifestStore, head_key, preview_key, revision_key
-from adapters.storage import is_missing
 from skyline.manifest import ApartmentManifest
 from skyline.retention import (
     BUNDLES,
@@ -57,15 +55,10 @@ class StorageCollector:
 
     def _document(self, key: str) -> ApartmentManifest | None:
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        try:
-            return ApartmentManifest.from_json_bytes(body)
+            found = self.store.read_at(key)
         except (ValidationError, ValueError) as exc:
             raise UnreadableManifest(f"{key} is not a manifest Skyline can read ({str(exc)[:200]})") from exc
+        return found[0] if found else None
 
     def _live(
         self, apartments: list[str]
