@@ -57,6 +57,8 @@ class GatherFiguresInput(BaseModel):
     # Seconds since the rollout started: when set, also read the baseline's
     # figures over the hour before it (the reference for 100 % steps).
     reference_offset_seconds: float | None = None
+    # The look that ends the bake: first wait for Prometheus to scrape past it.
+    settle: bool = False
 
 
 class GatherFiguresResult(BaseModel):
@@ -80,7 +82,8 @@ def _number(raw: object) -> float | None:
 
 
 class MetricsActivities:
-    def __init__(self, prometheus_url: str, timeout_seconds: float) -> None:
+    def __init__(self, prometheus_url: str, timeout_seconds: float, settle_seconds: float = 0) -> None:
+        self.settle_seconds = settle_seconds
         # No client-side retries: Temporal's retry policy owns retrying, so an
         # outage shows up in the workflow's history instead of hiding in here.
         self.prometheus = PrometheusConnect(
@@ -201,10 +204,32 @@ class MetricsActivities:
             )
         return out
 
+    def settle(self, inp: GatherFiguresInput, taken: float) -> float | None:
+        """Wait until Prometheus holds a sample of this building's loads from `taken` or later.
+
+        Counters are read as of their last scrape: a look taken a moment after a
+        scrape misses everything since, and a step shorter than a scrape interval
+        (or a scrape delayed by a loaded machine) would read as "no canary loads"
+        and be held for want of traffic it had. A building with no series at all
+        has nothing coming; a scrape that never comes costs at most
+        `settle_seconds`. Returns the newest sample's time (None: no series).
+        """
+        sel = f'apartment="{inp.apartment}",building="{inp.building}"'
+        deadline = time.monotonic() + self.settle_seconds
+        while True:
+            newest = self._instant(f"max(timestamp({LOADS}{{{sel}}}))")
+            if newest is None or newest >= taken or time.monotonic() >= deadline:
+                return newest
+            activity.heartbeat()
+            time.sleep(0.2)
+
     @activity.defn
     def gather_figures(self, inp: GatherFiguresInput) -> GatherFiguresResult:
         """One look: both variants' figures since the step began (and the reference, once)."""
-        started = time.time() - inp.since_seconds
+        taken = time.time()
+        started = taken - inp.since_seconds
+        if inp.settle and self.settle_seconds > 0:
+            self.settle(inp, taken)
         canary = self.since(inp, inp.canary_version, started)
         baseline = None
         reference = None

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Metrics
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The look that ends a bake waits (at most this long) for Prometheus to scrape past
+    # it, so the step's last seconds are counted instead of read as "no loads".
+    # Prometheus's default scrape interval is 15 s.
+    prometheus_settle_seconds: float = Field(default=15.0, ge=0)
 
     # Webhooks: payloads are signed (x-skyline-signature: sha256=HMAC) with this key.
     webhook_secret: SecretStr | None = None

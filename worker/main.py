@@ -51,7 +51,9 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     cdn = CdnActivities(settings, provider, http)
     emergency = EmergencyActivities(manifests, cdn)
     publish = PublishActivities(settings, s3, http, provider)
-    metrics = MetricsActivities(settings.prometheus_url, settings.prometheus_timeout_seconds)
+    metrics = MetricsActivities(
+        settings.prometheus_url, settings.prometheus_timeout_seconds, settings.prometheus_settle_seconds
+    )
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
     gates = GateActivities(http, secret, settings.webhook_allowed_hosts)
     schedules = ScheduleActivities(client, manifests.store)

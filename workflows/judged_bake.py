@@ -60,7 +60,7 @@ class JudgedBake(RolloutBook):
                 out.append(EarlierStep(weight=step.weight, canary=final.canary, baseline=final.baseline))
         return out
 
-    async def _look(self, started: float, at_seconds: float) -> Look:
+    async def _look(self, started: float, at_seconds: float, ends_bake: bool) -> Look:
         spec, strategy = self._spec, self._spec.strategy
         baseline = self._prep.baseline_version if self._prep else None
         now = workflow.now().timestamp()
@@ -76,6 +76,7 @@ class JudgedBake(RolloutBook):
             window_seconds=strategy.analysis_window_seconds,
             checks=strategy.checks,
             reference_offset_seconds=(now - self._status.started_at.timestamp()) if need_reference else None,
+            settle=ends_bake,
         )
         try:
             result = await workflow.execute_activity_method(
@@ -162,7 +163,8 @@ class JudgedBake(RolloutBook):
                 remaining -= (workflow.now() - waited_from).total_seconds()
                 if self._interrupted() or self._paused:
                     continue
-            look = await self._look(started, max(0.0, record.bake_seconds - max(remaining, 0.0)))
+            at_seconds = max(0.0, record.bake_seconds - max(remaining, 0.0))
+            look = await self._look(started, at_seconds, ends_bake=remaining <= 0)
             record.looks.append(look)
             if len(record.looks) > MAX_LOOKS_KEPT:
                 del record.looks[1]  # keep the first look and the most recent ones
