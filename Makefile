@@ -40,8 +40,9 @@ typecheck: install
 	$(VENV)/bin/mypy $(CODE)
 
 ## What CI runs: lint, types, and every test against real servers the tests start.
+## Two processes, each with its own stack (TEST_JOBS=0: one process); whole files stay together.
 test: system browser lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(or $(TEST_JOBS),2) --dist loadgroup
 
 ## Benchmarks against peers on a private stack; tables on stdout, JSON in bench/results/ (BENCH_ARGS=--full: 1,000 rollouts).
 bench: system

@@ -7,6 +7,7 @@ exercise the same wiring a release manager uses.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +27,18 @@ from tests.support.rum import RumTarget
 from tests.support.webhooks import WEBHOOK_HOST
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# `make test` runs the suite in two processes (pytest-xdist); each has its own stack and logs.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+FAULTS = Path(__file__).resolve().parent / "faults"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Whole files to one process (module fixtures are set up once), the fault suite as one
+    unit (its private stack is started once) and first, so it never runs alone at the end."""
+    for item in items:
+        faults = FAULTS in Path(str(item.path)).parents
+        item.add_marker(pytest.mark.xdist_group("faults" if faults else item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: FAULTS not in Path(str(item.path)).parents)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +73,8 @@ def stack(rum: RumTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # Keep the servers' logs where CI and humans can read them.
         logs = state / "logs"
         if logs.is_dir():
-            shutil.copytree(logs, ARTIFACTS / "stack-logs", dirs_exist_ok=True)
+            name = f"stack-logs-{WORKER}" if WORKER else "stack-logs"
+            shutil.copytree(logs, ARTIFACTS / name, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

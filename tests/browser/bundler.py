@@ -30,22 +30,38 @@ class BundlerMissing(RuntimeError):
     pass
 
 
-def ensure_esbuild() -> Path:
-    """The esbuild binary, installed with `npm ci` on first use (one installer at a time)."""
-    if ESBUILD.exists():
-        return ESBUILD
+# Written once `npm ci` finished (npm ci empties node_modules first, removing it): a second
+# test process (`make test` runs two) never takes a half-installed tree for a whole one.
+STAMP = ".skyline-installed"
+
+
+def _installed(directory: Path, wanted: list[Path]) -> bool:
+    return (directory / "node_modules" / STAMP).exists() and all(p.exists() for p in wanted)
+
+
+def _npm_ci(directory: Path, wanted: list[Path]) -> None:
+    """`npm ci` in `directory` unless a finished install is there (one installer at a time)."""
+    if _installed(directory, wanted):
+        return
     npm = shutil.which("npm")
     if npm is None:
         raise BundlerMissing("npm is not installed: `make browser` installs nodejs (Debian's, with npm)")
-    with open(HERE / ".install.lock", "w") as lock:
+    with open(directory / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not ESBUILD.exists():
+        if not _installed(directory, wanted):
             subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=HERE,
+                cwd=directory,
                 check=True,
                 timeout=600,
             )
+            if all(p.exists() for p in wanted):
+                (directory / "node_modules" / STAMP).touch()
+
+
+def ensure_esbuild() -> Path:
+    """The esbuild binary, installed with `npm ci` on first use (one installer at a time)."""
+    _npm_ci(HERE, [ESBUILD])
     if not ESBUILD.exists():
         raise BundlerMissing(f"`npm ci` in {HERE} did not install esbuild")
     return ESBUILD
@@ -61,20 +77,7 @@ def ensure_shell_packages() -> Path:
         modules / MF_RUNTIME_ESM,
         modules / IMPORT_MAP_OVERRIDES,
     ]
-    if all(p.exists() for p in wanted):
-        return modules
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BundlerMissing("npm is not installed: `make browser` installs nodejs (Debian's, with npm)")
-    with open(SHELL_PACKAGES / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not all(p.exists() for p in wanted):
-            subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=SHELL_PACKAGES,
-                check=True,
-                timeout=600,
-            )
+    _npm_ci(SHELL_PACKAGES, wanted)
     missing = [str(p) for p in wanted if not p.exists()]
     if missing:
         raise BundlerMissing(f"`npm ci` in {SHELL_PACKAGES} did not install {', '.join(missing)}")
