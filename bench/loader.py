@@ -10,11 +10,11 @@ arrived), `skyline:map` (split computed, the one import map in the page) and
 
 Main-thread time is the synchronous work between them: start -> fetch (config,
 user, the request) plus manifest -> map (JSON.parse, the split, the import map,
-its insertion and the resolve check) plus, on a repeat visit, map -> units.
-Waiting for the network (fetch -> manifest) is not main-thread time. On a first
-visit in a browser, map -> units also waits for the integrity probe's two blob
-module imports (once per browser and origin: the answer is kept in
-localStorage), which is reported as wall time only. Wall time is start -> units.
+its insertion and the resolve check) plus map -> units. Waiting for the network
+(fetch -> manifest) is not main-thread time. The integrity probe of a browser's
+first visit (two data: module imports, once per browser and origin: the answer
+is kept in localStorage) starts in a later task, after the first unit. Wall
+time is start -> units.
 
 The budget (issue 15) is 5 ms of main-thread time.
 """
@@ -125,13 +125,11 @@ class _Quiet(SimpleHTTPRequestHandler):
 MARKS = "() => Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]))"
 
 
-def _main_thread_ms(marks: dict[str, float], repeat: bool) -> tuple[float, float]:
+def _main_thread_ms(marks: dict[str, float]) -> tuple[float, float]:
     """(main-thread ms, wall ms) of one page load from the loader's marks."""
     main = (marks["skyline:fetch"] - marks["skyline:start"]) + (
-        marks["skyline:map"] - marks["skyline:manifest"]
+        marks["skyline:units"] - marks["skyline:manifest"]
     )
-    if repeat:
-        main += marks["skyline:units"] - marks["skyline:map"]
     return main, marks["skyline:units"] - marks["skyline:start"]
 
 
@@ -180,7 +178,7 @@ async def _measure(browser: Browser, url: str, loads: int) -> dict[str, list[flo
                 raise RuntimeError(f"the bench page did not load as expected: {report}")
             marks = await page.evaluate(MARKS)
             if i >= 2:
-                main, wall = _main_thread_ms(marks, case == "repeat")
+                main, wall = _main_thread_ms(marks)
                 out[f"{case}_main"].append(main)
                 out[f"{case}_wall"].append(wall)
                 out[f"{case}_cpu"].append(cpu)
@@ -235,10 +233,9 @@ def main(loads: int = LOADS) -> dict[str, Any]:
             f"{'within' if cpu50 <= BUDGET_MS else 'OVER'} budget.",
             "CPU: thread time of the renderer main thread's tasks from skyline:start to skyline:units "
             "(trace, `tdur`), the loader module's evaluation included. Sync sections: wall time of the "
-            "loader's synchronous work between its marks (start->fetch, manifest->map, map->units on "
-            "repeat visits), which on a loaded machine also counts time the core was taken away. Wall "
-            "(start->units) adds the manifest's loopback round trip and, on a first visit, the integrity "
-            "probe's two blob imports and the first localStorage read.",
+            "loader's synchronous work between its marks (start->fetch, manifest->units), which on a "
+            "loaded machine also counts time the core was taken away. Wall (start->units) adds the "
+            "manifest's loopback round trip.",
         ],
     )
     results = {

@@ -269,12 +269,16 @@ export function singleSpaProps(context, element) {
 }
 
 // Whether the browser honours an import map's `integrity` (added by a module, after
-// module loading began) is not something it says: two tiny blob modules find out,
-// one with its right SRI (must load: blob modules are allowed here) and one with a
-// wrong one (must be refused).
+// module loading began) is not something it says: two tiny data: modules of the same
+// source find out, one listed with its right SRI (must load: data: modules are allowed
+// here) and one with a wrong one (must be refused). data: URLs, not blob: ones: making a
+// blob URL is a synchronous call to the browser process, several ms of a first visit.
 export const INTEGRITY_PROBE_SOURCE = "export default 1;\n";
 export const INTEGRITY_PROBE_SRI = "sha384-TfNfbmwP7o3QYLOKT2ylblYjdqWkjpHkmoyPgwQk/jxycBM1LOGLUePUz56+OBZF";
 const WRONG_SRI = `sha384-${"A".repeat(64)}`;
+// Two URLs (a module is fetched once per URL and page), one body.
+export const INTEGRITY_PROBE_GOOD = `data:text/javascript,${encodeURIComponent(INTEGRITY_PROBE_SOURCE)}`;
+export const INTEGRITY_PROBE_BAD = `data:text/javascript;charset=utf-8,${encodeURIComponent(INTEGRITY_PROBE_SOURCE)}`;
 
 // A vitals beacon: web vitals of a page that loaded this unit version (LCP and INP in
 // seconds, CLS unitless), for api/beacons.py's `kind: "vitals"`.
@@ -525,7 +529,7 @@ function loadStylesheet(url, integrity, unitId, added) {
 // map may not re-state an URL an earlier one gave integrity to. Returns "importmap"
 // when the browser verifies every listed module, "entry" when only the entry's
 // <script integrity> is checked (no import maps, no `integrity` in them, a map added
-// too late, or blob modules blocked by the page's CSP). docs/loader.md.
+// too late, or data: modules blocked by the page's CSP). docs/loader.md.
 const PROBE_KEY = "skyline.integrity";
 
 function cachedProbe() {
@@ -565,30 +569,19 @@ async function injectImportMap(imports, integrity) {
   }
   if (!HTMLScriptElement.supports("importmap")) return { mode: "entry", map: false };
   // Whether the browser enforces `integrity` is a property of the browser: probed with
-  // two blob modules (the refused one logs a console error), then remembered per user
+  // two data: modules (the refused one logs a console error), then remembered per user
   // agent. Whether it accepted this very map (added by a module, after module loading
   // began) is checked on every page, silently, by resolving a specifier the map names.
   const canResolve = typeof import.meta.resolve === "function";
   const known = cachedProbe() && canResolve;
-  const blob = () => URL.createObjectURL(new Blob([INTEGRITY_PROBE_SOURCE], { type: "text/javascript" }));
-  let good = null;
-  let bad = null;
   const probing = !known && Object.keys(integrity).length > 0;
-  try {
-    if (probing) {
-      good = blob();
-      bad = blob();
-    }
-  } catch {
-    return { mode: "entry", map: false };
-  }
   const specifier = `skyline-integrity-probe-${Math.random().toString(36).slice(2)}`;
   const target = "data:text/javascript,";
   const map = document.createElement("script");
   map.type = "importmap";
   map.dataset.skyline = "integrity";
   const all = { ...integrity };
-  if (probing) Object.assign(all, { [good]: INTEGRITY_PROBE_SRI, [bad]: WRONG_SRI });
+  if (probing) Object.assign(all, { [INTEGRITY_PROBE_GOOD]: INTEGRITY_PROBE_SRI, [INTEGRITY_PROBE_BAD]: WRONG_SRI });
   map.textContent = JSON.stringify({ imports: { ...imports, [specifier]: target }, integrity: all });
   document.head.appendChild(map);
   let accepted = true;
@@ -600,27 +593,17 @@ async function injectImportMap(imports, integrity) {
     }
   }
   mark("skyline:map");
-  const revoke = () => {
-    if (good) URL.revokeObjectURL(good);
-    if (bad) URL.revokeObjectURL(bad);
-  };
-  if (Object.keys(integrity).length === 0 || !accepted) {
-    revoke();
-    return { mode: "entry", map: accepted };
-  }
+  if (Object.keys(integrity).length === 0 || !accepted) return { mode: "entry", map: accepted };
   if (known) return { mode: "importmap", map: true };
   // A browser's first visit: the map is in place and enforced (or not) whatever the probe
   // finds, which only says so in the report; so it runs beside the units' loading, not
   // before it. `mode` is then a promise, awaited before start() returns.
   const mode = (async () => {
-    try {
-      if (!(await importsProbe(good, 3000))) return "entry";
-      if (await importsProbe(bad, 3000)) return "entry";
-      saveProbe();
-      return "importmap";
-    } finally {
-      revoke();
-    }
+    await new Promise((next) => setTimeout(next, 0)); // after the units started loading
+    if (!(await importsProbe(INTEGRITY_PROBE_GOOD, 3000))) return "entry";
+    if (await importsProbe(INTEGRITY_PROBE_BAD, 3000)) return "entry";
+    saveProbe();
+    return "importmap";
   })();
   return { mode, map: accepted };
 }
@@ -728,8 +711,9 @@ export async function start(config, state = {}) {
     error: null,
     importmap: null,
   };
-  // Signed overrides of this browser (the overrides section): looked up while the manifest loads.
-  const overriding = fetchOverrides(config, apartment);
+  // Signed overrides of this browser (the overrides section): looked up while the manifest
+  // loads, once it is requested (a first visit's first localStorage read blocks for ms).
+  let overriding = null;
   let mapReady;
   state.ready = new Promise((resolve) => {
     mapReady = resolve;
@@ -739,12 +723,15 @@ export async function start(config, state = {}) {
 
   // Skew protection: a page that already read the manifest keeps that revision.
   let manifest = pinnedManifest(PAGE_PINS, config.manifest);
-  if (manifest) report.pinned = true;
-  else try {
+  if (manifest) {
+    report.pinned = true;
+    overriding = fetchOverrides(config, apartment);
+  } else try {
     // no-cache: revalidate with the edge on every page load, so the page after
     // an emergency rollback already gets last-known-good.
     const request = fetch(config.manifest, { cache: "no-cache", credentials: "omit" });
     mark("skyline:fetch");
+    overriding = fetchOverrides(config, apartment);
     const response = await request;
     if (!response.ok) throw new Error(`manifest answered ${response.status}`);
     // text + JSON.parse rather than json(): the same work, with the parse between marks.

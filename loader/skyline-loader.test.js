@@ -14,6 +14,8 @@ import {
   callLifecycle,
   fnv1a32,
   importMapOf,
+  INTEGRITY_PROBE_BAD,
+  INTEGRITY_PROBE_GOOD,
   INTEGRITY_PROBE_SOURCE,
   INTEGRITY_PROBE_SRI,
   inPercentage,
@@ -132,6 +134,13 @@ test("the beacon token comes from beacon-token next to the beacons URL, or from 
 test("the integrity probe's SRI is the sha384 of its source", () => {
   const digest = createHash("sha384").update(INTEGRITY_PROBE_SOURCE).digest("base64");
   assert.equal(INTEGRITY_PROBE_SRI, `sha384-${digest}`);
+});
+
+test("the two probe URLs are different URLs of the probe's source (data: bodies)", async () => {
+  assert.notEqual(INTEGRITY_PROBE_GOOD, INTEGRITY_PROBE_BAD);
+  for (const url of [INTEGRITY_PROBE_GOOD, INTEGRITY_PROBE_BAD]) {
+    assert.equal(await (await fetch(url)).text(), INTEGRITY_PROBE_SOURCE);
+  }
 });
 
 const UNIT = {

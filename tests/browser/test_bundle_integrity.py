@@ -227,7 +227,7 @@ async def test_esbuild_bundle_every_file_verified_tampering_fails_the_canary_sec
     assert again["report"]["integrity"] == "importmap" and again["main"]["state"] == "loaded"
     assert not [line for line in again["console"] if "integrity" in line], again["console"]
     assert again["import_map"]["integrity"] == {
-        u: i for u, i in integrity.items() if not u.startswith("blob:")
+        u: i for u, i in integrity.items() if not u.startswith("data:")
     }
 
     # 1.1.0: new lazy chunk and title colour; the vendor chunk and the lazy CSS did not change.

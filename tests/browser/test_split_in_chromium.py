@@ -95,8 +95,8 @@ async def test_canary_at_50_percent_split_sri_and_emergency_rollback(
             "url => document.querySelector(`script[type=module][src='${url}']`).integrity", unit.url
         )
         assert integrity == unit.checksum
-    # (the loader's integrity probe, a blob module with a wrong SRI on purpose, is refused)
-    assert not [line for line in console if "integrity" in line and "'blob:" not in line], console
+    # (the loader's integrity probe, a data: module with a wrong SRI on purpose, is refused)
+    assert not [line for line in console if "integrity" in line and "'data:" not in line], console
 
     # Every load was counted once, under the version the browser ran.
     loads = await unit_loads(api, apartment)
