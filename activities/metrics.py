@@ -138,9 +138,10 @@ class MetricsActivities:
             # The server answered but refused the query: retrying will not fix it.
             return Observation(error=f"Prometheus rejected the query: {exc}")
 
-    def _vector(self, promql: str, label: str) -> dict[str, float]:
+    def _vector(self, promql: str, label: str, at: float | None = None) -> dict[str, float]:
         out: dict[str, float] = {}
-        for series in self._call("custom_query", promql):
+        params = {"time": f"{at:.3f}"} if at is not None else None
+        for series in self._call("custom_query", promql, params=params):
             metric = series.get("metric")
             value = series.get("value")
             key = metric.get(label) if isinstance(metric, dict) else None
@@ -150,32 +151,44 @@ class MetricsActivities:
                     out[key] = out.get(key, 0.0) + number
         return out
 
-    def figures(self, inp: GatherFiguresInput, version: str, seconds: float, offset: float = 0) -> Figures:
+    def figures(
+        self,
+        inp: GatherFiguresInput,
+        version: str,
+        seconds: float,
+        offset: float = 0,
+        at: float | None = None,
+    ) -> Figures:
         """Loads, failed loads and the load-time histogram of one version over a range (extrapolated)."""
         sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
         rng = f"[{max(1, round(seconds))}s]" + (f" offset {round(offset)}s" if offset > 0 else "")
-        outcomes = self._vector(f"sum by (outcome) (increase({LOADS}{{{sel}}}{rng}))", "outcome")
-        buckets = self._vector(f"sum by (le) (increase({LOAD_SECONDS}{{{sel}}}{rng}))", "le")
+        outcomes = self._vector(f"sum by (outcome) (increase({LOADS}{{{sel}}}{rng}))", "outcome", at)
+        buckets = self._vector(f"sum by (le) (increase({LOAD_SECONDS}{{{sel}}}{rng}))", "le", at)
         return _figures(outcomes, buckets)
 
-    def since(self, inp: GatherFiguresInput, version: str, started: float) -> Figures:
-        """Exact counts since `started` (epoch seconds): the counters now less the counters then.
+    def since(
+        self, inp: GatherFiguresInput, version: str, started: float, at: float | None = None
+    ) -> Figures:
+        """Exact counts since `started` (epoch seconds): the counters at `at` less the counters then.
 
         A series that did not exist yet counts from zero, so the failures that
         create a new version's `load_error` series are counted. A counter that
         went down (an API restart) falls back to increase() over the same time.
+        Every query is evaluated at the same `at` (default: Prometheus' now):
+        a scrape landing between the loads query and the histogram query
+        would otherwise count one scrape's loads as slower than every bucket.
         """
         sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
-        at = f" @ {started:.3f}"
-        outcomes = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}})", "outcome")
-        outcomes_then = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}}{at})", "outcome")
-        buckets = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}})", "le")
-        buckets_then = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}}{at})", "le")
+        then = f" @ {started:.3f}"
+        outcomes = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}})", "outcome", at)
+        outcomes_then = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}}{then})", "outcome", at)
+        buckets = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}})", "le", at)
+        buckets_then = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}}{then})", "le", at)
         reset = any(outcomes_then.get(k, 0) > v for k, v in outcomes.items()) or any(
             buckets_then.get(k, 0) > v for k, v in buckets.items()
         )
         if reset:
-            return self.figures(inp, version, time.time() - started)
+            return self.figures(inp, version, (at or time.time()) - started, at=at)
         return _figures(
             {k: v - outcomes_then.get(k, 0) for k, v in outcomes.items()},
             {k: v - buckets_then.get(k, 0) for k, v in buckets.items()},
@@ -214,27 +227,33 @@ class MetricsActivities:
         has nothing coming; a scrape that never comes costs at most
         `settle_seconds`. Returns the newest sample's time (None: no series).
         """
-        sel = f'apartment="{inp.apartment}",building="{inp.building}"'
         deadline = time.monotonic() + self.settle_seconds
         while True:
-            newest = self._instant(f"max(timestamp({LOADS}{{{sel}}}))")
+            newest = self.newest(inp)
             if newest is None or newest >= taken or time.monotonic() >= deadline:
                 return newest
-            activity.heartbeat()
+            if activity.in_activity():
+                activity.heartbeat()
             time.sleep(0.2)
+
+    def newest(self, inp: GatherFiguresInput) -> float | None:
+        """When Prometheus last scraped this building's loads (None: no series)."""
+        sel = f'apartment="{inp.apartment}",building="{inp.building}"'
+        return self._instant(f"max(timestamp({LOADS}{{{sel}}}))")
 
     @activity.defn
     def gather_figures(self, inp: GatherFiguresInput) -> GatherFiguresResult:
         """One look: both variants' figures since the step began (and the reference, once)."""
         taken = time.time()
         started = taken - inp.since_seconds
-        if inp.settle and self.settle_seconds > 0:
-            self.settle(inp, taken)
-        canary = self.since(inp, inp.canary_version, started)
+        # One evaluation time for every query of the look (the newest scrape, once it is in):
+        # the loads, the histogram and both variants are then one consistent snapshot.
+        at = self.settle(inp, taken) if inp.settle and self.settle_seconds > 0 else self.newest(inp)
+        canary = self.since(inp, inp.canary_version, started, at)
         baseline = None
         reference = None
         if inp.baseline_version and inp.baseline_version != inp.canary_version:
-            baseline = self.since(inp, inp.baseline_version, started)
+            baseline = self.since(inp, inp.baseline_version, started, at)
             if inp.reference_offset_seconds is not None:
                 reference = self.figures(
                     inp, inp.baseline_version, REFERENCE_SECONDS, inp.reference_offset_seconds

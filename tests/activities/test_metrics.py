@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from temporalio.testing import ActivityEnvironment
 
 from activities.metrics import GatherFiguresInput, MetricsActivities
+from skyline.checks import LOADS
 from skyline.settings import Settings
 from tests.support.rum import RumTarget
 from tests.support.scenario import unique
@@ -61,3 +63,33 @@ def test_settling_returns_the_newest_sample_and_gives_up_after_its_bound(
         future = time.time() + 3600
         stale = env.run(metrics.settle, look(apartment, 1, settle=True), future)
         assert stale is not None and newest <= stale < future
+
+
+def test_every_query_of_a_look_is_evaluated_at_one_time(rum: RumTarget, settings: Settings) -> None:
+    """A look's loads and its histogram come from one scrape, the one it was pinned to, even
+    when newer scrapes landed while it queried (else the newer loads count as slow ones)."""
+    apartment = unique("pinned")
+    metrics = MetricsActivities(settings.prometheus_url, 5, settle_seconds=10)
+    inp = look(apartment, 5, settle=False)
+    with rum.traffic(apartment, "header", "header", "2.0.0", loads_per_tick=10):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "2.0.0")
+        pinned = metrics.newest(inp)
+        assert pinned is not None
+        # a newer scrape is in: reading "now" would see more loads than the pinned scrape had
+        assert metrics.settle(inp, pinned + 0.5) is not None
+        started = pinned - 3
+        figures = metrics.since(inp, "2.0.0", started, at=pinned)
+        now = metrics.since(inp, "2.0.0", started)
+    sel = f'apartment="{apartment}",building="header",unit="header",version="2.0.0"'
+    assert now.loads > figures.loads
+
+    def at_pin(promql: str) -> float:
+        params = {"query": promql, "time": f"{pinned:.3f}"}
+        found = httpx.get(f"{settings.prometheus_url}/api/v1/query", params=params, timeout=5).json()
+        result = found["data"]["result"]
+        return float(result[0]["value"][1]) if result else 0.0  # no series yet: nothing counted
+
+    then = at_pin(f"sum({LOADS}{{{sel}}} @ {started:.3f})")
+    assert figures.loads == round(at_pin(f"sum({LOADS}{{{sel}}})") - then) > 0
+    # the histogram was read at the same scrape: no load is slower than its top bucket
+    assert figures.slower_than(5.0) == 0, figures
