@@ -145,3 +145,58 @@ async def test_the_loader_is_published_under_its_hash_and_served_immutable_by_th
     assert f'integrity="{info["integrity"]}"' in info["script"]
     redirect = await api.get("/loader.js")
     assert redirect.status_code == 307 and redirect.headers["location"] == info["url"]
+
+
+async def test_a_page_whose_csp_blocks_data_modules_loads_with_entry_verification_only(
+    api: httpx.AsyncClient, s3: Any, settings: Settings, browser: Browser
+) -> None:
+    """The integrity probe's modules are data: URLs; a CSP without `data:` refuses them, so the
+    loader cannot learn whether the map's `integrity` is enforced: it says "entry" (only the
+    entry's <script integrity> vouched for), remembers nothing, and the page still loads."""
+    apartment = unique("csp")
+    url = store_module(s3, settings, f"bundles/{apartment}/header/index.js", GOOD)
+    body = {
+        "id": apartment,
+        "actor": "tests",
+        "apartment": {
+            "name": "CSP",
+            "buildings": {
+                "header": {
+                    "name": "header",
+                    "category": "header",
+                    "active_unit": "header@1.0.0",
+                    "units": {"header@1.0.0": unit("header", "1.0.0", url, sri(GOOD.encode()))},
+                }
+            },
+        },
+    }
+    created = await api.post("/apartments", json=body)
+    assert created.status_code == 201, created.text
+    loader = LoaderAsset.model_validate((await api.get("/loader")).json())
+    page_html = shell_html(
+        title="CSP",
+        apartment=apartment,
+        manifest=manifest_url(settings, apartment),
+        beacons=None,
+        loader=loader,
+        buildings=("header",),
+    )
+    edge = settings.public_url("").rstrip("/")
+    csp = f"script-src 'self' {edge} 'unsafe-inline'"
+    page_html = page_html.replace(
+        "<head>", f'<head>\n  <meta http-equiv="Content-Security-Policy" content="{csp}">', 1
+    )
+    shell_url = publish_shell(s3, settings, apartment, page_html)
+
+    context = await browser.new_context()
+    page = await context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    report = await load_as(page, shell_url, "user-1")
+    assert report["integrity"] == "entry", report
+    assert report["buildings"]["header"]["state"] == "loaded", report
+    assert await slot_text(page, "header") == "ok header@1.0.0"
+    # the probe was refused by the CSP (not by SRI), and its answer was not kept
+    assert any("Content Security Policy" in line and "data:" in line for line in console), console
+    assert await page.evaluate("localStorage.getItem('skyline.integrity')") is None
+    await context.close()
