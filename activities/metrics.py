@@ -101,15 +101,15 @@ class MetricsActivities:
         except requests.RequestException as exc:
             raise PrometheusDown(f"Prometheus unreachable: {exc}") from exc
 
-    def _instant(self, promql: str) -> float | None:
-        result = self._call("custom_query", promql)
+    def _instant(self, promql: str, at: float | None = None) -> float | None:
+        result = self._call("custom_query", promql, params={"time": f"{at:.3f}"} if at is not None else None)
         if not result:
             return None
         value = result[0].get("value")
         return _number(value[1]) if isinstance(value, list) and len(value) == 2 else None
 
-    def _range(self, promql: str, window: float, step: float) -> list[float]:
-        end = time.time()
+    def _range(self, promql: str, window: float, step: float, at: float | None = None) -> list[float]:
+        end = at if at is not None else time.time()
         result = self._call(
             "custom_query_range", promql, start_time=_dt(end - window), end_time=_dt(end), step=f"{step:g}s"
         )
@@ -120,20 +120,24 @@ class MetricsActivities:
                 samples.extend(v for pair in values if (v := _number(pair[1])) is not None)
         return samples
 
-    def observe(self, check: MetricCheck, values: dict[str, str], window: float) -> Observation:
+    def observe(
+        self, check: MetricCheck, values: dict[str, str], window: float, at: float | None = None
+    ) -> Observation:
+        """One check's reading; `at` pins every query to one evaluation time (bad and total
+        of a ratio from one scrape, not a newer total than its bad count)."""
         filled = {**values, **check.args}
         try:
             if check.kind == "ratio":
                 assert check.total_query is not None
                 return Observation(
-                    bad=self._instant(render(check.query, filled)),
-                    total=self._instant(render(check.total_query, filled)),
+                    bad=self._instant(render(check.query, filled), at),
+                    total=self._instant(render(check.total_query, filled), at),
                 )
             if check.kind == "samples":
                 return Observation(
-                    samples=self._range(render(check.query, filled), window, check.step_seconds)
+                    samples=self._range(render(check.query, filled), window, check.step_seconds, at)
                 )
-            return Observation(value=self._instant(render(check.query, filled)))
+            return Observation(value=self._instant(render(check.query, filled), at))
         except PrometheusApiClientException as exc:
             # The server answered but refused the query: retrying will not fix it.
             return Observation(error=f"Prometheus rejected the query: {exc}")
@@ -194,7 +198,7 @@ class MetricsActivities:
             {k: v - buckets_then.get(k, 0) for k, v in buckets.items()},
         )
 
-    def _custom(self, inp: GatherFiguresInput) -> dict[str, CheckFigures]:
+    def _custom(self, inp: GatherFiguresInput, at: float | None) -> dict[str, CheckFigures]:
         out: dict[str, CheckFigures] = {}
         for check in inp.checks or []:
             canary_vals = template_values(
@@ -206,11 +210,11 @@ class MetricsActivities:
                 inp.baseline_version,
                 inp.since_seconds if check.kind == "ratio" else inp.window_seconds,
             )
-            canary = self.observe(check, canary_vals, inp.window_seconds)
+            canary = self.observe(check, canary_vals, inp.window_seconds, at)
             baseline = None
             if inp.baseline_version and inp.baseline_version != inp.canary_version:
                 baseline = self.observe(
-                    check, {**canary_vals, "version": inp.baseline_version}, inp.window_seconds
+                    check, {**canary_vals, "version": inp.baseline_version}, inp.window_seconds, at
                 )
             out[check.name] = CheckFigures(
                 canary=_observed(canary), baseline=_observed(baseline) if baseline else None
@@ -258,7 +262,7 @@ class MetricsActivities:
                 reference = self.figures(
                     inp, inp.baseline_version, REFERENCE_SECONDS, inp.reference_offset_seconds
                 )
-        look = Look(at_seconds=inp.at_seconds, canary=canary, baseline=baseline, checks=self._custom(inp))
+        look = Look(at_seconds=inp.at_seconds, canary=canary, baseline=baseline, checks=self._custom(inp, at))
         return GatherFiguresResult(look=look, reference=reference)
 
     @activity.defn
