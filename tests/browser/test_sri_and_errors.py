@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, BrowserContext, Page
 
 from adapters.storage import IMMUTABLE
 from api.routes.loader import LOADER_SOURCE, LoaderAsset
@@ -58,25 +58,21 @@ def unit(name: str, version: str, url: str, checksum: str) -> dict[str, Any]:
     }
 
 
-async def test_wrong_hash_is_refused_by_the_browser_and_reported_as_load_error(
-    api: httpx.AsyncClient, s3: Any, settings: Settings, browser: Browser
-) -> None:
-    apartment = unique("sri")
-    prefix = f"bundles/{apartment}"
-    good = store_module(s3, settings, f"{prefix}/header/index.js", GOOD)
-    # Storage holds other bytes than the ones the manifest's SRI was computed from.
-    tampered = store_module(s3, settings, f"{prefix}/catalog/index.js", TAMPERED)
-    footer = store_module(s3, settings, f"{prefix}/footer/index.js", THROWS_LATER)
-    buildings = {
-        "header": ("header", good, sri(GOOD.encode())),
-        "main": ("catalog", tampered, sri(BUILT.encode())),
-        "footer": ("footer", footer, sri(THROWS_LATER.encode())),
-    }
+async def shell_for(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    apartment: str,
+    title: str,
+    buildings: dict[str, tuple[str, str, str]],
+    beacons: str | None,
+) -> str:
+    """Create an apartment whose buildings run `(unit name, url, checksum)` at 1.0.0; the
+    HTML of its shell page with the published loader."""
     body = {
         "id": apartment,
         "actor": "tests",
         "apartment": {
-            "name": "SRI",
+            "name": title,
             "buildings": {
                 b: {
                     "name": b,
@@ -91,20 +87,46 @@ async def test_wrong_hash_is_refused_by_the_browser_and_reported_as_load_error(
     created = await api.post("/apartments", json=body)
     assert created.status_code == 201, created.text
     loader = LoaderAsset.model_validate((await api.get("/loader")).json())
-    page_html = shell_html(
-        title="SRI",
+    return shell_html(
+        title=title,
         apartment=apartment,
         manifest=manifest_url(settings, apartment),
-        beacons=f"http://{settings.api_host}:{settings.api_port}/beacons",
+        beacons=beacons,
         loader=loader,
+        buildings=tuple(buildings),
     )
-    shell_url = publish_shell(s3, settings, apartment, page_html)
 
+
+async def first_visit(
+    browser: Browser, shell_url: str
+) -> tuple[BrowserContext, Page, list[str], dict[str, Any]]:
+    """user-1's first visit in a new browser context: its page, console lines and report."""
     context = await browser.new_context()
     page = await context.new_page()
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
-    report = await load_as(page, shell_url, "user-1")
+    return context, page, console, await load_as(page, shell_url, "user-1")
+
+
+async def test_wrong_hash_is_refused_by_the_browser_and_reported_as_load_error(
+    api: httpx.AsyncClient, s3: Any, settings: Settings, browser: Browser
+) -> None:
+    apartment = unique("sri")
+    prefix = f"bundles/{apartment}"
+    good = store_module(s3, settings, f"{prefix}/header/index.js", GOOD)
+    # Storage holds other bytes than the ones the manifest's SRI was computed from.
+    tampered = store_module(s3, settings, f"{prefix}/catalog/index.js", TAMPERED)
+    footer = store_module(s3, settings, f"{prefix}/footer/index.js", THROWS_LATER)
+    buildings = {
+        "header": ("header", good, sri(GOOD.encode())),
+        "main": ("catalog", tampered, sri(BUILT.encode())),
+        "footer": ("footer", footer, sri(THROWS_LATER.encode())),
+    }
+    beacons = f"http://{settings.api_host}:{settings.api_port}/beacons"
+    page_html = await shell_for(api, settings, apartment, "SRI", buildings, beacons)
+    shell_url = publish_shell(s3, settings, apartment, page_html)
+
+    context, page, console, report = await first_visit(browser, shell_url)
 
     main = report["buildings"]["main"]
     assert main["state"] == "load_error" and main["unit"] == "catalog@1.0.0", main
@@ -155,32 +177,8 @@ async def test_a_page_whose_csp_blocks_data_modules_loads_with_entry_verificatio
     entry's <script integrity> vouched for), remembers nothing, and the page still loads."""
     apartment = unique("csp")
     url = store_module(s3, settings, f"bundles/{apartment}/header/index.js", GOOD)
-    body = {
-        "id": apartment,
-        "actor": "tests",
-        "apartment": {
-            "name": "CSP",
-            "buildings": {
-                "header": {
-                    "name": "header",
-                    "category": "header",
-                    "active_unit": "header@1.0.0",
-                    "units": {"header@1.0.0": unit("header", "1.0.0", url, sri(GOOD.encode()))},
-                }
-            },
-        },
-    }
-    created = await api.post("/apartments", json=body)
-    assert created.status_code == 201, created.text
-    loader = LoaderAsset.model_validate((await api.get("/loader")).json())
-    page_html = shell_html(
-        title="CSP",
-        apartment=apartment,
-        manifest=manifest_url(settings, apartment),
-        beacons=None,
-        loader=loader,
-        buildings=("header",),
-    )
+    header = {"header": ("header", url, sri(GOOD.encode()))}
+    page_html = await shell_for(api, settings, apartment, "CSP", header, beacons=None)
     edge = settings.public_url("").rstrip("/")
     csp = f"script-src 'self' {edge} 'unsafe-inline'"
     page_html = page_html.replace(
@@ -188,11 +186,7 @@ async def test_a_page_whose_csp_blocks_data_modules_loads_with_entry_verificatio
     )
     shell_url = publish_shell(s3, settings, apartment, page_html)
 
-    context = await browser.new_context()
-    page = await context.new_page()
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
-    report = await load_as(page, shell_url, "user-1")
+    context, page, console, report = await first_visit(browser, shell_url)
     assert report["integrity"] == "entry", report
     assert report["buildings"]["header"]["state"] == "loaded", report
     assert await slot_text(page, "header") == "ok header@1.0.0"
