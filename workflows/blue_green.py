@@ -69,6 +69,7 @@ class BlueGreenSteps(RolloutBook):
         self._promote = None
         started = workflow.now()
         self._status.step = 0
+        asked = self._promotions_requested
         revision = await self._write(
             PromoteUnit(building=self._spec.building, unit_id=unit.id), f"blue-green switch to {unit.id}"
         )
@@ -76,7 +77,7 @@ class BlueGreenSteps(RolloutBook):
         switch_seconds = (workflow.now() - started).total_seconds()
         self._record("switched", "skyline", f"0 → 100% in one write, live in {switch_seconds:.2f}s", revision)
         self._telemetry.step(100)
-        self._promotions_done = self._promotions_requested
+        self._promotions_done = self._answered(asked)
         outcome = await self._bake(self._plan[0].bake_seconds)
         if outcome == "rollback":
             return await self._do_rollback()

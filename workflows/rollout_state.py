@@ -75,6 +75,16 @@ class RolloutFields:
 
 
 class RolloutBook(RolloutFields, Book[RolloutStatus]):
+    def _answered(self, asked: int) -> int:
+        """How many promote updates a weight write just answered: those asked before it began.
+
+        One that came while the write was in flight asked for the next weight (or, in full, the
+        promotion) and is answered by that; before this patch it was answered by this write,
+        so `promote --full` sent during the first weight's write answered "promoting"."""
+        if workflow.patched("promote-answered-by-its-own-write"):
+            return asked
+        return self._promotions_requested
+
     def _set_state(self, state: RolloutState) -> None:
         self._status.state = state
         if state != "paused":

@@ -55,8 +55,9 @@ class TrafficSteps(Endings):
                 self._promote = None
                 return await self._promote_unit(unit)
             self._promote = None
+            asked = self._promotions_requested
             await self._apply_weight(index, unit)
-            self._promotions_done = self._promotions_requested
+            self._promotions_done = self._answered(asked)
             outcome = await self._bake(self._plan[index].bake_seconds, experiment)
             if outcome == "rollback":
                 return await self._do_rollback()

@@ -305,3 +305,26 @@ async def test_a_pause_during_a_weight_write_then_the_deadline_replays(skipping:
     assert final.state == "rolled_back" and "deadline" in (final.reason or "")
     replayer = Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter)
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+
+
+async def test_a_full_promote_during_the_first_weight_write_answers_once_promoted(
+    skipping: WorkflowEnvironment,
+) -> None:
+    """Seen in CI: `promote --full` sent while the first weight was still being written answered
+    "promoting": the weight write that was in flight when it came counted as its fulfilment."""
+    world, shop = World(), apartment()
+    world.create(shop)
+    world.hold_writes = lambda inp: inp.mutation.kind == "set_canary"
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop, steps=[5, 100]))
+        await world.writes_held.wait()
+        promoting = asyncio.create_task(
+            handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
+        )
+        await until_recorded(handle, "promote full")
+        world.hold_writes = None
+        world.released.set()
+        answered = await promoting
+        final = await handle.result()
+    assert answered.state == final.state == "succeeded", (answered.state, answered.history[-3:])
+    assert world.building(shop).active_unit == "header@1.1.0"
