@@ -326,5 +326,6 @@ async def test_a_full_promote_during_the_first_weight_write_answers_once_promote
         world.released.set()
         answered = await promoting
         final = await handle.result()
+        await save_history(skipping.client, handle.id, "full_promote_during_a_weight_write")
     assert answered.state == final.state == "succeeded", (answered.state, answered.history[-3:])
     assert world.building(shop).active_unit == "header@1.1.0"
