@@ -133,7 +133,11 @@ async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
     apartment = await create_apartment(api)
     version_before = await head_version(api, apartment)
     bundle = make_bundle(tmp_path / "b", "1.1.0")
-    (bundle / "build-id.txt").write_text(unique("build"))  # a content address no other test shares
+    # Content addresses no other test shares: the bundle's tree, and the entry itself (an
+    # entry another test published may sit in the edge's cache, correct, hiding the tampering).
+    build = unique("build")
+    (bundle / "build-id.txt").write_text(build)
+    (bundle / "index.js").write_text((bundle / "index.js").read_text() + f"// {build}\n")
     # Storage already holds other bytes of the same size at the entry's
     # content address (tampering, a bad replication): the edge serves them.
     prefix = f"bundles/header/{tree_hash(scan_bundle(bundle, 'index.js'))[:32]}/"
