@@ -101,8 +101,12 @@ class MetricsActivities:
         except requests.RequestException as exc:
             raise PrometheusDown(f"Prometheus unreachable: {exc}") from exc
 
+    def _query(self, promql: str, at: float | None) -> list[dict[str, object]]:
+        """An instant query, evaluated at `at` (epoch seconds) or at Prometheus' now."""
+        return self._call("custom_query", promql, params={"time": f"{at:.3f}"} if at is not None else None)
+
     def _instant(self, promql: str, at: float | None = None) -> float | None:
-        result = self._call("custom_query", promql, params={"time": f"{at:.3f}"} if at is not None else None)
+        result = self._query(promql, at)
         if not result:
             return None
         value = result[0].get("value")
@@ -144,8 +148,7 @@ class MetricsActivities:
 
     def _vector(self, promql: str, label: str, at: float | None = None) -> dict[str, float]:
         out: dict[str, float] = {}
-        params = {"time": f"{at:.3f}"} if at is not None else None
-        for series in self._call("custom_query", promql, params=params):
+        for series in self._query(promql, at):
             metric = series.get("metric")
             value = series.get("value")
             key = metric.get(label) if isinstance(metric, dict) else None

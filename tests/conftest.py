@@ -35,10 +35,11 @@ FAULTS = Path(__file__).resolve().parent / "faults"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Whole files to one process (module fixtures are set up once), the fault suite as one
     unit (its private stack is started once) and first, so it never runs alone at the end."""
+    faults = {item.nodeid: FAULTS in Path(str(item.path)).parents for item in items}
     for item in items:
-        faults = FAULTS in Path(str(item.path)).parents
-        item.add_marker(pytest.mark.xdist_group("faults" if faults else item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: FAULTS not in Path(str(item.path)).parents)
+        group = "faults" if faults[item.nodeid] else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not faults[item.nodeid])
 
 
 @pytest.fixture(scope="session")
