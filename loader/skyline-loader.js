@@ -1,3 +1,7 @@
+//# allFunctionsCalledOnLoad
+// (V8 explicit compile hint, Chromium 136+: every function of this file is compiled eagerly on
+// the thread that streams the script, not lazily on the main thread at its first call. Most of
+// the file runs on every page load; docs/benchmarks.md measures the difference.)
 // Skyline loader: one no-build ES module a shell page includes.
 //
 // For each building of the apartment it picks the unit this user gets (stable
