@@ -29,6 +29,7 @@ import json
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -126,17 +127,21 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-class _Site(_Quiet):
-    """The bench site; a page's POST /done is handed to `done` (set per server)."""
+class _Server(ThreadingHTTPServer):
+    """The bench site's server; a page's POST /done is handed to `done`."""
 
-    done: Any = None
+    done: Callable[[Any], object] | None = None
+
+
+class _Site(_Quiet):
+    server: _Server
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.send_response(204)
         self.end_headers()
-        if self.path == "/done" and self.done is not None:
-            self.done(json.loads(body))
+        if self.path == "/done" and self.server.done is not None:
+            self.server.done(json.loads(body))
 
 
 def _main_thread_ms(marks: dict[str, float]) -> tuple[float, float]:
@@ -166,27 +171,31 @@ def _pages_cpu_ms(trace: Any) -> list[float]:
     for e in events:
         if e.get("ph") == "X":
             threads.setdefault((e.get("pid"), e.get("tid")), []).append(e)
+    top = {thread: _top_level(slices) for thread, slices in threads.items()}
     out = []
     for start in starts:
         end = units.get(_navigation(start))
         if end is None:
             continue
         t0, t1 = float(start["ts"]), float(end["ts"])
-        slices = sorted(
-            threads.get((start["pid"], start["tid"]), []),
-            key=lambda e: (float(e["ts"]), -float(e.get("dur", 0))),
-        )
-        cpu, covered = 0.0, -1.0
-        for e in slices:
+        cpu = 0.0
+        for e in top.get((start["pid"], start["tid"]), []):
             begin, dur = float(e["ts"]), float(e.get("dur", 0))
-            if begin < covered:  # nested in the top-level slice before it
-                continue
-            covered = begin + dur
             if begin + dur < t0 or begin > t1 or "tdur" not in e:
                 continue
             share = 1.0 if begin + dur <= t1 or dur == 0 else (t1 - begin) / dur
             cpu += float(e["tdur"]) * share
         out.append(cpu / 1000)
+    return out
+
+
+def _top_level(slices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The slices of one thread that no other slice of it encloses, in time order."""
+    out, covered = [], -1.0
+    for e in sorted(slices, key=lambda e: (float(e["ts"]), -float(e.get("dur", 0)))):
+        if float(e["ts"]) >= covered:
+            out.append(e)
+            covered = float(e["ts"]) + float(e.get("dur", 0))
     return out
 
 
@@ -212,6 +221,14 @@ KEPT = frozenset(
 )
 
 VISITS = ("first", "second", "later")
+
+
+def _loaded(posted: dict[str, Any], page: str) -> dict[str, Any]:
+    """`posted` (a page's POST /done), once it is the page asked for and it loaded as expected."""
+    report = posted["report"]
+    if posted["page"] != page or report.get("error") or report.get("integrity") != "importmap":
+        raise RuntimeError(f"the bench page did not load as expected: {posted}")
+    return posted
 
 
 async def _undisturbed(
@@ -247,10 +264,7 @@ async def _undisturbed(
                 )
                 posted = await asyncio.wait_for(done.get(), timeout=20)
                 await cdp.send("Target.closeTarget", {"targetId": target["targetId"]})
-                report = posted["report"]
-                if posted["page"] != page or report.get("error") or report.get("integrity") != "importmap":
-                    raise RuntimeError(f"the bench page did not load as expected: {posted}")
-                marks.append(posted["marks"])
+                marks.append(_loaded(posted, page)["marks"])
             await cdp.send("Target.disposeBrowserContext", {"browserContextId": context})
         await cdp.send("Tracing.end")
         await asyncio.wait_for(complete.get(), timeout=120)
@@ -279,8 +293,9 @@ async def _observed(browser: Browser, url: str, loads: int, done: asyncio.Queue[
         context = await browser.new_context()
         page = await context.new_page()
         await browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
-        await page.goto(f"{url}?skyline_user=observed-{i}")
-        await asyncio.wait_for(done.get(), timeout=20)
+        query = f"?skyline_user=observed-{i}"
+        await page.goto(url + query)
+        _loaded(await asyncio.wait_for(done.get(), timeout=20), query)
         cpu = _thread_cpu_ms(json.loads(await browser.stop_tracing()))
         await context.close()
         if cpu is None:
@@ -294,12 +309,8 @@ async def _run(loads: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="skyline-bench-loader-"))
     loop = asyncio.get_running_loop()
     done: asyncio.Queue[Any] = asyncio.Queue()
-    handler = type(
-        "Site",
-        (_Site,),
-        {"done": staticmethod(lambda body: loop.call_soon_threadsafe(done.put_nowait, body))},
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    server = _Server(("127.0.0.1", 0), functools.partial(_Site, directory=str(root)))
+    server.done = lambda body: loop.call_soon_threadsafe(done.put_nowait, body)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     _site(root, base)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
