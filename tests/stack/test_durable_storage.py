@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +221,50 @@ def test_wiped_storage_is_reported_at_start_up_and_by_the_api(tmp_path: Path) ->
         assert "no manifest for apartment 'ghost'" in listed[0]["storage_warning"]
     finally:
         second.stop()
+
+
+def _truncated_put(endpoint: str, path: str, declared: int, sent: bytes) -> bytes:
+    """A PUT whose client dies mid-body: `declared` bytes announced, `sent` written, then EOF."""
+    url = httpx.URL(endpoint)
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        head = (
+            f"PUT {path} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nContent-Length: {declared}\r\n"
+            "Content-Type: application/json\r\n\r\n"
+        )
+        sock.sendall(head.encode() + sent)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_put_cut_off_mid_body_stores_nothing(tmp_path: Path) -> None:
+    """A worker SIGKILLed while it sends a manifest must not leave a torn head object: the
+    storage server refuses the short body (IncompleteBody) and keeps what was there; the same
+    holds after the server replays its journal."""
+    stack = EmbeddedStack(tmp_path / "state", StackPorts.ephemeral(), {"s3"})
+    stack.start()
+    try:
+        settings = _settings(stack)
+        assert settings.s3_endpoint_url is not None
+        s3 = s3_client(settings)
+        s3.put_object(Bucket=settings.s3_bucket, Key="manifests/shop/manifest.json", Body=b'{"v": 1}')
+
+        for key in ("manifests/shop/manifest.json", "manifests/new/manifest.json"):
+            answer = _truncated_put(
+                settings.s3_endpoint_url, f"/{settings.s3_bucket}/{key}", 200, b'{"v": 2, "cut'
+            )
+            assert answer.startswith(b"HTTP/1.1 400") and b"IncompleteBody" in answer, answer[:300]
+
+        def check() -> None:
+            kept = s3.get_object(Bucket=settings.s3_bucket, Key="manifests/shop/manifest.json")
+            assert kept["Body"].read() == b'{"v": 1}'
+            with pytest.raises(s3.exceptions.NoSuchKey):
+                s3.get_object(Bucket=settings.s3_bucket, Key="manifests/new/manifest.json")
+
+        check()
+        stack.restart("s3")  # the journal holds no trace of either request
+        check()
+    finally:
+        stack.stop()
