@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -225,8 +226,48 @@ def _wait_group_gone(popen: subprocess.Popen[bytes], pgid: int, timeout: float) 
         time.sleep(0.05)
 
 
+# Ports handed out below the kernel's ephemeral range start here: low enough
+# to leave room (10k+ ports under Linux's default 32768), high enough to stay
+# clear of the registered ports system services tend to use.
+_LOWEST_PICK = 20000
+_LINUX_EPHEMERAL = (32768, 60999)
+_picked: set[int] = set()
+_picked_lock = threading.Lock()
+# A private generator: a test seeding the global `random` must not make two
+# processes pick the same sequence of ports.
+_rng = random.Random()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for source ports of outgoing connections (and `bind(0)`)."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return _LINUX_EPHEMERAL
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
+    """A TCP port nobody listens on right now, never handed out twice by this process.
+
+    Picked below the kernel's ephemeral range on purpose. A `bind(0)` port
+    comes from the range the kernel also draws outgoing connections' source
+    ports from, so between the pick and the server binding it, any client
+    connection (a worker dialling Temporal, a scrape) can take it. A CI run
+    failed exactly so: the API's port was a live connection's source port by
+    the time the API started. Below the range only an explicit bind takes a
+    port, and `port_in_use` has just checked there is none.
+    """
+    low, _ = ephemeral_range()
+    if low - _LOWEST_PICK >= 1000:
+        for _ in range(200):
+            port = _rng.randrange(_LOWEST_PICK, low)
+            with _picked_lock:
+                if port in _picked or port_in_use(port, host):
+                    continue
+                _picked.add(port)
+            return port
+    # A kernel configured with (almost) no room below its range: take its pick.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from stack.processes import ManagedProcess, StackError, free_port, port_in_use, wait_until
+from stack.processes import (
+    ManagedProcess,
+    StackError,
+    ephemeral_range,
+    free_port,
+    port_in_use,
+    wait_until,
+)
 from tests.stack.helpers import group_members, process_exists
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +105,25 @@ def test_free_port_and_port_in_use() -> None:
         listener.bind(("127.0.0.1", port))
         listener.listen()
         assert port_in_use(port)
+
+
+def test_free_ports_never_come_from_the_range_outgoing_connections_use() -> None:
+    """An outgoing connection's source port can never be a port a server is about to bind."""
+    low, high = ephemeral_range()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(50)]
+        try:
+            sources = {c.getsockname()[1] for c in clients}
+            assert all(low <= p <= high for p in sources)  # where the kernel draws them from
+            picks = [free_port() for _ in range(200)]
+        finally:
+            for c in clients:
+                c.close()
+    assert len(set(picks)) == len(picks)  # never handed out twice
+    assert not any(low <= p <= high for p in picks)
+    assert not sources & set(picks)
 
 
 _ORPHAN_SCRIPT = """
