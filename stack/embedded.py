@@ -337,8 +337,10 @@ class EmbeddedStack:
         cwd: Path | None = None,
     ) -> ManagedProcess:
         process = ManagedProcess(name, argv, self.state_dir / "logs" / f"{name}.log", env, cwd)
+        # Known before it starts: an interrupt right after the fork still finds it in stop().
+        # A restart keeps the component's place in the stop order.
+        self._processes[name] = process
         process.start()
-        self._processes[name] = process  # a restart keeps the component's place in the stop order
         return process
 
     def _binary(self, name: str) -> str:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import queue
 import random
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -67,14 +69,24 @@ class _Spawner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, job: Callable[[], T]) -> T:
+    def run(self, job: Callable[[], T], abandon: Callable[[T], object] | None = None) -> T:
+        """`job()` on the spawner thread. If the wait is interrupted (a signal handler raised,
+        as `python -m stack run`'s does on Ctrl-C during start-up), the job still finishes and
+        `abandon` undoes its result, which the caller will never see, before the error goes on:
+        a CI run caught a varnishd forked just as SIGTERM came outliving its launcher."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="stack-spawner", daemon=True)
                 self._thread.start()
         answer: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._jobs.put((job, answer))
-        result = answer.get()
+        try:
+            result = answer.get()
+        except BaseException:
+            late = answer.get()
+            if abandon is not None and not isinstance(late, _Failed):
+                abandon(late)  # type: ignore[arg-type]
+            raise
         if isinstance(result, _Failed):
             raise result.error
         return result  # type: ignore[return-value]
@@ -96,12 +108,22 @@ class _Failed:
 _SPAWNER = _Spawner()
 
 
-def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """subprocess.Popen in a new session whose child gets SIGTERM when this process dies."""
+def spawn(
+    argv: Sequence[str], adopt: Callable[[subprocess.Popen[bytes]], object] | None = None, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """subprocess.Popen in a new session whose child gets SIGTERM when this process dies.
+
+    `adopt` gets the child on the spawner thread, before this returns, so no interrupt of
+    the caller falls between the fork and the caller knowing its child."""
     parent = os.getpid()
-    return _SPAWNER.run(
-        lambda: subprocess.Popen(list(argv), start_new_session=True, preexec_fn=_die_with(parent), **kwargs)
-    )
+
+    def job() -> subprocess.Popen[bytes]:
+        popen = subprocess.Popen(list(argv), start_new_session=True, preexec_fn=_die_with(parent), **kwargs)
+        if adopt is not None:
+            adopt(popen)
+        return popen
+
+    return _SPAWNER.run(job, abandon=stop_group)
 
 
 class ManagedProcess:
@@ -133,8 +155,9 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         try:
-            self._popen = spawn(
+            spawn(
                 self.argv,
+                adopt=self._adopt,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -145,6 +168,9 @@ class ManagedProcess:
             self._close_log()
             raise StackError(f"{self.name}: cannot run {self.argv[0]!r}: {exc}") from exc
 
+    def _adopt(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+
     def alive(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
@@ -154,20 +180,9 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, wait up to `timeout`, then SIGKILL it. Idempotent."""
-        popen = self._popen
-        if popen is None:
-            return
-        pgid = popen.pid  # start_new_session: the leader's pid is the group id
-        if _group_exists(pgid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGTERM)
-            if not _wait_group_gone(popen, pgid, timeout):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
-                _wait_group_gone(popen, pgid, 5.0)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=1.0)
-        self._close_log()
+        if self._popen is not None:
+            stop_group(self._popen, timeout)
+            self._close_log()
 
     def tail(self, n: int = 40) -> str:
         try:
@@ -184,6 +199,21 @@ class ManagedProcess:
 
     def __repr__(self) -> str:
         return f"ManagedProcess({self.name!r}, pid={self.pid})"
+
+
+def stop_group(popen: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM the process group `popen` leads (`spawn` starts a session), wait up to
+    `timeout`, then SIGKILL it."""
+    pgid = popen.pid  # start_new_session: the leader's pid is the group id
+    if _group_exists(pgid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        if not _wait_group_gone(popen, pgid, timeout):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+            _wait_group_gone(popen, pgid, 5.0)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        popen.wait(timeout=1.0)
 
 
 def _group_exists(pgid: int) -> bool:
@@ -231,11 +261,14 @@ def _wait_group_gone(popen: subprocess.Popen[bytes], pgid: int, timeout: float) 
 # clear of the registered ports system services tend to use.
 _LOWEST_PICK = 20000
 _LINUX_EPHEMERAL = (32768, 60999)
-_picked: set[int] = set()
-_picked_lock = threading.Lock()
-# A private generator: a test seeding the global `random` must not make two
-# processes pick the same sequence of ports.
-_rng = random.Random()
+# Every process on this machine that picks ports (the two pytest-xdist workers of
+# `make test`, a benchmark beside them) records its picks here with its pid, under
+# an flock: a port a living process picked is never picked again, neither before
+# its server binds it nor while that server is stopped for a restart.
+PORT_REGISTRY = Path(tempfile.gettempdir()) / "skyline-picked-ports"
+_picked_lock = threading.Lock()  # threads of this process; the flock is per open file
+_picked: set[int] = set()  # this process's picks, if the registry cannot be used
+_rng = random.SystemRandom()  # no state: forked children never repeat a parent's picks
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -247,26 +280,68 @@ def ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but alive
+    return True
+
+
+def _held(text: str) -> dict[int, int]:
+    """port -> pid of the registry's entries whose process still runs."""
+    held: dict[int, int] = {}
+    alive: dict[int, bool] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            continue  # a line torn by a crash mid-write: ignore it
+        port, pid = int(fields[0]), int(fields[1])
+        if alive.setdefault(pid, pid == os.getpid() or _alive(pid)):
+            held[port] = pid
+    return held
+
+
+def _pick(host: str, low: int, taken: Callable[[int], bool]) -> int | None:
+    for _ in range(200):
+        port = _rng.randrange(_LOWEST_PICK, low)
+        if port not in _picked and not taken(port) and not port_in_use(port, host):
+            return port
+    return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now, never handed out twice by this process.
+    """A TCP port nobody listens on, and no living process on this machine was handed.
 
     Picked below the kernel's ephemeral range on purpose. A `bind(0)` port
     comes from the range the kernel also draws outgoing connections' source
     ports from, so between the pick and the server binding it, any client
     connection (a worker dialling Temporal, a scrape) can take it. A CI run
-    failed exactly so: the API's port was a live connection's source port by
-    the time the API started. Below the range only an explicit bind takes a
-    port, and `port_in_use` has just checked there is none.
+    failed exactly so: the fault rig's API port was taken by the time the API
+    started. Below the range only an explicit bind takes a port, and picks of
+    other processes are in `PORT_REGISTRY`.
     """
     low, _ = ephemeral_range()
     if low - _LOWEST_PICK >= 1000:
-        for _ in range(200):
-            port = _rng.randrange(_LOWEST_PICK, low)
-            with _picked_lock:
-                if port in _picked or port_in_use(port, host):
-                    continue
+        with _picked_lock:
+            try:
+                with open(PORT_REGISTRY, "a+") as fh:
+                    fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+                    fh.seek(0)
+                    held = _held(fh.read())
+                    port = _pick(host, low, held.__contains__)
+                    if port is not None:
+                        held[port] = os.getpid()
+                        fh.seek(0)
+                        fh.truncate()
+                        fh.write("".join(f"{p} {pid}\n" for p, pid in held.items()))
+            except OSError:  # no writable temp dir: this process's own picks still differ
+                port = _pick(host, low, lambda _: False)
+            if port is not None:
                 _picked.add(port)
-            return port
+                return port
     # A kernel configured with (almost) no room below its range: take its pick.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))

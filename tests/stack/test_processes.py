@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from stack.processes import (
+    PORT_REGISTRY,
     ManagedProcess,
     StackError,
+    _Spawner,
     ephemeral_range,
     free_port,
     port_in_use,
+    stop_group,
     wait_until,
 )
 from tests.stack.helpers import group_members, process_exists
@@ -124,6 +130,65 @@ def test_free_ports_never_come_from_the_range_outgoing_connections_use() -> None
     assert len(set(picks)) == len(picks)  # never handed out twice
     assert not any(low <= p <= high for p in picks)
     assert not sources & set(picks)
+
+
+def test_two_processes_never_get_the_same_port_and_a_dead_process_picks_are_freed() -> None:
+    """pytest-xdist runs two workers that each start stacks: a port one of them picked (its
+    server not bound yet, or stopped for a restart) is never handed to the other."""
+    mine = {free_port() for _ in range(300)}
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from stack.processes import free_port as f; "
+            "print([os.getpid(), [f() for _ in range(300)]])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    pid, picks = json.loads(child.stdout)
+    theirs = set(picks)
+    assert len(theirs) == 300 and not mine & theirs
+    free_port()  # rewrites the registry: the child has exited, its picks are free again
+    held = [tuple(map(int, line.split())) for line in PORT_REGISTRY.read_text().splitlines()]
+    assert mine <= {port for port, _ in held} and pid not in {owner for _, owner in held}
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupt_while_a_child_is_forked_leaves_no_child_behind() -> None:
+    """`python -m stack run` raises out of start-up on SIGTERM. If that lands while the
+    spawner thread forks, the child the caller never received is stopped, not left running."""
+    spawner = _Spawner()
+    started, interrupted = threading.Event(), threading.Event()
+    forked: list[subprocess.Popen[bytes]] = []
+
+    def slow_fork() -> subprocess.Popen[bytes]:
+        started.set()
+        assert interrupted.wait(10)  # forks only once the caller has been interrupted
+        forked.append(subprocess.Popen(["sleep", "60"], start_new_session=True))
+        return forked[-1]
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        interrupted.set()
+        raise _Interrupted
+
+    def signal_when_started() -> None:
+        started.wait(10)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        threading.Thread(target=signal_when_started, daemon=True).start()
+        with pytest.raises(_Interrupted):
+            spawner.run(slow_fork, abandon=stop_group)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(forked) == 1 and forked[0].poll() is not None  # stopped before the error went on
 
 
 _ORPHAN_SCRIPT = """
