@@ -121,8 +121,11 @@ class PublishActivities:
         return found
 
     def _upload(self, item: PlannedFile, exclusive: bool) -> None:
-        """PUT one file; `exclusive`: never overwrite (a shared key another version may serve)."""
-        extra: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
+        """PUT one file; `exclusive`: never overwrite (a shared key another version may serve).
+
+        A content-addressed key is written over even then: its name promises these bytes to
+        every version that names it, so they can only mend what is there."""
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive and not item.content_addressed else {}
         try:
             self.s3.put_object(
                 Bucket=self.settings.s3_bucket,
@@ -137,8 +140,6 @@ class PublishActivities:
             if not (exclusive and is_precondition_failed(exc)):
                 raise
             # someone published the same key first: fine if it holds these very bytes
-            if item.content_addressed:
-                return
             head = self.s3.head_object(Bucket=self.settings.s3_bucket, Key=item.key)
             if head.get("ETag", "").strip('"') != item.md5:
                 raise SharedKeyConflict(item.key) from exc
@@ -189,8 +190,8 @@ class PublishActivities:
             PlannedFile(f.relpath, prefix + f.relpath, f.path, f.sha256, content_addressed=True)
             for f in files
         ]
-        # Content-addressed prefix: an object already there with the right size is this very
-        # file, so a retry or a re-publish sends only what is missing.
+        # Content-addressed prefix: a retry or a re-publish sends only what is missing or
+        # holds other bytes.
         todo = [item for item in plan if not item.stored(existing)]
         self._send(todo, exclusive=False)
         return self._result(plan, todo, prefix, "versioned", entry).model_copy(update=extra)

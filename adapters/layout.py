@@ -50,8 +50,8 @@ class PlannedFile:
     path: Path
     sha256: str
     body: bytes | None = None  # rewritten bytes; None: the file on disk as is
-    # The key is derived from the content (a tagged name, a tree-hash prefix): an object
-    # of the right size there is this file (tampering is the edge check's business).
+    # The key is derived from the content (a tagged name, a tree-hash prefix): whatever
+    # else is found there is wrong, so these very bytes may always be written over it.
     content_addressed: bool = False
     _digests: tuple[str, str, int] | None = field(default=None, repr=False)
 
@@ -83,11 +83,13 @@ class PlannedFile:
         return self._digest()[2]
 
     def stored(self, existing: dict[str, tuple[int, str]]) -> bool:
-        """True if `existing` (listing: key -> (size, ETag)) already holds these very bytes."""
+        """True if `existing` (listing: key -> (size, ETag)) already holds these very bytes.
+
+        By size and MD5 (the ETag of a single-part PUT, which is how every file is written),
+        even at a content-derived key: an object of the right size with other bytes there
+        (tampered, or cut short and padded) is sent again, not trusted by its name."""
         found = existing.get(self.key)
-        if found is None or found[0] != self.size:
-            return False
-        return self.content_addressed or found[1] == self.md5
+        return found is not None and found[0] == self.size and found[1] == self.md5
 
 
 def _entry_group(files: list[BundleFile], entry: str) -> list[BundleFile]:

@@ -77,6 +77,43 @@ def test_publish_is_content_addressed_and_idempotent(settings: Settings, s3: Any
     )
 
 
+def test_a_same_size_impostor_at_a_content_address_is_written_over(
+    settings: Settings, s3: Any, tmp_path: Path
+) -> None:
+    """A name derived from content promises those bytes: other bytes of the same size found
+    there (tampered storage) are not trusted by size, and are replaced, in both layouts."""
+    unit_id = unique("unit")
+    bundle = make_bundle(tmp_path / "b", "1.0.0", files=3)
+    inp = PublishBundleInput(
+        unit_id=unit_id, version="1.0.0", entry="index.js", source=BundleSource(path=str(bundle))
+    )
+    pub = publisher(settings, s3)
+
+    def impostor(key: str) -> bytes:
+        body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
+        forged = b"x" * len(body)  # same size, other bytes
+        s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=forged)
+        return body
+
+    shared = pub.publish(inp)
+    assert shared.layout == "shared"
+    entry = shared.keys["index.js"]  # a tagged, content-derived name
+    genuine = impostor(entry)
+    again = pub.publish(inp)
+    assert again.keys == shared.keys and again.uploaded_keys == [entry]
+    assert s3.get_object(Bucket=settings.s3_bucket, Key=entry)["Body"].read() == genuine
+
+    (bundle / "chunks" / "chunk-0.js").write_text("export const n0 = 'other';\n")
+    versioned = pub.publish(inp)
+    assert versioned.layout == "versioned"
+    chunk = versioned.keys["chunks/chunk-1.js"]
+    genuine = impostor(chunk)
+    again = pub.publish(inp)
+    assert again.prefix == versioned.prefix and again.uploaded_keys == [chunk]
+    assert s3.get_object(Bucket=settings.s3_bucket, Key=chunk)["Body"].read() == genuine
+    assert pub.publish(inp).uploaded == 0  # mended: nothing left to send
+
+
 def _esbuild_like(root: Path, lazy: str, entry_extra: str = "") -> Path:
     """esbuild --splitting --sourcemap output: hashed chunks, an unhashed entry and its siblings."""
     root.mkdir(parents=True, exist_ok=True)
