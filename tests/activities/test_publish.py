@@ -90,7 +90,7 @@ def test_a_same_size_impostor_at_a_content_address_is_written_over(
     pub = publisher(settings, s3)
 
     def impostor(key: str) -> bytes:
-        body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
+        body: bytes = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
         forged = b"x" * len(body)  # same size, other bytes
         s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=forged)
         return body
