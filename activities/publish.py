@@ -156,6 +156,15 @@ class PublishActivities:
                 if activity.in_activity():
                     activity.heartbeat(done)
 
+    def _purge_replaced(self, sent: list[PlannedFile], existing: dict[str, tuple[int, str]]) -> None:
+        """Content-derived keys that held other bytes were just written over. An edge that
+        cached those bytes (immutable, for a year) would go on serving them: purge them.
+        (If this purge fails, the retry finds storage mended and purges nothing; the edge
+        check then fails the rollout rather than let browsers have the cached bytes.)"""
+        replaced = [item.key for item in sent if item.content_addressed and item.key in existing]
+        if self.cdn is not None and replaced:
+            self.cdn.purge([f"/{self.settings.s3_bucket}/{k}" for k in replaced])
+
     def _publish_dir(self, root: Path, inp: PublishBundleInput) -> PublishBundleResult:
         # A Module Federation 2 remote (mf-manifest.json at the root) publishes its container
         # entry; renamed in its directory like any entry, its chunks still resolve from its URL.
@@ -182,6 +191,7 @@ class PublishActivities:
             todo = [item for item in plan if not item.stored(existing)]
             try:
                 self._send(todo, exclusive=True)
+                self._purge_replaced(todo, existing)
                 return self._result(plan, todo, unit_prefix, "shared", entry).model_copy(update=extra)
             except SharedKeyConflict:
                 pass  # another version took a name first with other bytes: publish apart
@@ -194,6 +204,7 @@ class PublishActivities:
         # holds other bytes.
         todo = [item for item in plan if not item.stored(existing)]
         self._send(todo, exclusive=False)
+        self._purge_replaced(todo, existing)
         return self._result(plan, todo, prefix, "versioned", entry).model_copy(update=extra)
 
     def _result(

@@ -127,26 +127,42 @@ async def test_second_rollout_on_the_same_building_is_409(api: httpx.AsyncClient
         assert (await api.post(f"/rollouts/{rollout_id}/rollback", json={})).status_code == 200
 
 
-async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
-    api: httpx.AsyncClient, s3: Any, settings: Settings, tmp_path: Path
-) -> None:
-    apartment = await create_apartment(api)
-    version_before = await head_version(api, apartment)
+def _unique_bundle(tmp_path: Path) -> tuple[Path, bytes, list[str]]:
+    """A bundle, its entry's bytes, and the entry's two possible content addresses."""
     bundle = make_bundle(tmp_path / "b", "1.1.0")
     # Content addresses no other test shares: the bundle's tree, and the entry itself (an
     # entry another test published may sit in the edge's cache, correct, hiding the tampering).
     build = unique("build")
     (bundle / "build-id.txt").write_text(build)
     (bundle / "index.js").write_text((bundle / "index.js").read_text() + f"// {build}\n")
-    # Storage already holds other bytes of the same size at the entry's
-    # content address (tampering, a bad replication): the edge serves them.
     prefix = f"bundles/header/{tree_hash(scan_bundle(bundle, 'index.js'))[:32]}/"
     original = (bundle / "index.js").read_bytes()
     # The entry's two possible content addresses (docs/bundles.md): its tagged name in the
     # unit's shared directory, and the bundle's own prefix when it is published apart.
     shared = f"bundles/header/index.{hashlib.sha256(original).hexdigest()[:16]}.js"
-    for key in (shared, prefix + "index.js"):
-        s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=original.replace(b"header", b"hacker"))
+    return bundle, original, [shared, prefix + "index.js"]
+
+
+async def _cache_at_the_edge(s3: Any, settings: Settings, keys: list[str], forged: bytes) -> None:
+    """Storage holds `forged` (same size, other bytes) at `keys`, and the edge has cached it."""
+    async with httpx.AsyncClient(timeout=10) as edge:
+        for key in keys:
+            s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=forged)
+            served = await edge.get(settings.public_url(key))
+            assert served.status_code == 200 and served.content == forged
+
+
+async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
+    api: httpx.AsyncClient, s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """The edge serves other bytes than storage holds (it cached a bad replication that was
+    since repaired): publishing finds storage right and sends nothing, the edge check fails."""
+    apartment = await create_apartment(api)
+    version_before = await head_version(api, apartment)
+    bundle, original, addresses = _unique_bundle(tmp_path)
+    await _cache_at_the_edge(s3, settings, addresses, original.replace(b"header", b"hacker"))
+    for key in addresses:  # storage repaired; the edge's cached copies are not
+        s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=original)
     response = await api.post("/rollouts", json=body(apartment, bundle))
     assert response.status_code == 201
     final = await wait_state(api, response.json()["id"], {"failed", "succeeded", "rolled_back"})
@@ -154,6 +170,25 @@ async def test_checksum_mismatch_at_the_edge_fails_before_any_traffic(
     assert "checksum" in final["reason"] and "manifest untouched" in final["reason"]
     assert final["revisions"] == []
     assert await head_version(api, apartment) == version_before
+
+
+async def test_tampered_bytes_at_a_content_address_are_replaced_and_purged_from_the_edge(
+    api: httpx.AsyncClient, s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """Storage holds other bytes of the same size at the entry's content address (tampering,
+    a bad replication), and the edge has cached them: publishing writes the right bytes over
+    them and purges the edge, so the canary goes out with what was built."""
+    apartment = await create_apartment(api)
+    bundle, original, addresses = _unique_bundle(tmp_path)
+    await _cache_at_the_edge(s3, settings, addresses, original.replace(b"header", b"hacker"))
+    response = await api.post("/rollouts", json=body(apartment, bundle))
+    assert response.status_code == 201
+    rollout_id = response.json()["id"]
+    live = await wait_state(api, rollout_id, {"progressing", "paused", "failed", "succeeded", "rolled_back"})
+    assert live["state"] in ("progressing", "paused"), live.get("reason")
+    async with httpx.AsyncClient(timeout=10) as edge:
+        assert (await edge.get(live["canary"]["url"])).content == original
+    assert (await api.post(f"/rollouts/{rollout_id}/rollback", json={})).status_code == 200
 
 
 async def test_unknown_rollout_is_404_and_bad_control_body_is_422(api: httpx.AsyncClient) -> None:
