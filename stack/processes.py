@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -59,50 +59,76 @@ def _die_with(parent: int) -> Callable[[], None] | None:
     return preexec
 
 
+class _Job(Generic[T]):
+    """A call run on the spawner thread; its outcome stays here until read, so a caller
+    interrupted before *or after* it finished still finds it."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self.call = call
+        self.done = threading.Event()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._state = "queued"
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._state == "cancelled":
+                return
+            self._state = "running"
+        try:
+            self.result = self.call()
+        except BaseException as exc:  # handed to the caller
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def cancel(self) -> bool:
+        """True if the call will never run; False if it runs or ran (wait for `done`)."""
+        with self._lock:
+            if self._state == "queued":
+                self._state = "cancelled"
+            return self._state == "cancelled"
+
+
 class _Spawner:
     """One daemon thread that forks every child, so PDEATHSIG fires only when the process dies."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], queue.SimpleQueue[object]]] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[_Job[Any]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, job: Callable[[], T], abandon: Callable[[T], object] | None = None) -> T:
-        """`job()` on the spawner thread. If the wait is interrupted (a signal handler raised,
-        as `python -m stack run`'s does on Ctrl-C during start-up), the job still finishes and
+    def run(self, call: Callable[[], T], abandon: Callable[[T], object] | None = None) -> T:
+        """`call()` on the spawner thread. If the wait is interrupted (a signal handler raised,
+        as `python -m stack run`'s does on Ctrl-C during start-up), the call still finishes and
         `abandon` undoes its result, which the caller will never see, before the error goes on:
-        a CI run caught a varnishd forked just as SIGTERM came outliving its launcher."""
+        a CI run caught a varnishd forked just as SIGTERM came outliving its launcher.
+
+        The handler may run before the call finished or just after (a signal delivered to
+        another thread reaches the main thread's handler only once its wait ends): the
+        outcome is kept on the job, never consumed by the interrupted wait."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="stack-spawner", daemon=True)
                 self._thread.start()
-        answer: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._jobs.put((job, answer))
+        job = _Job(call)
         try:
-            result = answer.get()
+            self._jobs.put(job)  # inside: an interrupt may come before or just after the put
+            job.done.wait()
         except BaseException:
-            late = answer.get()
-            if abandon is not None and not isinstance(late, _Failed):
-                abandon(late)  # type: ignore[arg-type]
+            if not job.cancel():
+                job.done.wait()
+                if abandon is not None and job.error is None:
+                    abandon(job.result)  # type: ignore[arg-type]
             raise
-        if isinstance(result, _Failed):
-            raise result.error
-        return result  # type: ignore[return-value]
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]
 
     def _loop(self) -> None:
         while True:
-            job, answer = self._jobs.get()
-            try:
-                answer.put(job())
-            except BaseException as exc:  # handed to the caller
-                answer.put(_Failed(exc))
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+            self._jobs.get()()
 
 
 _SPAWNER = _Spawner()

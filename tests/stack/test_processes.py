@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -160,32 +159,44 @@ class _Interrupted(Exception):
     pass
 
 
-def test_an_interrupt_while_a_child_is_forked_leaves_no_child_behind() -> None:
+@pytest.mark.parametrize("when", ["while the child is forked", "just after it was forked"])
+def test_an_interrupt_around_a_fork_leaves_no_child_behind(when: str) -> None:
     """`python -m stack run` raises out of start-up on SIGTERM. If that lands while the
-    spawner thread forks, the child the caller never received is stopped, not left running."""
+    spawner thread forks, or just after (the signal went to another thread, so the main
+    thread's handler runs only once its wait has ended), the child the caller never
+    received is stopped, not left running, and the caller does not hang."""
     spawner = _Spawner()
-    started, interrupted = threading.Event(), threading.Event()
+    interrupted = threading.Event()
     forked: list[subprocess.Popen[bytes]] = []
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main  # signal handlers run here
 
-    def slow_fork() -> subprocess.Popen[bytes]:
-        started.set()
-        assert interrupted.wait(10)  # forks only once the caller has been interrupted
+    def fork() -> subprocess.Popen[bytes]:
+        if when == "while the child is forked":
+            # Fork only once the caller's wait has been interrupted. A signal that lands just
+            # before the caller blocks is handled only when its wait ends (CPython checks for
+            # signals between bytecodes), so signal again until the handler has run.
+            for _ in range(1000):
+                signal.pthread_kill(main, signal.SIGUSR1)
+                if interrupted.wait(0.01):
+                    break
+            assert interrupted.is_set()
         forked.append(subprocess.Popen(["sleep", "60"], start_new_session=True))
+        if when == "just after it was forked":
+            # Delivered to this (spawner) thread: the caller's wait is not interrupted; its
+            # handler runs when the wait returns with the child.
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
         return forked[-1]
 
     def on_signal(_signum: int, _frame: object) -> None:
-        interrupted.set()
-        raise _Interrupted
-
-    def signal_when_started() -> None:
-        started.wait(10)
-        os.kill(os.getpid(), signal.SIGUSR1)
+        if not interrupted.is_set():  # once, as `python -m stack run`'s handler
+            interrupted.set()
+            raise _Interrupted
 
     previous = signal.signal(signal.SIGUSR1, on_signal)
     try:
-        threading.Thread(target=signal_when_started, daemon=True).start()
         with pytest.raises(_Interrupted):
-            spawner.run(slow_fork, abandon=stop_group)
+            spawner.run(fork, abandon=stop_group)
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert len(forked) == 1 and forked[0].poll() is not None  # stopped before the error went on
