@@ -261,12 +261,9 @@ async def test_a_refused_confirm_promotion_hook_holds_and_pause_is_refused(
 ) -> None:
     world, shop = World(webhook_status={"confirm_promotion": 503}), apartment()
     world.create(shop)
-    s = spec(shop, steps=[100], bake_seconds=60).model_copy(
-        update={
-            "webhooks": [{"event": "confirm_promotion", "url": "https://hooks.example/confirm", "retries": 0}]
-        }
-    )
-    s = RolloutSpec.model_validate(s.model_dump())
+    hook = {"event": "confirm_promotion", "url": "https://hooks.example/confirm", "retries": 0}
+    plain = spec(shop, steps=[100], bake_seconds=60).model_dump()
+    s = RolloutSpec.model_validate({**plain, "webhooks": [hook]})
     async with running(skipping, world) as queue:
         handle = await start(skipping, queue, s)
         await skipping.sleep(200)
