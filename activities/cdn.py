@@ -54,7 +54,7 @@ class CdnActivities:
     def sync_manifest_to_edge(self, inp: SyncManifestInput) -> SyncManifestResult:
         """Purge the manifest path, then read it back until the edge serves `revision`."""
         key = inp.key or head_key(inp.apartment)
-        path = f"/{self.settings.s3_bucket}/{key}"
+        path = self.settings.edge_path(key)
         url = self.settings.public_url(key)
         purges = 0
         served: int | None = None

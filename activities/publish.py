@@ -161,9 +161,12 @@ class PublishActivities:
         cached those bytes (immutable, for a year) would go on serving them: purge them.
         (If this purge fails, the retry finds storage mended and purges nothing; the edge
         check then fails the rollout rather than let browsers have the cached bytes.)"""
-        replaced = [item.key for item in sent if item.content_addressed and item.key in existing]
-        if self.cdn is not None and replaced:
-            self.cdn.purge([f"/{self.settings.s3_bucket}/{k}" for k in replaced])
+        self._purge([item.key for item in sent if item.content_addressed and item.key in existing])
+
+    def _purge(self, keys: list[str]) -> None:
+        """Drop `keys` from the edge, path by path (nothing to do without a CDN or keys)."""
+        if self.cdn is not None and keys:
+            self.cdn.purge([self.settings.edge_path(k) for k in keys])
 
     def _publish_dir(self, root: Path, inp: PublishBundleInput) -> PublishBundleResult:
         # A Module Federation 2 remote (mf-manifest.json at the root) publishes its container
@@ -306,9 +309,7 @@ class PublishActivities:
                 Bucket=self.settings.s3_bucket,
                 Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
             )
-        if self.cdn is not None and keys:
-            # The edge fetched the entry to verify it: drop what it cached, path by path.
-            self.cdn.purge([f"/{self.settings.s3_bucket}/{k}" for k in keys])
+        self._purge(keys)  # the edge fetched the entry to verify it: drop what it cached
         return UnpublishBundleResult(deleted=len(keys))
 
     @activity.defn

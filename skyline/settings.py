@@ -231,8 +231,12 @@ class Settings(BaseSettings):
     def purge_base_url(self) -> str:
         return self.varnish_purge_url or self.edge_url
 
+    def edge_path(self, key: str) -> str:
+        """The URL path the edge serves storage key `key` at (what a CDN purge names)."""
+        return f"/{self.s3_bucket}/{key}"
+
     def public_url(self, key: str) -> str:
-        return f"{self.edge_url.rstrip('/')}/{self.s3_bucket}/{key}"
+        return self.edge_url.rstrip("/") + self.edge_path(key)
 
 
 @lru_cache(maxsize=1)
