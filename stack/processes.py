@@ -368,10 +368,16 @@ def free_port(host: str = "127.0.0.1") -> int:
             if port is not None:
                 _picked.add(port)
                 return port
-    # A kernel configured with (almost) no room below its range: take its pick.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    # A kernel configured with (almost) no room below its range: take its pick, but still
+    # never one this process handed out before.
+    with _picked_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = int(s.getsockname()[1])
+            if port not in _picked:
+                _picked.add(port)
+                return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

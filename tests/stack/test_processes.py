@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stack import processes
 from stack.processes import (
     PORT_REGISTRY,
     ManagedProcess,
@@ -129,6 +130,18 @@ def test_free_ports_never_come_from_the_range_outgoing_connections_use() -> None
     assert len(set(picks)) == len(picks)  # never handed out twice
     assert not any(low <= p <= high for p in picks)
     assert not sources & set(picks)
+
+
+def test_with_no_room_below_the_range_the_kernel_picks_but_never_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fallback for a kernel whose ephemeral range starts low: its `bind(0)` pick, still
+    distinct from every port this process handed out (StackPorts.ephemeral relies on it)."""
+    low, high = ephemeral_range()
+    monkeypatch.setattr(processes, "ephemeral_range", lambda: (processes._LOWEST_PICK + 500, high))
+    picks = [free_port() for _ in range(100)]
+    assert all(low <= p <= high for p in picks)  # the kernel's own picks
+    assert len(set(picks)) == len(picks)
 
 
 def test_two_processes_never_get_the_same_port_and_a_dead_process_picks_are_freed() -> None:
