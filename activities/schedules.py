@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -13,7 +14,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.manifest_store import ManifestStore
-from skyline.rollout import TERMINAL_STATES, PromoteRequest, RolloutStatus
+from skyline import control_proof
+from skyline.rollout import TERMINAL_STATES, ControlRequest, PromoteRequest, RolloutStatus
 from skyline.windows import PromotionBlocked, PromotionWindows, blocked
 
 
@@ -32,6 +34,7 @@ class PromoteRolloutInput(BaseModel):
     rollout_id: str
     actor: str
     reason: str
+    actor_proof: str | None = None  # the API's schedule_proof of `actor`
 
 
 class PromoteRolloutResult(BaseModel):
@@ -40,9 +43,10 @@ class PromoteRolloutResult(BaseModel):
 
 
 class ScheduleActivities:
-    def __init__(self, client: Client, store: ManifestStore) -> None:
+    def __init__(self, client: Client, store: ManifestStore, control_keys: Sequence[bytes] = ()) -> None:
         self.client = client
         self.store = store
+        self.control_keys = tuple(control_keys)
 
     # The rollout is addressed by its handlers' names, so this module never imports
     # workflow code (the workflow imports this module for delete_schedule).
@@ -113,12 +117,13 @@ class ScheduleActivities:
     @activity.defn
     async def promote_rollout(self, inp: PromoteRolloutInput) -> PromoteRolloutResult:
         handle = self.client.get_workflow_handle(inp.rollout_id)
+        req: ControlRequest = PromoteRequest(actor=inp.actor, reason=inp.reason, full=True)
+        # The worker vouches for the actor only if the API named it when it made the schedule;
+        # a PromotionWorkflow a Temporal client started itself promotes "actor unverified".
+        if control_proof.schedule_proof_checks(self.control_keys, inp.rollout_id, inp.actor, inp.actor_proof):
+            req = control_proof.seal(self.control_keys, inp.rollout_id, "promote", req)
         try:
-            status = await handle.execute_update(
-                "promote",
-                PromoteRequest(actor=inp.actor, reason=inp.reason, full=True),
-                result_type=RolloutStatus,
-            )
+            status = await handle.execute_update("promote", req, result_type=RolloutStatus)
         except WorkflowUpdateFailedError as exc:
             return PromoteRolloutResult(state="refused", reason=str(exc.cause))
         return PromoteRolloutResult(state=status.state, reason=status.reason or "")

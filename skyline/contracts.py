@@ -42,6 +42,9 @@ class PromotionInput(BaseModel):
     actor: str = "schedule"
     cron: str | None = None  # kept for display: Temporal stores cron as calendar specs
     timezone: str | None = None
+    # The API's word that it named `actor` (skyline/control_proof.py schedule_proof): without it,
+    # the promotion is audited "actor unverified" (anyone on Temporal can start this workflow).
+    actor_proof: str | None = None
 
 
 class PromotionResult(BaseModel):

@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     # a revocation is refused by every process within this many seconds.
     token_cache_seconds: float = Field(default=2.0, ge=0, le=60)
 
+    # Controls (pause, resume, promote, rollback) the API sends to a workflow carry an
+    # HMAC-SHA256 proof of their actor under this key, which the worker checks
+    # (skyline/control_proof.py); an update without a proof is audited "actor unverified".
+    # The API and every worker need the same key; while rotating, workers also accept the
+    # previous one. Unset: the embedded stack generates one into its state dir.
+    control_key: SecretStr | None = None
+    control_previous_key: SecretStr | None = None
+
     # Progress deadline given to rollouts that do not set max_duration_seconds (seed 004).
     rollout_max_duration_seconds: float = Field(default=24 * 3600, gt=0)
 
@@ -226,6 +234,12 @@ class Settings(BaseSettings):
     def worker_activity_threads(self) -> int:
         """The activity thread pool: one thread per concurrent activity slot."""
         return self.worker_max_concurrent_activities
+
+    @property
+    def control_keys(self) -> list[bytes]:
+        """The keys a worker accepts control proofs under; the first signs (API, scheduled promotions)."""
+        keys = (self.control_key, self.control_previous_key)
+        return [k.get_secret_value().encode() for k in keys if k is not None and k.get_secret_value()]
 
     @property
     def purge_base_url(self) -> str:

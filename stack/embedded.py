@@ -282,6 +282,7 @@ class EmbeddedStack:
             "SKYLINE_STATE_DIR": str(self.state_dir),
             "SKYLINE_WORKER_METRICS_ADDRESS": self.worker_metrics_address,
             "SKYLINE_BEACON_KEY": self.beacon_key(),
+            "SKYLINE_CONTROL_KEY": self.control_key(),
             "SKYLINE_BUNDLE_ROOT": str(self.bundle_root),
             # Webhooks and smoke URLs reach internal hosts only when named (none by default).
             "SKYLINE_WEBHOOK_ALLOWED_HOSTS": json.dumps(s.webhook_allowed_hosts),
@@ -291,7 +292,16 @@ class EmbeddedStack:
         """The configured beacon-token key, or one generated once into the state dir (0600)."""
         if self.settings.beacon_key is not None:
             return self.settings.beacon_key.get_secret_value()
-        path = self.state_dir / "beacon.key"
+        return self._state_key("beacon.key")
+
+    def control_key(self) -> str:
+        """The key of the API's control proofs (API and worker), or one generated into the state dir."""
+        if self.settings.control_key is not None:
+            return self.settings.control_key.get_secret_value()
+        return self._state_key("control.key")
+
+    def _state_key(self, name: str) -> str:
+        path = self.state_dir / name
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

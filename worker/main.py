@@ -32,6 +32,7 @@ from activities.schedules import ScheduleActivities
 from adapters.cdn import CdnConfigError, make_cdn_provider
 from adapters.storage import edge_client, s3_client
 from adapters.temporal import connect
+from skyline import control_proof
 from skyline.observability import ActivityTelemetry, configure_logging, worker_runtime
 from skyline.settings import Settings, get_settings
 from worker.search_attributes import ensure_search_attributes
@@ -56,7 +57,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     )
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
     gates = GateActivities(http, secret, settings.webhook_allowed_hosts)
-    schedules = ScheduleActivities(client, manifests.store)
+    schedules = ScheduleActivities(client, manifests.store, settings.control_keys)
     return [
         manifests.prepare_rollout,
         manifests.apply_manifest_change,
@@ -86,6 +87,13 @@ WORKFLOWS: list[type] = [RolloutWorkflow, FleetRolloutWorkflow, ManifestUndoWork
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+    # The update validators check the API's control proofs with these keys (never in a history).
+    control_proof.hold(settings.control_keys)
+    if not settings.control_keys:
+        log.warning(
+            "SKYLINE_CONTROL_KEY is not set: controls from the API are refused as unproven; "
+            "set the same key for the API and the worker"
+        )
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -3,7 +3,9 @@
 Controls arrive as Updates (the API: validated, answered with the new status
 or refused before anything is written to the history) or as same-named
 signals (the Temporal UI, a plain Temporal client: the sender is not
-authenticated, so the actor is recorded as unverified). Both go through
+authenticated, so the actor is recorded as unverified). An update names its
+actor verified only with the API's proof (skyline/control_proof.py), checked
+in the validator; an update without one is recorded unverified like a signal. Both go through
 `_control`, which asks the table in skyline/controls.py: a control is applied,
 deferred to a stated point, or refused with the reason; never accepted and
 then dropped.
@@ -21,6 +23,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from skyline import control_proof
+    from skyline.control_proof import SignedControl, SignedPromote, plain
     from skyline.controls import Answer, Control, decide
     from skyline.fleet import FleetStatus
     from skyline.rollout import ControlRequest, PromoteRequest, RolloutStatus, via_temporal
@@ -59,10 +63,42 @@ class ControlSurface:
     def _answer(self, control: Control) -> Answer:
         return decide(self.TABLE, self._phase(), control, **self._facts())
 
-    def _check(self, control: Control) -> None:
+    def _check(self, control: Control, req: SignedControl | SignedPromote) -> None:
+        # Runs when the update arrives, never on replay: the key is read here only.
+        info = workflow.info()
+        refused = control_proof.problem(
+            control_proof.held(),
+            info.workflow_id,
+            control,
+            req,
+            now=workflow.now(),
+            run_started=info.start_time,
+            seen=self._proofs_seen(),
+        )
+        if refused:
+            raise ApplicationError(refused, type="InvalidControlProof", non_retryable=True)
         answer = self._answer(control)
         if not answer.accepted:
             raise ApplicationError(answer.reason, type="InvalidControl", non_retryable=True)
+
+    def _proofs_seen(self) -> frozenset[str]:
+        # Nonces of the proofs this run accepted: a proof read from the history is not a second control.
+        seen: frozenset[str] = getattr(self, "_proof_nonces", frozenset())
+        return seen
+
+    def _verified(self, req: SignedControl | SignedPromote) -> ControlRequest:
+        """The request as the audit shows it: the API's actor if it proved it, else "unverified".
+
+        A function of the update's arguments only (validators do not run on replay): an
+        accepted update with a proof had it checked when it arrived. Histories from before
+        proofs replay with their actors as recorded then.
+        """
+        if req.proof is not None:
+            self._proof_nonces = self._proofs_seen() | {req.proof.nonce}
+            return plain(req)
+        if workflow.patched("control-proofs"):
+            return via_temporal(plain(req))
+        return plain(req)
 
     async def _control(self, control: Control, req: ControlRequest) -> bool:
         answer = self._answer(control)
@@ -83,36 +119,36 @@ class ControlSurface:
         return self._snapshot()
 
     @workflow.update
-    async def pause(self, req: ControlRequest) -> Status:
-        return await self._update("pause", req)
+    async def pause(self, req: SignedControl) -> Status:
+        return await self._update("pause", self._verified(req))
 
     @pause.validator
-    def _validate_pause(self, req: ControlRequest) -> None:
-        self._check("pause")
+    def _validate_pause(self, req: SignedControl) -> None:
+        self._check("pause", req)
 
     @workflow.update
-    async def resume(self, req: ControlRequest) -> Status:
-        return await self._update("resume", req)
+    async def resume(self, req: SignedControl) -> Status:
+        return await self._update("resume", self._verified(req))
 
     @resume.validator
-    def _validate_resume(self, req: ControlRequest) -> None:
-        self._check("resume")
+    def _validate_resume(self, req: SignedControl) -> None:
+        self._check("resume", req)
 
     @workflow.update
-    async def promote(self, req: PromoteRequest) -> Status:
-        return await self._update("promote", req)
+    async def promote(self, req: SignedPromote) -> Status:
+        return await self._update("promote", self._verified(req))
 
     @promote.validator
-    def _validate_promote(self, req: PromoteRequest) -> None:
-        self._check("promote")
+    def _validate_promote(self, req: SignedPromote) -> None:
+        self._check("promote", req)
 
     @workflow.update
-    async def rollback(self, req: ControlRequest) -> Status:
-        return await self._update("rollback", req)
+    async def rollback(self, req: SignedControl) -> Status:
+        return await self._update("rollback", self._verified(req))
 
     @rollback.validator
-    def _validate_rollback(self, req: ControlRequest) -> None:
-        self._check("rollback")
+    def _validate_rollback(self, req: SignedControl) -> None:
+        self._check("rollback", req)
 
     @workflow.signal(name="pause_signal")
     async def pause_signal(self, req: ControlRequest) -> None:

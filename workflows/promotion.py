@@ -47,7 +47,12 @@ class PromotionWorkflow:
                 continue
             result = await workflow.execute_activity_method(
                 ScheduleActivities.promote_rollout,
-                PromoteRolloutInput(rollout_id=inp.rollout_id, actor=inp.actor, reason=check.reason),
+                PromoteRolloutInput(
+                    rollout_id=inp.rollout_id,
+                    actor=inp.actor,
+                    reason=check.reason,
+                    actor_proof=inp.actor_proof,
+                ),
                 summary=f"promote {inp.rollout_id}",
                 **options.PREPARE,
             )

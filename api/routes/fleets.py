@@ -16,6 +16,7 @@ from api.auth import Deployer, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
+from skyline import control_proof
 from skyline.contracts import FLEET_WORKFLOW, STATUS_QUERY
 from skyline.controls import Control as ControlName
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus, fleet_id_for
@@ -94,14 +95,16 @@ async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Viewer) -> FleetS
 
 
 async def _control(
-    temporal: TemporalDep, fleet_id: str, update: ControlName, req: ControlRequest
+    temporal: TemporalDep, settings: SettingsDep, fleet_id: str, update: ControlName, req: ControlRequest
 ) -> FleetStatus:
     status, running = await _status(temporal, fleet_id)
     if not running:
         raise ApiError(409, "fleet_ended", f"the fleet rollout has ended ({status.state})")
     try:
         handle = temporal.get_workflow_handle(fleet_id)
-        result: FleetStatus = await handle.execute_update(update, req, result_type=FleetStatus)
+        # The worker records the actor as verified only with this proof (skyline/control_proof.py).
+        signed = control_proof.seal(settings.control_keys, fleet_id, update, req)
+        result: FleetStatus = await handle.execute_update(update, signed, result_type=FleetStatus)
     except WorkflowUpdateFailedError as exc:
         raise ApiError(409, "invalid_control", str(exc.cause)) from exc
     return result
@@ -112,18 +115,29 @@ Control = Body(default_factory=ControlRequest)
 
 @router.post("/{fleet_id}/pause", response_model=FleetStatus)
 async def pause(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> FleetStatus:
     """No new batch starts; running apartments pause too."""
-    return await _control(temporal, fleet_id, "pause", req.model_copy(update={"actor": who.actor(req.actor)}))
+    return await _control(
+        temporal, settings, fleet_id, "pause", req.model_copy(update={"actor": who.actor(req.actor)})
+    )
 
 
 @router.post("/{fleet_id}/resume", response_model=FleetStatus)
 async def resume(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> FleetStatus:
     return await _control(
         temporal,
+        settings,
         fleet_id,
         "resume",
         req.model_copy(update={"actor": who.actor(req.actor)}),
@@ -132,20 +146,29 @@ async def resume(
 
 @router.post("/{fleet_id}/promote", response_model=FleetStatus)
 async def promote(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> FleetStatus:
     """Start the next batch now."""
     body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason)
-    return await _control(temporal, fleet_id, "promote", body)
+    return await _control(temporal, settings, fleet_id, "promote", body)
 
 
 @router.post("/{fleet_id}/rollback", response_model=FleetStatus)
 async def rollback(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> FleetStatus:
     """Every apartment of the fleet back to what it had before (running ones and those done)."""
     return await _control(
         temporal,
+        settings,
         fleet_id,
         "rollback",
         req.model_copy(update={"actor": who.actor(req.actor)}),

@@ -28,6 +28,7 @@ from api.auth import Deployer, Principal, Viewer
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
+from skyline import control_proof
 from skyline.ab_report import build_ab_report, render_ab_report
 from skyline.contracts import ROLLOUT_WORKFLOW
 from skyline.controls import Control as ControlName
@@ -327,9 +328,11 @@ async def looks(
 
 
 async def _control(
-    temporal: TemporalDep, rollout_id: str, update: ControlName, req: ControlRequest
+    temporal: TemporalDep, settings: SettingsDep, rollout_id: str, update: ControlName, req: ControlRequest
 ) -> RolloutStatus:
     handle = temporal.get_workflow_handle(rollout_id, result_type=RolloutStatus)
+    # The worker records the actor as verified only with this proof (skyline/control_proof.py).
+    req = control_proof.seal(settings.control_keys, rollout_id, update, req)
     if not rollout_id.startswith(ROLLOUT_PREFIX):  # e.g. undo.shop, fleet.header.header: never a rollout
         await _describe_or_404(handle)
     # Straight to the update (the emergency rollback's path is one round trip
@@ -360,35 +363,48 @@ def _as(who: Principal, req: ControlRequest) -> ControlRequest:
 
 @router.post("/{rollout_id}/pause", response_model=RolloutStatus)
 async def pause(
-    rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    rollout_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Hold the rollout at its current weight; bake time stops counting."""
-    return await _control(temporal, rollout_id, "pause", _as(who, req))
+    return await _control(temporal, settings, rollout_id, "pause", _as(who, req))
 
 
 @router.post("/{rollout_id}/resume", response_model=RolloutStatus)
 async def resume(
-    rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    rollout_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> RolloutStatus:
-    return await _control(temporal, rollout_id, "resume", _as(who, req))
+    return await _control(temporal, settings, rollout_id, "resume", _as(who, req))
 
 
 @router.post("/{rollout_id}/promote", response_model=RolloutStatus)
 async def promote(
     rollout_id: str,
     temporal: TemporalDep,
+    settings: SettingsDep,
     who: Deployer,
     full: bool = False,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Advance one step now, or with `full=true` make the new unit the active one."""
     body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason, full=full)
-    return await _control(temporal, rollout_id, "promote", body)
+    return await _control(temporal, settings, rollout_id, "promote", body)
 
 
 @router.post("/{rollout_id}/rollback", response_model=RolloutStatus)
 async def rollback(
-    rollout_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    rollout_id: str,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    who: Deployer,
+    req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Emergency rollback: skips every check; answers when the edge serves last-known-good."""
-    return await _control(temporal, rollout_id, "rollback", _as(who, req))
+    return await _control(temporal, settings, rollout_id, "rollback", _as(who, req))

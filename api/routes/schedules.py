@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import Admin, Viewer
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
+from skyline import control_proof
 from skyline.contracts import PROMOTION_WORKFLOW, STATUS_QUERY, PromotionInput
 from skyline.rollout import RolloutStatus, check_time_zone, promotion_schedule_id
 from skyline.settings import Settings
@@ -65,6 +66,11 @@ class ScheduleNote(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
+def _actor_proof(settings: Settings, rollout_id: str, actor: str) -> str | None:
+    keys = settings.control_keys
+    return control_proof.schedule_proof(keys[0], rollout_id, actor) if keys else None
+
+
 async def create_promotion_schedule(
     temporal: Client,
     settings: Settings,
@@ -89,6 +95,7 @@ async def create_promotion_schedule(
                         actor=f"schedule:{actor}",
                         cron=cron,
                         timezone=timezone,
+                        actor_proof=_actor_proof(settings, rollout_id, f"schedule:{actor}"),
                     ),
                     id=f"promotion.{rollout_id}",
                     task_queue=settings.task_queue,

@@ -10,9 +10,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.metrics import GatherFiguresInput, GatherFiguresResult
+from skyline.control_proof import SignedPromote
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus
 from skyline.manifest_ops import PromoteUnit, SetCanary
-from skyline.rollout import ControlRequest, PromoteRequest
+from skyline.rollout import ControlRequest
 from tests.support.histories import save_history
 from tests.workflows.conftest import running
 from tests.workflows.world import Traffic, World, failing, healthy, stable_unit
@@ -122,7 +123,7 @@ async def test_promote_during_a_batch_is_honoured_at_the_next_pause(skipping: Wo
     async with running(skipping, world) as queue:
         handle = await start(skipping, queue, fleet(apartments, batch_pause_seconds=86_400))
         await skipping.sleep(30)  # the first batch is running
-        answered = await handle.execute_update(FleetRolloutWorkflow.promote, PromoteRequest(actor="carol"))
+        answered = await handle.execute_update(FleetRolloutWorkflow.promote, SignedPromote(actor="carol"))
         assert isinstance(answered, FleetStatus)
         status = await handle.result()
         await save_history(skipping.client, handle.id, "fleet_promote_deferred")

@@ -19,9 +19,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from skyline import control_proof
+from skyline.control_proof import SignedControl, SignedPromote
 from skyline.rollout import ControlRequest, PromoteRequest, RolloutInput, RolloutSpec, RolloutStatus
 from tests.support.histories import save_history
-from tests.workflows.conftest import running
+from tests.workflows.conftest import CONTROL_KEY, proved, running
 from tests.workflows.world import World, failing, healthy
 from workflows.rollout import RolloutWorkflow
 
@@ -114,7 +116,7 @@ async def test_without_auto_rollback_established_harm_pauses_for_a_human(
         status = await handle.query(RolloutWorkflow.status)
         assert status.state == "paused" and (status.paused_reason or "").startswith("analysis failed")
         assert world.building(shop).units["header@1.1.0"].rollout is not None  # still at 5 %
-        await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob", reason="seen it"))
+        await handle.execute_update(RolloutWorkflow.rollback, SignedControl(actor="bob", reason="seen it"))
         final = await handle.result()
     assert final.state == "rolled_back"
 
@@ -132,7 +134,7 @@ async def test_an_ab_test_with_ample_evidence_is_complete_when_its_time_is_up(
         done = await handle.query(RolloutWorkflow.status)
         assert done.state == "paused" and (done.paused_reason or "").startswith("the A/B test is complete")
         assert done.ab_report is not None and done.ab_report.ending == "complete"
-        await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob", reason="keep A"))
+        await handle.execute_update(RolloutWorkflow.rollback, SignedControl(actor="bob", reason="keep A"))
         final = await handle.result()
     assert final.ab_report is not None and final.ab_report.outcome.startswith("A kept: rolled back by bob")
 
@@ -145,12 +147,12 @@ async def test_a_thin_step_holds_and_resume_bakes_once_more(skipping: WorkflowEn
         await skipping.sleep(700)
         held = await handle.query(RolloutWorkflow.status)
         assert held.state == "paused" and "need 50" in (held.paused_reason or "")
-        await handle.execute_update(RolloutWorkflow.resume, ControlRequest(actor="bob"))
+        await handle.execute_update(RolloutWorkflow.resume, SignedControl(actor="bob"))
         await skipping.sleep(700)
         again = await handle.query(RolloutWorkflow.status)
         assert again.state == "paused" and again.weight == 5  # never moved on without evidence
         assert again.looks[0].bake_seconds == 1200
-        await handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="bob"))
+        await handle.execute_update(RolloutWorkflow.rollback, SignedControl(actor="bob"))
         assert (await handle.result()).state == "rolled_back"
         await save_history(skipping.client, handle.id, "thin_step_held_and_resumed")
 
@@ -164,17 +166,17 @@ async def test_a_rollback_during_the_promotion_write_is_honoured(skipping: Workf
         handle = await start(skipping, queue, spec(shop, steps=[5, 100]))
         await skipping.sleep(30)
         promoting = asyncio.create_task(
-            handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
+            handle.execute_update(RolloutWorkflow.promote, SignedPromote(actor="carol", full=True))
         )
         await world.writes_held.wait()
         assert (await handle.query(RolloutWorkflow.status)).state == "promoting"
         await refused(
-            handle.execute_update(RolloutWorkflow.pause, ControlRequest(actor="dave")),
+            handle.execute_update(RolloutWorkflow.pause, SignedControl(actor="dave")),
             "promotion is being written",
         )
         rolling = asyncio.create_task(
             handle.execute_update(
-                RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="PAGER: checkout broken")
+                RolloutWorkflow.rollback, SignedControl(actor="dave", reason="PAGER: checkout broken")
             )
         )
         await until_recorded(handle, "rollback")  # accepted (deferred) before the write lands
@@ -199,12 +201,11 @@ async def test_a_second_rollback_is_refused_while_the_first_runs(skipping: Workf
         # its timeout) while it runs, and the second update is answered at that heartbeat.
         handle = await start(skipping, queue, spec(shop), task_timeout=1)
         await skipping.sleep(30)
-        first = asyncio.create_task(
-            handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="dave", reason="one"))
-        )
+        dave = await proved(skipping, handle.id, "rollback", ControlRequest(actor="dave", reason="one"))
+        first = asyncio.create_task(handle.execute_update(RolloutWorkflow.rollback, dave))
         await world.writes_held.wait()
         await refused(
-            handle.execute_update(RolloutWorkflow.rollback, ControlRequest(actor="erin", reason="two")),
+            handle.execute_update(RolloutWorkflow.rollback, SignedControl(actor="erin", reason="two")),
             "already under way",
         )
         world.released.set()
@@ -231,6 +232,35 @@ async def test_signals_are_recorded_as_unverified(skipping: WorkflowEnvironment)
     assert actors["refused resume"] == "ada (via Temporal, actor unverified)"
 
 
+async def test_an_update_names_its_actor_only_with_the_apis_proof(skipping: WorkflowEnvironment) -> None:
+    """Issue 23 item 3 in the fast layer; the real dev server: tests/security/test_temporal_clients.py."""
+    world, shop = World(), apartment()
+    world.create(shop)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, spec(shop))
+        await skipping.sleep(30)
+        await handle.execute_update(RolloutWorkflow.pause, SignedControl(actor="rtadmin", reason="spoof"))
+        bob = await proved(skipping, handle.id, "resume", ControlRequest(actor="bob"))
+        await handle.execute_update(RolloutWorkflow.resume, bob)
+        await refused(handle.execute_update(RolloutWorkflow.pause, bob), "signature does not match")
+        carol = await proved(skipping, handle.id, "promote", PromoteRequest(actor="carol", full=True))
+        await handle.execute_update(RolloutWorkflow.promote, carol)
+        final = await handle.result()
+        history = await save_history(skipping.client, handle.id, "controls_proved_and_not")
+    actors = {h.action: h.actor for h in final.history}
+    assert actors["pause"] == "rtadmin (via Temporal, actor unverified)"
+    assert actors["resume"] == "bob" and actors["promote full"] == "carol"
+    # Replay needs no key (validators do not run on replay): a worker without one replays it the same.
+    control_proof.hold([])
+    try:
+        replayed = await Replayer(
+            workflows=[RolloutWorkflow], data_converter=pydantic_data_converter
+        ).replay_workflow(history)
+    finally:
+        control_proof.hold([CONTROL_KEY])
+    assert replayed.replay_failure is None
+
+
 async def test_the_progress_deadline_rolls_back(skipping: WorkflowEnvironment) -> None:
     world, shop = World(), apartment()
     world.create(shop)
@@ -250,7 +280,7 @@ async def test_a_first_unit_waits_for_a_human_to_confirm(skipping: WorkflowEnvir
         held = await handle.query(RolloutWorkflow.status)
         assert held.state == "paused" and "first unit" in (held.paused_reason or "")
         assert held.basis == "none"
-        await handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
+        await handle.execute_update(RolloutWorkflow.promote, SignedPromote(actor="carol", full=True))
         final = await handle.result()
         await save_history(skipping.client, handle.id, "first_unit_confirmed")
     assert final.state == "succeeded" and world.building(shop).active_unit == "header@1.1.0"
@@ -270,7 +300,7 @@ async def test_a_refused_confirm_promotion_hook_holds_and_pause_is_refused(
         waiting = await handle.query(RolloutWorkflow.status)
         assert waiting.waiting_for and "confirm-promotion" in waiting.waiting_for
         await refused(
-            handle.execute_update(RolloutWorkflow.pause, ControlRequest(actor="dave")),
+            handle.execute_update(RolloutWorkflow.pause, SignedControl(actor="dave")),
             "waiting for confirm-promotion",
         )
         world.webhook_status["confirm_promotion"] = 200
@@ -291,12 +321,12 @@ async def test_a_pause_during_a_weight_write_then_the_deadline_replays(skipping:
     async with running(skipping, world) as queue:
         handle = await start(skipping, queue, s)
         await world.writes_held.wait()
-        paused = await handle.execute_update(RolloutWorkflow.pause, ControlRequest(actor="bob"))
+        paused = await handle.execute_update(RolloutWorkflow.pause, SignedControl(actor="bob"))
         assert paused.state == "paused"
         world.hold_writes = None
         world.released.set()
         await until_recorded(handle, "set weight")
-        await handle.execute_update(RolloutWorkflow.resume, ControlRequest(actor="bob"))
+        await handle.execute_update(RolloutWorkflow.resume, SignedControl(actor="bob"))
         final = await handle.result()
         history = await save_history(skipping.client, handle.id, "pause_during_a_weight_write")
     assert final.state == "rolled_back" and "deadline" in (final.reason or "")
@@ -316,7 +346,7 @@ async def test_a_full_promote_during_the_first_weight_write_answers_once_promote
         handle = await start(skipping, queue, spec(shop, steps=[5, 100]))
         await world.writes_held.wait()
         promoting = asyncio.create_task(
-            handle.execute_update(RolloutWorkflow.promote, PromoteRequest(actor="carol", full=True))
+            handle.execute_update(RolloutWorkflow.promote, SignedPromote(actor="carol", full=True))
         )
         await until_recorded(handle, "promote full")
         world.hold_writes = None
