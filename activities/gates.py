@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from tree_sitter import Language, Node, Parser
 
 from adapters.bundles import sri_sha384
-from skyline.outbound import OutboundRefused, resolve_target
+from skyline.outbound import OutboundRefused, Resolver, resolve_target
 
 JS = Language(tree_sitter_javascript.language())
 JS_TYPES = ("text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript")
@@ -77,11 +77,17 @@ def _failure(exc: httpx.HTTPError) -> str:
 
 class GateActivities:
     def __init__(
-        self, http: httpx.Client, webhook_secret: bytes | None, allowed_hosts: Sequence[str] = ()
+        self,
+        http: httpx.Client,
+        webhook_secret: bytes | None,
+        allowed_hosts: Sequence[str] = (),
+        resolver: Resolver | None = None,
     ) -> None:
         self.http = http
         self.webhook_secret = webhook_secret
         self.allowed_hosts = list(allowed_hosts)
+        # DNS for deployer-named URLs (None: the system's); tests inject a rebinding one.
+        self.resolver = resolver
 
     def _send(
         self, what: str, method: str, url: str, headers: dict[str, str], **kwargs: object
@@ -89,7 +95,7 @@ class GateActivities:
         """One request to a deployer-named URL: refused unless its destination is allowed, and
         sent to the address that was checked (no DNS rebinding between check and connect)."""
         try:
-            target = resolve_target(url, self.allowed_hosts)
+            target = resolve_target(url, self.allowed_hosts, self.resolver)
         except OutboundRefused as exc:
             raise ApplicationError(
                 f"{what} refused: {exc}", type="OutboundRefused", non_retryable=True

@@ -146,11 +146,12 @@ def resolve_target(url: str, allowed: Sequence[str], resolver: Resolver | None =
         if not addresses:
             raise OutboundRefused(f"{host} does not resolve")
     if not (allow.names(host, port) or allow.covers(addresses)):
-        for address in addresses:
-            reason = forbidden_reason(address)
-            if reason:
-                shown = host if literal is not None else f"{host} resolves to {address}, which"
-                raise OutboundRefused(f"{shown} is a {reason} address; add it to {ALLOW_SETTING} to allow it")
+        internal = [(a, r) for a in addresses if (r := forbidden_reason(a))]
+        if internal:
+            # Name an address the allowlist does not cover (one answer may mix both).
+            address, reason = next(((a, r) for a, r in internal if not allow.covers([a])), internal[0])
+            shown = host if literal is not None else f"{host} resolves to {address}, which"
+            raise OutboundRefused(f"{shown} is a {reason} address; add it to {ALLOW_SETTING} to allow it")
     address = addresses[0]
     netloc_host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
     default_port = 443 if parts.scheme == "https" else 80

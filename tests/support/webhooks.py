@@ -22,6 +22,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)  # answered in order; then `default`
     default: int = 200
     error_body: bytes = b"not yet"  # what a non-2xx answer carries
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # GET path -> (body, content type)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> int:
@@ -34,11 +35,19 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
+def webhook_receiver(host: str = WEBHOOK_HOST, port: int = 0) -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - a smoke URL is fetched with GET
+            if self.path in receiver.files:
+                body, content_type = receiver.files[self.path]
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             self.do_POST()
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -61,8 +70,8 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((WEBHOOK_HOST, 0), Handler)
-    receiver.url = f"http://{WEBHOOK_HOST}:{server.server_address[1]}"
+    server = ThreadingHTTPServer((host, port), Handler)
+    receiver.url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
