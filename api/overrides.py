@@ -17,18 +17,32 @@ override can only ever load a bundle Skyline published, with the integrity it re
 
 Loads under an override are labelled `override: true` in beacons and counted apart
 (`skyline_unit_override_loads_total`), never in the series the canary's analysis reads.
+
+An override can be revoked before it expires (`POST /overrides/revoke`, `skyline rollout
+revoke-preview`): one private object per revoked token, `private/overrides/revoked/<expiry>-<sha256
+of the token>.json`, kept only until the token would have expired anyway, so the list stays short.
+`GET /overrides/unit` (and the beacon token's override labels) consult it, re-listed at most
+every `SKYLINE_TOKEN_CACHE_SECONDS` per API process: a revoked link stops forcing its version
+everywhere within that bound, and at once on the process that revoked it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from api.beacon_tokens import MAX_TOKEN_CHARS, HmacCodec, TokenError
 from skyline.manifest import SLUG, Unit, unit_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 DOMAIN = b"skyline-override-v1."
 # One page may carry this many overrides (one per building).
@@ -122,3 +136,90 @@ class UnitCache:
             while len(self._units) > self._size:
                 self._units.popitem(last=False)
         return found
+
+
+REVOKED_PREFIX = "private/overrides/revoked/"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Revocation(BaseModel):
+    """Who revoked which override (the object's body; the key alone is what the check reads)."""
+
+    sha256: str
+    apartment: str
+    building: str
+    unit: str
+    expires_at: int
+    revoked_by: str
+    revoked_at: int
+
+
+class OverrideRevocations:
+    """The revoked override tokens still unexpired: a short list in storage, cached per process."""
+
+    def __init__(
+        self, s3: S3Client, bucket: str, ttl_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._cache: tuple[float, frozenset[str]] | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(expires_at: int, digest: str) -> str:
+        return f"{REVOKED_PREFIX}{expires_at}-{digest}.json"
+
+    def _listed(self) -> list[tuple[int, str, str]]:
+        """(expires_at, digest, key) of every revocation object."""
+        found = []
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=REVOKED_PREFIX)
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].removeprefix(REVOKED_PREFIX).removesuffix(".json")
+                expires, _, digest = name.partition("-")
+                if expires.isdigit() and digest:
+                    found.append((int(expires), digest, item["Key"]))
+        return found
+
+    def revoked_digests(self) -> frozenset[str]:
+        with self._lock:
+            now = time.monotonic()  # before the listing: the bound holds for slow reads
+            if self._cache is not None and now - self._cache[0] < self.ttl:
+                return self._cache[1]
+            wall = self._clock()
+            digests = frozenset(d for expires, d, _ in self._listed() if expires > wall)
+            self._cache = (now, digests)
+            return digests
+
+    def is_revoked(self, token: str) -> bool:
+        return token_digest(token) in self.revoked_digests()
+
+    def revoke(self, token: str, override: Override, who: str) -> Revocation:
+        """Record the revocation (idempotent), and drop the entries whose tokens have expired."""
+        record = Revocation(
+            sha256=token_digest(token),
+            apartment=override.apartment,
+            building=override.building,
+            unit=override.key,
+            expires_at=override.expires_at,
+            revoked_by=who,
+            revoked_at=int(self._clock()),
+        )
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self._key(override.expires_at, record.sha256),
+            Body=record.model_dump_json().encode(),
+            ContentType="application/json",
+        )
+        wall = self._clock()
+        for expires, _, key in self._listed():
+            if expires <= wall:  # the token is refused as expired anyway
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+        with self._lock:
+            self._cache = None  # this process refuses it from the next request on
+        return record

@@ -306,3 +306,22 @@ def preview(
     render.out().print(render.override_view(issued))
     # The link alone on its line, unwrapped, to copy or pipe.
     typer.echo(issued["link"] or f"?{issued['param']}={issued['token']}")
+
+
+@app.command("revoke-preview", no_args_is_help=True)
+def revoke_preview(
+    ctx: typer.Context,
+    link: Annotated[
+        str, typer.Argument(metavar="LINK_OR_TOKEN", help="the override link `preview` printed, or its token")
+    ],
+) -> None:
+    """Revoke an override link before it expires: browsers holding it load the usual version again."""
+    s = session(ctx)
+    revoked = s.api.post("/overrides/revoke", {"token": link})
+    if s.json:
+        render.print_json(revoked)
+        return
+    typer.echo(
+        f"revoked: {revoked['apartment']}/{revoked['building']} -> {revoked['unit']} "
+        f"(was valid until {revoked['expires_at']}, revoked by {revoked['revoked_by']})"
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from api.auth import Deployer
 from api.beacon_tokens import TokenError
 from api.errors import ApiError, error_body
+from api.overrides import OverrideRevocations, Revocation
 from api.routes.beacons import CORS, _limits
 from skyline.manifest import SLUG, Unit
 
@@ -69,6 +70,30 @@ class OverrideUnit(BaseModel):
     building: str
     expires_at: int
     unit: Unit
+
+
+class RevokeRequest(BaseModel):
+    token: str = Field(min_length=1, max_length=4096, description="the override's token (or its whole link)")
+
+
+def _revocations(request: Request) -> OverrideRevocations:
+    found: OverrideRevocations | None = getattr(request.app.state, "override_revocations", None)
+    if found is None:
+        state = request.app.state.skyline
+        found = OverrideRevocations(
+            state.tokens.s3, state.settings.s3_bucket, state.settings.token_cache_seconds
+        )
+        request.app.state.override_revocations = found
+    return found
+
+
+def _token_of(given: str) -> str:
+    """The token of a `?skyline_override=` link, or `given` itself."""
+    if "://" in given or given.startswith("?"):
+        for name, value in parse_qsl(urlsplit(given).query or given.lstrip("?")):
+            if name == PARAM:
+                return value
+    return given
 
 
 def override_link(shell_url: str, token: str) -> str:
@@ -142,6 +167,37 @@ async def issue_override(req: OverrideRequest, request: Request, who: Deployer) 
     )
 
 
+@router.post(
+    "/revoke",
+    response_model=Revocation,
+    responses={
+        409: {"description": "the override has expired already"},
+        422: {"description": "not an override token Skyline signed"},
+    },
+)
+async def revoke_override(req: RevokeRequest, request: Request, who: Deployer) -> Revocation:
+    """Stop an override before it expires: `GET /overrides/unit` refuses its token from then on
+    (every API process within SKYLINE_TOKEN_CACHE_SECONDS), so the loader forgets it."""
+    token = _token_of(req.token)
+    try:
+        override = _limits(request).overrides.verify(token)
+    except TokenError as exc:
+        if exc.problem == "expired":
+            message = "the override has expired already; nothing to revoke"
+            raise ApiError(409, "override_expired", message) from exc
+        raise ApiError(422, "invalid_override_token", exc.message, "token") from exc
+    record = await asyncio.to_thread(_revocations(request).revoke, token, override, who.name)
+    log.info(
+        "override revoked by %s: %s/%s -> %s (was valid until %d)",
+        who.name,
+        override.apartment,
+        override.building,
+        override.key,
+        override.expires_at,
+    )
+    return record
+
+
 def _refusal(status: int, code: str, message: str, field: str | None = None,
              headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
     return JSONResponse(
@@ -177,6 +233,9 @@ async def override_unit(request: Request, token: str = "") -> Response:
         override = limits.overrides.verify(token)
     except TokenError as exc:
         return _refusal(401, "invalid_override_token", exc.message, "token")
+    if await asyncio.to_thread(_revocations(request).is_revoked, token):
+        revoked = "the override was revoked; ask for a new one (POST /overrides)"
+        return _refusal(401, "invalid_override_token", revoked, "token")
     unit = await asyncio.to_thread(
         limits.override_units.get, override.apartment, override.building, override.version, override.unit
     )

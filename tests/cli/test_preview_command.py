@@ -83,3 +83,19 @@ async def test_preview_needs_a_deployer(secured_url: str) -> None:
     refused(admin(*args, token=viewer), "403", "this needs deployer or higher")
     issued = admin.json(*args, token=deployer)
     assert issued["version"] == "1.0.0" and issued["issuer"].startswith("cli-deployer")
+
+
+async def test_revoke_preview_stops_a_link_before_it_expires(cli: Cli, api: httpx.AsyncClient) -> None:
+    apartment = await create_apartment(api)
+    issued = cli.json(
+        "rollout", "preview", f"{apartment}/header", "-V", "1.0.0", "--shell", "https://s.example/"
+    )
+    assert (await api.get("/overrides/unit", params={"token": issued["token"]})).status_code == 200
+    human = cli("rollout", "revoke-preview", issued["link"])
+    assert human.exit_code == 0, human.output
+    assert f"revoked: {apartment}/header -> header@1.0.0" in human.stdout
+    assert (await api.get("/overrides/unit", params={"token": issued["token"]})).status_code == 401
+    again = cli.json("rollout", "revoke-preview", issued["token"])  # idempotent, by token too
+    assert again["unit"] == "header@1.0.0"
+    bad = cli("rollout", "revoke-preview", "not-a-token")
+    assert bad.exit_code == 1 and "invalid_override_token" in bad.output
