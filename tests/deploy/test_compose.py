@@ -342,3 +342,6 @@ def test_minio_and_skyline_share_the_required_credentials() -> None:
     assert api.beacon_key is not None
     assert api.beacon_key.get_secret_value() == REQUIRED_ENV["SKYLINE_BEACON_KEY"]
     assert "SKYLINE_BEACON_KEY" not in environment(SERVICES["worker"]), "only the API signs beacon tokens"
+    # The API signs controls, the workers check them: one key, from the environment.
+    control = [REQUIRED_ENV["SKYLINE_CONTROL_KEY"].encode()]
+    assert api.control_keys == settings_of("worker").control_keys == control
