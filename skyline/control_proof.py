@@ -128,7 +128,7 @@ def problem(
         )
     issued = datetime.fromtimestamp(proof.issued_at_ms / 1000, UTC)
     if issued < run_started - CLOCK_SKEW:
-        return "control proof refused: signed before this rollout run started"
+        return "control proof refused: signed before this rollout run started (or the API's clock is off)"
     if issued > now + CLOCK_SKEW or now - issued > MAX_AGE:
         return "control proof refused: signed too long ago (or the API's clock is off)"
     if proof.nonce in seen:

@@ -5,8 +5,8 @@ or refused before anything is written to the history) or as same-named
 signals (the Temporal UI, a plain Temporal client: the sender is not
 authenticated, so the actor is recorded as unverified). An update names its
 actor verified only with the API's proof (skyline/control_proof.py), checked
-in the validator; an update without one is recorded unverified like a signal. Both go through
-`_control`, which asks the table in skyline/controls.py: a control is applied,
+in the validator; an update without one is recorded unverified like a signal.
+Both go through `_control`, which asks the table in skyline/controls.py: a control is applied,
 deferred to a stated point, or refused with the reason; never accepted and
 then dropped.
 
@@ -35,6 +35,8 @@ Status = RolloutStatus | FleetStatus
 
 class ControlSurface:
     TABLE: ClassVar[Mapping[Any, Mapping[Control, Answer]]]
+    # Nonces of the proofs this run accepted: a proof read from the history is not a second control.
+    _proof_nonces: frozenset[str] = frozenset()
 
     # ----- what a workflow provides ---------------------------------------------------
 
@@ -73,18 +75,13 @@ class ControlSurface:
             req,
             now=workflow.now(),
             run_started=info.start_time,
-            seen=self._proofs_seen(),
+            seen=self._proof_nonces,
         )
         if refused:
             raise ApplicationError(refused, type="InvalidControlProof", non_retryable=True)
         answer = self._answer(control)
         if not answer.accepted:
             raise ApplicationError(answer.reason, type="InvalidControl", non_retryable=True)
-
-    def _proofs_seen(self) -> frozenset[str]:
-        # Nonces of the proofs this run accepted: a proof read from the history is not a second control.
-        seen: frozenset[str] = getattr(self, "_proof_nonces", frozenset())
-        return seen
 
     def _verified(self, req: SignedControl | SignedPromote) -> ControlRequest:
         """The request as the audit shows it: the API's actor if it proved it, else "unverified".
@@ -94,7 +91,7 @@ class ControlSurface:
         proofs replay with their actors as recorded then.
         """
         if req.proof is not None:
-            self._proof_nonces = self._proofs_seen() | {req.proof.nonce}
+            self._proof_nonces = self._proof_nonces | {req.proof.nonce}
             return plain(req)
         if workflow.patched("control-proofs"):
             return via_temporal(plain(req))
