@@ -12,7 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.temporal import workflow_status
-from api.auth import Deployer, Viewer
+from api.auth import Caller
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
@@ -32,7 +32,7 @@ class FleetCreated(BaseModel):
 
 @router.post("", status_code=201, response_model=FleetCreated)
 async def start_fleet(
-    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Deployer
+    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Caller
 ) -> FleetCreated:
     """Ship one unit version to many apartments in batches; each apartment runs its own rollout."""
     spec = spec.model_copy(
@@ -77,7 +77,7 @@ async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bo
 
 
 @router.get("/{fleet_id}", response_model=FleetStatus)
-async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Viewer) -> FleetStatus:
+async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Caller) -> FleetStatus:
     """The fleet and every apartment's state; running apartments show their live weight."""
     status, _ = await _status(temporal, fleet_id)
     for entry in status.apartments.values():
@@ -112,7 +112,7 @@ Control = Body(default_factory=ControlRequest)
 
 @router.post("/{fleet_id}/pause", response_model=FleetStatus)
 async def pause(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str, temporal: TemporalDep, who: Caller, req: ControlRequest = Control
 ) -> FleetStatus:
     """No new batch starts; running apartments pause too."""
     return await _control(temporal, fleet_id, "pause", req.model_copy(update={"actor": who.actor(req.actor)}))
@@ -120,7 +120,7 @@ async def pause(
 
 @router.post("/{fleet_id}/resume", response_model=FleetStatus)
 async def resume(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str, temporal: TemporalDep, who: Caller, req: ControlRequest = Control
 ) -> FleetStatus:
     return await _control(
         temporal,
@@ -132,7 +132,7 @@ async def resume(
 
 @router.post("/{fleet_id}/promote", response_model=FleetStatus)
 async def promote(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str, temporal: TemporalDep, who: Caller, req: ControlRequest = Control
 ) -> FleetStatus:
     """Start the next batch now."""
     body = PromoteRequest(actor=who.actor(req.actor), reason=req.reason)
@@ -141,7 +141,7 @@ async def promote(
 
 @router.post("/{fleet_id}/rollback", response_model=FleetStatus)
 async def rollback(
-    fleet_id: str, temporal: TemporalDep, who: Deployer, req: ControlRequest = Control
+    fleet_id: str, temporal: TemporalDep, who: Caller, req: ControlRequest = Control
 ) -> FleetStatus:
     """Every apartment of the fleet back to what it had before (running ones and those done)."""
     return await _control(

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Deployer
+from api.auth import Caller
 from api.beacon_tokens import TokenError
 from api.errors import ApiError, error_body
 from api.routes.beacons import CORS, _limits
@@ -84,7 +84,7 @@ def override_link(shell_url: str, token: str) -> str:
     response_model=OverrideIssued,
     responses={404: {"description": "no such apartment, building or published version"}},
 )
-async def issue_override(req: OverrideRequest, request: Request, who: Deployer) -> OverrideIssued:
+async def issue_override(req: OverrideRequest, request: Request, who: Caller) -> OverrideIssued:
     """A signed, short-lived override: the browser that opens `link` (or stores `token`)
     loads `unit@version` for `building`, whatever its traffic share, until `expires_at`."""
     limits = _limits(request)

@@ -21,6 +21,7 @@ REQUIRED_ENV = {
     "TEMPORAL_DB_PASSWORD": "temporal-db-password",
     "GRAFANA_ADMIN_PASSWORD": "grafana-admin-password",
     "SKYLINE_BEACON_KEY": "beacon-key-" + "0" * 32,
+    "SKYLINE_AUTH_TOKENS": '["ops:admin:' + "0" * 64 + '"]',
 }
 
 
