@@ -129,3 +129,12 @@ def documented_rules() -> dict[tuple[str, str], str]:
 
 def test_the_documented_table_is_the_code_table() -> None:
     assert documented_rules() == dict(RULES)
+
+
+async def test_what_the_table_does_not_name_is_404_or_405_for_everyone(secured: httpx.AsyncClient) -> None:
+    for role in ROLES:
+        unknown = await secured.get("/no-such-route", headers=bearer(role))
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+        wrong = await secured.put("/rollouts", json={}, headers=bearer(role))
+        assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+        assert set(wrong.headers["allow"].split(", ")) == {"GET", "POST"}
