@@ -21,6 +21,7 @@ from skyline.federation import (
     RemoteManifest,
     parse_mf_manifest,
 )
+from skyline.text import CONTROL
 
 if TYPE_CHECKING:
     from skyline.settings import Settings
@@ -79,6 +80,8 @@ def resolve_bundle_path(path: str, root: Path | None) -> Path:
             f"bundle.path is off on this server ({ROOT_SETTING} is not set); "
             "upload the bundle with POST /bundles and pass bundle.upload_id"
         )
+    if CONTROL.search(path):  # a NUL would fail in the OS call below, not as a refusal
+        raise BundleError("bundle.path must not contain control characters")
     candidate = Path(path)
     if not candidate.is_absolute() or ".." in candidate.parts:
         raise BundleError(f"bundle.path must be an absolute path under {ROOT_SETTING} ({root})")

@@ -41,11 +41,10 @@ _UNION_SEGMENTS = {
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [
-        str(p)
-        for p in loc
-        if p not in ("body", "query", "path") and p not in _UNION_SEGMENTS and "[" not in str(p)
-    ]
+    # The first segment says where (body, query, path); later ones are field names, and a
+    # field may be called `path` (bundle.path).
+    where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else loc
+    parts = [str(p) for p in where if p not in _UNION_SEGMENTS and "[" not in str(p)]
     return ".".join(parts) or "body"
 
 
@@ -77,7 +76,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
         exc.status_code, "http_error"
     )
-    return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code)
+    # A body refused for its size is not read to its end: close rather than drain it.
+    headers = {"connection": "close"} if exc.status_code == 413 else None
+    return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -123,7 +124,8 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             message = f"request body exceeds {limit} bytes"
-            response = JSONResponse(error_body(413, "body_too_large", message, "body"), 413)
+            body = error_body(413, "body_too_large", message, "body")
+            response = JSONResponse(body, 413, headers={"connection": "close"})
             await response(scope, receive, send)
             return
         seen = 0
@@ -140,9 +142,39 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class Contained:
+    """Anything unforeseen that escapes the routes: the 500 in the error shape, logged, and
+    not re-raised. (Starlette's outermost handler re-raises after answering, and the server
+    then resets the connection, so the client's next request on it failed too.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # half an answer is out: only cutting the connection ends it
+                raise
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            message = "the server failed to handle this request; see its log"
+            await JSONResponse(error_body(500, "internal_error", message), 500)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(Contained)
     app.add_middleware(BodyLimit)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
@@ -14,8 +15,9 @@ from adapters.manifest_store import ManifestStore
 from adapters.storage import s3_client
 from adapters.temporal import connect
 from api import errors
-from api.auth import TokenStore
+from api.auth import TokenStore, caller, exposure_refusal
 from api.deps import AppState
+from api.gate import Gate
 from api.routes import (
     apartments,
     beacons,
@@ -33,12 +35,18 @@ from api.routes import (
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 
+log = logging.getLogger("skyline.api")
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or get_settings()
         configure_logging(conf)
+        refusal = exposure_refusal(conf)
+        if refusal is not None:  # uvicorn api.main:app with SKYLINE_API_HOST set: fail closed too
+            log.error(refusal)
+            raise RuntimeError(refusal)
         client = await connect(conf)  # TLS / mTLS / API key from settings, like the worker
         s3 = s3_client(conf)
         app.state.skyline = AppState(
@@ -54,8 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Progressive delivery of micro-frontend bundles",
         version="0.1.0",
         lifespan=lifespan,
+        # Every route checks its caller against api/access.py (the gate did already; this
+        # holds for the template the router matched).
+        dependencies=[Depends(caller)],
     )
     errors.install(app)
+    # Outside the body limit, inside the metrics: every request is authorized (api/access.py)
+    # before anything reads its body.
+    app.add_middleware(Gate)
     install_http_metrics(app)
     routes = (
         health,
@@ -90,4 +104,7 @@ app = create_app()
 
 def run() -> None:
     conf = get_settings()
+    refusal = exposure_refusal(conf)
+    if refusal is not None:
+        raise SystemExit(refusal)
     uvicorn.run("api.main:app", host=conf.api_host, port=conf.api_port)

@@ -365,7 +365,8 @@ class _HttpMetrics:
                 await self.app(scope, receive, record_status)
         finally:
             # Routing fills in scope["route"]: label by template, never by raw path.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # A request the API's gate refused never reaches routing: it leaves its template.
+            route = getattr(scope.get("route"), "path", None) or scope.get("skyline.route") or "unmatched"
             if not path.startswith("/metrics"):  # scrapes are not API traffic
                 method = str(scope.get("method", ""))
                 self.requests.labels(method, route, str(status[0])).inc()

@@ -13,6 +13,7 @@ from skyline.ab_model import ABReport
 from skyline.figures import EarlierStep, Figures, Look, StepDocument, StepInfo
 from skyline.manifest import SLUG, SLUG_HELP, Framework, RolloutCriteria, Unit, unit_key
 from skyline.strategies import CanaryStrategy, Strategy
+from skyline.text import no_control
 from skyline.windows import PromotionBlocked
 
 RolloutState = Literal[
@@ -35,6 +36,11 @@ class BundleSource(Strict):
         default=None, pattern=r"^[0-9a-f]{1,64}$", description="id returned by POST /bundles"
     )
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else no_control(value)
+
     @model_validator(mode="after")
     def _one(self) -> BundleSource:
         if (self.path is None) == (self.upload_id is None):
@@ -49,6 +55,11 @@ class Webhook(Strict):
     url: str = Field(pattern=r"^https?://")
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     retries: int = Field(default=3, ge=0, le=20)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return no_control(value)
 
 
 class Promotion(Strict):
@@ -123,9 +134,15 @@ class RolloutSpec(Strict):
             raise ValueError(f"{value!r} is not a SemVer version such as 1.4.2 or 2.0.0-rc.1")
         return value
 
+    @field_validator("smoke_url")
+    @classmethod
+    def _smoke(cls, value: str | None) -> str | None:
+        return None if value is None else no_control(value)
+
     @field_validator("entry")
     @classmethod
     def _entry(cls, value: str) -> str:
+        no_control(value)
         if value.startswith("/") or ".." in value.split("/") or not value:
             raise ValueError("entry must be a relative path inside the bundle, e.g. index.js")
         return value

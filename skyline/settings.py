@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -201,7 +202,7 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
         return tuple(sources)
 
-    @field_validator("webhook_allowed_hosts", mode="before")
+    @field_validator("webhook_allowed_hosts", "auth_tokens", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
         # The environment gives JSON (decoded by the source); a dict of env values
@@ -209,6 +210,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = value.strip()
             return json.loads(value) if value.startswith("[") else [v for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # pydantic reads a bare number from a string as no duration at all; the docs
+        # promise seconds (SKYLINE_RETENTION=30) next to ISO 8601 (P14D).
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+            return float(value)
         return value
 
     @model_validator(mode="after")

@@ -26,32 +26,43 @@ def template_text(relative: str) -> str:
     return (TEMPLATE_DIR / relative).read_text(encoding="utf-8")
 
 
-# The compose network (docker-compose.yml `networks.default`): workers purge from there.
-COMPOSE_SUBNET = "172.28.0.0/16"
+# The compose network only the purgers join (docker-compose.yml `networks.purge`: the
+# workers, the API for gc, and the edge). Its gateway is the Docker host's side of the
+# bridge, which connections through published ports may come from: never a purger.
+PURGE_SUBNET = "172.29.0.0/24"
+PURGE_GATEWAY = "172.29.0.1"
 COMPOSE_VCL = TEMPLATE_DIR.parent / "deploy" / "varnish" / "skyline.vcl"
+
+
+def _acl_entry(entry: str) -> str:
+    """`a.b.c.d/n` admits a network, `!a.b.c.d` excludes one address (the more specific wins)."""
+    if entry.startswith("!"):
+        return f'\n    ! "{entry[1:]}";  # never PURGEs'
+    address, _, bits = entry.partition("/")
+    return f'\n    "{address}"/{bits or "32"};  # may PURGE'
 
 
 def render_vcl(s3_host: str, s3_port: int, bucket: str = "skyline", purgers: Sequence[str] = ()) -> str:
     """The edge's VCL: one template for the embedded stack and compose.
 
-    `purgers` are CIDRs allowed to PURGE besides loopback."""
+    `purgers` are CIDRs allowed to PURGE besides loopback, and `!address` exclusions."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
         raise ValueError(f"{bucket!r} is not an S3 bucket name")
-    acl = "".join(f'\n    "{cidr.split("/")[0]}"/{cidr.split("/")[1]};  # may PURGE' for cidr in purgers)
     return render(
         template_text("varnish/skyline.vcl"),
         {
             "S3_HOST": s3_host,
             "S3_PORT": str(s3_port),
             "BUCKET": bucket.replace(".", "\\."),
-            "PURGERS": acl,
+            "PURGERS": "".join(_acl_entry(entry) for entry in purgers),
         },
     )
 
 
 def compose_vcl() -> str:
-    """deploy/varnish/skyline.vcl: the template for minio:9000, PURGE from the compose network."""
-    return render_vcl("minio", 9000, "skyline", [COMPOSE_SUBNET])
+    """deploy/varnish/skyline.vcl: the template for minio:9000, PURGE from the purge network
+    (not its gateway)."""
+    return render_vcl("minio", 9000, "skyline", [PURGE_SUBNET, f"!{PURGE_GATEWAY}"])
 
 
 def render_prometheus(

@@ -15,7 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.retention import StorageCollector
-from api.auth import Admin, Viewer
+from api.auth import Caller
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from skyline.contracts import UNDO_WORKFLOW, UndoInput, UndoResult, undo_workflow_id
@@ -64,7 +64,7 @@ class ApartmentSummary(BaseModel):
 
 
 @router.get("", response_model=list[ApartmentSummary])
-async def list_apartments(store: StoreDep, who: Viewer) -> list[ApartmentSummary]:
+async def list_apartments(store: StoreDep, who: Caller) -> list[ApartmentSummary]:
     """Every apartment in storage with its current revision, sorted by id."""
 
     def read_all() -> list[ApartmentSummary]:
@@ -93,7 +93,7 @@ async def list_apartments(store: StoreDep, who: Viewer) -> list[ApartmentSummary
 
 
 @router.post("", status_code=201)
-async def create_apartment(req: CreateApartmentRequest, store: StoreDep, who: Admin) -> dict[str, Any]:
+async def create_apartment(req: CreateApartmentRequest, store: StoreDep, who: Caller) -> dict[str, Any]:
     """Register a shell application and its buildings (manifest revision 1)."""
     change = ManifestChange(
         id=f"create/{req.id}/{uuid.uuid4()}", actor=who.actor(req.actor), reason=req.reason
@@ -108,21 +108,21 @@ async def create_apartment(req: CreateApartmentRequest, store: StoreDep, who: Ad
 
 
 @router.get("/{apartment}/manifest")
-async def get_manifest(apartment: str, store: StoreDep, who: Viewer) -> dict[str, Any]:
+async def get_manifest(apartment: str, store: StoreDep, who: Caller) -> dict[str, Any]:
     """The manifest shells load, as stored at the origin (the edge may lag by one purge)."""
     manifest = await asyncio.to_thread(_manifest_or_404, store, apartment)
     return manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @router.get("/{apartment}/revisions", response_model=RevisionList)
-async def list_revisions(apartment: str, store: StoreDep, who: Viewer) -> RevisionList:
+async def list_revisions(apartment: str, store: StoreDep, who: Caller) -> RevisionList:
     manifest = await asyncio.to_thread(_manifest_or_404, store, apartment)
     revisions = await asyncio.to_thread(store.list_revisions, apartment)
     return RevisionList(apartment=apartment, current=manifest.revision, revisions=revisions)
 
 
 @router.get("/{apartment}/revisions/{revision}")
-async def get_revision(apartment: str, revision: int, store: StoreDep, who: Viewer) -> dict[str, Any]:
+async def get_revision(apartment: str, revision: int, store: StoreDep, who: Caller) -> dict[str, Any]:
     found = await asyncio.to_thread(store.read_revision, apartment, revision)
     if found is None:
         raise ApiError(404, "not_found", f"apartment {apartment!r} has no revision {revision}")
@@ -153,7 +153,7 @@ def _revision_or_404(store: StoreDep, apartment: str, revision: int) -> Apartmen
 async def diff_revisions(
     apartment: str,
     store: StoreDep,
-    who: Viewer,
+    who: Caller,
     from_revision: Annotated[int, Query(alias="from", ge=1)],
     to_revision: Annotated[int | None, Query(alias="to", ge=1, description="default: current")] = None,
 ) -> DiffResponse:
@@ -170,7 +170,7 @@ async def diff_revisions(
 
 
 @router.get("/{apartment}/last-known-good")
-async def last_known_good(apartment: str, store: StoreDep, who: Viewer) -> dict[str, Any]:
+async def last_known_good(apartment: str, store: StoreDep, who: Caller) -> dict[str, Any]:
     """The newest revision with no unit in rollout."""
     await asyncio.to_thread(_manifest_or_404, store, apartment)
     found = await asyncio.to_thread(store.last_known_good, apartment)
@@ -201,7 +201,7 @@ async def undo(
     store: StoreDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Admin,
+    who: Caller,
 ) -> UndoResult:
     """Write the apartment as revision `to_revision` had it, as a new revision, and purge the edge."""
     current = await asyncio.to_thread(_manifest_or_404, store, apartment)
@@ -255,7 +255,7 @@ async def undo(
 async def resolve_user(
     apartment: str,
     store: StoreDep,
-    who: Viewer,
+    who: Caller,
     user: Annotated[str, Query(min_length=1, max_length=256, description="stable user id")],
     region: Annotated[str | None, Query(max_length=64)] = None,
     segment: Annotated[list[str] | None, Query(max_length=50)] = None,

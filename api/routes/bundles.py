@@ -21,7 +21,7 @@ from adapters.bundles import (
     extract_archive,
 )
 from adapters.storage import upload_key
-from api.auth import Deployer
+from api.auth import Caller
 from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError
 
@@ -60,7 +60,7 @@ def _stage(data: bytes, settings: SettingsDep, store: StoreDep) -> BundleUploade
 
 @router.post("", status_code=201, response_model=BundleUploaded)
 async def upload_bundle(
-    bundle: UploadFile, settings: SettingsDep, store: StoreDep, who: Deployer
+    bundle: UploadFile, settings: SettingsDep, store: StoreDep, who: Caller
 ) -> BundleUploaded:
     """Upload a bundle as .tar.gz; use the returned upload_id as `bundle.upload_id`."""
     data = await bundle.read(settings.bundle_upload_max_bytes + 1)

@@ -12,7 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.temporal import workflow_status
-from api.auth import Deployer, Viewer
+from api.auth import Caller
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
@@ -33,7 +33,7 @@ class FleetCreated(BaseModel):
 
 @router.post("", status_code=201, response_model=FleetCreated)
 async def start_fleet(
-    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Deployer
+    spec: FleetSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Caller
 ) -> FleetCreated:
     """Ship one unit version to many apartments in batches; each apartment runs its own rollout."""
     spec = spec.model_copy(
@@ -78,7 +78,7 @@ async def _status(temporal: TemporalDep, fleet_id: str) -> tuple[FleetStatus, bo
 
 
 @router.get("/{fleet_id}", response_model=FleetStatus)
-async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Viewer) -> FleetStatus:
+async def get_fleet(fleet_id: str, temporal: TemporalDep, who: Caller) -> FleetStatus:
     """The fleet and every apartment's state; running apartments show their live weight."""
     status, _ = await _status(temporal, fleet_id)
     for entry in status.apartments.values():
@@ -118,7 +118,7 @@ async def pause(
     fleet_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> FleetStatus:
     """No new batch starts; running apartments pause too."""
@@ -132,7 +132,7 @@ async def resume(
     fleet_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> FleetStatus:
     return await _control(
@@ -149,7 +149,7 @@ async def promote(
     fleet_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> FleetStatus:
     """Start the next batch now."""
@@ -162,7 +162,7 @@ async def rollback(
     fleet_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> FleetStatus:
     """Every apartment of the fleet back to what it had before (running ones and those done)."""

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Deployer
+from api.auth import Caller
 from api.beacon_tokens import TokenError
 from api.errors import ApiError, error_body
 from api.overrides import OverrideRevocations, Revocation
@@ -109,7 +109,7 @@ def override_link(shell_url: str, token: str) -> str:
     response_model=OverrideIssued,
     responses={404: {"description": "no such apartment, building or published version"}},
 )
-async def issue_override(req: OverrideRequest, request: Request, who: Deployer) -> OverrideIssued:
+async def issue_override(req: OverrideRequest, request: Request, who: Caller) -> OverrideIssued:
     """A signed, short-lived override: the browser that opens `link` (or stores `token`)
     loads `unit@version` for `building`, whatever its traffic share, until `expires_at`."""
     limits = _limits(request)
@@ -175,7 +175,7 @@ async def issue_override(req: OverrideRequest, request: Request, who: Deployer) 
         422: {"description": "not an override token Skyline signed"},
     },
 )
-async def revoke_override(req: RevokeRequest, request: Request, who: Deployer) -> Revocation:
+async def revoke_override(req: RevokeRequest, request: Request, who: Caller) -> Revocation:
     """Stop an override before it expires: `GET /overrides/unit` refuses its token from then on
     (every API process within SKYLINE_TOKEN_CACHE_SECONDS), so the loader forgets it."""
     token = _token_of(req.token)

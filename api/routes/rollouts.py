@@ -24,7 +24,7 @@ from adapters.consistency import ROLLOUT_PREFIX, apartment_exists, storage_warni
 from adapters.manifest_store import rollout_refusal
 from adapters.storage import legacy_upload_key, upload_key
 from adapters.temporal import workflow_status
-from api.auth import Deployer, Principal, Viewer
+from api.auth import Caller, Principal
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
@@ -131,7 +131,7 @@ def validate_outbound(spec: RolloutSpec, settings: SettingsDep) -> None:
 
 @router.post("", status_code=201, response_model=RolloutCreated)
 async def start_rollout(
-    spec: RolloutSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Deployer
+    spec: RolloutSpec, temporal: TemporalDep, settings: SettingsDep, store: StoreDep, who: Caller
 ) -> RolloutCreated:
     """Start a rollout of one unit version into one building (strategy per request)."""
     spec = spec.model_copy(
@@ -229,7 +229,7 @@ async def _storage_warning(store: StoreDep, apartment: str | None, seen: dict[st
 async def list_rollouts(
     temporal: TemporalDep,
     store: StoreDep,
-    who: Viewer,
+    who: Caller,
     apartment: Annotated[str | None, Query(pattern=SLUG.pattern)] = None,
     building: Annotated[str | None, Query(pattern=SLUG.pattern)] = None,
     state: RolloutState | None = None,
@@ -293,7 +293,7 @@ def _with_ab_report(status: RolloutStatus) -> RolloutStatus:
 
 
 @router.get("/{rollout_id}", response_model=RolloutStatus)
-async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> RolloutStatus:
+async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Caller) -> RolloutStatus:
     handle = temporal.get_workflow_handle(rollout_id, result_type=RolloutStatus)
     status = _with_ab_report(await workflow_status(handle, await _describe_or_404(handle), RolloutStatus))
     if status.state in TERMINAL_STATES:
@@ -303,7 +303,7 @@ async def get_rollout(rollout_id: str, temporal: TemporalDep, store: StoreDep, w
 
 
 @router.get("/{rollout_id}/audit", response_model=list[HistoryEntry])
-async def audit(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Viewer) -> list[HistoryEntry]:
+async def audit(rollout_id: str, temporal: TemporalDep, store: StoreDep, who: Caller) -> list[HistoryEntry]:
     """Who did what, why and when: every control, refusal and step of the rollout."""
     return (await get_rollout(rollout_id, temporal, store, who)).history
 
@@ -313,7 +313,7 @@ async def looks(
     rollout_id: str,
     temporal: TemporalDep,
     store: StoreDep,
-    who: Viewer,
+    who: Caller,
     step: Annotated[int | None, Query(ge=0, description="only this step (index into steps)")] = None,
 ) -> list[StepDocument]:
     """Every step the judge looked at, as `skyline judge replay` step documents."""
@@ -366,7 +366,7 @@ async def pause(
     rollout_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Hold the rollout at its current weight; bake time stops counting."""
@@ -378,7 +378,7 @@ async def resume(
     rollout_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
     return await _control(temporal, settings, rollout_id, "resume", _as(who, req))
@@ -389,7 +389,7 @@ async def promote(
     rollout_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     full: bool = False,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
@@ -403,7 +403,7 @@ async def rollback(
     rollout_id: str,
     temporal: TemporalDep,
     settings: SettingsDep,
-    who: Deployer,
+    who: Caller,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Emergency rollback: skips every check; answers when the edge serves last-known-good."""

@@ -20,7 +20,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import Admin, Viewer
+from api.auth import Caller
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
 from skyline import control_proof
@@ -164,7 +164,7 @@ async def _view(temporal: Client, schedule_id: str) -> ScheduleView:
 
 @router.post("", status_code=201, response_model=ScheduleView)
 async def create(
-    req: CreateSchedule, temporal: TemporalDep, settings: SettingsDep, who: Admin
+    req: CreateSchedule, temporal: TemporalDep, settings: SettingsDep, who: Caller
 ) -> ScheduleView:
     """Promote `rollout_id` on a timetable once it waits at its last step (promotion: scheduled)."""
     apartment = req.rollout_id.split(".")[1]
@@ -183,7 +183,7 @@ async def create(
 
 @router.get("", response_model=list[ScheduleView])
 async def list_schedules(
-    temporal: TemporalDep, who: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    temporal: TemporalDep, who: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[ScheduleView]:
     views = []
     async for listed in await temporal.list_schedules():
@@ -195,7 +195,7 @@ async def list_schedules(
 
 
 @router.get("/{schedule_id}", response_model=ScheduleView)
-async def describe(schedule_id: str, temporal: TemporalDep, who: Viewer) -> ScheduleView:
+async def describe(schedule_id: str, temporal: TemporalDep, who: Caller) -> ScheduleView:
     return await _view(temporal, schedule_id)
 
 
@@ -203,7 +203,7 @@ async def describe(schedule_id: str, temporal: TemporalDep, who: Viewer) -> Sche
 async def pause(
     schedule_id: str,
     temporal: TemporalDep,
-    who: Admin,
+    who: Caller,
     body: ScheduleNote = Body(default_factory=ScheduleNote),
 ) -> ScheduleView:
     await _view(temporal, schedule_id)
@@ -215,7 +215,7 @@ async def pause(
 async def unpause(
     schedule_id: str,
     temporal: TemporalDep,
-    who: Admin,
+    who: Caller,
     body: ScheduleNote = Body(default_factory=ScheduleNote),
 ) -> ScheduleView:
     await _view(temporal, schedule_id)
@@ -224,7 +224,7 @@ async def unpause(
 
 
 @router.post("/{schedule_id}/trigger", response_model=ScheduleView)
-async def trigger(schedule_id: str, temporal: TemporalDep, who: Admin) -> ScheduleView:
+async def trigger(schedule_id: str, temporal: TemporalDep, who: Caller) -> ScheduleView:
     """Run the promotion check now (still subject to analysis and release windows)."""
     await _view(temporal, schedule_id)
     await temporal.get_schedule_handle(schedule_id).trigger(overlap=ScheduleOverlapPolicy.SKIP)
@@ -232,6 +232,6 @@ async def trigger(schedule_id: str, temporal: TemporalDep, who: Admin) -> Schedu
 
 
 @router.delete("/{schedule_id}", status_code=204)
-async def delete(schedule_id: str, temporal: TemporalDep, who: Admin) -> None:
+async def delete(schedule_id: str, temporal: TemporalDep, who: Caller) -> None:
     await _view(temporal, schedule_id)
     await temporal.get_schedule_handle(schedule_id).delete()

@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.retention import CollectionResult, StorageCollector, UnreadableManifest
-from api.auth import RANK, Viewer
+from api.access import RANK
+from api.auth import Caller
 from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError
 from skyline.manifest import SLUG, SLUG_HELP
@@ -39,7 +40,7 @@ class CollectRequest(BaseModel):
 
 @router.post("/gc", response_model=CollectionResult)
 async def collect(
-    req: CollectRequest, store: StoreDep, settings: SettingsDep, who: Viewer
+    req: CollectRequest, store: StoreDep, settings: SettingsDep, who: Caller
 ) -> CollectionResult:
     """Files every revision naming them stopped being served more than `SKYLINE_RETENTION` ago.
 

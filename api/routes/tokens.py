@@ -8,7 +8,7 @@ import re
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import Admin, Role, TokenRecord, TokenStore, hash_token, new_token
+from api.auth import Caller, Role, TokenRecord, TokenStore, hash_token, new_token
 from api.errors import ApiError
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -38,7 +38,7 @@ def _store(request: Request) -> TokenStore:
 
 
 @router.get("", response_model=list[TokenInfo])
-async def list_tokens(request: Request, who: Admin) -> list[TokenInfo]:
+async def list_tokens(request: Request, who: Caller) -> list[TokenInfo]:
     store = _store(request)
     minted = await asyncio.to_thread(store.minted)
     return [TokenInfo(name=r.name, role=r.role, source="settings") for r in store.configured] + [
@@ -47,7 +47,7 @@ async def list_tokens(request: Request, who: Admin) -> list[TokenInfo]:
 
 
 @router.post("", status_code=201, response_model=Minted)
-async def mint(req: MintRequest, request: Request, who: Admin) -> Minted:
+async def mint(req: MintRequest, request: Request, who: Caller) -> Minted:
     store = _store(request)
     if not store.enabled:
         raise ApiError(
@@ -67,7 +67,7 @@ async def mint(req: MintRequest, request: Request, who: Admin) -> Minted:
 
 
 @router.delete("/{name}", status_code=204)
-async def revoke(name: str, request: Request, who: Admin) -> None:
+async def revoke(name: str, request: Request, who: Caller) -> None:
     store = _store(request)
     if any(r.name == name for r in store.configured):
         raise ApiError(409, "configured_token", f"token {name!r} comes from settings; remove it there")

@@ -34,7 +34,8 @@ backend s3 {
 acl purgers {
     "127.0.0.0"/8;
     "::1";
-    "172.28.0.0"/16;  # may PURGE
+    "172.29.0.0"/24;  # may PURGE
+    ! "172.29.0.1";  # never PURGEs
 }
 
 sub vcl_recv {

@@ -22,6 +22,7 @@ REQUIRED_ENV = {
     "GRAFANA_ADMIN_PASSWORD": "grafana-admin-password",
     "SKYLINE_BEACON_KEY": "beacon-key-" + "0" * 32,
     "SKYLINE_CONTROL_KEY": "control-key-" + "0" * 32,
+    "SKYLINE_AUTH_TOKENS": '["ops:admin:' + "0" * 64 + '"]',
 }
 
 

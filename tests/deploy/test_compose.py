@@ -109,7 +109,7 @@ def test_skyline_environment_is_settings() -> None:
         >= {
             k: v
             for k, v in environment(SERVICES["api"]).items()
-            if k not in {"SKYLINE_API_HOST", "SKYLINE_API_PORT", "SKYLINE_BEACON_KEY"}
+            if k not in {"SKYLINE_API_HOST", "SKYLINE_API_PORT", "SKYLINE_BEACON_KEY", "SKYLINE_AUTH_TOKENS"}
         }.items()
     ), "worker and API must share their connection settings"
 
@@ -133,7 +133,9 @@ def test_addresses_in_settings_point_at_services_listening_there(name: str) -> N
     assert s.cdn_provider == "varnish"
     for url in (s.edge_url, s.purge_base_url):
         host, port = target(url)
-        assert host == "edge", url
+        # Purges go to the edge's alias on the purge network (test_fail_closed.py).
+        edge_names = {"edge", *SERVICES["edge"]["networks"]["purge"]["aliases"]}
+        assert host in edge_names, url
         assert f"=:{port}," in command_text(SERVICES["edge"]), "varnishd listens where the settings point"
         # same port inside and out: the URL written into manifests works from the host too
         assert published(SERVICES["edge"]).get(port) == port
@@ -230,8 +232,9 @@ def test_mounted_files_exist() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
 
-def test_the_edge_lets_the_compose_network_purge() -> None:
-    subnet = COMPOSE["networks"]["default"]["ipam"]["config"][0]["subnet"]
+def test_the_edge_lets_only_the_purge_network_purge() -> None:
+    # The full checks (who joins it, its gateway, a real Varnish) are in test_fail_closed.py.
+    subnet = COMPOSE["networks"]["purge"]["ipam"]["config"][0]["subnet"]
     address, bits = subnet.split("/")
     vcl = (ROOT / "deploy" / "varnish" / "skyline.vcl").read_text(encoding="utf-8")
     acl = vcl[vcl.index("acl purgers") : vcl.index("}", vcl.index("acl purgers"))]
@@ -306,7 +309,7 @@ def test_the_temporal_ui_is_loopback_only_or_behind_oidc() -> None:
     assert "TEMPORAL_AUTH_CLIENT_SECRET" in resolved and "TEMPORAL_AUTH_CALLBACK_URL" in resolved
 
 
-CREDENTIAL = re.compile(r"PASSWORD|SECRET|_KEY$|ROOT_USER")
+CREDENTIAL = re.compile(r"PASSWORD|SECRET|_KEY$|ROOT_USER|AUTH_TOKENS")
 
 
 def test_no_credential_has_a_default() -> None:

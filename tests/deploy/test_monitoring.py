@@ -84,7 +84,8 @@ def test_compose_vcl_is_the_rendered_template() -> None:
     extra = [line for line in deployed.splitlines() if line not in embedded.splitlines()]
     assert [line.strip() for line in extra] == [
         '.host = "minio";',
-        '"172.28.0.0"/16;  # may PURGE',
+        '"172.29.0.0"/24;  # may PURGE',
+        '! "172.29.0.1";  # never PURGEs',
         'set bereq.http.Host = "minio:9000";',
     ], extra
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
 from pathlib import Path
 
 import httpx
@@ -64,16 +64,40 @@ async def test_invalid_json_names_the_body(api: httpx.AsyncClient) -> None:
 
 
 async def test_bodies_over_the_limit_are_413(api: httpx.AsyncClient) -> None:
-    big = b'{"id": "x", "apartment": {"name": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
-    declared = await api.post("/apartments", content=big, headers={"content-type": "application/json"})
-    assert shaped(declared, 413, "body_too_large")["field"] == "body"
+    # A declared length over the limit: refused before any of the body is sent (and the
+    # connection ends, so the server never reads the 2 MiB it was promised).
+    host, port = str(api.base_url.host), int(api.base_url.port or 80)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /apartments HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {2 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        declared = b""
+        sock.settimeout(15)
+        while piece := sock.recv(65536):
+            declared += piece
+    assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+    assert b'"code":"body_too_large"' in declared and b'"field":"body"' in declared
 
-    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
-        for _ in range(40):
-            yield b" " * 65536
-
-    streamed = await api.post("/apartments", content=chunks(), headers={"content-type": "application/json"})
-    shaped(streamed, 413, "body_too_large")
+    # No Content-Length: counted as it arrives, and cut at the limit (the client sends one
+    # byte more than 1 MiB and then waits: the answer must come without the rest).
+    host, port = str(api.base_url.host), int(api.base_url.port or 80)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /apartments HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        for _ in range(16):  # exactly 1 MiB, the limit
+            sock.sendall(b"10000\r\n" + b" " * 65536 + b"\r\n")
+        # One byte more. Not more than that: bytes the server never reads would make its
+        # close a reset, and a reset can drop the answer before the client reads it.
+        sock.sendall(b"1\r\n \r\n")
+        answer = b""
+        sock.settimeout(15)
+        while piece := sock.recv(65536):  # the server closes after the 413
+            answer += piece
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"code":"body_too_large"' in answer
 
 
 async def test_unexpected_failures_answer_500_in_the_shape() -> None:

@@ -1,0 +1,127 @@
+"""Who may call what: the one table every API route's authorization reads.
+
+`RULES` maps (method, path template) to the least role the route needs, or
+"public". The gate (api/gate.py) reads it before a request's body is received,
+and the routes' `Caller` dependency (api/auth.py) reads it again for the
+template the router matched. A route without an entry is unreachable (404 for
+everyone) and fails tests/security/test_route_matrix.py, which calls every
+route of the OpenAPI schema (and the few outside it) as anonymous, viewer,
+deployer and admin and expects exactly what this table says. docs/security.md
+prints the same table, and a test holds the two equal, so loosening a rule is
+an edit of both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.routing import compile_path
+
+Access = Literal["public", "viewer", "deployer", "admin"]
+RANK: dict[str, int] = {"viewer": 0, "deployer": 1, "admin": 2}
+
+RULES: dict[tuple[str, str], Access] = {
+    # Browsers, orchestrators and scrapers: no token exists on their side.
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    ("GET", "/metrics"): "public",
+    ("GET", "/metrics/"): "public",
+    ("POST", "/beacons"): "public",  # signed per page load instead (api/beacon_tokens.py)
+    ("OPTIONS", "/beacons"): "public",
+    ("GET", "/beacon-token"): "public",
+    ("GET", "/apartments/{apartment}/importmap.json"): "public",
+    ("GET", "/loader"): "public",
+    ("GET", "/loader.js"): "public",
+    ("HEAD", "/loader.js"): "public",
+    ("GET", "/overrides/unit"): "public",  # the signed override link is the credential
+    # The schema and its viewers: what the routes are, never what they hold.
+    ("GET", "/openapi.json"): "public",
+    ("HEAD", "/openapi.json"): "public",
+    ("GET", "/docs"): "public",
+    ("HEAD", "/docs"): "public",
+    ("GET", "/docs/oauth2-redirect"): "public",
+    ("HEAD", "/docs/oauth2-redirect"): "public",
+    ("GET", "/redoc"): "public",
+    ("HEAD", "/redoc"): "public",
+    # Reading state.
+    ("GET", "/apartments"): "viewer",
+    ("GET", "/apartments/{apartment}/manifest"): "viewer",
+    ("GET", "/apartments/{apartment}/revisions"): "viewer",
+    ("GET", "/apartments/{apartment}/revisions/{revision}"): "viewer",
+    ("GET", "/apartments/{apartment}/diff"): "viewer",
+    ("GET", "/apartments/{apartment}/last-known-good"): "viewer",
+    ("GET", "/apartments/{apartment}/resolve"): "viewer",
+    ("GET", "/rollouts"): "viewer",
+    ("GET", "/rollouts/{rollout_id}"): "viewer",
+    ("GET", "/rollouts/{rollout_id}/audit"): "viewer",
+    ("GET", "/rollouts/{rollout_id}/looks"): "viewer",
+    ("GET", "/fleets/{fleet_id}"): "viewer",
+    ("GET", "/schedules"): "viewer",
+    ("GET", "/schedules/{schedule_id}"): "viewer",
+    # Shipping: start and steer rollouts, upload bundles, hand out override links.
+    ("POST", "/bundles"): "deployer",
+    ("POST", "/rollouts"): "deployer",
+    ("POST", "/rollouts/{rollout_id}/pause"): "deployer",
+    ("POST", "/rollouts/{rollout_id}/resume"): "deployer",
+    ("POST", "/rollouts/{rollout_id}/promote"): "deployer",
+    ("POST", "/rollouts/{rollout_id}/rollback"): "deployer",
+    ("POST", "/fleets"): "deployer",
+    ("POST", "/fleets/{fleet_id}/pause"): "deployer",
+    ("POST", "/fleets/{fleet_id}/resume"): "deployer",
+    ("POST", "/fleets/{fleet_id}/promote"): "deployer",
+    ("POST", "/fleets/{fleet_id}/rollback"): "deployer",
+    ("POST", "/overrides"): "deployer",
+    ("POST", "/overrides/revoke"): "deployer",
+    ("POST", "/storage/gc"): "deployer",  # a dry run; deleting (dry_run false) checks admin itself
+    # Administration: apartments, undo, schedules, tokens.
+    ("POST", "/apartments"): "admin",
+    ("POST", "/apartments/{apartment}/undo"): "admin",
+    ("POST", "/schedules"): "admin",
+    ("POST", "/schedules/{schedule_id}/pause"): "admin",
+    ("POST", "/schedules/{schedule_id}/unpause"): "admin",
+    ("POST", "/schedules/{schedule_id}/trigger"): "admin",
+    ("DELETE", "/schedules/{schedule_id}"): "admin",
+    ("GET", "/tokens"): "admin",
+    ("POST", "/tokens"): "admin",
+    ("DELETE", "/tokens/{name}"): "admin",
+}
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the table says about one request: its template and rule, or the methods its path has."""
+
+    template: str | None
+    access: Access | None
+    allowed: tuple[str, ...] = ()
+
+
+def _compile(rules: dict[tuple[str, str], Access]) -> list[tuple[re.Pattern[str], str]]:
+    return [(compile_path(template)[0], template) for template in sorted({t for _, t in rules})]
+
+
+_COMPILED = _compile(RULES)
+
+
+def lookup(method: str, path: str, rules: dict[tuple[str, str], Access] | None = None) -> Found:
+    """The rule for `method path`. Literal templates win over ones with parameters
+    (`/loader.js` over a `{x}`); no template: Found(None, None); the path exists but
+    not for this method: Found(template, None, allowed methods)."""
+    table = RULES if rules is None else rules
+    compiled = _COMPILED if rules is None else _compile(table)
+    matches = [template for regex, template in compiled if regex.match(path)]
+    if not matches:
+        return Found(None, None)
+    matches.sort(key=lambda t: (t.count("{"), -len(t)))
+    for template in matches:
+        access = table.get((method, template))
+        if access is not None:
+            return Found(template, access)
+    allowed = tuple(sorted({m for m, t in table if t in matches}))
+    return Found(matches[0], None, allowed)
+
+
+def satisfies(role: str, access: Access) -> bool:
+    return access == "public" or RANK[role] >= RANK[access]
