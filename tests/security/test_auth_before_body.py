@@ -11,7 +11,7 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -69,7 +69,7 @@ class Exchange:
         more = self.total is None or self.pulled < self.total
         return {"type": "http.request", "body": piece, "more_body": more}
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             self.headers = dict(message.get("headers") or [])

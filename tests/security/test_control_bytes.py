@@ -110,10 +110,11 @@ async def test_a_control_byte_in_the_url_is_422_and_the_connection_lives(
 async def test_a_control_byte_in_a_body_id_is_422(settings: Settings) -> None:
     conn = KeptConnection(settings)
     try:
-        for body, field in [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"dry_run": True, "apartment": "shop\x00"}, "apartment"),
             ({"id": "shop\x00", "apartment": {"name": "x", "buildings": {}}}, "id"),
-        ]:
+        ]
+        for body, field in cases:
             path = "/storage/gc" if "dry_run" in body else "/apartments"
             shaped_422(*conn.request("POST", path, body), field)
         conn.still_works()
