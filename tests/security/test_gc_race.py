@@ -291,3 +291,19 @@ async def test_pins_of_ended_rollouts_are_swept_and_the_lease_is_released(
     assert listed == []
     lease = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=LEASE_KEY).get("Contents", [])
     assert lease == []
+
+
+async def test_gc_purges_what_it_deletes_from_the_edge(
+    api: httpx.AsyncClient, edge: httpx.AsyncClient, s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """A collected file is gone at the edge too, not served from its year-long cache."""
+    unit_id = unique("gcpurge")
+    published = publish_directly(settings, s3, unit_id, make_bundle(tmp_path / "bundle", "1.0.0"))
+    old = write_expired_history(s3, settings, published, unit_id)
+    assert published.entry_key is not None
+    path = settings.edge_path(published.entry_key)
+    assert (await edge.get(path)).status_code == 200  # cached at the edge now
+    result = await collect(api, old)
+    assert result["deleted"] >= 1, result
+    assert (await edge.get(path)).status_code == 404
+    assert result["purged"] == result["deleted"], result
