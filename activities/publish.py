@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from adapters.bundles import (
     tree_hash,
 )
 from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
+from adapters.pins import LEASE, CollectionRunning, LeaseWaitTimeout, PinStore
 from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
 from skyline.federation import MF_METADATA
 from skyline.manifest import Federation
@@ -168,7 +170,23 @@ class PublishActivities:
         if self.cdn is not None and keys:
             self.cdn.purge([self.settings.edge_path(k) for k in keys])
 
-    def _publish_dir(self, root: Path, inp: PublishBundleInput) -> PublishBundleResult:
+    def _pin_and_list(
+        self, owner: tuple[str, str] | None, plan: list[PlannedFile], unit_prefix: str
+    ) -> dict[str, tuple[int, str]]:
+        """Pin every key the plan will name, wait out any collection that may not have seen the
+        pin, then list what is stored: a file listed now stays until the run ends
+        (adapters/pins.py has the argument). Without an owner (not in a workflow) nothing is pinned."""
+        if owner is None:
+            return self._existing(unit_prefix)
+        pins = PinStore(self.s3, self.settings.s3_bucket)
+        pins.pin(owner[0], owner[1], [item.key for item in plan])
+        tick = (lambda: activity.heartbeat("waiting for a collection")) if activity.in_activity() else None
+        pins.wait_for_no_lease(LEASE * 2, tick or (lambda: None))
+        return self._existing(unit_prefix)
+
+    def _publish_dir(
+        self, root: Path, inp: PublishBundleInput, owner: tuple[str, str] | None = None
+    ) -> PublishBundleResult:
         # A Module Federation 2 remote (mf-manifest.json at the root) publishes its container
         # entry; renamed in its directory like any entry, its chunks still resolve from its URL.
         entry, remote = bundle_entry(root, inp.entry)
@@ -191,6 +209,7 @@ class PublishActivities:
         tag_also = MF_METADATA if remote is not None else ()
         plan = plan_shared(files, entry, unit_prefix, existing, tag_also)
         if plan is not None:
+            existing = self._pin_and_list(owner, plan, unit_prefix)
             todo = [item for item in plan if not item.stored(existing)]
             try:
                 self._send(todo, exclusive=True)
@@ -203,6 +222,7 @@ class PublishActivities:
             PlannedFile(f.relpath, prefix + f.relpath, f.path, f.sha256, content_addressed=True)
             for f in files
         ]
+        existing = self._pin_and_list(owner, plan, unit_prefix)
         # Content-addressed prefix: a retry or a re-publish sends only what is missing or
         # holds other bytes.
         todo = [item for item in plan if not item.stored(existing)]
@@ -235,10 +255,12 @@ class PublishActivities:
             file_integrity={item.relpath: item.integrity for item in plan},
         )
 
-    def publish(self, inp: PublishBundleInput) -> PublishBundleResult:
+    def publish(self, inp: PublishBundleInput, owner: tuple[str, str] | None = None) -> PublishBundleResult:
+        """`owner` (workflow id, run id): the run whose pin protects the files until it ends."""
         if inp.source.path is not None:
             # Checked by the API too; again here, where the files are read (defence in depth).
-            return self._publish_dir(resolve_bundle_path(inp.source.path, self.settings.bundle_root), inp)
+            root = resolve_bundle_path(inp.source.path, self.settings.bundle_root)
+            return self._publish_dir(root, inp, owner)
         assert inp.source.upload_id is not None
         with tempfile.TemporaryDirectory(prefix="skyline-bundle-") as tmp:
             archive = Path(tmp) / "bundle.tar.gz"
@@ -246,7 +268,7 @@ class PublishActivities:
             unpacked = Path(tmp) / "unpacked"
             unpacked.mkdir()
             extract_archive(archive, unpacked, ArchiveLimits.from_settings(self.settings))
-            return self._publish_dir(bundle_root(unpacked, inp.entry), inp)
+            return self._publish_dir(bundle_root(unpacked, inp.entry), inp, owner)
 
     def _download_upload(self, upload_id: str, dest: Path) -> None:
         try:
@@ -282,10 +304,22 @@ class PublishActivities:
                     return key
         return None
 
-    def unpublish(self, inp: UnpublishBundleInput) -> UnpublishBundleResult:
+    def unpublish(self, inp: UnpublishBundleInput, own_workflow: str | None = None) -> UnpublishBundleResult:
+        """Delete like gc does: under the collection lease, keeping what another run has pinned."""
         prefix = inp.prefix
         if not prefix.startswith("bundles/") or not prefix.endswith("/") or ".." in prefix.split("/"):
             raise BundleError(f"{prefix!r} is not a bundle prefix")
+        pins = PinStore(self.s3, self.settings.s3_bucket)
+        lease = pins.acquire()
+        try:
+            return self._unpublish(inp, pins.pinned(None, exclude_workflow=own_workflow), lease.check)
+        finally:
+            lease.release()
+
+    def _unpublish(
+        self, inp: UnpublishBundleInput, pinned: set[str], check: Callable[[], None]
+    ) -> UnpublishBundleResult:
+        prefix = inp.prefix
         if inp.keys is not None:
             # Shared namespace: other versions' files live beside these; take back only ours.
             if any(not k.startswith(prefix) or ".." in k.split("/") for k in inp.keys):
@@ -303,7 +337,12 @@ class PublishActivities:
             if referenced:
                 return UnpublishBundleResult(deleted=0, kept_reason=f"referenced by {referenced}")
             keys = list(self._existing(prefix))
+        # Another running rollout found these very files stored (dedup) and will name them.
+        kept = [k for k in keys if k in pinned]
+        if kept:
+            return UnpublishBundleResult(deleted=0, kept_reason=f"pinned by a running rollout ({kept[0]})")
         for start in range(0, len(keys), 1000):
+            check()
             batch = keys[start : start + 1000]
             self.s3.delete_objects(
                 Bucket=self.settings.s3_bucket,
@@ -316,16 +355,22 @@ class PublishActivities:
     def unpublish_bundle(self, inp: UnpublishBundleInput) -> UnpublishBundleResult:
         """Delete a published bundle that never reached traffic, unless a manifest references it."""
         try:
-            return self.unpublish(inp)
+            return self.unpublish(inp, activity.info().workflow_id if activity.in_activity() else None)
+        except CollectionRunning as exc:
+            raise ApplicationError(f"{exc}; unpublish retried", type="CollectionRunning") from exc
         except BundleError as exc:
             raise ApplicationError(str(exc), type="InvalidBundle", non_retryable=True) from exc
 
     @activity.defn
     def publish_bundle(self, inp: PublishBundleInput) -> PublishBundleResult:
+        info = activity.info() if activity.in_activity() else None
+        owner = (info.workflow_id, info.workflow_run_id or "") if info and info.workflow_id else None
         try:
-            return self.publish(inp)
+            return self.publish(inp, owner)
         except BundleError as exc:
             raise ApplicationError(str(exc), type="InvalidBundle", non_retryable=True) from exc
+        except LeaseWaitTimeout as exc:
+            raise ApplicationError(f"{exc}; publish retried", type="CollectionRunning") from exc
 
     @activity.defn
     def verify_bundle_at_edge(self, inp: VerifyBundleInput) -> VerifyBundleResult:

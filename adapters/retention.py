@@ -4,19 +4,24 @@ Reads every apartment's head, preview and revisions and lists `bundles/`, asks
 skyline.retention which files every naming revision outlived by the retention
 window, and deletes exactly those (not with `dry_run`). Before deleting, the
 heads and previews are read again and anything they name now is kept, so a
-manifest written while the plan was made cannot lose its files.
+manifest written while the plan was made cannot lose its files. Files a running
+rollout has pinned (published, or found stored, and about to name) are kept too;
+a deleting collection holds the collection lease from before it reads the pins
+until its last delete (adapters/pins.py), and purges what it deleted from the edge.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from adapters.manifest_store import ManifestStore, head_key, preview_key, revision_key
+from adapters.pins import Alive, PinStore
 from skyline.manifest import ApartmentManifest
 from skyline.retention import (
     BUNDLES,
@@ -41,14 +46,27 @@ class UnreadableManifest(Exception):
 class CollectionResult(CollectionPlan):
     dry_run: bool
     deleted: int
+    pinned: int = 0  # files past retention kept because a running rollout will name them
+    purged: int = 0  # deleted files dropped from the edge
 
 
 class StorageCollector:
-    def __init__(self, store: ManifestStore, public_prefix: str) -> None:
+    def __init__(
+        self,
+        store: ManifestStore,
+        public_prefix: str,
+        alive: Alive | None = None,
+        purge: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """`alive(workflow_id)`: is that workflow running (None: cannot tell, so its pin holds);
+        `purge(keys)`: drop storage keys from the edge."""
         self.store = store
         self.s3: S3Client = store.s3
         self.bucket = store.bucket
         self.public_prefix = public_prefix
+        self.alive = alive
+        self.purge = purge
+        self.pins = PinStore(self.s3, self.bucket)
 
     def key_of(self, url: str) -> str | None:
         return key_from_url(url, self.public_prefix, self.bucket)
@@ -100,24 +118,49 @@ class StorageCollector:
     def collect(
         self, now: datetime, retention: timedelta, *, dry_run: bool, apartments: set[str] | None = None
     ) -> CollectionResult:
-        plan = self.plan(now, retention, apartments)
-        if dry_run or not plan.collect:
-            return CollectionResult(**plan.model_dump(), dry_run=dry_run, deleted=0)
-        # What is served now, read again: a head written since the plan keeps its files.
-        heads, previews = self._live(self.store.list_apartments())
-        named: set[str] = set()
-        for manifest in [*(h for h in heads.values() if h is not None), *previews]:
-            named |= named_keys(manifest, self.key_of).keys
-        keep = [c for c in plan.collect if c.key in named]
-        if keep:
-            log.warning("gc: %d files became served while planning; kept", len(keep))
-        plan.collect = [c for c in plan.collect if c.key not in named]
-        plan.retained += len(keep)
-        plan.bytes = sum(c.size for c in plan.collect)
-        keys = [c.key for c in plan.collect]
-        for start in range(0, len(keys), 1000):
-            self.s3.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
-            )
-        return CollectionResult(**plan.model_dump(), dry_run=False, deleted=len(keys))
+        if dry_run:
+            plan = self.plan(now, retention, apartments)
+            pinned = self._drop(plan, self.pins.pinned(self.alive))
+            return CollectionResult(**plan.model_dump(), dry_run=True, deleted=0, pinned=pinned)
+        # Held from before the pins are read until the last delete: a publisher that pinned
+        # after we read them waits for us, then sees what we deleted (adapters/pins.py).
+        lease = self.pins.acquire()
+        try:
+            plan = self.plan(now, retention, apartments)
+            # What is served now, read again: a head written since the plan keeps its files.
+            heads, previews = self._live(self.store.list_apartments())
+            named: set[str] = set()
+            for manifest in [*(h for h in heads.values() if h is not None), *previews]:
+                named |= named_keys(manifest, self.key_of).keys
+            kept = self._drop(plan, named)
+            if kept:
+                log.warning("gc: %d files became served while planning; kept", kept)
+            pinned = self._drop(plan, self.pins.pinned(self.alive, sweep=True))
+            keys = [c.key for c in plan.collect]
+            for start in range(0, len(keys), 1000):
+                lease.check()
+                self.s3.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+                )
+        finally:
+            lease.release()
+        purged = 0
+        if self.purge is not None and keys:
+            # The edge caches bundle files for a year (immutable): without a purge it would go on
+            # serving what storage no longer holds, and hide a collection that went wrong.
+            self.purge(keys)
+            purged = len(keys)
+        return CollectionResult(
+            **plan.model_dump(), dry_run=False, deleted=len(keys), pinned=pinned, purged=purged
+        )
+
+    @staticmethod
+    def _drop(plan: CollectionPlan, keep: set[str]) -> int:
+        """Take `keep` out of the plan (counted as retained); how many were taken out."""
+        kept = [c for c in plan.collect if c.key in keep]
+        if kept:
+            plan.collect = [c for c in plan.collect if c.key not in keep]
+            plan.retained += len(kept)
+            plan.bytes = sum(c.size for c in plan.collect)
+        return len(kept)

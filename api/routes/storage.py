@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.cdn import make_cdn_provider
+from adapters.pins import Alive, CollectionRunning, CorruptPin, LeaseLost
 from adapters.retention import CollectionResult, StorageCollector, UnreadableManifest
 from api.access import RANK
 from api.auth import Caller
-from api.deps import SettingsDep, StoreDep
+from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from skyline.manifest import SLUG, SLUG_HELP
+from skyline.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/storage", tags=["storage"])
@@ -38,9 +44,36 @@ class CollectRequest(BaseModel):
         return value
 
 
+def temporal_alive(temporal: Client, loop: asyncio.AbstractEventLoop) -> Alive:
+    """`alive(workflow_id)` for the collector's thread, asked of Temporal on the API's loop.
+
+    Not found: ended long ago (False). Any other failure: unknown (None), so the pin holds."""
+
+    async def describe(workflow_id: str) -> bool | None:
+        try:
+            info = await temporal.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            return False if exc.status == RPCStatusCode.NOT_FOUND else None
+        return info.status == WorkflowExecutionStatus.RUNNING
+
+    def alive(workflow_id: str) -> bool | None:
+        try:
+            return asyncio.run_coroutine_threadsafe(describe(workflow_id), loop).result(timeout=10)
+        except Exception:  # a pin is dropped only on a definite answer
+            log.warning("gc: cannot tell whether %s runs; its pin holds", workflow_id, exc_info=True)
+            return None
+
+    return alive
+
+
+def edge_purge(settings: Settings) -> Callable[[list[str]], None]:
+    provider = make_cdn_provider(settings)
+    return lambda keys: provider.purge([settings.edge_path(k) for k in keys])
+
+
 @router.post("/gc", response_model=CollectionResult)
 async def collect(
-    req: CollectRequest, store: StoreDep, settings: SettingsDep, who: Caller
+    req: CollectRequest, store: StoreDep, settings: SettingsDep, temporal: TemporalDep, who: Caller
 ) -> CollectionResult:
     """Files every revision naming them stopped being served more than `SKYLINE_RETENTION` ago.
 
@@ -57,7 +90,12 @@ async def collect(
         )
     if req.apartment is not None and await asyncio.to_thread(store.read, req.apartment) is None:
         raise ApiError(404, "not_found", f"no apartment {req.apartment!r}", "apartment")
-    collector = StorageCollector(store, settings.public_url(""))
+    collector = StorageCollector(
+        store,
+        settings.public_url(""),
+        alive=temporal_alive(temporal, asyncio.get_running_loop()),
+        purge=None if req.dry_run else edge_purge(settings),
+    )
     scope = {req.apartment} if req.apartment is not None else None
     try:
         result = await asyncio.to_thread(
@@ -65,6 +103,12 @@ async def collect(
         )
     except UnreadableManifest as exc:
         raise ApiError(409, "manifest_unreadable", f"{exc}; nothing collected") from exc
+    except CorruptPin as exc:
+        raise ApiError(409, "pin_unreadable", f"pin {exc} does not parse; nothing collected") from exc
+    except CollectionRunning as exc:
+        raise ApiError(409, "collection_running", f"{exc}; try again when it has finished") from exc
+    except LeaseLost as exc:
+        raise ApiError(503, "collection_interrupted", str(exc)) from exc
     if not req.dry_run:
         log.info(
             "gc by %s: %d files (%d bytes) deleted; reason: %s",

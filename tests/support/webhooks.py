@@ -24,6 +24,12 @@ class Receiver:
     error_body: bytes = b"not yet"  # what a non-2xx answer carries
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # GET path -> (body, content type)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set `hold` to keep every call waiting (a slow webhook) until it is set; `arrived` is set
+    # as soon as a call came in.
+    hold: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
+    arrivals: int = 0
+    delay: float = 0.0  # seconds every call waits before it is answered
 
     def answer(self) -> int:
         with self.lock:
@@ -52,6 +58,13 @@ def webhook_receiver(host: str = WEBHOOK_HOST, port: int = 0) -> Iterator[Receiv
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            with receiver.lock:
+                receiver.arrivals += 1
+            receiver.arrived.set()
+            if receiver.hold is not None:
+                receiver.hold.wait(timeout=120)
+            if receiver.delay:
+                threading.Event().wait(receiver.delay)  # a slow receiver, not synchronisation
             status = receiver.answer()
             with receiver.lock:
                 receiver.calls.append(

@@ -165,6 +165,8 @@ class World:
     def activities(self) -> list[Callable[..., Any]]:
         world = self
 
+        # Real twin: tests/activities/test_real_restore_rules.py::
+        # test_rollback_restores_the_last_known_good_building_and_the_edge_serves_it (the snapshot).
         @activity.defn(name="prepare_rollout")
         async def prepare_rollout(inp: PrepareRolloutInput) -> PrepareRolloutResult:
             world.calls.append("prepare_rollout")
@@ -214,6 +216,8 @@ class World:
             if status >= 300:
                 raise ApplicationError(f"answered {status}", non_retryable=True)
 
+        # Real twin: tests/activities/test_real_restore_rules.py::
+        # test_the_promotion_write_makes_the_canary_active_once (the promotion write, retried).
         @activity.defn(name="apply_manifest_change")
         async def apply_manifest_change(inp: ApplyManifestChangeInput) -> ApplyManifestChangeResult:
             world.calls.append(f"write {inp.mutation.kind}")
@@ -229,6 +233,8 @@ class World:
             world.calls.append("sync")
             return SyncManifestResult(served_revision=inp.revision, purges=1, reads=1)
 
+        # Real twin: tests/activities/test_real_restore_rules.py::
+        # test_rollback_restores_the_last_known_good_building_and_the_edge_serves_it.
         @activity.defn(name="restore_and_serve")
         async def restore_and_serve(inp: ApplyManifestChangeInput) -> RestoreAndServeResult:
             written = await apply_manifest_change(inp)
@@ -269,6 +275,11 @@ class World:
             world.calls.append("find fleet")
             return sorted(a for a in world.manifests if inp.apartments is None or a in inp.apartments)
 
+        # Rules: read `inp.revision` (the revision before the fleet), restore only while the building
+        # holds `only_if_active`. Real twins: tests/activities/test_real_restore_rules.py::
+        # test_fleet_restore_puts_the_building_back_as_it_was_before_the_fleet,
+        # test_fleet_restore_keeps_a_later_hotfix_by_another_rollout and
+        # test_fleet_restore_keeps_another_rollouts_canary_in_flight.
         @activity.defn(name="restore_building_from_revision")
         async def restore_building_from_revision(inp: RestoreFromRevisionInput) -> RestoreFromRevisionResult:
             world.calls.append(f"restore {inp.apartment}")
