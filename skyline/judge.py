@@ -11,8 +11,10 @@ At every look the workflow asks `judge_look`; `skyline judge replay` asks
 - `hold`: a human must decide; the reason says what evidence is missing;
 - `continue`: keep baking (never a final answer).
 
-Method. Each variant's failed loads, and its loads slower than the baseline's
-median bucket edge, are Bernoulli streams; their rates get anytime-valid
+Method. Each variant's failed loads, its loads slower than the baseline's
+median bucket edge, and its loads slower than the baseline's upper quantile
+edges (the tail checks, p90 and p99 by default, with ratio margins) are
+Bernoulli streams; their rates get anytime-valid
 confidence sequences (skyline/confseq.py, Robbins' beta-binomial mixture,
 Howard et al. 2021), so the judge may look as often as it likes. Canary and
 baseline are compared by a union bound over their two sequences, checks by
@@ -50,6 +52,7 @@ Basis = Literal["concurrent", "earlier steps", "reference", "none"]
 # Fallback guards for a first unit judged with no baseline and no guards set.
 FIRST_UNIT_MAX_ERROR_RATE = 0.05
 MIN_BASE_SUCCESSES = 20  # a latency comparison needs a baseline median to compare with
+SEED_P99_SECONDS = 1.0  # the deployment specification's rule: roll back a p99 over one second
 SUFFIX_STARTS = 12  # at most this many "since look j" windows per look (geometric spacing)
 
 
@@ -103,6 +106,14 @@ class Proportion:
     base_rate: float | None
     base_n: int = 0
     guard: float | None = None
+    # The bucket edge a load-time check counts loads slower than (None: failed loads).
+    edge: float | None = None
+    # How "worse" is measured: a ratio of rates (failed loads, the tail beyond an
+    # upper edge: rare events, judged relative to the baseline's own rate) or a
+    # difference of shares (the median edge: a share near one half).
+    kind: Literal["ratio", "difference"] = "ratio"
+    subject: str = "failed loads"
+    bucket: str = "median"  # which of the baseline's quantiles `edge` stands for
 
     def threshold(self, base_rate: float, gross: bool = False) -> float:
         if gross:
@@ -149,12 +160,38 @@ def _guard_edge(figures: Figures, bound: float) -> float | None:
     return min(candidates) if candidates else None
 
 
-def _counts(name: str, figures: Figures, edge: float | None) -> tuple[int, int]:
-    if name == "error_rate":
+def _counts(check: Proportion, figures: Figures) -> tuple[int, int]:
+    if check.name == "error_rate":
         return figures.errors, figures.loads
-    if edge is None:
+    if check.edge is None:
         return 0, 0
-    return figures.slower_than(edge), figures.successes
+    return figures.slower_than(check.edge), figures.successes
+
+
+def _tail_edges(
+    base: Figures, canary: Figures, quantiles: list[float], median: float
+) -> list[tuple[float, float]]:
+    """(quantile, edge): for each upper quantile q of the base, the lowest bucket edge at or above it.
+
+    That is the first edge (above the median edge, present in both histograms)
+    that at most 1 - q of the base's loads are slower than. With coarse buckets
+    it may be well beyond the quantile, even beyond every base load: loads past
+    it are then rarer still for the base, and a tail that reaches it stands out
+    the more (the margin's absolute floor judges a share near zero). A higher
+    quantile whose edge a lower one took gets the next edge up.
+    """
+    if base.successes < MIN_BASE_SUCCESSES:
+        return []
+    common = [e for e in base.edges() if e > median and any(math.isclose(e, c) for c in canary.edges())]
+    out: list[tuple[float, float]] = []
+    for q in sorted(quantiles):
+        above = out[-1][1] if out else median
+        edge = next(
+            (e for e in common if e > above and base.slower_than(e) <= (1 - q) * base.successes), None
+        )
+        if edge is not None:
+            out.append((q, edge))
+    return out
 
 
 # ----- one look ------------------------------------------------------------------------
@@ -170,6 +207,7 @@ class _Context:
     base: Figures | None
     basis: Basis
     edge: float | None
+    tail_edges: list[tuple[float, float]]  # (baseline quantile, bucket edge) of the tail checks
     prior: list[tuple[int, Figures]]  # (index, canary figures) of earlier usable looks in this step
 
 
@@ -193,8 +231,18 @@ def _context(doc: StepDocument, k: int, settings: AnalysisSettings) -> _Context 
         base, basis = None, "none"
     canary_all = earlier_canary.plus(look.canary)
     edge = _latency_edge(base, canary_all) if base is not None else None
+    tails = (
+        _tail_edges(base, canary_all, settings.tail_quantiles, edge)
+        if base is not None and edge is not None
+        else []
+    )
     prior = [(j, lk.canary) for j, lk in enumerate(doc.looks[:k]) if lk.usable and lk.canary is not None]
-    return _Context(settings, doc, k, look.canary, canary_all, base, basis, edge, prior)
+    return _Context(settings, doc, k, look.canary, canary_all, base, basis, edge, tails, prior)
+
+
+def _quantile_label(q: float) -> str:
+    """0.9 -> "90", 0.99 -> "99", 0.999 -> "99.9"."""
+    return f"{100 * q:.4g}"
 
 
 def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
@@ -217,7 +265,34 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
         if ctx.edge is not None:
             slow, n = base.slower_than(ctx.edge), base.successes
             out.append(
-                Proportion("load_time", 0.0, s.latency_margin, 0.0, s.gross_latency_margin, slow / n, n)
+                Proportion(
+                    "load_time",
+                    0.0,
+                    s.latency_margin,
+                    0.0,
+                    s.gross_latency_margin,
+                    slow / n,
+                    n,
+                    edge=ctx.edge,
+                    kind="difference",
+                    subject="loads slower than the baseline's median",
+                )
+            )
+        for q, edge in ctx.tail_edges:
+            slow, n = base.slower_than(edge), base.successes
+            out.append(
+                Proportion(
+                    f"load_tail_p{_quantile_label(q)}",
+                    s.tail_margin_relative,
+                    s.tail_margin_absolute,
+                    s.gross_tail_relative,
+                    s.gross_tail_absolute,
+                    slow / n,
+                    n,
+                    edge=edge,
+                    subject=f"loads slower than {edge:g}s (the baseline's p{_quantile_label(q)} bucket)",
+                    bucket=f"p{_quantile_label(q)}",
+                )
             )
     else:
         guard = s.max_error_rate if s.max_error_rate is not None else FIRST_UNIT_MAX_ERROR_RATE
@@ -250,7 +325,7 @@ def _established_harm(ctx: _Context, checks: list[Proportion], alpha: float) -> 
     for check in checks:
         for label, figures, share in _windows(ctx):
             a = per_check * share
-            bad, n = _counts(check.name, figures, ctx.edge)
+            bad, n = _counts(check, figures)
             if n == 0:
                 continue
             canary = bounds(bad, n, a / 2)
@@ -267,23 +342,39 @@ def _established_harm(ctx: _Context, checks: list[Proportion], alpha: float) -> 
 def _base_bounds(check: Proportion, ctx: _Context, alpha: float) -> Bounds:
     """The base's bounds for this check at level alpha."""
     assert ctx.base is not None
-    bad, n = _counts(check.name, ctx.base, ctx.edge)
+    bad, n = _counts(check, ctx.base)
     return bounds(bad, n, alpha)
 
 
 def _p99_guard(ctx: _Context, alpha: float) -> str | None:
-    bound = ctx.settings.max_p99_seconds
-    if bound is None:
-        return None
+    """The p99 guard: roll back once more than 1 % of the step's canary loads are established slower.
+
+    Set (`max_p99_seconds`), it is absolute, as asked. Unset, it is the seed's
+    rule ("p99 load time over one second") made relative: it guards only where
+    the baseline itself keeps its p99 under one second (established, more than
+    99 % of its loads at or under the edge); a baseline already slower than that
+    would fail every canary, and its tail is judged by the tail checks against
+    the baseline instead.
+    """
+    explicit = ctx.settings.max_p99_seconds
+    bound = explicit if explicit is not None else SEED_P99_SECONDS
     edge = _guard_edge(ctx.canary_step, bound)
     if edge is None:
         return None
+    if explicit is None and not _base_p99_under(ctx, edge, alpha):
+        return None
     slow, n = ctx.canary_step.slower_than(edge), ctx.canary_step.successes
     if n and bounds(slow, n, alpha / 2).lower > 0.01:
-        return (
-            f"p99_load_seconds: more than 1% of {n} canary loads are slower than {edge:g}s (guard {bound:g}s)"
-        )
+        guard = f"guard {bound:g}s" if explicit is not None else f"the baseline's p99 is under {bound:g}s"
+        return f"p99_load_seconds: more than 1% of {n} canary loads are slower than {edge:g}s ({guard})"
     return None
+
+
+def _base_p99_under(ctx: _Context, edge: float, alpha: float) -> bool:
+    base = ctx.base
+    if base is None or base.successes == 0 or not any(math.isclose(edge, e) for e in base.edges()):
+        return False
+    return bounds(base.slower_than(edge), base.successes, alpha / 2).upper < 0.01
 
 
 def _custom_guards(ctx: _Context) -> str | None:
@@ -416,10 +507,14 @@ def _excluded(ctx: _Context, checks: list[Proportion], alpha: float, final: bool
     windows = [("rollout", ctx.canary_all, final)]
     if final and ctx.doc.earlier:
         windows.append(("step", ctx.canary_step, False))
-    per = alpha / max(1, len(checks)) / len(windows)
+    # Promotion needs every check in every window to rule harm out: an
+    # intersection-union test (Berger 1982), whose level is that of each part, so
+    # alpha is not divided among the checks and windows (a canary harmful in one
+    # check is promoted only if that check's own test errs, at most alpha).
+    per = alpha
     for check in checks:
         for label, figures, strict in windows:
-            bad, n = _counts(check.name, figures, ctx.edge)
+            bad, n = _counts(check, figures)
             problem = _not_ruled_out(ctx, check, bad, n, per, strict, label)
             if problem:
                 return False, problem
@@ -437,12 +532,12 @@ def _turned_worse(ctx: _Context, checks: list[Proportion], alpha: float) -> str 
     early, late = middle, ctx.canary_step.minus(middle)
     per = alpha / max(1, len(checks))
     for check in checks:
-        x_e, n_e = _counts(check.name, early, ctx.edge)
-        x_l, n_l = _counts(check.name, late, ctx.edge)
+        x_e, n_e = _counts(check, early)
+        x_l, n_l = _counts(check, late)
         if n_e == 0 or n_l == 0:
             continue
         # worse beyond the margin, not merely different: large steps see tiny drifts
-        if check.name == "error_rate":
+        if check.kind == "ratio":
             ratio = check.threshold((x_e + 0.5) / (n_e + 1)) / ((x_e + 0.5) / (n_e + 1))
             p = excess_pvalue(x_l, n_l, x_e, n_e, ratio)
         else:
@@ -467,9 +562,9 @@ def _not_ruled_out(
         limit = check.harm
         p = bound_pvalue(bad, n, limit)
         what = f"more than the guard {_pct(limit)}"
-    elif check.name == "error_rate":
+    elif check.kind == "ratio":
         assert ctx.base is not None
-        x_b, n_b = _counts(check.name, ctx.base, ctx.edge)
+        x_b, n_b = _counts(check, ctx.base)
         rate_b = (x_b + 0.5) / (n_b + 1)
         limit = check.threshold(rate_b, gross=not final)
         relative = check.gross_relative if not final else check.relative
@@ -483,13 +578,15 @@ def _not_ruled_out(
             p = ratio_pvalue(bad, n, x_b, n_b, limit / rate_b)
     else:
         assert ctx.base is not None
-        x_b, n_b = _counts(check.name, ctx.base, ctx.edge)
+        x_b, n_b = _counts(check, ctx.base)
         margin = check.absolute if final else check.gross_absolute
         limit = min(1.0, x_b / n_b + margin)
         p = difference_pvalue(bad, n, x_b, n_b, margin)
-    if p < alpha:
+    # A canary observed at or above the limit never has harm ruled out (a Wald test
+    # on five loads could say otherwise).
+    if p < alpha and rate < limit:
         return None
-    subject = "failed loads" if check.name == "error_rate" else "loads slower than the baseline's median"
+    subject = check.subject
     if rate >= limit:
         return (
             f"{check.name}: the canary's {subject} ({_pct(rate)} of {n}) are at or above {_pct(limit)} "
@@ -508,12 +605,12 @@ def _not_ruled_out(
 def _results(ctx: _Context, checks: list[Proportion], alpha: float) -> list[CheckResult]:
     out: list[CheckResult] = []
     for check in checks:
-        bad, n = _counts(check.name, ctx.canary_all, ctx.edge)
+        bad, n = _counts(check, ctx.canary_all)
         canary = bounds(bad, n, alpha / 2) if n else Bounds(0.0, 1.0, None, 0)
         base_rate = check.base_rate
         detail = f"canary {_pct(bad / n)} of {n}" if n else "no canary loads"
-        if check.name == "load_time" and ctx.edge is not None:
-            detail += f" slower than {ctx.edge:g}s (the baseline's median bucket)"
+        if check.edge is not None:
+            detail += f" slower than {check.edge:g}s (the baseline's {check.bucket} bucket)"
         if base_rate is not None:
             detail += f" vs baseline {_pct(base_rate)} ({ctx.basis})"
         out.append(

@@ -56,6 +56,26 @@ class AnalysisSettings(BaseModel):
     gross_error_relative: float = Field(default=3.0, ge=0, description="gross harm: errors x (1 + this) ...")
     gross_error_absolute: float = Field(default=0.01, ge=0, le=1, description="... or + this")
     gross_latency_margin: float = Field(default=0.2, gt=0, lt=1, description="gross harm in load time")
+    tail_quantiles: list[Annotated[float, Field(gt=0.5, lt=1)]] = Field(
+        default_factory=lambda: [0.9, 0.99],
+        max_length=4,
+        description="the baseline's upper load-time quantiles whose bucket edges the tail checks count "
+        "loads beyond ([] turns the tail checks off)",
+    )
+    tail_margin_relative: float = Field(
+        default=0.5,
+        ge=0,
+        description="acceptable: share of canary loads beyond a tail edge <= the baseline's x (1 + this) ...",
+    )
+    tail_margin_absolute: float = Field(
+        default=0.001, ge=0, le=1, description="... or the baseline's + this, whichever is larger"
+    )
+    gross_tail_relative: float = Field(
+        default=3.0,
+        ge=0,
+        description="gross harm in the tail: the baseline's share x (1 + this) ...",
+    )
+    gross_tail_absolute: float = Field(default=0.01, ge=0, le=1, description="... or + this")
     max_error_rate: float | None = Field(
         default=None, ge=0, le=1, description="optional guard: failed loads / loads"
     )

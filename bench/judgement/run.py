@@ -6,7 +6,11 @@ release manager would. Three sets, as the judgement issue defines them:
 
 - whole rollouts (5/25/50/100 %, no baseline traffic at 100 %): did the canary become active?
 - one step of ten looks judged as a last step (at 50 %): promoted, rolled back or held?
-- one look with all the evidence at once.
+- one look with all the evidence at once;
+- whole rollouts on the independent-style family of units (bench/judgement/
+  simulation.py), tail regressions among them;
+- tail regressions (5-20 % of loads 3-30x slower, median unchanged) and good
+  canaries beside them, at every step of a rollout, the last one included.
 """
 
 from __future__ import annotations
@@ -23,9 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.judgement import peers
-from bench.judgement.scenarios import LABELS, single_look_documents, step_documents, whole_rollouts
+from bench.judgement.scenarios import (
+    LABELS,
+    single_look_documents,
+    step_documents,
+    tail_steps,
+    whole_rollouts,
+)
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "judgement.json"
+RESULTS = Path(
+    os.environ.get(
+        "SKYLINE_BENCH_JUDGE_RESULTS", Path(__file__).resolve().parent.parent / "results" / "judgement.json"
+    )
+)
 PER_LABEL = int(os.environ.get("SKYLINE_BENCH_JUDGE_PER_LABEL", "200"))
 SEED = int(os.environ.get("SKYLINE_BENCH_JUDGE_SEED", "20261127"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,10 +77,26 @@ JUDGES: dict[str, Judge] = {
 }
 
 
+ALL_LABELS = (*LABELS, "tail")
+INDEPENDENT = "whole rollouts, independent"
+# Good canaries held (%) by the judge before the tail checks (commit 5b9a567), same seed and sets:
+# the tail checks may add at most 2 points to any of them (issue 27).
+GOOD_HELD_BEFORE = {
+    "whole rollouts": 4.0,
+    "one step, ten looks": 12.5,
+    "one look": 13.0,
+    INDEPENDENT: 10.0,
+    "tails: step at 5 %": 0.0,
+    "tails: step at 25 %": 0.0,
+    "tails: step at 50 %": 0.0,
+    "tails: step at 100 % (last)": 4.5,
+}
+
+
 def _rates(pairs: list[tuple[str, str]]) -> dict[str, dict[str, float]]:
     counts = Counter(pairs)
     out: dict[str, dict[str, float]] = {}
-    for label in LABELS:
+    for label in ALL_LABELS:
         total = sum(v for (lab, _), v in counts.items() if lab == label)
         if total:
             out[label] = {o: round(100 * v / total, 1) for (lab, o), v in counts.items() if lab == label}
@@ -77,21 +107,57 @@ def run_sets(per_label: int = PER_LABEL, seed: int = SEED) -> dict[str, Any]:
     results: dict[str, Any] = {"per_label": per_label, "seed": seed, "sets": {}}
     steps = step_documents(seed, per_label)
     looks = single_look_documents(seed + 1, per_label)
+    tails = tail_steps(seed + 4, per_label)
     for name, judge in JUDGES.items():
         started = time.monotonic()
         whole = whole_rollouts(judge, seed + 2, per_label)
+        independent = whole_rollouts(
+            judge, seed + 3, max(1, per_label // 2), (*LABELS, "tail"), family="independent"
+        )
         step = judge([d for _, d in steps])
         one = judge([d for _, d in looks])
-        results["sets"][name] = {
+        sets: dict[str, Any] = {
             "whole rollouts": _rates([(lab, outcome) for lab, outcome, _ in whole]),
             "one step, ten looks": _rates(
                 [(lab, v["decision"]) for (lab, _), v in zip(steps, step, strict=True)]
             ),
             "one look": _rates([(lab, v["decision"]) for (lab, _), v in zip(looks, one, strict=True)]),
-            "seconds": round(time.monotonic() - started, 1),
+            INDEPENDENT: _rates([(lab, outcome) for lab, outcome, _ in independent]),
         }
+        late_decisions = 0
+        for set_name, docs in tails.items():
+            verdicts = judge([d for _, d in docs])
+            sets[set_name] = _rates(
+                [(lab, v["decision"]) for (lab, _), v in zip(docs, verdicts, strict=True)]
+            )
+            # a tail regression the step's own looks did not settle (promoted, or still open after them)
+            late_decisions += sum(
+                1
+                for (lab, doc), v in zip(docs, verdicts, strict=True)
+                if lab == "tail" and (v["decision"] == "promote" or _after_bake(v, len(doc["looks"])))
+            )
+        sets["tails needing more than the step's looks"] = late_decisions
+        sets["seconds"] = round(time.monotonic() - started, 1)
+        results["sets"][name] = sets
     results["goals"] = goals(results["sets"]["skyline"])
     return results
+
+
+def _after_bake(verdict: dict[str, Any], looks: int) -> bool:
+    """Decided only after the step's looks: a hold the bake did not reach, or no decision."""
+    at = verdict.get("decided_at_look")
+    if verdict["decision"] == "hold":
+        return str(verdict.get("reason", "")).startswith("the bake is not over")
+    return at is None or at >= looks
+
+
+def _held(table: dict[str, dict[str, float]]) -> float:
+    good = table.get("good", {})
+    return good.get("held", good.get("hold", 0.0))
+
+
+def _within(before: float) -> Callable[[float], bool]:
+    return lambda v: v <= before + 2
 
 
 def goals(sky: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,7 +182,44 @@ def goals(sky: dict[str, Any]) -> list[dict[str, Any]]:
         ("look: good rolled back <= 1 %", rate(one, "good", "rollback"), lambda v: v <= 1),
         ("look: good held <= 45 %", rate(one, "good", "hold"), lambda v: v <= 45),
     ]
+    tail_sets = [k for k in sky if k.startswith("tails: step at")]
+    ind = sky[INDEPENDENT]
+    held_before = {name: (before, _held(sky[name])) for name, before in GOOD_HELD_BEFORE.items()}
+    last = next(k for k in tail_sets if k.endswith("(last)"))
+    rows += [
+        ("tails: promoted at the last step = 0", rate(sky[last], "tail", "promote"), lambda v: v == 0),
+        (
+            "tails: promoted at any step <= 1 %",
+            max(rate(sky[k], "tail", "promote") for k in tail_sets),
+            lambda v: v <= 1,
+        ),
+        (
+            "tails: active after a whole rollout = 0",
+            rate(ind, "tail", "active"),
+            lambda v: v == 0,
+        ),
+        (
+            "tails: settled within the step's own looks (count not) = 0",
+            float(sky["tails needing more than the step's looks"]),
+            lambda v: v == 0,
+        ),
+        ("independent: bad become active = 0", rate(ind, "bad", "active"), lambda v: v == 0),
+        ("independent: thin become active = 0", rate(ind, "thin", "active"), lambda v: v == 0),
+        (
+            "independent: good rolled back = 0",
+            rate(ind, "good", "rolled back"),
+            lambda v: v == 0,
+        ),
+    ]
+    for set_name, (before, held) in held_before.items():
+        rows.append(
+            (f"{set_name}: good held <= {before:g} + 2 % (before tail checks)", held, _within(before))
+        )
     return [{"goal": g, "value": v, "met": bool(ok(v))} for g, v, ok in rows]
+
+
+WHOLE = ("active", "rolled back", "held")
+STEP = ("promote", "rollback", "hold")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -129,12 +232,14 @@ def table(results: dict[str, Any]) -> str:
     ]
     sets = results["sets"]
     outcomes = {
-        "whole rollouts": ("active", "rolled back", "held"),
-        "one step, ten looks": ("promote", "rollback", "hold"),
-        "one look": ("promote", "rollback", "hold"),
+        name: ("active", "rolled back", "held")
+        if name.startswith("whole")
+        else ("promote", "rollback", "hold")
+        for name, value in sets["skyline"].items()
+        if isinstance(value, dict)
     }
     for set_name, kinds in outcomes.items():
-        for label in LABELS:
+        for label in ALL_LABELS:
             if label not in sets["skyline"][set_name]:
                 continue
             for outcome in kinds:

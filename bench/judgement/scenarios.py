@@ -10,6 +10,7 @@ import numpy as np
 from bench.judgement.simulation import (
     LOOKS,
     Canary,
+    Family,
     Label,
     draw_canary,
     draw_unit,
@@ -21,6 +22,8 @@ from bench.judgement.simulation import (
 
 STEPS = (5.0, 25.0, 50.0, 100.0)
 LABELS: tuple[Label, ...] = ("good", "bad", "thin", "late")
+TAIL_LABELS: tuple[Label, ...] = ("good", "tail")
+FAMILIES: tuple[Family, ...] = ("project", "independent")
 Judge = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
@@ -39,14 +42,20 @@ def single_look_documents(seed: int, per_label: int) -> list[tuple[Label, dict[s
     return [(label, one_look(doc)) for label, doc in step_documents(seed, per_label) if label != "late"]
 
 
-def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label, str, int]]:
+def whole_rollouts(
+    judge: Judge,
+    seed: int,
+    per_label: int,
+    labels: tuple[Label, ...] = LABELS,
+    family: Family = "project",
+) -> list[tuple[Label, str, int]]:
     """Run every rollout step by step through `judge`; (label, outcome, steps reached)."""
     rng = np.random.default_rng(seed)
     rollouts: list[dict[str, Any]] = []
-    for label in LABELS:
+    for label in labels:
         for _ in range(per_label):
             # thin at every step, the 100 % one included
-            unit = draw_unit(rng, thin=label == "thin", weight=STEPS[-1])
+            unit = draw_unit(rng, thin=label == "thin", weight=STEPS[-1], family=family)
             canary = draw_canary(rng, "bad" if label == "late" else label)
             onset_step = int(rng.integers(0, len(STEPS))) if label == "late" else 0
             rollouts.append(
@@ -96,3 +105,33 @@ def whole_rollouts(judge: Judge, seed: int, per_label: int) -> list[tuple[Label,
             else:
                 r["outcome"] = "rolled back" if decision == "rollback" else "held"
     return [(r["label"], r["outcome"], r["reached"]) for r in rollouts]
+
+
+def tail_steps(seed: int, per_label: int) -> dict[str, list[tuple[Label, dict[str, Any]]]]:
+    """Tail regressions (and good canaries beside them) at every step of a rollout.
+
+    Each rollout is simulated through all of its steps, half of them on each
+    family of units; the step at each weight is judged with the earlier steps'
+    figures as the workflow would give them (every earlier step promoted), so
+    the last step (100 %) has the rollout's evidence and no concurrent baseline.
+    Set name -> (label, document).
+    """
+    rng = np.random.default_rng(seed)
+    sets: dict[str, list[tuple[Label, dict[str, Any]]]] = {step_set(w): [] for w in STEPS}
+    for label in TAIL_LABELS:
+        for n in range(per_label):
+            family = FAMILIES[n % len(FAMILIES)]
+            unit = draw_unit(rng, weight=STEPS[-1], family=family)
+            canary = draw_canary(rng, label)
+            ref = reference(rng, unit)
+            earlier: list[dict[str, Any]] = []
+            for index, weight in enumerate(STEPS):
+                last = index == len(STEPS) - 1
+                doc = simulate_step(rng, unit, canary, weight, index, last, earlier, reference=ref)
+                sets[step_set(weight)].append((label, doc))
+                earlier = [*earlier, final_figures(doc)]
+    return sets
+
+
+def step_set(weight: float) -> str:
+    return f"tails: step at {weight:g} %" + (" (last)" if weight == STEPS[-1] else "")

@@ -165,8 +165,8 @@ def test_a_rarely_failing_baseline_is_compared_through_its_absolute_margin() -> 
     rare = fig(200_000, 140)
     final = judge_step(doc(fig(20_000, 14), rare))
     assert final.reason == (
-        "error_rate: about 117,058 more canary loads over the rollout to rule out harm beyond the margin "
-        "(0.07% now, limit 0.0968%)"
+        "error_rate: about 53,452 more canary loads over the rollout to rule out harm beyond the margin "
+        "(0.07% now, limit 0.0975%)"
     )
     # before the last step only gross harm (+ 1 point) must be ruled out: 0.3 % is far from it
     assert judge_step(doc(fig(2000, 6), rare, last=False, weight=5)).decision == "promote"
@@ -175,7 +175,7 @@ def test_a_rarely_failing_baseline_is_compared_through_its_absolute_margin() -> 
 def test_a_small_baseline_rate_is_smoothed_by_half_a_failure() -> None:
     verdict = judge_step(doc(fig(2000, 20), fig(200, 2)))
     assert verdict.reason == (
-        "error_rate: about 89,015 more canary loads over the rollout to rule out harm beyond the margin "
+        "error_rate: about 53,250 more canary loads over the rollout to rule out harm beyond the margin "
         "(1% now, limit 1.87%)"
     )
 

@@ -1,7 +1,7 @@
 """What the judge tells people: the reason of every decision and the per-check report.
 
 The status, `skyline judge replay` and the pause reason show these words and
-numbers to release managers, who act on them ("about 2,257 more canary loads").
+numbers to release managers, who act on them ("about 584 more canary loads").
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def test_holds_say_what_is_missing() -> None:
     }
     middling = judge_step(doc(fig(2000, 20), fig(2000, 20)))
     assert middling.reason == (
-        "error_rate: about 2,257 more canary loads over the rollout to rule out harm beyond the margin "
+        "error_rate: about 584 more canary loads over the rollout to rule out harm beyond the margin "
         "(1% now, limit 1.54%)"
     )
     worse = judge_step(doc(fig(2000, 40), fig(2000, 20)))
@@ -463,13 +463,13 @@ def test_a_first_unit_that_gets_worse_during_the_step_is_held_even_under_its_gua
 def test_a_hold_names_the_window_the_harm_and_the_subject() -> None:
     early = judge_step(doc(fig(100, 2), fig(19_000, 190), last=False, weight=5))
     assert early.reason == (
-        "error_rate: about 449 more canary loads over the rollout to rule out gross harm "
+        "error_rate: about 233 more canary loads over the rollout to rule out gross harm "
         "(2% now, limit 4.01%)"
     )
     earlier = [{"weight": 50, "canary": fig(40_000, 400), "baseline": fig(40_000, 400)}]
     last_step = judge_step(doc(fig(100, 2), None, earlier=earlier, weight=100))
     assert last_step.reason == (
-        "error_rate: about 667 more canary loads in this step to rule out gross harm (2% now, limit 4%)"
+        "error_rate: about 228 more canary loads in this step to rule out gross harm (2% now, limit 4%)"
     )
     first = judge_step(doc(fig(100, 3), None, analysis={"first_unit_needs_confirmation": False}))
     assert first.reason == (

@@ -1,0 +1,129 @@
+"""Tail checks (issue 27): the share of loads beyond the baseline's upper quantile edges, judged relatively.
+
+A regression that leaves the median alone (a share of loads many times slower)
+is harm in its own right; the median check alone promotes it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from skyline.figures import Figures, StepDocument
+from skyline.judge import _tail_edges, judge_look, judge_step
+from tests.skyline.test_judge import doc
+
+EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DEFAULTS: dict[str, Any] = {"tail_quantiles": [0.9, 0.99]}  # the defaults, over the test helper's TAILS_OFF
+
+
+def lognormal(
+    loads: int, median: float, sigma: float, tail: float = 0.0, factor: float = 1.0
+) -> dict[str, Any]:
+    """Expected figures of log-normal load times; `tail` of the loads `factor` times slower. No failures."""
+
+    def below(edge: float, scale: float) -> float:
+        return 0.5 * (1 + math.erf(math.log(edge / (median * scale)) / (sigma * math.sqrt(2))))
+
+    hist = {
+        f"{e:g}": float(round(loads * ((1 - tail) * below(e, 1.0) + tail * below(e, factor)))) for e in EDGES
+    }
+    hist["+Inf"] = float(loads)
+    return {"loads": loads, "errors": 0, "load_seconds": hist}
+
+
+def step(
+    canary: dict[str, Any], base: dict[str, Any], *, last: bool = True, tails: bool = True
+) -> StepDocument:
+    analysis = DEFAULTS if tails else BEFORE
+    return doc(canary, base, last=last, analysis=analysis)
+
+
+# The judge before issue 27: no tail checks, and no p99 guard unless one is set.
+BEFORE: dict[str, Any] = {"tail_quantiles": [], "max_p99_seconds": 1000.0}
+BASE = lognormal(40_000, 0.15, 0.5)
+
+
+def test_a_tail_regression_with_the_median_unchanged_is_rolled_back_not_promoted() -> None:
+    # 5 % of loads 10x slower (1.5 s), as in issue 27: the median check alone promoted it
+    canary = lognormal(20_000, 0.15, 0.5, tail=0.05, factor=10)
+    assert judge_step(step(canary, BASE, tails=False)).decision == "promote"
+    verdict = judge_step(step(canary, BASE))
+    assert verdict.decision == "rollback"
+    assert verdict.reason.startswith("load_tail_p"), verdict.reason
+    assert verdict.decided_at_look is not None and verdict.decided_at_look < 9
+
+
+def test_tail_regressions_are_not_promoted_before_the_last_step_either() -> None:
+    for share, factor in ((0.05, 3.0), (0.2, 3.0), (0.05, 30.0), (0.1, 10.0)):
+        canary = lognormal(2_000, 0.15, 0.5, tail=share, factor=factor)
+        assert judge_step(step(canary, BASE, last=False, tails=False)).decision == "promote"
+        assert judge_step(step(canary, BASE, last=False)).decision != "promote", (share, factor)
+
+
+def test_a_good_canary_passes_the_tail_checks() -> None:
+    same = lognormal(20_000, 0.15, 0.5)
+    verdict = judge_step(step(same, BASE))
+    assert verdict.decision == "promote", verdict.reason
+    names = {c.name for c in verdict.checks}
+    assert {"load_tail_p90", "load_tail_p99"} <= names
+
+
+def test_tail_margins_are_relative_a_doubled_tail_is_harm_a_tenth_more_is_not() -> None:
+    # share beyond the 0.25 s edge: 5 % for the baseline
+    def beyond(share: float, loads: int) -> dict[str, Any]:
+        ok = float(loads)
+        hist = {"0.1": ok * 0.5, "0.25": ok * (1 - share), "0.5": ok, "1": ok, "+Inf": ok}
+        return {"loads": loads, "errors": 0, "load_seconds": hist}
+
+    base = beyond(0.05, 200_000)
+    doubled = judge_step(step(beyond(0.10, 100_000), base))
+    assert doubled.decision == "rollback" and doubled.reason.startswith("load_tail_p90"), doubled.reason
+    # + 0.5 points (a tenth more) is within the 50 % relative margin
+    assert judge_step(step(beyond(0.055, 100_000), base)).decision == "promote"
+    # the median check sees five points as nothing (its margin is six points)
+    assert judge_step(step(beyond(0.10, 100_000), base, tails=False)).decision == "promote"
+
+
+def test_with_coarse_buckets_the_tail_edge_may_lie_beyond_every_base_load() -> None:
+    # base: no load slower than 0.5 s; the next edge above its p90 (0.25 s) is the p99 edge
+    base = Figures(loads=10_000, load_seconds={"0.1": 5000, "0.25": 9500, "0.5": 10_000, "+Inf": 10_000})
+    assert _tail_edges(base, base, [0.9, 0.99], 0.1) == [(0.9, 0.25), (0.99, 0.5)]
+    # a canary with 3 % of its loads beyond it is harm, however rare such loads were before
+    canary = {
+        "loads": 5000,
+        "errors": 0,
+        "load_seconds": {"0.1": 2500.0, "0.25": 4750.0, "0.5": 4850.0, "+Inf": 5000.0},
+    }
+    verdict = judge_step(step(canary, base.model_dump()))
+    assert verdict.decision == "rollback" and verdict.reason.startswith("load_tail_p99"), verdict.reason
+
+
+def test_the_seed_p99_rule_guards_where_the_baseline_is_under_one_second() -> None:
+    # tail checks off: the guard alone. The baseline's p99 is well under 1 s.
+    fast = lognormal(40_000, 0.15, 0.5)
+    slow_tail = lognormal(20_000, 0.15, 0.5, tail=0.03, factor=20)
+    guard_only: dict[str, Any] = {"tail_quantiles": []}
+    verdict = judge_look(doc(slow_tail, fast, analysis=guard_only), 9)
+    assert verdict.decision == "rollback"
+    assert "the baseline's p99 is under 1s" in verdict.reason, verdict.reason
+    # a baseline whose own p99 is above 1 s: the guard would fail every canary, so it stands aside
+    slow_base = lognormal(40_000, 0.5, 0.9)
+    same = lognormal(20_000, 0.5, 0.9)
+    assert judge_step(doc(same, slow_base, analysis=guard_only)).decision == "promote"
+    # and without the seed's rule (the judge before) the fast baseline's slow-tailed canary passed
+    assert judge_step(step(slow_tail, fast, tails=False)).decision == "promote"
+    # set explicitly, max_p99_seconds is the absolute guard it always was
+    explicit = doc(same, slow_base, analysis={"max_p99_seconds": 1.0})
+    assert judge_step(explicit).decision == "rollback"
+
+
+def test_a_document_without_the_tail_settings_replays_with_the_defaults() -> None:
+    canary = lognormal(20_000, 0.15, 0.5, tail=0.05, factor=10)
+    plain = StepDocument.model_validate(
+        {
+            "step": {"weight": 50, "bake_seconds": 60, "last": True},
+            "looks": [{"at_seconds": 60, "canary": canary, "baseline": BASE}],
+        }
+    )
+    assert judge_step(plain).decision == "rollback"
