@@ -88,11 +88,19 @@ class Figures(BaseModel):
         if other is None:
             return self
         loads = max(0, self.loads - other.loads)
+        # Each look's buckets are read apart from its load counter, and increase() extrapolates
+        # each series on its own: a bucket can exceed the successes it belongs to (500 loads
+        # "at or below 0.25 s" of 450). Clamp both ends to their own successes before taking the
+        # difference, as slower_than does for one look, or a window between two looks with no
+        # slow load at either end reads the excess as slow loads (50 of 1,000: a tail check with a
+        # baseline of 0 % rolled back a healthy canary on it).
+        mine, theirs = self.successes, other.successes
         return Figures(
             loads=loads,
             errors=min(loads, max(0, self.errors - other.errors)),
             load_seconds={
-                k: max(0.0, v - other.load_seconds.get(k, 0.0)) for k, v in self.load_seconds.items()
+                k: max(0.0, min(v, mine) - min(other.load_seconds.get(k, 0.0), theirs))
+                for k, v in self.load_seconds.items()
             },
         )
 

@@ -127,3 +127,14 @@ def test_a_document_without_the_tail_settings_replays_with_the_defaults() -> Non
         }
     )
     assert judge_step(plain).decision == "rollback"
+
+
+def test_a_window_between_two_looks_reads_no_slow_load_that_neither_look_has() -> None:
+    """Seen on the real stack: the first look's 0.25 s bucket (500) exceeded its 450 loads
+    (increase() extrapolates each series apart); the window since that look read 50 of 1,000
+    loads as slower than every edge, and the p90 tail check rolled back a healthy canary."""
+    first = Figures(loads=450, load_seconds={"0.25": 500, "0.5": 500, "+Inf": 450})
+    second = Figures(loads=1450, load_seconds={"0.25": 1450, "0.5": 1450, "+Inf": 1450})
+    window = second.minus(first)
+    assert window.loads == 1000
+    assert window.slower_than(0.25) == 0 and window.slower_than(0.5) == 0
