@@ -90,4 +90,5 @@ app = create_app()
 
 def run() -> None:
     conf = get_settings()
-    uvicorn.run("api.main:app", host=conf.api_host, port=conf.api_port)
+    # The API reads X-Forwarded-For itself, from SKYLINE_TRUSTED_PROXIES only.
+    uvicorn.run("api.main:app", host=conf.api_host, port=conf.api_port, proxy_headers=False)

@@ -32,6 +32,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from skyline.networks import parse_networks
+
 SETTINGS_FILE_ENV = "SKYLINE_SETTINGS_FILE"
 SECRETS_DIR_ENV = "SKYLINE_SECRETS_DIR"
 
@@ -141,6 +143,10 @@ class Settings(BaseSettings):
     override_max_ttl_seconds: float = Field(default=28800.0, gt=0, le=7 * 86400)
     # Beacons one token session (one page load) may send in its lifetime.
     beacon_session_max_beacons: int = Field(default=100, ge=1)
+    # Proxies whose X-Forwarded-For is believed (CIDRs of a CDN's or load balancer's egress,
+    # skyline/networks.py). Empty (the default, and the embedded stack): the client is the TCP
+    # peer, whatever headers it sends.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Apartment ids are listed from storage this often; an unknown id waits for the next
     # listing, started at most once per min_relist seconds whatever the number of ids asked.
     beacon_apartments_refresh_seconds: float = Field(default=30.0, gt=0)
@@ -192,6 +198,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"{SETTINGS_FILE_ENV}={settings_file!r} is not a file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
         return tuple(sources)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return (
+                json.loads(value)
+                if value.startswith("[")
+                else [v.strip() for v in value.split(",") if v.strip()]
+            )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # a typo refuses to start rather than trusting nobody (or everybody)
+        return value
 
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod

@@ -532,6 +532,9 @@ class EmbeddedStack:
         argv = [
             self.python, "-m", "uvicorn", "api.main:app",
             "--host", HOST, "--port", str(self.ports.api),
+            # uvicorn would believe X-Forwarded-For from loopback; the API decides whom to
+            # trust itself (SKYLINE_TRUSTED_PROXIES, skyline/networks.py), here nobody.
+            "--no-proxy-headers",
         ]  # fmt: skip
         process = self._launch("api", argv, self._python_env(), self._python_cwd())
         wait_until(

@@ -44,6 +44,7 @@ from api.deps import AppState
 from api.errors import error_body
 from api.overrides import MAX_OVERRIDES, OverrideSigner, UnitCache
 from skyline.manifest import SLUG
+from skyline.networks import client_address, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,12 @@ class BeaconLimits:
         self.overrides = OverrideSigner(key, previous)
         self.override_units = UnitCache(state.store.find_unit)
         self.sessions = SessionLedger(cap=s.beacon_session_max_beacons)
+        self.trusted_proxies = parse_networks(s.trusted_proxies)
+
+    def client(self, request: Request) -> str:
+        """The client's address: the TCP peer unless it is a trusted proxy (skyline/networks.py)."""
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
 
 def _limits(request: Request) -> BeaconLimits:
@@ -173,7 +180,7 @@ async def post_beacons(request: Request) -> Response:
     version, outcome, load_seconds}]}` (or one bare beacon). All or nothing: if one
     beacon is refused, none of the request is counted."""
     limits = _limits(request)
-    client = request.client.host if request.client else "unknown"
+    client = limits.client(request)
     wait = limits.limiter.take(client)
     if wait > 0:
         return _refuse(
@@ -291,7 +298,7 @@ async def beacon_token(
     for this apartment lets beacons labelled `override` name its unit (invalid ones are left
     out, not refused: the page works without them). Never cached: every answer is a new session."""
     limits = _limits(request)
-    client = request.client.host if request.client else "unknown"
+    client = limits.client(request)
     wait = limits.token_limiter.take(client)
     if wait > 0:
         return _token_refusal(
