@@ -143,10 +143,17 @@ class Settings(BaseSettings):
     override_max_ttl_seconds: float = Field(default=28800.0, gt=0, le=7 * 86400)
     # Beacons one token session (one page load) may send in its lifetime.
     beacon_session_max_beacons: int = Field(default=100, ge=1)
+    # Beacon tokens one client network (IPv4 /24, IPv6 /48) may get per apartment and minute,
+    # counted in the shared store: a budget on sessions, not a judge (skyline/plausibility.py).
+    beacon_network_tokens_per_minute: int = Field(default=600, ge=1)
     # Proxies whose X-Forwarded-For is believed (CIDRs of a CDN's or load balancer's egress,
     # skyline/networks.py). Empty (the default, and the embedded stack): the client is the TCP
     # peer, whatever headers it sends.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Shared store of the evidence limits (session caps, token budgets, distinct client
+    # networks) every API process and the worker use: redis://host:port/db. Unset: each
+    # process keeps its own (one API process only; the judge then sees no network counts).
+    redis_url: str | None = None
     # Apartment ids are listed from storage this often; an unknown id waits for the next
     # listing, started at most once per min_relist seconds whatever the number of ids asked.
     beacon_apartments_refresh_seconds: float = Field(default=30.0, gt=0)
