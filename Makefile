@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages of the embedded stack (varnish, prometheus); installs them when root.
+# Debian packages of the embedded stack (varnish, prometheus, redis-server); installs them when root.
 system: install
 	$(PY) -m stack check
 
@@ -28,7 +28,7 @@ browser: install
 demo: system browser
 	$(PY) -m demo $(DEMO_ARGS)
 
-## Start the embedded stack in the foreground: Temporal (+UI :8233), S3, Varnish, Prometheus, worker, API.
+## Start the embedded stack in the foreground: Temporal (+UI :8233), S3, Redis, Varnish, Prometheus, worker, API.
 run: system
 	$(PY) -m stack run
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from urllib3.util.retry import Retry
 
+from adapters.evidence import EvidenceReader, gather_evidence
 from skyline.analysis import Observation, judge_check, summarize, template_values
 from skyline.checks import LOAD_SECONDS, LOADS, MetricCheck, render
 from skyline.figures import INF, CheckFigures, Figures, Look, Observed
@@ -82,8 +83,15 @@ def _number(raw: object) -> float | None:
 
 
 class MetricsActivities:
-    def __init__(self, prometheus_url: str, timeout_seconds: float, settle_seconds: float = 0) -> None:
+    def __init__(
+        self,
+        prometheus_url: str,
+        timeout_seconds: float,
+        settle_seconds: float = 0,
+        evidence: EvidenceReader | None = None,
+    ) -> None:
         self.settle_seconds = settle_seconds
+        self.evidence = evidence  # sessions and client networks behind the figures (optional)
         # No client-side retries: Temporal's retry policy owns retrying, so an
         # outage shows up in the workflow's history instead of hiding in here.
         self.prometheus = PrometheusConnect(
@@ -266,6 +274,8 @@ class MetricsActivities:
                     inp, inp.baseline_version, REFERENCE_SECONDS, inp.reference_offset_seconds
                 )
         look = Look(at_seconds=inp.at_seconds, canary=canary, baseline=baseline, checks=self._custom(inp, at))
+        if self.evidence is not None:
+            look.evidence = gather_evidence(self.evidence, inp, started, taken)
         return GatherFiguresResult(look=look, reference=reference)
 
     @activity.defn

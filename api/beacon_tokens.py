@@ -30,7 +30,6 @@ import hmac
 import json
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -192,54 +191,3 @@ class BeaconSigner:
         if claims.expires_at <= self._clock():
             raise TokenError("expired", "the beacon token has expired; get a new one from /beacon-token")
         return claims
-
-
-@dataclass
-class _Session:
-    expires_at: float
-    count: int = 0
-    units: set[tuple[str, str, str, str]] = field(default_factory=set)
-
-
-class SessionLedger:
-    """Beacons accepted per token session (bounded; the oldest sessions go first).
-
-    `admit(claims, n)` is False once a session would exceed `cap`; `first_reports`
-    gives the (apartment, building, unit, version) a session reports on for the
-    first time, so distinct sessions per unit version can be counted."""
-
-    def __init__(self, cap: int, max_sessions: int = 100_000, clock: Callable[[], float] = time.time) -> None:
-        self.cap = cap
-        self.max_sessions = max_sessions
-        self._clock = clock
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
-
-    def _get(self, claims: Claims) -> _Session:
-        session = self._sessions.get(claims.session)
-        if session is None:
-            session = _Session(expires_at=claims.expires_at)
-            self._sessions[claims.session] = session
-            if len(self._sessions) > self.max_sessions:
-                # Sessions arrive roughly in expiry order: expired ones sit at the front.
-                now = self._clock()
-                while self._sessions and next(iter(self._sessions.values())).expires_at <= now:
-                    self._sessions.popitem(last=False)
-                # Still too many valid sessions: the oldest is forgotten (its count restarts).
-                while len(self._sessions) > self.max_sessions:
-                    self._sessions.popitem(last=False)
-        return session
-
-    def admit(self, claims: Claims, count: int) -> bool:
-        session = self._get(claims)
-        if session.count + count > self.cap:
-            return False
-        session.count += count
-        return True
-
-    def first_reports(
-        self, claims: Claims, labels: Iterable[tuple[str, str, str, str]]
-    ) -> list[tuple[str, str, str, str]]:
-        session = self._get(claims)
-        new = [lab for lab in dict.fromkeys(labels) if lab not in session.units]
-        session.units.update(new)
-        return new

@@ -87,6 +87,13 @@ OVERRIDE_LOADS = Counter(
     "Unit loads under a signed developer override (excluded from the canary analysis), by outcome",
     [*LABELS, "outcome"],
 )
+# Every accepted load beacon, repeats of one session included (dashboards: how often units
+# mount). The judge reads skyline_unit_loads_total, where a session counts once per outcome.
+REPORTED_LOADS = Counter(
+    "skyline_unit_reported_loads",
+    "Unit load beacons accepted, every repeat of a page included, by outcome",
+    [*LABELS, "outcome"],
+)
 TOKENS = Counter(
     "skyline_beacon_tokens",
     "GET /beacon-token answers, by outcome",
@@ -236,6 +243,7 @@ def touch(apartment: str, building: str, unit: str, version: str) -> None:
         return
     for outcome in OUTCOMES:
         UNIT_LOADS.labels(*labels, outcome)
+        REPORTED_LOADS.labels(*labels, outcome)
     UNIT_LOAD_SECONDS.labels(*labels)
     SESSIONS.labels(*labels)
     for histogram in VITALS.values():
@@ -243,10 +251,18 @@ def touch(apartment: str, building: str, unit: str, version: str) -> None:
     _SEEN.add(labels)
 
 
-def record(beacons: list[Beacon], new_sessions: Iterable[tuple[str, str, str, str]] = ()) -> None:
+def record(
+    beacons: list[Beacon],
+    new_sessions: Iterable[tuple[str, str, str, str]] = (),
+    first: list[bool] | None = None,
+) -> None:
     """Count accepted beacons, and the sessions reporting on a unit version for the first time.
 
-    Overridden loads go to skyline_unit_override_loads_total alone (their vitals nowhere)."""
+    A session is one observation per unit version and outcome: a load beacon counts in the
+    evidence (skyline_unit_loads_total, the load-time histogram) only where `first` says it is
+    the session's first of its version and outcome; every one counts in
+    skyline_unit_reported_loads_total. Overridden loads go to skyline_unit_override_loads_total
+    alone (their vitals nowhere)."""
     for b in beacons:
         if b.override:
             if b.outcome is not None:
@@ -255,7 +271,7 @@ def record(beacons: list[Beacon], new_sessions: Iterable[tuple[str, str, str, st
         touch(b.apartment, b.building, b.unit, b.version)
     for labels in new_sessions:
         SESSIONS.labels(*labels).inc()
-    for b in beacons:
+    for index, b in enumerate(beacons):
         if b.override:
             continue
         if b.vitals is not None:
@@ -265,6 +281,9 @@ def record(beacons: list[Beacon], new_sessions: Iterable[tuple[str, str, str, st
                     histogram.labels(b.apartment, b.building, b.unit, b.version).observe(value)
             continue
         if b.outcome is None:
+            continue
+        REPORTED_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
+        if first is not None and not first[index]:
             continue
         UNIT_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
         if b.outcome == "loaded" and b.load_seconds is not None:

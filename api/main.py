@@ -107,4 +107,5 @@ def run() -> None:
     refusal = exposure_refusal(conf)
     if refusal is not None:
         raise SystemExit(refusal)
-    uvicorn.run("api.main:app", host=conf.api_host, port=conf.api_port)
+    # The API reads X-Forwarded-For itself, from SKYLINE_TRUSTED_PROXIES only.
+    uvicorn.run("api.main:app", host=conf.api_host, port=conf.api_port, proxy_headers=False)

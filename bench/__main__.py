@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import api_latency, concurrency, detection, publishing, rollback
+from bench import api_latency, concurrency, detection, forgery, publishing, rollback
 from bench import loader as loader_bench
 from bench.context import Ctx
 from bench.judgement import run as judgement
@@ -34,7 +34,10 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
     "concurrency": concurrency.run,
     "publishing": publishing.run,
     "api": api_latency.run,
+    "forgery": forgery.run,
 }
+# Run only when named in --only: ~11 minutes of synthetic sessions (bench/forgery.py).
+ON_REQUEST = frozenset({"forgery"})
 # Offline benchmarks: no stack needed, run before the stack starts.
 OFFLINE: dict[str, Callable[[], Any]] = {"judgement": judgement.main, "loader": loader_bench.main}
 
@@ -43,7 +46,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="also run 1,000 concurrent rollouts (heavy)")
     every = [*OFFLINE, *BENCHMARKS]
-    parser.add_argument("--only", default=",".join(every), help=f"subset of {','.join(every)}")
+    default = [n for n in every if n not in ON_REQUEST]
+    parser.add_argument(
+        "--only", default=",".join(default), help=f"subset of {','.join(every)} (forgery only when named)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs) afterwards")
     return parser.parse_args(argv)
 

@@ -53,6 +53,8 @@ class Timing:
             "min_requests": self.min_requests,
             "max_error_rate": self.max_error_rate,
             "max_p99_seconds": self.max_p99_seconds,
+            # The demo's users are browsers on this machine: one client network.
+            "single_network_evidence": True,
             # Three synthetic users give a few hundred loads a step: wide margins, so the
             # judge can rule out harm on that little evidence (production keeps the defaults).
             "error_margin_absolute": 0.05,

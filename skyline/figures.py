@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from skyline.evidence import Evidence
+
 INF = "+Inf"
 
 
@@ -137,6 +139,8 @@ class Look(BaseModel):
     baseline: Figures | None = None
     error: str | None = Field(default=None, description="metrics could not be read at this look")
     checks: dict[str, CheckFigures] = Field(default_factory=dict, description="custom checks")
+    # Sessions and client networks behind the figures (skyline/plausibility.py); optional.
+    evidence: Evidence | None = None
 
     @property
     def usable(self) -> bool:

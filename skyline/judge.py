@@ -39,6 +39,7 @@ from typing import Literal
 
 from scipy import stats
 
+from skyline import plausibility
 from skyline.checks import MetricCheck
 from skyline.confseq import Bounds, bounds
 from skyline.figures import Figures, StepDocument, total
@@ -665,7 +666,14 @@ def _p99_result(ctx: _Context) -> CheckResult:
 
 
 def judge_look(doc: StepDocument, k: int, settings: AnalysisSettings | None = None) -> LookDecision:
-    """The decision at look k of the step (0-based), from the looks up to and including k."""
+    """The decision at look k of the step (0-based), from the looks up to and including k;
+    a promotion or rollback on implausible or concentrated evidence is a hold (skyline/plausibility.py)."""
+    verdict = _judge_look(doc, k, settings)
+    why = plausibility.doubt(doc, k, verdict.decision, lambda d: _judge_look(d, k, settings).decision)
+    return LookDecision("hold", why, verdict.basis, verdict.checks, missing=why) if why else verdict
+
+
+def _judge_look(doc: StepDocument, k: int, settings: AnalysisSettings | None = None) -> LookDecision:
     s = settings or settings_of(doc)
     look = doc.looks[k]
     at_end = look.at_seconds >= doc.step.bake_seconds

@@ -93,6 +93,12 @@ class AnalysisSettings(BaseModel):
         default=True,
         description="a building's first unit (no baseline) becomes active only when a human promotes it",
     )
+    single_network_evidence: bool = Field(
+        default=False,
+        description="decide on evidence from one client network (a lab or intranet whose browsers all reach "
+        "the API from one address, with no trusted proxy to tell them apart); the split and volume checks "
+        "still apply (skyline/plausibility.py)",
+    )
     failure_limit: int = Field(default=0, ge=0, description="custom value-check breaches tolerated in a row")
     inconclusive_limit: int = Field(
         default=2, ge=0, description="legacy limit, used only by rollouts started before the sequential judge"

@@ -5,6 +5,8 @@ Components, in start order (each waits until healthy before the next starts):
     temporal    `temporal server start-dev` (SQLite db in the state dir, kept across runs)
     s3          moto's S3 API made durable (`python -m stack.s3server`: a journal of
                 acknowledged writes in <state>/s3, replayed on start) + the bucket
+    redis       redis-server (Debian): the evidence limits every API process shares
+                (session caps, token budgets, distinct client networks); in memory only
     edge        varnishd with stack/varnish/skyline.vcl, backend = s3
     prometheus  prometheus with stack/prometheus/prometheus.yml
     worker      `python -m worker`
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 HOST = "127.0.0.1"
-START_ORDER: tuple[str, ...] = ("temporal", "s3", "edge", "prometheus", "worker", "api")
+START_ORDER: tuple[str, ...] = ("temporal", "s3", "redis", "edge", "prometheus", "worker", "api")
 ALL_COMPONENTS: frozenset[str] = frozenset(START_ORDER)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +58,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMPONENT_PORTS: dict[str, tuple[str, ...]] = {
     "temporal": ("temporal", "temporal_ui", "temporal_http", "temporal_metrics"),
     "s3": ("s3",),
+    "redis": ("redis",),
     "edge": ("edge", "edge_admin"),
     "prometheus": ("prometheus",),
     "worker": ("worker_metrics",),
@@ -72,6 +75,7 @@ class StackPorts:
     temporal_http: int = field(default_factory=lambda: _preferred_port(7243))
     temporal_metrics: int = field(default_factory=free_port)
     s3: int = 9000
+    redis: int = 6379
     edge: int = 6081
     edge_admin: int = 6082
     prometheus: int = 9090
@@ -187,6 +191,7 @@ class EmbeddedStack:
         return {
             "temporal": self._start_temporal,
             "s3": self._start_s3,
+            "redis": self._start_redis,
             "edge": self._start_edge,
             "prometheus": self._start_prometheus,
             "worker": self._start_worker,
@@ -246,6 +251,10 @@ class EmbeddedStack:
         return f"http://{HOST}:{self.ports.s3}"
 
     @property
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{self.ports.redis}/0"
+
+    @property
     def edge_url(self) -> str:
         return f"http://{HOST}:{self.ports.edge}"
 
@@ -277,6 +286,7 @@ class EmbeddedStack:
             "SKYLINE_EDGE_URL": self.edge_url,
             "SKYLINE_VARNISH_PURGE_URL": self.edge_url,
             "SKYLINE_PROMETHEUS_URL": self.prometheus_url,
+            "SKYLINE_REDIS_URL": self.redis_url,
             "SKYLINE_API_HOST": HOST,
             "SKYLINE_API_PORT": str(self.ports.api),
             "SKYLINE_STATE_DIR": str(self.state_dir),
@@ -318,6 +328,8 @@ class EmbeddedStack:
             rows.append(("Temporal UI", f"http://{HOST}:{self.ports.temporal_ui}"))
         if "s3" in c:
             rows.append(("S3 API", self.s3_endpoint_url))
+        if "redis" in c:
+            rows.append(("Redis", self.redis_url))
         if "edge" in c:
             rows.append(("Edge (Varnish)", f"{self.edge_url}/{self.settings.s3_bucket}/"))
         if "prometheus" in c:
@@ -452,6 +464,28 @@ class EmbeddedStack:
         if current != policy:  # kept across restarts: do not journal it again
             client.put_bucket_policy(Bucket=s.s3_bucket, Policy=policy)
 
+    def _start_redis(self) -> None:
+        binary = find_binary("redis-server")
+        if binary is None:
+            raise StackError("redis: redis-server not found; run `python -m stack check`")
+        data = self.state_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            "--bind", HOST,
+            "--port", str(self.ports.redis),
+            "--dir", str(data),
+            # Counters of the last minutes and hours: nothing worth keeping across a restart.
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        process = self._launch("redis", argv)
+        wait_until(
+            lambda: redis_ready(self.ports.redis), self.startup_timeout, "redis", process, interval=0.1
+        )
+
     def _start_edge(self) -> None:
         varnishd = find_binary("varnishd")
         if varnishd is None:
@@ -542,6 +576,9 @@ class EmbeddedStack:
         argv = [
             self.python, "-m", "uvicorn", "api.main:app",
             "--host", HOST, "--port", str(self.ports.api),
+            # uvicorn would believe X-Forwarded-For from loopback; the API decides whom to
+            # trust itself (SKYLINE_TRUSTED_PROXIES, skyline/networks.py), here nobody.
+            "--no-proxy-headers",
         ]  # fmt: skip
         process = self._launch("api", argv, self._python_env(), self._python_cwd())
         wait_until(
@@ -565,6 +602,15 @@ def public_read_policy(bucket: str) -> str:
             ],
         }
     )
+
+
+def redis_ready(port: int, host: str = HOST) -> bool:
+    """PONG to a PING (RESP, no client library needed for the health check)."""
+    import socket
+
+    with socket.create_connection((host, port), timeout=2.0) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(64).startswith(b"+PONG")
 
 
 def _http_ok(url: str, any_status: bool = False) -> bool:

@@ -1,4 +1,4 @@
-"""Debian packages the embedded stack needs: varnish (varnishd), prometheus.
+"""Debian packages the embedded stack needs: varnish (varnishd), prometheus, redis-server.
 
 Tests and `make demo` also drive a browser: Debian's chromium, and the
 loader's tests need node (`ensure_browser`, `make browser`); `make run` needs neither.
@@ -14,7 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # binary -> Debian package that provides it
-REQUIRED_BINARIES: dict[str, str] = {"varnishd": "varnish", "prometheus": "prometheus"}
+REQUIRED_BINARIES: dict[str, str] = {
+    "varnishd": "varnish",
+    "prometheus": "prometheus",
+    "redis-server": "redis-server",
+}
 # Playwright drives chromium (executable_path); it never downloads a browser.
 # node runs the loader's own tests (`node --test loader/`) in `make test`.
 BROWSER_BINARIES: dict[str, str] = {"chromium": "chromium", "node": "nodejs"}

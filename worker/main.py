@@ -30,6 +30,7 @@ from activities.metrics import MetricsActivities
 from activities.publish import PublishActivities
 from activities.schedules import ScheduleActivities
 from adapters.cdn import CdnConfigError, make_cdn_provider
+from adapters.evidence import EvidenceReader
 from adapters.storage import edge_client, s3_client
 from adapters.temporal import connect
 from skyline import control_proof
@@ -53,7 +54,10 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     emergency = EmergencyActivities(manifests, cdn)
     publish = PublishActivities(settings, s3, http, provider)
     metrics = MetricsActivities(
-        settings.prometheus_url, settings.prometheus_timeout_seconds, settings.prometheus_settle_seconds
+        settings.prometheus_url,
+        settings.prometheus_timeout_seconds,
+        settings.prometheus_settle_seconds,
+        EvidenceReader(settings.redis_url) if settings.redis_url else None,
     )
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
     gates = GateActivities(http, secret, settings.webhook_allowed_hosts)

@@ -27,7 +27,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from api.beacon_tokens import BeaconSigner, SessionLedger, TokenError, loadable_units
+from adapters.evidence import EvidenceLedger, MemoryEvidence, RedisEvidence
+from api.beacon_tokens import BeaconSigner, TokenError, loadable_units
 from api.beacons import (
     MAX_BEACONS_PER_REQUEST,
     REFUSED,
@@ -44,6 +45,7 @@ from api.deps import AppState
 from api.errors import error_body
 from api.overrides import MAX_OVERRIDES, OverrideSigner, UnitCache
 from skyline.manifest import SLUG
+from skyline.networks import client_address, network_of, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,17 @@ class BeaconLimits:
         # Developer overrides (api/overrides.py): the same keys, their own signing domain.
         self.overrides = OverrideSigner(key, previous)
         self.override_units = UnitCache(state.store.find_unit)
-        self.sessions = SessionLedger(cap=s.beacon_session_max_beacons)
+        # Session caps, first observations and token budgets: shared by every API process
+        # when a store is configured (adapters/evidence.py), else this process's own.
+        self.session_cap = s.beacon_session_max_beacons
+        self.network_tokens = s.beacon_network_tokens_per_minute
+        self.evidence: EvidenceLedger = RedisEvidence(s.redis_url) if s.redis_url else MemoryEvidence()
+        self.trusted_proxies = parse_networks(s.trusted_proxies)
+
+    def client(self, request: Request) -> str:
+        """The client's address: the TCP peer unless it is a trusted proxy (skyline/networks.py)."""
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
 
 def _limits(request: Request) -> BeaconLimits:
@@ -173,7 +185,7 @@ async def post_beacons(request: Request) -> Response:
     version, outcome, load_seconds}]}` (or one bare beacon). All or nothing: if one
     beacon is refused, none of the request is counted."""
     limits = _limits(request)
-    client = request.client.host if request.client else "unknown"
+    client = limits.client(request)
     wait = limits.limiter.take(client)
     if wait > 0:
         return _refuse(
@@ -248,18 +260,48 @@ async def post_beacons(request: Request) -> Response:
                 f"{message}; a beacon names an apartment and building of the manifest",
                 f"beacons.{index}.{field}",
             )
-    if not limits.sessions.admit(claims, len(batch.beacons)):
+    if not await limits.evidence.admit(
+        claims.session, claims.expires_at, len(batch.beacons), limits.session_cap
+    ):
         return _refuse(
             "session_limit",
             429,
             "session_limit",
-            f"this page's beacon session has sent its {limits.sessions.cap} beacons; "
+            f"this page's beacon session has sent its {limits.session_cap} beacons; "
             "a new page load gets a new session",
             "token",
         )
-    labels = [(b.apartment, b.building, b.unit, b.version) for b in batch.beacons if not b.override]
-    record(batch.beacons, limits.sessions.first_reports(claims, labels))
+    first, new_sessions = await _observe(
+        limits, claims.session, claims.expires_at, network_of(client), batch.beacons
+    )
+    record(batch.beacons, new_sessions, first)
     return JSONResponse({"accepted": len(batch.beacons)}, 202, headers=CORS)
+
+
+async def _observe(
+    limits: BeaconLimits, session: str, expires_at: float, network: str, beacons: list[Beacon]
+) -> tuple[list[bool], list[tuple[str, str, str, str]]]:
+    """Which load beacons are the session's first of their version and outcome (the evidence),
+    and the versions and buildings it reports on for the first time; noted with its network."""
+    members: list[str] = []
+    for b in beacons:
+        members.append(f"o|{b.building}|{b.unit}|{b.version}|{b.outcome}|{b.kind}|{b.override}")
+        members.append(f"v|{b.building}|{b.unit}|{b.version}|{b.override}")
+        members.append(f"b|{b.building}|{b.override}")
+    answers = await limits.evidence.first(session, expires_at, members)
+    first: list[bool] = []
+    new_sessions: list[tuple[str, str, str, str]] = []
+    for index, b in enumerate(beacons):
+        observation, version, building = answers[3 * index : 3 * index + 3]
+        first.append(observation)
+        labels = (b.apartment, b.building, b.unit, b.version)
+        if b.override:
+            continue
+        if version:
+            new_sessions.append(labels)
+        if observation and b.kind == "load":
+            await limits.evidence.observe(labels, network, b.outcome != "loaded", version, building)
+    return first, new_sessions
 
 
 def _token_refusal(outcome: str, status: int, code: str, message: str, field: str | None = None,
@@ -291,7 +333,7 @@ async def beacon_token(
     for this apartment lets beacons labelled `override` name its unit (invalid ones are left
     out, not refused: the page works without them). Never cached: every answer is a new session."""
     limits = _limits(request)
-    client = request.client.host if request.client else "unknown"
+    client = limits.client(request)
     wait = limits.token_limiter.take(client)
     if wait > 0:
         return _token_refusal(
@@ -316,6 +358,16 @@ async def beacon_token(
     if manifest is None or apartment not in manifest.apartments:
         return _token_refusal(
             "unknown_apartment", 404, "not_found", f"no apartment {apartment!r}", "apartment"
+        )
+    network = network_of(client)
+    if not await limits.evidence.token(apartment, network, limits.network_tokens):
+        return _token_refusal(
+            "rate_limited",
+            429,
+            "network_budget",
+            f"client network {network} has had its {limits.network_tokens} beacon tokens for "
+            f"{apartment!r} this minute",
+            headers={"Retry-After": "60"},
         )
     units = loadable_units(manifest, apartment)
     buildings = manifest.apartments[apartment].buildings

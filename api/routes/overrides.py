@@ -220,7 +220,7 @@ async def override_unit(request: Request, token: str = "") -> Response:
     """The unit an override token names (entry URL, SRI, files), for the loader. Public:
     the signature and expiry are the check; the unit comes from Skyline's manifests."""
     limits = _limits(request)
-    client = request.client.host if request.client else "unknown"
+    client = limits.client(request)
     wait = limits.token_limiter.take(client)
     if wait > 0:
         return _refusal(

@@ -130,6 +130,9 @@ def test_addresses_in_settings_point_at_services_listening_there(name: str) -> N
     assert host == "minio" and port in listening(SERVICES["minio"])
     host, port = target(s.prometheus_url)
     assert host == "prometheus" and port in listening(SERVICES["prometheus"])
+    assert s.redis_url is not None
+    host, port = target(s.redis_url)
+    assert host == "valkey" and port in listening(SERVICES["valkey"])
     assert s.cdn_provider == "varnish"
     for url in (s.edge_url, s.purge_base_url):
         host, port = target(url)

@@ -162,8 +162,9 @@ async def test_a_session_is_capped_and_counted_once_per_unit_version(
     assert refusal["code"] == "session_limit" and refusal["field"] == "token", refusal
 
     found = await metrics(api)
-    assert total(found, LOADS, **labels, outcome="loaded") == cap + 3
-    # 103 beacons, 4 sessions: the judge can tell volume from pages.
+    assert total(found, "skyline_unit_reported_loads_total", **labels, outcome="loaded") == cap + 3
+    # 103 beacons, 4 sessions: the evidence counts each session once (issue 22).
+    assert total(found, LOADS, **labels, outcome="loaded") == 4
     assert total(found, SESSIONS, **labels) == 4
     assert total(found, REFUSED, reason="session_limit") >= 1
 

@@ -28,7 +28,7 @@ from tests.stack.helpers import group_members, process_exists
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-COMPONENTS = {"temporal", "s3", "edge", "prometheus"}
+COMPONENTS = {"temporal", "s3", "redis", "edge", "prometheus"}
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_env_points_at_the_stack(infra: EmbeddedStack) -> None:
     assert settings.api_port == infra.ports.api
     assert settings.state_dir == infra.state_dir
     names = [name for name, _ in infra.endpoints()]
-    assert names == ["Temporal gRPC", "Temporal UI", "S3 API", "Edge (Varnish)", "Prometheus"]
+    assert names == ["Temporal gRPC", "Temporal UI", "S3 API", "Redis", "Edge (Varnish)", "Prometheus"]
     assert (infra.state_dir / "logs" / "edge.log").is_file()
     assert (infra.state_dir / "config" / "skyline.vcl").is_file()
     assert (infra.state_dir / "temporal.db").is_file()
@@ -211,6 +211,15 @@ def test_purging_a_path_never_cached_is_a_successful_no_op(
     # Purging something never cached is still a successful no-op for the purger.
     response = browser.request("PURGE", f"{infra.edge_url}/{bucket}/{_key('never')}")
     assert response.status_code == 200
+
+
+def test_redis_answers_and_keeps_its_data_in_memory_only(infra: EmbeddedStack) -> None:
+    import redis
+
+    client = redis.Redis.from_url(infra.env()["SKYLINE_REDIS_URL"])
+    assert client.ping()
+    assert client.incr("skyline:test:counter") >= 1
+    assert client.config_get("save")["save"] == ""  # nothing to restore after a restart
 
 
 def test_prometheus_is_ready_and_answers_queries(infra: EmbeddedStack, browser: httpx.Client) -> None:

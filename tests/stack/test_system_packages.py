@@ -25,7 +25,7 @@ def test_non_root_gets_the_exact_command(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(system_packages, "find_binary", lambda name: None)
     with pytest.raises(SystemPackagesError) as failure:
         ensure_system_packages(is_root=False, runner=_never)
-    assert "sudo apt-get install -y prometheus varnish" in str(failure.value)
+    assert "sudo apt-get install -y prometheus redis-server varnish" in str(failure.value)
 
 
 def test_root_installs_missing_packages_without_starting_services(
@@ -38,7 +38,9 @@ def test_root_installs_missing_packages_without_starting_services(
     monkeypatch.setattr(
         system_packages,
         "find_binary",
-        lambda name: f"/usr/sbin/{name}" if name in installed or name == "prometheus" else None,
+        lambda name: (
+            f"/usr/sbin/{name}" if name in installed or name in ("prometheus", "redis-server") else None
+        ),
     )
     commands: list[list[str]] = []
 
@@ -55,5 +57,9 @@ def test_root_installs_missing_packages_without_starting_services(
         ["apt-get", "update"],
         ["apt-get", "install", "-y", "--no-install-recommends", "varnish"],
     ]
-    assert paths == {"varnishd": "/usr/sbin/varnishd", "prometheus": "/usr/sbin/prometheus"}
+    assert paths == {
+        "varnishd": "/usr/sbin/varnishd",
+        "prometheus": "/usr/sbin/prometheus",
+        "redis-server": "/usr/sbin/redis-server",
+    }
     assert not policy.exists()

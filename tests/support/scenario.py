@@ -80,6 +80,9 @@ def strategy(**overrides: Any) -> dict[str, Any]:
         # The synthetic traffic of these tests is the canary's alone: judged on
         # guards, with no human needed to confirm (the judge's own tests feed a baseline).
         "first_unit_needs_confirmation": False,
+        # The browsers of these tests all reach the API from 127.0.0.1: one client network,
+        # which the judge would not trust to decide alone (skyline/plausibility.py).
+        "single_network_evidence": True,
     }
     fast.update(overrides)
     return fast
