@@ -30,7 +30,7 @@ from adapters.bundles import (
     tree_hash,
 )
 from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
-from adapters.pins import LEASE, CollectionRunning, LeaseWaitTimeout, PinStore
+from adapters.pins import LEASE, Alive, CollectionRunning, LeaseWaitTimeout, PinStore
 from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
 from skyline.federation import MF_METADATA
 from skyline.manifest import Federation
@@ -105,8 +105,15 @@ class VerifyBundleResult(BaseModel):
 
 class PublishActivities:
     def __init__(
-        self, settings: Settings, s3: S3Client, http: httpx.Client, cdn: CdnProvider | None = None
+        self,
+        settings: Settings,
+        s3: S3Client,
+        http: httpx.Client,
+        cdn: CdnProvider | None = None,
+        alive: Alive | None = None,
     ) -> None:
+        """`alive(workflow_id)`: whether a pin's workflow still runs (None: every pin counts)."""
+        self.alive = alive
         self.settings = settings
         self.s3 = s3
         self.http = http
@@ -312,7 +319,7 @@ class PublishActivities:
         pins = PinStore(self.s3, self.settings.s3_bucket)
         lease = pins.acquire()
         try:
-            return self._unpublish(inp, pins.pinned(None, exclude_workflow=own_workflow), lease.check)
+            return self._unpublish(inp, pins.pinned(self.alive, exclude_workflow=own_workflow), lease.check)
         finally:
             lease.release()
 

@@ -33,6 +33,7 @@ Storage is strongly consistent (S3, MinIO and the embedded server alike), so
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -43,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.storage import PRIVATE_PREFIX, is_missing, is_precondition_failed
 
@@ -249,3 +252,26 @@ class Lease:
             s3.delete_object(Bucket=bucket, Key=LEASE_KEY)
         else:
             log.warning("gc: the lease was taken over before release; left to its new holder")
+
+
+def temporal_alive(temporal: Client, loop: asyncio.AbstractEventLoop) -> Alive:
+    """`alive(workflow_id)` for a deleter's thread (gc in the API, unpublish in the worker), asked
+    of Temporal on the process's event loop.
+
+    Not found: ended long ago (False). Any other failure: unknown (None), so the pin holds."""
+
+    async def describe(workflow_id: str) -> bool | None:
+        try:
+            info = await temporal.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            return False if exc.status == RPCStatusCode.NOT_FOUND else None
+        return info.status == WorkflowExecutionStatus.RUNNING
+
+    def alive(workflow_id: str) -> bool | None:
+        try:
+            return asyncio.run_coroutine_threadsafe(describe(workflow_id), loop).result(timeout=10)
+        except Exception:  # a pin is dropped only on a definite answer
+            log.warning("gc: cannot tell whether %s runs; its pin holds", workflow_id, exc_info=True)
+            return None
+
+    return alive

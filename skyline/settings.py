@@ -16,9 +16,11 @@ rollout's history and the worker's log for them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -265,6 +267,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _embedded_s3_keys(self) -> Settings:
+        """No S3 keys configured: the embedded stack's generated pair, if the state dir holds one
+        (so the CLI, bench and demo reach `make run`'s storage as the worker and API do)."""
+        if {"aws_access_key_id", "aws_secret_access_key"} & self.model_fields_set:
+            return self
+        path = self.state_dir / S3_CREDENTIALS
+        if path.is_file():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                data = json.loads(path.read_text(encoding="utf-8"))
+                self.aws_access_key_id = SecretStr(str(data["access_key_id"]))
+                self.aws_secret_access_key = SecretStr(str(data["secret_access_key"]))
+        return self
+
     @property
     def temporal_uses_tls(self) -> bool:
         if self.temporal_tls is not None:
@@ -292,6 +308,26 @@ class Settings(BaseSettings):
 
     def public_url(self, key: str) -> str:
         return self.edge_url.rstrip("/") + self.edge_path(key)
+
+
+S3_CREDENTIALS = "s3-credentials.json"
+
+
+def generated_s3_keys(path: Path) -> tuple[str, str]:
+    """The embedded S3 server's key pair kept at `path`, generated (0600) on first use."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pair = {
+            "access_key_id": "SKY" + secrets.token_hex(8).upper(),
+            "secret_access_key": secrets.token_urlsafe(30),
+        }
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(pair, out)
+        os.replace(tmp, path)  # never half-written: the server and its clients read the same pair
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return str(data["access_key_id"]), str(data["secret_access_key"])
 
 
 @lru_cache(maxsize=1)

@@ -34,7 +34,7 @@ import boto3
 import httpx
 from botocore.exceptions import ClientError
 
-from skyline.settings import Settings
+from skyline.settings import S3_CREDENTIALS, Settings, generated_s3_keys
 from stack.config import ALERT_RULES, render_prometheus, render_vcl, write_text
 from stack.processes import (
     ManagedProcess,
@@ -280,8 +280,7 @@ class EmbeddedStack:
             "SKYLINE_S3_ENDPOINT_URL": self.s3_endpoint_url,
             "SKYLINE_S3_BUCKET": s.s3_bucket,
             "SKYLINE_S3_REGION": s.s3_region,
-            "SKYLINE_AWS_ACCESS_KEY_ID": s.aws_access_key_id.get_secret_value(),
-            "SKYLINE_AWS_SECRET_ACCESS_KEY": s.aws_secret_access_key.get_secret_value(),
+            **self.s3_credentials(),
             "SKYLINE_CDN_PROVIDER": "varnish",
             "SKYLINE_EDGE_URL": self.edge_url,
             "SKYLINE_VARNISH_PURGE_URL": self.edge_url,
@@ -318,6 +317,16 @@ class EmbeddedStack:
             with os.fdopen(fd, "w", encoding="ascii") as out:
                 out.write(secrets.token_hex(32))
         return path.read_text(encoding="ascii").strip()
+
+    def s3_credentials(self) -> dict[str, str]:
+        """SKYLINE_AWS_* for the embedded S3 server: configured ones, else a key pair generated
+        once into the state dir (0600), the only one the server accepts (stack/s3auth.py)."""
+        s = self.settings
+        if self._configured_keys():
+            pair = (s.aws_access_key_id.get_secret_value(), s.aws_secret_access_key.get_secret_value())
+        else:
+            pair = generated_s3_keys(self.state_dir / S3_CREDENTIALS)
+        return {"SKYLINE_AWS_ACCESS_KEY_ID": pair[0], "SKYLINE_AWS_SECRET_ACCESS_KEY": pair[1]}
 
     def endpoints(self) -> list[tuple[str, str]]:
         """(name, address) of every selected component, for printing."""
@@ -414,6 +423,8 @@ class EmbeddedStack:
             self.python, "-m", "stack.s3server",
             "--host", HOST, "--port", str(self.ports.s3),
             "--data-dir", str(self.storage_dir),
+            "--credentials-file", str(self._credentials_file()),
+            "--bucket", self.settings.s3_bucket,
         ]  # fmt: skip
         process = self._launch("s3", argv, self._python_env(), self._python_cwd())
         wait_until(
@@ -422,14 +433,34 @@ class EmbeddedStack:
         )  # fmt: skip
         self._create_bucket()
 
+    def _configured_keys(self) -> bool:
+        """S3 keys set explicitly: use them, generate nothing. Otherwise every stack on this state
+        dir (a rig starts one per component) shares the generated pair."""
+        return bool({"aws_access_key_id", "aws_secret_access_key"} & self.settings.model_fields_set)
+
+    def _credentials_file(self) -> Path:
+        """The key pair the server accepts: the generated file, or the configured pair (0600)."""
+        keys = self.s3_credentials()
+        if not self._configured_keys():
+            return self.state_dir / S3_CREDENTIALS
+        path = self.state_dir / "config" / "s3-server-credentials.json"
+        body = {
+            "access_key_id": keys["SKYLINE_AWS_ACCESS_KEY_ID"],
+            "secret_access_key": keys["SKYLINE_AWS_SECRET_ACCESS_KEY"],
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(body, out)
+        return path
+
     def _s3_client(self) -> S3Client:
-        s = self.settings
+        keys = self.s3_credentials()
         return boto3.client(
             "s3",
             endpoint_url=self.s3_endpoint_url,
-            region_name=s.s3_region,
-            aws_access_key_id=s.aws_access_key_id.get_secret_value(),
-            aws_secret_access_key=s.aws_secret_access_key.get_secret_value(),
+            region_name=self.settings.s3_region,
+            aws_access_key_id=keys["SKYLINE_AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["SKYLINE_AWS_SECRET_ACCESS_KEY"],
         )
 
     def _create_bucket(self) -> None:

@@ -274,6 +274,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--data-dir", type=Path, required=True, help="where the journal lives")
+    parser.add_argument(
+        "--credentials-file",
+        type=Path,
+        help="JSON {access_key_id, secret_access_key}: only requests signed with it are served, "
+        "besides anonymous reads of the edge's public prefixes (stack/s3auth.py)",
+    )
+    parser.add_argument(
+        "--bucket", default="skyline", help="the bucket whose public prefixes anyone may read"
+    )
     return parser.parse_args(argv)
 
 
@@ -290,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.monotonic() - started:.2f}s",
         flush=True,
     )
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    served: WSGIApp = app
+    if args.credentials_file is not None:
+        from stack.s3auth import KeyPair, SigV4Gate
+
+        keys = KeyPair.load(args.credentials_file)
+        served = SigV4Gate(app, keys, args.bucket, _read_body, INCOMPLETE_BODY)
+    server = make_server(args.host, args.port, served, threaded=True, request_handler=MotoRequestHandler)
 
     def stop(_signum: int, _frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -31,6 +31,7 @@ from activities.publish import PublishActivities
 from activities.schedules import ScheduleActivities
 from adapters.cdn import CdnConfigError, make_cdn_provider
 from adapters.evidence import EvidenceReader
+from adapters.pins import temporal_alive
 from adapters.storage import edge_client, s3_client
 from adapters.temporal import connect
 from skyline import control_proof
@@ -52,7 +53,11 @@ def activities(settings: Settings, client: Client) -> list[Any]:
     provider = make_cdn_provider(settings, http)
     cdn = CdnActivities(settings, provider, http)
     emergency = EmergencyActivities(manifests, cdn)
-    publish = PublishActivities(settings, s3, http, provider)
+    try:  # pins of ended workflows must not keep an untrafficked bundle forever (adapters/pins.py)
+        alive = temporal_alive(client, asyncio.get_running_loop())
+    except RuntimeError:  # built outside the worker's loop (tests): every pin counts
+        alive = None
+    publish = PublishActivities(settings, s3, http, provider, alive)
     metrics = MetricsActivities(
         settings.prometheus_url,
         settings.prometheus_timeout_seconds,

@@ -9,11 +9,9 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.cdn import make_cdn_provider
-from adapters.pins import Alive, CollectionRunning, CorruptPin, LeaseLost
+from adapters.pins import CollectionRunning, CorruptPin, LeaseLost, temporal_alive
 from adapters.retention import CollectionResult, StorageCollector, UnreadableManifest
 from api.access import RANK
 from api.auth import Caller
@@ -42,28 +40,6 @@ class CollectRequest(BaseModel):
         if value is not None and not SLUG.match(value):
             raise ValueError(f"must be {SLUG_HELP} characters (got {value!r})")
         return value
-
-
-def temporal_alive(temporal: Client, loop: asyncio.AbstractEventLoop) -> Alive:
-    """`alive(workflow_id)` for the collector's thread, asked of Temporal on the API's loop.
-
-    Not found: ended long ago (False). Any other failure: unknown (None), so the pin holds."""
-
-    async def describe(workflow_id: str) -> bool | None:
-        try:
-            info = await temporal.get_workflow_handle(workflow_id).describe()
-        except RPCError as exc:
-            return False if exc.status == RPCStatusCode.NOT_FOUND else None
-        return info.status == WorkflowExecutionStatus.RUNNING
-
-    def alive(workflow_id: str) -> bool | None:
-        try:
-            return asyncio.run_coroutine_threadsafe(describe(workflow_id), loop).result(timeout=10)
-        except Exception:  # a pin is dropped only on a definite answer
-            log.warning("gc: cannot tell whether %s runs; its pin holds", workflow_id, exc_info=True)
-            return None
-
-    return alive
 
 
 def edge_purge(settings: Settings) -> Callable[[list[str]], None]:

@@ -44,18 +44,20 @@ def put(s3: Any, settings: Settings) -> Iterator[Put]:
 
 
 async def test_only_the_three_public_prefixes_are_served(
-    edge: httpx.AsyncClient, put: Put, settings: Settings
+    edge: httpx.AsyncClient, put: Put, s3: Any, settings: Settings
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     b = settings.s3_bucket
     secret = json.dumps([{"name": "ada", "role": "admin", "sha256": "0" * 64}]).encode()
     put(f"auth/tokens-{tag}.json", secret, "application/json")
     put(f"uploads/{tag}.tar.gz", b"archive", "application/gzip")
-    public = f"manifests/edge-{tag}/manifest.json"
+    public = f"manifests/edge-{tag}/probe.json"  # no head: gc reads heads, this is none
     put(public, b'{"ok": true}', "application/json")
-    # The origin serves all three to anyone (that is why the edge must choose).
+    # The origin serves objects outside the public prefixes to signed requests only
+    # (stack/s3auth.py; tests/security/test_embedded_storage.py); the edge must choose too.
     async with httpx.AsyncClient(base_url=settings.s3_endpoint_url or "", timeout=10) as origin:
-        assert (await origin.get(f"/{b}/auth/tokens-{tag}.json")).content == secret
+        assert (await origin.get(f"/{b}/auth/tokens-{tag}.json")).status_code == 403
+    assert s3.get_object(Bucket=b, Key=f"auth/tokens-{tag}.json")["Body"].read() == secret
 
     assert (await edge.get(f"/{b}/{public}")).json() == {"ok": True}
     for path in (
@@ -67,14 +69,14 @@ async def test_only_the_three_public_prefixes_are_served(
         f"/{b}/manifests/",
         f"/{b}/bundles/",
         f"/{b}/manifests/edge-{tag}/",
-        f"/{b}/manifests//edge-{tag}/manifest.json",
+        f"/{b}/manifests//edge-{tag}/probe.json",
         f"/{b}/manifests/../auth/tokens-{tag}.json",
         f"/{b}/manifests/./../auth/tokens-{tag}.json",
         f"/{b}/manifests/%2e%2e/auth/tokens-{tag}.json",
         f"/{b}/manifests/..%2fauth%2ftokens-{tag}.json",
         f"/{b}/manifests/..%5cauth%5ctokens-{tag}.json",
-        f"/other-bucket/manifests/edge-{tag}/manifest.json",
-        f"/{b}x/manifests/edge-{tag}/manifest.json",
+        f"/other-bucket/manifests/edge-{tag}/probe.json",
+        f"/{b}x/manifests/edge-{tag}/probe.json",
     ):
         for method in ("GET", "HEAD"):
             response = await edge.request(method, path)
@@ -100,7 +102,7 @@ async def test_s3_sub_resources_never_reach_the_origin(
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     b = settings.s3_bucket
-    key = f"manifests/sub-{tag}/manifest.json"
+    key = f"manifests/sub-{tag}/probe.json"  # no head: gc reads heads, this is none
     put(key, b'{"manifest": 1}', "application/json")
     put(f"auth/tokens-{tag}.json", b'["secret"]', "application/json")
     # On an object: the query is dropped, the object itself is served.

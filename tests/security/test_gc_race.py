@@ -18,9 +18,14 @@ from typing import Any
 
 import httpx
 
-from activities.publish import PublishActivities, PublishBundleInput, PublishBundleResult
+from activities.publish import (
+    PublishActivities,
+    PublishBundleInput,
+    PublishBundleResult,
+    UnpublishBundleInput,
+)
 from adapters.manifest_store import head_key, revision_key
-from adapters.pins import LEASE_KEY, PINS
+from adapters.pins import LEASE_KEY, PINS, PinStore, pin_key
 from adapters.storage import edge_client
 from skyline.manifest import Apartment, ApartmentManifest, Building, Unit, unit_files
 from skyline.retention import key_from_url
@@ -307,3 +312,24 @@ async def test_gc_purges_what_it_deletes_from_the_edge(
     assert result["deleted"] >= 1, result
     assert (await edge.get(path)).status_code == 404
     assert result["purged"] == result["deleted"], result
+
+
+def test_unpublish_keeps_what_another_running_rollout_pinned(s3: Any, settings: Settings) -> None:
+    """The other deleter: a rollout taking back its untrafficked bundle keeps a file another run
+    found stored (dedup) and pinned, though no manifest names it yet; its own pin does not count."""
+    name = unique("pinpub")
+    ours = [f"bundles/{name}/index.300.js", f"bundles/{name}/chunk-P.js"]
+    for key in ours:
+        s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=b"x")
+    pins = PinStore(s3, settings.s3_bucket)
+    pins.pin(f"rollout.{name}-mine", "run", ours)
+    pins.pin(f"rollout.{name}-other", "run", [ours[1]])
+    with edge_client() as http:
+        publisher = PublishActivities(settings, s3, http)
+        request = UnpublishBundleInput(prefix=f"bundles/{name}/", keys=ours, entry_key=ours[0])
+        kept = publisher.unpublish(request, own_workflow=f"rollout.{name}-mine")
+        assert kept.deleted == 0 and "pinned by a running rollout" in (kept.kept_reason or ""), kept
+        s3.delete_object(Bucket=settings.s3_bucket, Key=pin_key(f"rollout.{name}-other", "run"))
+        gone = publisher.unpublish(request, own_workflow=f"rollout.{name}-mine")
+    assert gone.deleted == 2
+    s3.delete_object(Bucket=settings.s3_bucket, Key=pin_key(f"rollout.{name}-mine", "run"))

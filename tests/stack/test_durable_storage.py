@@ -10,6 +10,7 @@ reported, at start-up and by the API.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from temporalio.client import Client
 
 from activities.publish import PublishActivities, PublishBundleInput
@@ -223,13 +227,26 @@ def test_wiped_storage_is_reported_at_start_up_and_by_the_api(tmp_path: Path) ->
         second.stop()
 
 
-def _truncated_put(endpoint: str, path: str, declared: int, sent: bytes) -> bytes:
-    """A PUT whose client dies mid-body: `declared` bytes announced, `sent` written, then EOF."""
-    url = httpx.URL(endpoint)
+def _truncated_put(settings: Settings, path: str, declared: int, sent: bytes) -> bytes:
+    """A PUT whose client dies mid-body: `declared` bytes announced, `sent` written, then EOF.
+
+    Signed as boto3 signs (SigV4 over the whole body it meant to send): the server serves
+    signed requests only (stack/s3auth.py), so this is what a killed worker's request looks like."""
+    assert settings.s3_endpoint_url is not None
+    url = httpx.URL(settings.s3_endpoint_url)
+    whole = sent + b" " * (declared - len(sent))
+    request = AWSRequest(method="PUT", url=f"{settings.s3_endpoint_url}{path}", data=whole)
+    request.headers["Content-Type"] = "application/json"
+    request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(whole).hexdigest()
+    credentials = Credentials(
+        settings.aws_access_key_id.get_secret_value(), settings.aws_secret_access_key.get_secret_value()
+    )
+    S3SigV4Auth(credentials, "s3", settings.s3_region).add_auth(request)
+    signed = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "content-type")
     with socket.create_connection((url.host, url.port), timeout=10) as sock:
         head = (
             f"PUT {path} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nContent-Length: {declared}\r\n"
-            "Content-Type: application/json\r\n\r\n"
+            f"Content-Type: application/json\r\n{signed}\r\n"
         )
         sock.sendall(head.encode() + sent)
         sock.shutdown(socket.SHUT_WR)
@@ -252,9 +269,7 @@ def test_a_put_cut_off_mid_body_stores_nothing(tmp_path: Path) -> None:
         s3.put_object(Bucket=settings.s3_bucket, Key="manifests/shop/manifest.json", Body=b'{"v": 1}')
 
         for key in ("manifests/shop/manifest.json", "manifests/new/manifest.json"):
-            answer = _truncated_put(
-                settings.s3_endpoint_url, f"/{settings.s3_bucket}/{key}", 200, b'{"v": 2, "cut'
-            )
+            answer = _truncated_put(settings, f"/{settings.s3_bucket}/{key}", 200, b'{"v": 2, "cut')
             assert answer.startswith(b"HTTP/1.1 400") and b"IncompleteBody" in answer, answer[:300]
 
         def check() -> None:

@@ -19,8 +19,9 @@ def moto_distribution(settings: Settings, comment: str) -> tuple[CloudFrontClien
         "cloudfront",
         endpoint_url=settings.s3_endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="skyline",
-        aws_secret_access_key="skyline-secret",
+        # the stack's key pair: the embedded server serves signed requests only
+        aws_access_key_id=settings.aws_access_key_id.get_secret_value(),
+        aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
     )
     origin = "skyline-s3"
     dist = client.create_distribution(
