@@ -69,7 +69,9 @@ async def run(
 ) -> AsyncIterator[Run]:
     tag = uuid.uuid4().hex
     secrets = {
-        "SKYLINE_AWS_SECRET_ACCESS_KEY": f"aws-secret-{tag}",
+        # The real one: the embedded S3 server takes signed requests only (stack/s3auth.py), and
+        # it is random per stack, so it is as good a needle for the leak checks as a made-up one.
+        "SKYLINE_AWS_SECRET_ACCESS_KEY": stack.s3_credentials()["SKYLINE_AWS_SECRET_ACCESS_KEY"],
         "SKYLINE_TEMPORAL_API_KEY": f"temporal-api-key-{tag}",
         "SKYLINE_CLOUDFLARE_API_TOKEN": f"cloudflare-token-{tag}",
         "SKYLINE_FASTLY_API_TOKEN": f"fastly-token-{tag}",
