@@ -61,6 +61,12 @@ class Timing:
             "gross_error_absolute": 0.1,
             "latency_margin": 0.25,
             "gross_latency_margin": 0.4,
+            # Likewise the tail: ruling out a p99 regression takes about a thousand canary loads
+            # a step (0 slow loads of n must bound the share under ~1 %), more than three users
+            # give in a demo; the p90 tail, with wide floors, is still judged.
+            "tail_quantiles": [0.9],
+            "tail_margin_absolute": 0.05,
+            "gross_tail_absolute": 0.1,
         }
 
 
