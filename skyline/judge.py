@@ -113,6 +113,7 @@ class Proportion:
     # difference of shares (the median edge: a share near one half).
     kind: Literal["ratio", "difference"] = "ratio"
     subject: str = "failed loads"
+    vital: str | None = None  # a web vital's histogram instead of the load times
     bucket: str = "median"  # which of the baseline's quantiles `edge` stands for
 
     def threshold(self, base_rate: float, gross: bool = False) -> float:
@@ -163,6 +164,8 @@ def _guard_edge(figures: Figures, bound: float) -> float | None:
 def _counts(check: Proportion, figures: Figures) -> tuple[int, int]:
     if check.name == "error_rate":
         return figures.errors, figures.loads
+    if check.vital is not None:
+        figures = figures.vitals.get(check.vital, Figures())
     if check.edge is None:
         return 0, 0
     return figures.slower_than(check.edge), figures.successes
@@ -278,6 +281,7 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
                     subject="loads slower than the baseline's median",
                 )
             )
+        out += _vital_tails(ctx)
         for q, edge in ctx.tail_edges:
             slow, n = base.slower_than(edge), base.successes
             out.append(
@@ -298,6 +302,48 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
         guard = s.max_error_rate if s.max_error_rate is not None else FIRST_UNIT_MAX_ERROR_RATE
         out.append(Proportion("error_rate", 0.0, 0.0, 0.0, 0.0, None, 0, guard))
     return out
+
+
+def _vital_tails(ctx: _Context) -> list[Proportion]:
+    """The tail checks of every web vital the rollout judges, on its histograms: the same rules."""
+    s = ctx.settings
+    assert ctx.base is not None
+    out: list[Proportion] = []
+    for vital in s.vitals:
+        base = ctx.base.vitals.get(vital, Figures())
+        canary = ctx.canary_all.vitals.get(vital, Figures())
+        median = _latency_edge(base, canary)
+        for q, edge in _tail_edges(base, canary, s.tail_quantiles, median) if median is not None else []:
+            slow, n = base.slower_than(edge), base.successes
+            label = _quantile_label(q)
+            out.append(
+                Proportion(
+                    f"{vital}_tail_p{label}",
+                    s.tail_margin_relative,
+                    s.tail_margin_absolute,
+                    s.gross_tail_relative,
+                    s.gross_tail_absolute,
+                    slow / n,
+                    n,
+                    edge=edge,
+                    subject=f"pages with {vital.upper()} over {edge:g} (the baseline's p{label} bucket)",
+                    bucket=f"p{label}",
+                    vital=vital,
+                )
+            )
+    return out
+
+
+def _vitals_missing(ctx: _Context, checks: list[Proportion]) -> str | None:
+    """A vital the rollout judges but that has no tail check (no figures to compare): never a pass."""
+    judged = {c.vital for c in checks if c.vital is not None}
+    missing = [v for v in ctx.settings.vitals if v not in judged]
+    if not missing or ctx.base is None:
+        return None
+    return (
+        f"{', '.join(v.upper() for v in missing)}: not enough web-vitals reports from both variants "
+        "to compare their tails (is the loader's vitals report on?)"
+    )
 
 
 def _windows(ctx: _Context) -> list[tuple[str, Figures, float]]:
@@ -610,7 +656,12 @@ def _results(ctx: _Context, checks: list[Proportion], alpha: float) -> list[Chec
         base_rate = check.base_rate
         detail = f"canary {_pct(bad / n)} of {n}" if n else "no canary loads"
         if check.edge is not None:
-            detail += f" slower than {check.edge:g}s (the baseline's {check.bucket} bucket)"
+            over = (
+                f"{check.vital.upper()} over {check.edge:g}"
+                if check.vital
+                else f"slower than {check.edge:g}s"
+            )
+            detail += f" {over} (the baseline's {check.bucket} bucket)"
         if base_rate is not None:
             detail += f" vs baseline {_pct(base_rate)} ({ctx.basis})"
         out.append(
@@ -722,6 +773,9 @@ def _conclude(
         )
     if ratio_open:
         return hold("; ".join(ratio_open))
+    no_vitals = _vitals_missing(ctx, checks) if checks else None
+    if no_vitals:
+        return hold(no_vitals)
     if checks:
         worse = _turned_worse(ctx, checks, s.alpha / 2)
         if worse:
