@@ -287,7 +287,7 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
             out.append(
                 Proportion(
                     f"load_tail_p{_quantile_label(q)}",
-                    s.tail_margin_relative,
+                    tail_margin(s.tail_margin_relative, q),
                     s.tail_margin_absolute,
                     s.gross_tail_relative,
                     s.gross_tail_absolute,
@@ -302,6 +302,18 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
         guard = s.max_error_rate if s.max_error_rate is not None else FIRST_UNIT_MAX_ERROR_RATE
         out.append(Proportion("error_rate", 0.0, 0.0, 0.0, 0.0, None, 0, guard))
     return out
+
+
+def tail_margin(relative: float, q: float) -> float:
+    """The relative margin at the baseline's q edge: `relative` at p90, growing further out.
+
+    Scaled by sqrt(0.1 / (1 - q)) (p95 x1.41, p99 x3.16): the share beyond an
+    edge shrinks tenfold from p90 to p99, and with it the loads that can show a
+    ratio; a tail regression moves the far shares by much more than that
+    (loads 3x slower or more land beyond them), so the far edges still catch it,
+    and a good canary needs no more loads there than at p90 to be promoted.
+    """
+    return relative * math.sqrt(0.1 / (1 - q))
 
 
 def _vital_tails(ctx: _Context) -> list[Proportion]:
@@ -319,7 +331,7 @@ def _vital_tails(ctx: _Context) -> list[Proportion]:
             out.append(
                 Proportion(
                     f"{vital}_tail_p{label}",
-                    s.tail_margin_relative,
+                    tail_margin(s.tail_margin_relative, q),
                     s.tail_margin_absolute,
                     s.gross_tail_relative,
                     s.gross_tail_absolute,
@@ -615,11 +627,13 @@ def _not_ruled_out(
         limit = check.threshold(rate_b, gross=not final)
         relative = check.gross_relative if not final else check.relative
         if limit - rate_b > relative * rate_b * 1.0001:
-            # The absolute floor dominates (a rarely failing baseline): the canary
-            # against the floor over the base's lower bound, one sample.
-            base_low = bounds(x_b, n_b, alpha / 2).lower
-            limit = check.threshold(base_low, gross=not final)
-            p = bound_pvalue(bad, n, limit) * 2
+            # The absolute floor dominates (a rarely failing baseline): the
+            # difference of the two rates against the floor, both samples' noise
+            # in one test (Agresti-Caffo), rather than the canary against the floor
+            # over the base's lower bound, which spends alpha twice.
+            floor = check.gross_absolute if not final else check.absolute
+            limit = min(1.0, x_b / n_b + floor)
+            p = difference_pvalue(bad, n, x_b, n_b, floor)
         else:
             p = ratio_pvalue(bad, n, x_b, n_b, limit / rate_b)
     else:
