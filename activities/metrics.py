@@ -15,7 +15,7 @@ from urllib3.util.retry import Retry
 
 from adapters.evidence import EvidenceReader, gather_evidence
 from skyline.analysis import Observation, judge_check, summarize, template_values
-from skyline.checks import LOAD_SECONDS, LOADS, MetricCheck, render
+from skyline.checks import LOAD_SECONDS, LOADS, VITALS, MetricCheck, render
 from skyline.figures import INF, CheckFigures, Figures, Look, Observed
 from skyline.health import components, health_score
 from skyline.rollout import CheckResult, Verdict
@@ -60,6 +60,8 @@ class GatherFiguresInput(BaseModel):
     reference_offset_seconds: float | None = None
     # The look that ends the bake: first wait for Prometheus to scrape past it.
     settle: bool = False
+    # Web vitals to read as well (lcp, inp, cls): the rollout judges their tails.
+    vitals: list[str] = []
 
 
 class GatherFiguresResult(BaseModel):
@@ -179,7 +181,12 @@ class MetricsActivities:
         rng = f"[{max(1, round(seconds))}s]" + (f" offset {round(offset)}s" if offset > 0 else "")
         outcomes = self._vector(f"sum by (outcome) (increase({LOADS}{{{sel}}}{rng}))", "outcome", at)
         buckets = self._vector(f"sum by (le) (increase({LOAD_SECONDS}{{{sel}}}{rng}))", "le", at)
-        return _figures(outcomes, buckets)
+        vitals = {
+            name: _vital(self._vector(f"sum by (le) (increase({VITALS[name]}{{{sel}}}{rng}))", "le", at))
+            for name in inp.vitals
+            if name in VITALS
+        }
+        return _figures(outcomes, buckets).model_copy(update={"vitals": vitals})
 
     def since(
         self, inp: GatherFiguresInput, version: str, started: float, at: float | None = None
@@ -204,10 +211,19 @@ class MetricsActivities:
         )
         if reset:
             return self.figures(inp, version, (at or time.time()) - started, at=at)
+        vitals: dict[str, Figures] = {}
+        for name in inp.vitals:
+            if name not in VITALS:
+                continue
+            now_v = self._vector(f"sum by (le) ({VITALS[name]}{{{sel}}})", "le", at)
+            then_v = self._vector(f"sum by (le) ({VITALS[name]}{{{sel}}}{then})", "le", at)
+            if any(then_v.get(k, 0) > v for k, v in now_v.items()):
+                return self.figures(inp, version, (at or time.time()) - started, at=at)
+            vitals[name] = _vital({k: v - then_v.get(k, 0) for k, v in now_v.items()})
         return _figures(
             {k: v - outcomes_then.get(k, 0) for k, v in outcomes.items()},
             {k: v - buckets_then.get(k, 0) for k, v in buckets.items()},
-        )
+        ).model_copy(update={"vitals": vitals})
 
     def _custom(self, inp: GatherFiguresInput, at: float | None) -> dict[str, CheckFigures]:
         out: dict[str, CheckFigures] = {}
@@ -317,6 +333,12 @@ def _figures(outcomes: dict[str, float], buckets: dict[str, float]) -> Figures:
     if histogram:
         histogram[INF] = float(max(0, loads - errors))
     return Figures(loads=loads, errors=errors, load_seconds=histogram)
+
+
+def _vital(buckets: dict[str, float]) -> Figures:
+    """A web vital's histogram as figures: every report a 'load', none failed."""
+    histogram = {(INF if k in ("+Inf", "Inf") else k): max(0.0, v) for k, v in buckets.items()}
+    return Figures(loads=round(histogram.get(INF, 0.0)), load_seconds=histogram)
 
 
 def _observed(obs: Observation) -> Observed:

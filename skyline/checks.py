@@ -20,6 +20,12 @@ BUILTIN_ARGS = frozenset(
 
 LOADS = "skyline_unit_loads_total"
 LOAD_SECONDS = "skyline_unit_load_seconds_bucket"
+# The web vitals' histograms (api/beacons.py), by the name a rollout's `vitals` setting uses.
+VITALS = {
+    "lcp": "skyline_web_vitals_lcp_seconds_bucket",
+    "inp": "skyline_web_vitals_inp_seconds_bucket",
+    "cls": "skyline_web_vitals_cls_bucket",
+}
 _SEL = 'apartment="{apartment}",building="{building}",unit="{unit}",version="{version}"'
 
 

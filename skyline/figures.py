@@ -5,7 +5,9 @@ This is also the public format of `skyline judge replay` and of a rollout's
 
 Figures are cumulative since the step began: loads, failed loads, and the
 cumulative histogram of successful loads keyed by Prometheus' `le` label
-(`"+Inf"` equals loads - errors). Any bucket bounds are accepted.
+(`"+Inf"` equals loads - errors). Any bucket bounds are accepted. Optional
+`vitals` holds the web vitals' histograms in the same shape (`loads` = pages
+that reported the vital, `errors` 0), for rollouts that judge them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Figures(BaseModel):
     loads: int = Field(default=0, ge=0)
     errors: int = Field(default=0, ge=0)
     load_seconds: dict[str, float] = Field(default_factory=dict)
+    vitals: dict[str, Figures] = Field(default_factory=dict, description="lcp, inp, cls histograms")
 
     @field_validator("loads", "errors", mode="before")
     @classmethod
@@ -83,6 +86,10 @@ class Figures(BaseModel):
             loads=self.loads + other.loads,
             errors=self.errors + other.errors,
             load_seconds={k: self.load_seconds.get(k, 0) + other.load_seconds.get(k, 0) for k in keys},
+            vitals={
+                name: self.vitals.get(name, Figures()).plus(other.vitals.get(name))
+                for name in set(self.vitals) | set(other.vitals)
+            },
         )
 
     def minus(self, other: Figures | None) -> Figures:
@@ -104,6 +111,7 @@ class Figures(BaseModel):
                 k: max(0.0, min(v, mine) - min(other.load_seconds.get(k, 0.0), theirs))
                 for k, v in self.load_seconds.items()
             },
+            vitals={name: v.minus(other.vitals.get(name)) for name, v in self.vitals.items()},
         )
 
 

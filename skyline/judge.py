@@ -114,6 +114,7 @@ class Proportion:
     # difference of shares (the median edge: a share near one half).
     kind: Literal["ratio", "difference"] = "ratio"
     subject: str = "failed loads"
+    vital: str | None = None  # a web vital's histogram instead of the load times
     bucket: str = "median"  # which of the baseline's quantiles `edge` stands for
 
     def threshold(self, base_rate: float, gross: bool = False) -> float:
@@ -164,6 +165,8 @@ def _guard_edge(figures: Figures, bound: float) -> float | None:
 def _counts(check: Proportion, figures: Figures) -> tuple[int, int]:
     if check.name == "error_rate":
         return figures.errors, figures.loads
+    if check.vital is not None:
+        figures = figures.vitals.get(check.vital, Figures())
     if check.edge is None:
         return 0, 0
     return figures.slower_than(check.edge), figures.successes
@@ -279,12 +282,13 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
                     subject="loads slower than the baseline's median",
                 )
             )
+        out += _vital_tails(ctx)
         for q, edge in ctx.tail_edges:
             slow, n = base.slower_than(edge), base.successes
             out.append(
                 Proportion(
                     f"load_tail_p{_quantile_label(q)}",
-                    s.tail_margin_relative,
+                    tail_margin(s.tail_margin_relative, q),
                     s.tail_margin_absolute,
                     s.gross_tail_relative,
                     s.gross_tail_absolute,
@@ -299,6 +303,60 @@ def _proportions(ctx: _Context, alpha: float) -> list[Proportion]:
         guard = s.max_error_rate if s.max_error_rate is not None else FIRST_UNIT_MAX_ERROR_RATE
         out.append(Proportion("error_rate", 0.0, 0.0, 0.0, 0.0, None, 0, guard))
     return out
+
+
+def tail_margin(relative: float, q: float) -> float:
+    """The relative margin at the baseline's q edge: `relative` at p90, growing further out.
+
+    Scaled by sqrt(0.1 / (1 - q)) (p95 x1.41, p99 x3.16): the share beyond an
+    edge shrinks tenfold from p90 to p99, and with it the loads that can show a
+    ratio; a tail regression moves the far shares by much more than that
+    (loads 3x slower or more land beyond them), so the far edges still catch it,
+    and a good canary needs no more loads there than at p90 to be promoted.
+    """
+    return relative * math.sqrt(0.1 / (1 - q))
+
+
+def _vital_tails(ctx: _Context) -> list[Proportion]:
+    """The tail checks of every web vital the rollout judges, on its histograms: the same rules."""
+    s = ctx.settings
+    assert ctx.base is not None
+    out: list[Proportion] = []
+    for vital in s.vitals:
+        base = ctx.base.vitals.get(vital, Figures())
+        canary = ctx.canary_all.vitals.get(vital, Figures())
+        median = _latency_edge(base, canary)
+        for q, edge in _tail_edges(base, canary, s.tail_quantiles, median) if median is not None else []:
+            slow, n = base.slower_than(edge), base.successes
+            label = _quantile_label(q)
+            out.append(
+                Proportion(
+                    f"{vital}_tail_p{label}",
+                    tail_margin(s.tail_margin_relative, q),
+                    s.tail_margin_absolute,
+                    s.gross_tail_relative,
+                    s.gross_tail_absolute,
+                    slow / n,
+                    n,
+                    edge=edge,
+                    subject=f"pages with {vital.upper()} over {edge:g} (the baseline's p{label} bucket)",
+                    bucket=f"p{label}",
+                    vital=vital,
+                )
+            )
+    return out
+
+
+def _vitals_missing(ctx: _Context, checks: list[Proportion]) -> str | None:
+    """A vital the rollout judges but that has no tail check (no figures to compare): never a pass."""
+    judged = {c.vital for c in checks if c.vital is not None}
+    missing = [v for v in ctx.settings.vitals if v not in judged]
+    if not missing or ctx.base is None:
+        return None
+    return (
+        f"{', '.join(v.upper() for v in missing)}: not enough web-vitals reports from both variants "
+        "to compare their tails (is the loader's vitals report on?)"
+    )
 
 
 def _windows(ctx: _Context) -> list[tuple[str, Figures, float]]:
@@ -570,11 +628,13 @@ def _not_ruled_out(
         limit = check.threshold(rate_b, gross=not final)
         relative = check.gross_relative if not final else check.relative
         if limit - rate_b > relative * rate_b * 1.0001:
-            # The absolute floor dominates (a rarely failing baseline): the canary
-            # against the floor over the base's lower bound, one sample.
-            base_low = bounds(x_b, n_b, alpha / 2).lower
-            limit = check.threshold(base_low, gross=not final)
-            p = bound_pvalue(bad, n, limit) * 2
+            # The absolute floor dominates (a rarely failing baseline): the
+            # difference of the two rates against the floor, both samples' noise
+            # in one test (Agresti-Caffo), rather than the canary against the floor
+            # over the base's lower bound, which spends alpha twice.
+            floor = check.gross_absolute if not final else check.absolute
+            limit = min(1.0, x_b / n_b + floor)
+            p = difference_pvalue(bad, n, x_b, n_b, floor)
         else:
             p = ratio_pvalue(bad, n, x_b, n_b, limit / rate_b)
     else:
@@ -611,7 +671,12 @@ def _results(ctx: _Context, checks: list[Proportion], alpha: float) -> list[Chec
         base_rate = check.base_rate
         detail = f"canary {_pct(bad / n)} of {n}" if n else "no canary loads"
         if check.edge is not None:
-            detail += f" slower than {check.edge:g}s (the baseline's {check.bucket} bucket)"
+            over = (
+                f"{check.vital.upper()} over {check.edge:g}"
+                if check.vital
+                else f"slower than {check.edge:g}s"
+            )
+            detail += f" {over} (the baseline's {check.bucket} bucket)"
         if base_rate is not None:
             detail += f" vs baseline {_pct(base_rate)} ({ctx.basis})"
         out.append(
@@ -730,6 +795,9 @@ def _conclude(
         )
     if ratio_open:
         return hold("; ".join(ratio_open))
+    no_vitals = _vitals_missing(ctx, checks) if checks else None
+    if no_vitals:
+        return hold(no_vitals)
     if checks:
         worse = _turned_worse(ctx, checks, s.alpha / 2)
         if worse:

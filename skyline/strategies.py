@@ -75,7 +75,12 @@ class AnalysisSettings(BaseModel):
         ge=0,
         description="gross harm in the tail: the baseline's share x (1 + this) ...",
     )
-    gross_tail_absolute: float = Field(default=0.01, ge=0, le=1, description="... or + this")
+    gross_tail_absolute: float = Field(default=0.005, ge=0, le=1, description="... or + this")
+    vitals: list[Literal["lcp", "inp", "cls"]] = Field(
+        default_factory=list,
+        description="web vitals judged like load time's tail, against the baseline's "
+        "(needs the loader's web-vitals reports; no figures holds)",
+    )
     max_error_rate: float | None = Field(
         default=None, ge=0, le=1, description="optional guard: failed loads / loads"
     )

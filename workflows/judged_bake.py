@@ -77,6 +77,7 @@ class JudgedBake(RolloutBook):
             checks=strategy.checks,
             reference_offset_seconds=(now - self._status.started_at.timestamp()) if need_reference else None,
             settle=ends_bake,
+            vitals=list(strategy.vitals),
         )
         try:
             result = await workflow.execute_activity_method(

@@ -93,3 +93,23 @@ def test_every_query_of_a_look_is_evaluated_at_one_time(rum: RumTarget, settings
     assert figures.loads == round(at_pin(f"sum({LOADS}{{{sel}}})") - then) > 0
     # the histogram was read at the same scrape: no load is slower than its top bucket
     assert figures.slower_than(5.0) == 0, figures
+
+
+def test_a_look_reads_the_web_vitals_the_rollout_judges(rum: RumTarget, settings: Settings) -> None:
+    """vitals=["lcp"]: the LCP histogram since the step began, beside the loads (issue 27)."""
+    apartment = unique("vitals")
+    metrics = MetricsActivities(settings.prometheus_url, 5, settle_seconds=10)
+    started = time.time()
+    with rum.traffic(apartment, "header", "header", "2.0.0", loads_per_tick=10, lcp_seconds=3.0):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "2.0.0")
+        inp = look(apartment, time.time() - started, settle=True).model_copy(update={"vitals": ["lcp"]})
+        result = ActivityEnvironment().run(metrics.gather_figures, inp)
+        plain = ActivityEnvironment().run(
+            metrics.gather_figures, look(apartment, time.time() - started, True)
+        )
+    canary = result.look.canary
+    assert canary is not None and canary.loads > 0
+    lcp = canary.vitals["lcp"]
+    # one LCP report per load, every one of them 3 s: none at or under 2.5 s, all under 4 s
+    assert lcp.loads > 0 and lcp.slower_than(2.5) == lcp.loads and lcp.slower_than(4.0) == 0, lcp
+    assert plain.look.canary is not None and plain.look.canary.vitals == {}

@@ -138,3 +138,51 @@ def test_a_window_between_two_looks_reads_no_slow_load_that_neither_look_has() -
     window = second.minus(first)
     assert window.loads == 1000
     assert window.slower_than(0.25) == 0 and window.slower_than(0.5) == 0
+
+
+# ----- web vitals -------------------------------------------------------------------------------
+
+
+LCP_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
+
+
+def lcp(pages: int, median: float, tail: float = 0.0, factor: float = 1.0) -> dict[str, Any]:
+    """An LCP histogram (log-normal, sigma 0.4) as figures: every report a 'load'."""
+
+    def below(edge: float, scale: float) -> float:
+        return 0.5 * (1 + math.erf(math.log(edge / (median * scale)) / (0.4 * math.sqrt(2))))
+
+    hist = {
+        f"{e:g}": float(round(pages * ((1 - tail) * below(e, 1) + tail * below(e, factor))))
+        for e in LCP_EDGES
+    }
+    hist["+Inf"] = float(pages)
+    return {"loads": pages, "errors": 0, "load_seconds": hist}
+
+
+def with_vitals(figures: dict[str, Any], vitals: dict[str, Any] | None) -> dict[str, Any]:
+    return {**figures, "vitals": {"lcp": vitals}} if vitals is not None else figures
+
+
+def test_a_web_vital_tail_regression_is_rolled_back_where_the_vitals_check_is_on() -> None:
+    base = with_vitals(BASE, lcp(80_000, 1.2))
+    canary = with_vitals(lognormal(20_000, 0.15, 0.5), lcp(10_000, 1.2, tail=0.1, factor=4))
+    on = {**DEFAULTS, "vitals": ["lcp"]}
+    # one look with all the figures (the test helper's scaled looks carry no vitals)
+    verdict = judge_step(doc([canary], [base], analysis=on))
+    assert verdict.decision == "rollback" and verdict.reason.startswith("lcp_tail_p"), verdict.reason
+    # off (the default), the vitals are not judged: the loads alone are fine
+    assert judge_step(doc([canary], [base], analysis=DEFAULTS)).decision == "promote"
+    # the same LCP for both: promoted, with the LCP tail checks reported
+    same = with_vitals(lognormal(20_000, 0.15, 0.5), lcp(40_000, 1.2))
+    good = judge_step(doc([same], [base], analysis=on))
+    assert good.decision == "promote", good.reason
+    assert {"lcp_tail_p90", "lcp_tail_p99"} <= {c.name for c in good.checks}
+
+
+def test_a_vitals_check_without_vitals_holds_rather_than_passes() -> None:
+    on = {**DEFAULTS, "vitals": ["lcp"]}
+    verdict = judge_step(doc(lognormal(20_000, 0.15, 0.5), BASE, analysis=on))
+    assert verdict.decision == "hold" and verdict.reason.startswith("LCP: not enough web-vitals"), (
+        verdict.reason
+    )

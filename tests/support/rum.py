@@ -1,7 +1,8 @@
 """A real Prometheus scrape target whose browser-load metrics a test controls.
 
 It exposes the same series the RUM beacon endpoint exports
-(skyline_unit_loads_total, skyline_unit_load_seconds), and a background
+(skyline_unit_loads_total, skyline_unit_load_seconds, and the LCP histogram
+skyline_web_vitals_lcp_seconds when a flow reports one), and a background
 thread keeps loads flowing so rate() has something to measure.
 """
 
@@ -29,6 +30,7 @@ class Traffic:
     loads_per_tick: int
     error_ratio: float
     load_seconds: float
+    lcp_seconds: float | None = None
 
 
 class RumTarget:
@@ -42,6 +44,13 @@ class RumTarget:
             "unit load time",
             LABELS,
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.lcp = Histogram(
+            "skyline_web_vitals_lcp_seconds",
+            "Largest Contentful Paint",
+            LABELS,
+            buckets=(0.5, 1.0, 2.5, 4.0, 10.0),
             registry=self.registry,
         )
         self.port = port
@@ -64,6 +73,8 @@ class RumTarget:
                 self.loads.labels(*flow.labels, "load_error").inc(errors)
             for _ in range(flow.loads_per_tick):
                 self.seconds.labels(*flow.labels).observe(flow.load_seconds * random.uniform(0.8, 1.0))
+                if flow.lcp_seconds is not None:
+                    self.lcp.labels(*flow.labels).observe(flow.lcp_seconds)
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
@@ -80,9 +91,12 @@ class RumTarget:
         loads_per_tick: int = 10,
         error_ratio: float = 0.0,
         load_seconds: float = 0.2,
+        lcp_seconds: float | None = None,
     ) -> Iterator[None]:
         key = next(self._keys)
-        flow = Traffic((apartment, building, unit, version), loads_per_tick, error_ratio, load_seconds)
+        flow = Traffic(
+            (apartment, building, unit, version), loads_per_tick, error_ratio, load_seconds, lcp_seconds
+        )
         with self._lock:
             self._flows[key] = flow
         try:
