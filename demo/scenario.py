@@ -61,12 +61,12 @@ class Timing:
             "gross_error_absolute": 0.1,
             "latency_margin": 0.25,
             "gross_latency_margin": 0.4,
-            # Likewise the tail: ruling out a p99 regression takes about a thousand canary loads
-            # a step (0 slow loads of n must bound the share under ~1 %), more than three users
-            # give in a demo; the p90 tail, with wide floors, is still judged.
-            "tail_quantiles": [0.9],
-            "tail_margin_absolute": 0.05,
-            "gross_tail_absolute": 0.1,
+            # No tail checks: ruling out a p99 regression takes about a thousand canary loads a
+            # step, more than three users give, and the demo's load times are Chromium's on a
+            # shared machine, whose tail drifts between steps with whatever else runs (the p90
+            # check held a healthy canary at 100 % on 17 % of loads past 0.1 s). Tails are shown
+            # by the judgement benchmark and tests/e2e/test_judgement.py; max_p99_seconds stays.
+            "tail_quantiles": [],
         }
 
 

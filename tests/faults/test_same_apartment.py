@@ -22,13 +22,14 @@ BUILDINGS = [f"b{i:02d}" for i in range(50)]
 STEPS = [50, 100]  # two weights and the promotion: three writes per rollout on one head
 
 
+@pytest.mark.timeout(600)
 async def test_fifty_buildings_of_one_apartment_at_once_lose_no_update(
     rig: Rig, rig_api: httpx.AsyncClient, client: Client, loads: SyntheticRum, tmp_path: Path
 ) -> None:
     bundle = make_bundle(tmp_path / "bundle", "same-apartment")
     apartment = await healthy_apartment(rig, rig_api, loads, BUILDINGS, prefix="crowd")
     ids = await start_all(rig_api, bundle, apartment, BUILDINGS, steps=STEPS, bake_seconds=1)
-    finals = await bounded_gather(50, [partial(wait_status, client, r, terminal, 200) for r in ids])
+    finals = await bounded_gather(50, [partial(wait_status, client, r, terminal, 420) for r in ids])
     assert [(f.building, f.state) for f in finals] == [(b, "succeeded") for b in BUILDINGS], [
         (f.building, f.reason) for f in finals if f.state != "succeeded"
     ]
