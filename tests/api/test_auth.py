@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +13,8 @@ import pytest_asyncio
 
 from api.auth import hash_token, token_key
 from stack.embedded import EmbeddedStack
-from stack.processes import ManagedProcess, free_port, wait_until
 from tests.support.scenario import create_apartment, make_bundle, parked_strategy
+from tests.support.secured import api_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,28 +24,10 @@ NAMES = {"viewer": "vera", "deployer": "dev", "admin": "ada"}
 
 @pytest.fixture(scope="module")
 def secured_url(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    logs = tmp_path_factory.mktemp("secured-api")
-    env = {
-        **os.environ,
-        **stack.env(),
-        "SKYLINE_API_PORT": str(port),
-        "SKYLINE_AUTH_TOKENS": json.dumps([f"{NAMES[r]}:{r}:{hash_token(t)}" for r, t in TOKENS.items()]),
-    }
-    process = ManagedProcess(
-        "secured-api",
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        logs / "api.log",
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 60, "secured api", process)
+    tokens = json.dumps([f"{NAMES[r]}:{r}:{hash_token(t)}" for r, t in TOKENS.items()])
+    log = tmp_path_factory.mktemp("secured-api") / "api.log"
+    with api_process(stack, log, {"SKYLINE_AUTH_TOKENS": tokens}, "secured-api") as (url, _):
         yield url
-    finally:
-        process.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

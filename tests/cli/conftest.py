@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -17,7 +13,7 @@ from api.auth import hash_token
 from cli.main import app
 from skyline.settings import Settings
 from stack.embedded import EmbeddedStack
-from stack.processes import ManagedProcess, free_port, wait_until
+from tests.support.secured import api_process
 
 ADMIN_TOKEN = "tok-cli-admin"
 
@@ -67,24 +63,7 @@ def cli(api_url: str) -> Cli:
 @pytest.fixture(scope="module")
 def secured_url(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second API process over the same stack, with auth on and one configured admin."""
-    port = free_port()
-    env = {
-        **os.environ,
-        **stack.env(),
-        "SKYLINE_API_PORT": str(port),
-        "SKYLINE_AUTH_TOKENS": json.dumps([f"cli-admin:admin:{hash_token(ADMIN_TOKEN)}"]),
-    }
-    process = ManagedProcess(
-        "cli-secured-api",
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        tmp_path_factory.mktemp("cli-secured-api") / "api.log",
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 60, "secured api", process)
+    tokens = json.dumps([f"cli-admin:admin:{hash_token(ADMIN_TOKEN)}"])
+    log = tmp_path_factory.mktemp("cli-secured-api") / "api.log"
+    with api_process(stack, log, {"SKYLINE_AUTH_TOKENS": tokens}, "cli-secured-api") as (url, _):
         yield url
-    finally:
-        process.stop()

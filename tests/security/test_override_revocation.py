@@ -10,11 +10,8 @@ The browser side (the loader forgets a revoked link) is tests/browser/test_overr
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +20,9 @@ import pytest
 from api.overrides import REVOKED_PREFIX, OverrideRevocations, OverrideSigner, token_digest
 from skyline.settings import Settings
 from stack.embedded import EmbeddedStack
-from stack.processes import ManagedProcess, free_port, wait_until
 from tests.api.test_overrides import key_of, tamper
 from tests.support.scenario import create_apartment
+from tests.support.secured import api_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -34,27 +31,9 @@ BOUND = 1.0  # SKYLINE_TOKEN_CACHE_SECONDS of the second API process
 
 @pytest.fixture(scope="module")
 def replica(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **stack.env(),
-        "SKYLINE_API_PORT": str(port),
-        "SKYLINE_TOKEN_CACHE_SECONDS": str(BOUND),
-    }
-    process = ManagedProcess(
-        "override-replica",
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        tmp_path_factory.mktemp("override-replica") / "api.log",
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 60, "replica api", process)
+    log = tmp_path_factory.mktemp("override-replica") / "api.log"
+    with api_process(stack, log, {"SKYLINE_TOKEN_CACHE_SECONDS": str(BOUND)}, "override-replica") as (url, _):
         yield url
-    finally:
-        process.stop()
 
 
 async def issue(api: httpx.AsyncClient, apartment: str, **extra: Any) -> dict[str, Any]:

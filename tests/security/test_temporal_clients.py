@@ -11,8 +11,6 @@ second API process with auth on.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +26,8 @@ from api.auth import hash_token
 from skyline import control_proof
 from skyline.rollout import UNVERIFIED, ControlRequest, PromoteRequest
 from stack.embedded import EmbeddedStack
-from stack.processes import ManagedProcess, free_port, wait_until
 from tests.support.scenario import create_apartment, make_bundle, parked_strategy, wait_state
+from tests.support.secured import api_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -39,27 +37,10 @@ NAMES = {"deployer": "dana", "admin": "root-ada"}
 
 @pytest.fixture(scope="module")
 def secured_url(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **stack.env(),
-        "SKYLINE_API_PORT": str(port),
-        "SKYLINE_AUTH_TOKENS": json.dumps([f"{NAMES[r]}:{r}:{hash_token(t)}" for r, t in TOKENS.items()]),
-    }
-    process = ManagedProcess(
-        "control-api",
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        tmp_path_factory.mktemp("control-api") / "api.log",
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 60, "control api", process)
+    tokens = json.dumps([f"{NAMES[r]}:{r}:{hash_token(t)}" for r, t in TOKENS.items()])
+    log = tmp_path_factory.mktemp("control-api") / "api.log"
+    with api_process(stack, log, {"SKYLINE_AUTH_TOKENS": tokens}, "control-api") as (url, _):
         yield url
-    finally:
-        process.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -30,29 +30,33 @@ def auth_tokens_env() -> str:
 
 
 @contextmanager
-def secured_api(
-    stack: EmbeddedStack, logs: Path, extra_env: Mapping[str, str] | None = None
+def api_process(
+    stack: EmbeddedStack, log: Path, env: Mapping[str, str], name: str = "api"
 ) -> Iterator[tuple[str, ManagedProcess]]:
-    """uvicorn api.main:app on a free loopback port with SKYLINE_AUTH_TOKENS set; yields its URL."""
+    """uvicorn api.main:app over the session stack on a free loopback port, with `env` on top of
+    the stack's environment; yields its URL once /healthz answers, stops it after."""
     port = free_port()
-    env = {
-        **os.environ,
-        **stack.env(),
-        "SKYLINE_API_PORT": str(port),
-        "SKYLINE_AUTH_TOKENS": auth_tokens_env(),
-        **(extra_env or {}),
-    }
     process = ManagedProcess(
-        "secured-api",
+        name,
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        logs / "api.log",
-        env=env,
+        log,
+        env={**os.environ, **stack.env(), "SKYLINE_API_PORT": str(port), **env},
         cwd=ROOT,
     )
     process.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 60, "secured api", process)
+        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 60, name, process)
         yield url, process
     finally:
         process.stop()
+
+
+@contextmanager
+def secured_api(
+    stack: EmbeddedStack, logs: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """An API process with SKYLINE_AUTH_TOKENS set to the tokens above; yields its URL."""
+    env = {"SKYLINE_AUTH_TOKENS": auth_tokens_env(), **(extra_env or {})}
+    with api_process(stack, logs / "api.log", env, "secured-api") as running:
+        yield running
