@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from skyline.manifest import ApartmentManifest, unit_key
+from skyline.split import bucket_of, in_percentage
 
 DOMAIN = b"skyline-beacon-v1."
+BUCKET_DOMAIN = b"skyline-bucket-v1."
 MAX_TOKEN_CHARS = 4096
 
 TokenProblem = Literal["missing", "malformed", "signature", "expired", "apartment", "unit"]
@@ -89,6 +91,33 @@ def loadable_units(manifest: ApartmentManifest, apartment: str) -> dict[str, lis
     return out
 
 
+def assigned_units(
+    manifest: ApartmentManifest, apartment: str, bucket_id: str | None
+) -> dict[str, list[str]]:
+    """building -> the unit keys a page with this bucket id may report on: the unit the split
+    gives the bucket (skyline/split.py, the loader's computation) and the active unit, its
+    fallback after a canary failure (and the unit of a page the criteria exclude). Without a
+    bucket id (a first visit: the page split before it had a key) the active unit alone."""
+    found = manifest.apartments.get(apartment)
+    if found is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for building_id, building in sorted(found.buildings.items()):
+        active = building.active()
+        keys = [] if active is None else [active.id]
+        canary = building.canary()
+        if (
+            bucket_id is not None
+            and canary is not None
+            and canary.rollout is not None
+            and in_percentage(bucket_of(bucket_id, apartment, building_id), canary.rollout.percentage)
+        ):
+            keys.append(canary.id)
+        if keys:
+            out[building_id] = sorted(set(keys))
+    return out
+
+
 class HmacCodec:
     """`base64url(claims JSON) "." base64url(HMAC-SHA256(key, domain + claims part))`.
 
@@ -130,6 +159,32 @@ class HmacCodec:
 
 def _unit_sets(raw: Any) -> dict[str, frozenset[str]]:
     return {str(b): frozenset(str(k) for k in keys) for b, keys in raw.items()}
+
+
+class BucketKeys:
+    """Bucket keys: the split id of one browser, chosen and signed by the API.
+
+    `base64url({"k": id}) "." HMAC(key, "skyline-bucket-v1." + payload)`. The loader keeps
+    the key (localStorage) and splits by its id, as skyline/split.py does with a user id; the
+    API assigns the same way from the verified id, so a page cannot pick its bucket (it can
+    only ask for a new, random one). No expiry: a browser keeps its bucket."""
+
+    def __init__(self, key: bytes, previous: Iterable[bytes] = ()) -> None:
+        self._codec = HmacCodec(BUCKET_DOMAIN, key, previous, what="bucket key")
+
+    def issue(self, bucket_id: str | None = None) -> str:
+        return self._codec.encode({"k": bucket_id or secrets.token_urlsafe(12)})
+
+    def verify(self, key: str | None) -> str | None:
+        """The id of a key the API signed, else None (a new key is then issued)."""
+        if not key:
+            return None
+        try:
+            body = self._codec.decode(key)
+        except TokenError:
+            return None
+        found = body.get("k") if isinstance(body, dict) else None
+        return found if isinstance(found, str) and 0 < len(found) <= 200 else None
 
 
 class BeaconSigner:

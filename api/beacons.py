@@ -52,7 +52,14 @@ LABELS = ("apartment", "building", "unit", "version")
 Outcome = Literal["loaded", "load_error", "runtime_error"]
 OUTCOMES: tuple[Outcome, ...] = ("loaded", "load_error", "runtime_error")
 RefusalReason = Literal[
-    "too_large", "rate_limited", "malformed", "invalid", "unknown_label", "token", "session_limit"
+    "too_large",
+    "rate_limited",
+    "malformed",
+    "invalid",
+    "unknown_label",
+    "token",
+    "session_limit",
+    "unassigned",
 ]
 
 # Bucket bounds around the judge's default p99 bound (1 s), fine enough below

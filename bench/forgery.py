@@ -30,12 +30,14 @@ from activities.metrics import GatherFiguresInput, MetricsActivities
 from adapters.evidence import EvidenceReader
 from adapters.manifest_store import ManifestStore
 from adapters.storage import s3_client
+from api.beacon_tokens import BucketKeys
 from bench.context import Ctx
 from bench.report import write
 from skyline.figures import Figures, Look, StepDocument, StepInfo
 from skyline.judge import judge_step
 from skyline.manifest import ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import SetCanary
+from skyline.split import bucket_of, in_percentage
 
 WEIGHTS = (5, 25, 50, 100)
 CANARIES = {"good": 0.01, "bad": 0.30}
@@ -60,6 +62,9 @@ class Case:
     forged: int = 0
     looks: list[Look] = field(default_factory=list)
     reference: Figures | None = None
+    # A bucket key the API's split assigns the canary (honest canary browsers hold one; so
+    # does every attacker: it can ask for keys until one lands in the canary's bucket).
+    canary_key: str | None = None
 
 
 def honest_address(i: int) -> str:
@@ -93,18 +98,23 @@ class Pool:
             await client.aclose()
 
 
-async def session(client: httpx.AsyncClient, apartment: str, version: str, failed: bool) -> bool:
+async def session(
+    client: httpx.AsyncClient, apartment: str, version: str, failed: bool, bucket: str | None = None
+) -> bool:
     """One page load: a token, then one beacon (retried when the address is rate-limited);
     a page whose requests fail (the API overloaded) is not counted."""
     try:
-        return await _session(client, apartment, version, failed)
+        return await _session(client, apartment, version, failed, bucket)
     except httpx.TransportError:
         return False
 
 
-async def _session(client: httpx.AsyncClient, apartment: str, version: str, failed: bool) -> bool:
+async def _session(
+    client: httpx.AsyncClient, apartment: str, version: str, failed: bool, bucket: str | None
+) -> bool:
+    params = {"apartment": apartment, **({"bucket": bucket} if bucket else {})}
     for _ in range(3):
-        token = await client.get("/beacon-token", params={"apartment": apartment})
+        token = await client.get("/beacon-token", params=params)
         if token.status_code == 200:
             break
         if token.status_code != 429 or token.json()["error"]["code"] == "network_budget":
@@ -140,7 +150,15 @@ async def honest(case: Case, pool: Pool, seconds: float, weight: float, error: f
         failed = rng.random() < (error if canary else BASE_ERROR)
         client = pool.get(honest_address(i % HONEST_NETWORKS))
         tasks.append(
-            asyncio.create_task(session(client, case.apartment, "1.1.0" if canary else "1.0.0", failed))
+            asyncio.create_task(
+                session(
+                    client,
+                    case.apartment,
+                    "1.1.0" if canary else "1.0.0",
+                    failed,
+                    case.canary_key if canary else None,
+                )
+            )
         )
         i += 7
         await asyncio.sleep(1 / RATE)
@@ -159,7 +177,8 @@ async def attack(case: Case, pool: Pool, seconds: float) -> None:
         failed = canary == want_rollback
         client = pool.get(attacker_address(k % case.networks, k // case.networks))
         version = "1.1.0" if canary else "1.0.0"
-        tasks.append(asyncio.create_task(session(client, case.apartment, version, failed)))
+        key = case.canary_key if canary else None
+        tasks.append(asyncio.create_task(session(client, case.apartment, version, failed, key)))
         await asyncio.sleep(seconds / max(1, count))
     case.forged += sum(await asyncio.gather(*tasks))
 
@@ -205,6 +224,16 @@ def _gather(metrics: MetricsActivities, case: Case, started: float, at: float, l
     return metrics.gather_figures(inp).look
 
 
+def _canary_key(ctx: Ctx, apartment: str, weight: float) -> str | None:
+    """A bucket key, signed with the stack's beacon key, in the canary's bucket at `weight`."""
+    key = ctx.settings.beacon_key
+    if key is None:
+        return None
+    ids = (f"b-{i}" for i in range(100_000))
+    found = next(i for i in ids if in_percentage(bucket_of(i, apartment, "header"), weight))
+    return BucketKeys(key.get_secret_value().encode()).issue(found)
+
+
 async def group(ctx: Ctx, pool: Pool, weight: float, canary: str) -> list[Case]:
     """Every attack on one (weight, canary) at once, each on its own apartment."""
     cases = [Case(weight, canary, 0, 0.0)] + [Case(weight, canary, n, m) for n in NETWORKS for m in MULTIPLES]
@@ -223,6 +252,7 @@ async def group(ctx: Ctx, pool: Pool, weight: float, canary: str) -> list[Case]:
             c.real = 0
     for c in cases:
         await asyncio.to_thread(_set_canary, store, c.apartment, weight)
+        c.canary_key = _canary_key(ctx, c.apartment, weight)
     started = time.time()
     error = CANARIES[canary]
 

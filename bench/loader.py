@@ -103,7 +103,9 @@ def _site(root: Path, base: str) -> None:
     }
     (root / "manifest.json").write_text(json.dumps(manifest))
     shutil.copy(LOADER, root / "skyline-loader.js")
-    config = {"apartment": "shop", "manifest": f"{base}/manifest.json", "beacons": None}
+    # Beacons on, as on a real site: the loader fetches its beacon token (and, from the second
+    # visit on, sends its bucket key) in parallel with the units; the site answers both.
+    config = {"apartment": "shop", "manifest": f"{base}/manifest.json", "beacons": f"{base}/beacons"}
     slots = "".join(f'<div data-skyline-building="{b}"></div>' for b in BUILDINGS)
     (root / "index.html").write_text(
         f'<!doctype html><html><head><meta charset="utf-8"><title>bench</title>{DONE_SCRIPT}</head>'
@@ -133,8 +135,26 @@ class _Server(ThreadingHTTPServer):
     done: Callable[[Any], object] | None = None
 
 
+# What GET /beacon-token answers here: a token and a bucket key of the API's shape (the
+# loader reads the key's id, it never verifies it), so the second visit has a key.
+BUCKET = base64.urlsafe_b64encode(json.dumps({"k": "bench"}).encode()).decode().rstrip("=") + ".unsigned"
+TOKEN_ANSWER = json.dumps({"token": "bench.token", "session": "bench", "expires_at": 4e9, "bucket": BUCKET})
+
+
 class _Site(_Quiet):
     server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if not self.path.startswith("/beacon-token"):
+            super().do_GET()
+            return
+        body = TOKEN_ANSWER.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from api.beacon_tokens import BucketKeys
 from api.routes.loader import LoaderAsset
 from demo.shell import manifest_url, publish_shell, shell_html
 from demo.units import CATALOG_1_1_0, CATALOG_1_2_0, STABLE, DemoUnit
@@ -287,7 +288,13 @@ class Demo:
         await self.create_apartment()
         await asyncio.gather(*(self.install_stable(u) for u in STABLE))
         shell_url = await self.publish_shell()
-        users = SyntheticUsers(shell_url, concurrency=self.timing.users, rate=self.timing.loads_per_second)
+        key = self.settings.beacon_key
+        users = SyntheticUsers(
+            shell_url,
+            concurrency=self.timing.users,
+            rate=self.timing.loads_per_second,
+            bucket_key=BucketKeys(key.get_secret_value().encode()).issue if key is not None else None,
+        )
         stop = asyncio.Event()
         traffic = self._traffic = asyncio.create_task(users.run(stop))
         self.log(

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +78,12 @@ class SyntheticUsers:
         rate: float = 8.0,
         prefix: str = "user",
         page_timeout_ms: float = 20_000,
+        bucket_key: Callable[[str], str] | None = None,
     ) -> None:
         self.shell_url = shell_url
+        # Each synthetic user is a returning browser with its own bucket key (signed with the
+        # stack's beacon key, as the API would have issued it on a first visit).
+        self.bucket_key = bucket_key
         self.concurrency = concurrency
         self.prefix = prefix
         self.page_timeout_ms = page_timeout_ms
@@ -95,8 +100,11 @@ class SyntheticUsers:
                 if stop.is_set():
                     break
                 user = f"{self.prefix}-{next(self._ids)}"
+                bucket = f"&skyline_bucket={self.bucket_key(user)}" if self.bucket_key else ""
                 try:
-                    await page.goto(f"{self.shell_url}?skyline_user={user}", timeout=self.page_timeout_ms)
+                    await page.goto(
+                        f"{self.shell_url}?skyline_user={user}{bucket}", timeout=self.page_timeout_ms
+                    )
                     await page.wait_for_function(DONE, timeout=self.page_timeout_ms)
                     report = await page.evaluate("window.skyline.report")
                 except PlaywrightError:

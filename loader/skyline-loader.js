@@ -482,6 +482,73 @@ export function userFromPage() {
   }
 }
 
+// ---------------------------------------------------------------- bucket keys
+// A page that reports beacons splits by the browser's bucket key, an id the API chose and
+// signed (GET /beacon-token answers it as `bucket`; api/beacon_tokens.py BucketKeys), kept in
+// localStorage. The API assigns from the same key with the same split, and a beacon token
+// covers only that unit and the stable one, so a page cannot choose the variant it reports
+// on. A first visit has no key yet: it gets the stable unit of every building (its token
+// is fetched in parallel with the units, never waited for), and its key from that token.
+
+export const BUCKET_PARAM = "skyline_bucket";
+const BUCKET_KEY = "skyline.bucket";
+
+// The id inside a bucket key, read without verifying (the API does that); null when it is not one.
+export function bucketIdOf(key) {
+  try {
+    const payload = String(key).split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(payload));
+    return typeof claims.k === "string" && claims.k.length > 0 ? claims.k : null;
+  } catch {
+    return null;
+  }
+}
+
+// The user the split is computed for: the shell's user with the bucket key's id, or null
+// when there is no key (a first visit).
+export function splitUserOf(user, key) {
+  const id = key ? bucketIdOf(key) : null;
+  return id ? { ...user, id } : null;
+}
+
+// A first visit's assignments: every building on its stable unit (what its token covers).
+export function stableOnly(assignments, buildings) {
+  const out = {};
+  for (const [id, a] of Object.entries(assignments)) {
+    if (a.reason !== "canary") {
+      out[id] = a;
+      continue;
+    }
+    const b = buildings[id] || {};
+    const active = b.active_unit ? (b.units || {})[b.active_unit] : undefined;
+    out[id] = active
+      ? { ...a, reason: "stable", unit: active, excluded_by: "first_visit" }
+      : { ...a, reason: "none", unit: null, excluded_by: "first_visit" };
+  }
+  return out;
+}
+
+// This browser's bucket key: `?skyline_bucket=` (kept from then on), else the stored one.
+export function pageBucketKey() {
+  const fromQuery = new URL(location.href).searchParams.get(BUCKET_PARAM);
+  if (fromQuery) return fromQuery;
+  try {
+    return localStorage.getItem(BUCKET_KEY);
+  } catch {
+    return null;
+  }
+}
+
+// Keeps the key a token answer carries (a new one when ours was missing or did not verify).
+export function keepBucketKey(answer, current) {
+  if (!answer || typeof answer.bucket !== "string" || answer.bucket === current) return;
+  try {
+    localStorage.setItem(BUCKET_KEY, answer.bucket);
+  } catch {
+    // Storage disabled: every page is a first visit.
+  }
+}
+
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -663,16 +730,19 @@ function baseOf(url) {
 
 // One token per page load (a session), fetched after the manifest: `revision`
 // tells the API which manifest this page read, so the token covers its units.
-async function fetchToken(url, apartment, revision, overrideTokens) {
+export async function fetchToken(url, apartment, revision, overrideTokens, bucketKey) {
   if (!url) return null;
   try {
     const query = new URLSearchParams({ apartment });
     if (revision !== null && revision !== undefined) query.set("revision", String(revision));
     if (overrideTokens && overrideTokens.length) query.set("override", overrideTokens.join(","));
+    if (bucketKey) query.set("bucket", bucketKey);
     const sep = url.includes("?") ? "&" : "?";
     const response = await fetch(`${url}${sep}${query}`, { cache: "no-store", credentials: "omit" });
     if (!response.ok) return { error: response.status };
-    return await response.json();
+    const answer = await response.json();
+    keepBucketKey(answer, bucketKey);
+    return answer;
   } catch {
     return { error: 0 };
   }
@@ -753,12 +823,16 @@ export async function start(config, state = {}) {
   const tokenFrom = config.beacons ? tokenUrl(config, location.href) : null;
   const overrides = overriding ? await overriding : null;
   const overrideTokens = Object.values(overrides || {}).map((o) => o.token);
-  let session = fetchToken(tokenFrom, apartment, manifest.version, overrideTokens);
+  // A page with beacons splits by its bucket key (the bucket keys section), one without by the user.
+  const bucketKey = tokenFrom ? pageBucketKey() : null;
+  const splitUser = tokenFrom ? splitUserOf(user, bucketKey) : user;
+  report.bucket = splitUser && tokenFrom ? splitUser.id : null;
+  let session = fetchToken(tokenFrom, apartment, manifest.version, overrideTokens, bucketKey);
   // A token close to expiry (a long-lived page reporting a late runtime error) is renewed.
   const currentSession = async () => {
     let s = await session;
     if (s && s.expires_at && s.expires_at * 1000 - Date.now() < 10000) {
-      session = fetchToken(tokenFrom, apartment, manifest.version, overrideTokens);
+      session = fetchToken(tokenFrom, apartment, manifest.version, overrideTokens, bucketKey);
       s = await session;
     }
     report.beacon_session = s && s.session ? s.session : null;
@@ -767,13 +841,14 @@ export async function start(config, state = {}) {
 
   let assignments;
   try {
-    assignments = resolve(manifest, apartment, user);
+    assignments = resolve(manifest, apartment, splitUser || user);
   } catch (err) {
     report.error = err.message;
     settle(null);
     return report;
   }
   const buildings = manifest.apartments[apartment].buildings;
+  if (!splitUser) assignments = stableOnly(assignments, buildings);
   applyOverrides(assignments, { ...pageImportMapOverrides(config, apartment, buildings), ...overrides });
   report.overrides = overrides || null;
   const beacons = report.beacons;

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import {
   BUCKETS,
   beacon,
+  bucketIdOf,
   bucketOf,
   canaryOf,
   criteriaExclusion,
@@ -26,6 +27,8 @@ import {
   pinRevision,
   resolve,
   singleSpaProps,
+  splitUserOf,
+  stableOnly,
   tokenUrl,
   unitFiles,
   vitalsBeacon,
@@ -256,4 +259,44 @@ test("skew protection: the first manifest a page read stays pinned for later loa
   const assignments = resolve(pinnedManifest(pins, url), "shop", { id: "u1" });
   assert.equal(pinnedAssignment(assignments, "7", "header").unit.id, "header@1.0.0");
   assert.throws(() => pinnedAssignment(assignments, "7", "footer"), /revision 7 of the manifest has no building "footer"/);
+});
+
+// Keys as api/beacon_tokens.py BucketKeys issues them (key b"0123456789abcdef0123").
+const PY_KEY = "eyJrIjoidXNlci0wMDcifQ.RpLrUEtDjMyUanfPYUKpYNNsp0eohXPLDGZC_fTGMbQ";
+const PY_KEY_ESCAPED = "eyJrIjoiXHUwMGU5LTQyIn0.c0KmEMxb0xxarS8Bkwl1aBaXTUte9JXpkwUcFa80vJs";
+
+test("a bucket key's id is read as the API wrote it; anything else is no key", () => {
+  assert.equal(bucketIdOf(PY_KEY), "user-007");
+  assert.equal(bucketIdOf(PY_KEY_ESCAPED), "\u00e9-42");
+  for (const bad of [null, "", "garbage", "e30.sig", "eyJrIjo1fQ.sig"]) assert.equal(bucketIdOf(bad), null, bad);
+});
+
+test("the split user is the key's id (the shell's attributes kept); no key, no split user", () => {
+  const user = { id: "42", region: "eu" };
+  assert.deepEqual(splitUserOf(user, PY_KEY), { id: "user-007", region: "eu" });
+  assert.equal(splitUserOf(user, null), null);
+  assert.equal(splitUserOf(user, "not-a-key"), null);
+});
+
+test("a first visit loads every building's stable unit, never the canary", () => {
+  const stable = { id: "h@1.0.0", name: "h", version: "1.0.0" };
+  const canary = { id: "h@2.0.0", name: "h", version: "2.0.0", rollout: { percentage: 100 } };
+  const manifest = {
+    apartments: {
+      shop: {
+        buildings: {
+          header: { active_unit: stable.id, units: { [stable.id]: stable, [canary.id]: canary } },
+          fresh: { active_unit: null, units: { [canary.id]: canary } },
+        },
+      },
+    },
+  };
+  const buildings = manifest.apartments.shop.buildings;
+  const all = resolve(manifest, "shop", { id: "anyone" });
+  assert.equal(all.header.reason, "canary");
+  const first = stableOnly(all, buildings);
+  assert.equal(first.header.reason, "stable");
+  assert.equal(first.header.unit.id, stable.id);
+  assert.equal(first.header.excluded_by, "first_visit");
+  assert.equal(first.fresh.unit, null);
 });

@@ -50,7 +50,17 @@
 // the loader should import both from the same URL (or bundle both from the same
 // file), so that the loader module is evaluated once.
 
-import { beacon, moduleIntegrity, resolve, tokenUrl, userFromPage } from "./skyline-loader.js";
+import {
+  beacon,
+  keepBucketKey,
+  moduleIntegrity,
+  pageBucketKey,
+  resolve,
+  splitUserOf,
+  stableOnly,
+  tokenUrl,
+  userFromPage,
+} from "./skyline-loader.js";
 
 const DEFAULT_TIMEOUT_MS = 10000;
 const ESM_TYPES = new Set(["module", "esm"]);
@@ -70,9 +80,12 @@ export function buildingOf(remoteName, buildings, mapping) {
 
 // remote name -> {building, bucket, reason, unit, stable}: what this user gets for each
 // remote of the host, from the loader's split of the whole apartment.
+// `user` null: a first visit of a page with beacons (no bucket key yet), on the stable units.
 export function remoteAssignments(manifest, apartment, user, remoteNames, mapping) {
-  const assignments = resolve(manifest, apartment, user);
-  const buildings = manifest.apartments[apartment].buildings;
+  const buildings = manifest.apartments[apartment] ? manifest.apartments[apartment].buildings : {};
+  const assignments = user
+    ? resolve(manifest, apartment, user)
+    : stableOnly(resolve(manifest, apartment, { id: "" }), buildings);
   const out = {};
   for (const name of remoteNames) {
     const id = buildingOf(name, buildings, mapping);
@@ -149,13 +162,21 @@ export function skylineFederation(config) {
   let flushing = null;
 
   const tokenFrom = config.beacons ? tokenUrl(config, location.href) : null;
+  // A host with beacons splits by the browser's bucket key, as the loader does.
+  const bucketKey = tokenFrom ? pageBucketKey() : null;
+  const splitUser = tokenFrom ? splitUserOf(user, bucketKey) : user;
+  report.bucket = tokenFrom && splitUser ? splitUser.id : null;
   const fetchToken = async (revision) => {
     if (!tokenFrom) return null;
     try {
       const query = new URLSearchParams({ apartment, revision: String(revision) });
+      if (bucketKey) query.set("bucket", bucketKey);
       const sep = tokenFrom.includes("?") ? "&" : "?";
       const response = await fetch(`${tokenFrom}${sep}${query}`, { cache: "no-store", credentials: "omit" });
-      return response.ok ? await response.json() : { error: response.status };
+      if (!response.ok) return { error: response.status };
+      const answer = await response.json();
+      keepBucketKey(answer, bucketKey);
+      return answer;
     } catch {
       return { error: 0 };
     }
@@ -249,7 +270,7 @@ export function skylineFederation(config) {
     for (const n of names) seen.add(n);
     let assigned;
     try {
-      assigned = remoteAssignments(manifest, apartment, user, names, config.remotes);
+      assigned = remoteAssignments(manifest, apartment, splitUser, names, config.remotes);
     } catch (err) {
       report.error = err.message; // the manifest has no such apartment: the host's own entries
       return;

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from adapters.evidence import EvidenceLedger, MemoryEvidence, RedisEvidence
-from api.beacon_tokens import BeaconSigner, TokenError, loadable_units
+from api.beacon_tokens import BeaconSigner, BucketKeys, TokenError, assigned_units, loadable_units
 from api.beacons import (
     MAX_BEACONS_PER_REQUEST,
     REFUSED,
@@ -86,6 +86,9 @@ class BeaconToken(BaseModel):
     units: dict[str, list[str]]
     # building -> the unit a valid override token (`?override=`) makes this page load
     overrides: dict[str, list[str]] = {}
+    # The browser's signed bucket key: the one it sent, or a new one when it sent none valid.
+    # The loader keeps it and splits by it from the next page on (docs/loader.md).
+    bucket: str | None = None
 
 
 class BeaconLimits:
@@ -115,6 +118,8 @@ class BeaconLimits:
         self.signer = BeaconSigner(key, previous, ttl_seconds=s.beacon_token_ttl_seconds)
         # Developer overrides (api/overrides.py): the same keys, their own signing domain.
         self.overrides = OverrideSigner(key, previous)
+        # Bucket keys (the split id of a browser): the same keys, their own signing domain.
+        self.buckets = BucketKeys(key, previous)
         self.override_units = UnitCache(state.store.find_unit)
         # Session caps, first observations and token budgets: shared by every API process
         # when a store is configured (adapters/evidence.py), else this process's own.
@@ -241,6 +246,18 @@ async def post_beacons(request: Request) -> Response:
             )
         allows = claims.allows_override if beacon.override else claims.allows
         if not allows(beacon.building, beacon.unit, beacon.version):
+            if not beacon.override and await _offered(limits, beacon):
+                # The manifest offers it, but not to this session: the split assigned the
+                # session another version (a page reporting where it was not sent).
+                return _refuse(
+                    "unassigned",
+                    403,
+                    "beacon_not_assigned",
+                    f"this session was not assigned {beacon.building!r}/{beacon.unit}@{beacon.version}: "
+                    "a beacon token covers the unit the split gave the page's bucket key and the "
+                    "stable unit",
+                    f"beacons.{index}.version",
+                )
             return _refuse(
                 "token",
                 403,
@@ -304,6 +321,14 @@ async def _observe(
     return first, new_sessions
 
 
+async def _offered(limits: BeaconLimits, beacon: Beacon) -> bool:
+    manifest = await limits.catalog.get(beacon.apartment)
+    if manifest is None:
+        return False
+    key = f"{beacon.unit}@{beacon.version}"
+    return key in loadable_units(manifest, beacon.apartment).get(beacon.building, [])
+
+
 def _token_refusal(outcome: str, status: int, code: str, message: str, field: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
     TOKENS.labels(outcome).inc()
@@ -324,14 +349,22 @@ def _token_refusal(outcome: str, status: int, code: str, message: str, field: st
     },
 )
 async def beacon_token(
-    request: Request, apartment: str = "", revision: str | None = None, override: str | None = None
+    request: Request,
+    apartment: str = "",
+    revision: str | None = None,
+    override: str | None = None,
+    bucket: str | None = None,
 ) -> Response:
     """A signed token for one page load's beacons: bound to the apartment, the units its
     manifest lets a page load, an expiry and a random session. `revision` is the manifest
     revision the page read (the token then covers at least that revision's units).
     `override`: the page's override tokens (comma-separated, POST /overrides); each valid one
     for this apartment lets beacons labelled `override` name its unit (invalid ones are left
-    out, not refused: the page works without them). Never cached: every answer is a new session."""
+    out, not refused: the page works without them). `bucket`: the browser's bucket key from an
+    earlier answer; the token's `units` are then the unit the split assigns that bucket per
+    building plus the active (stable) unit, and without a valid key (a first visit, split
+    all-stable by the loader) the active units alone, with a new key in `bucket`.
+    Never cached: every answer is a new session."""
     limits = _limits(request)
     client = limits.client(request)
     wait = limits.token_limiter.take(client)
@@ -369,9 +402,8 @@ async def beacon_token(
             f"{apartment!r} this minute",
             headers={"Retry-After": "60"},
         )
-    units = loadable_units(manifest, apartment)
     buildings = manifest.apartments[apartment].buildings
-    for building_id, keys in units.items():
+    for building_id, keys in loadable_units(manifest, apartment).items():
         for key in keys:
             unit = buildings[building_id].units[key]
             touch(apartment, building_id, unit.name, unit.version)
@@ -383,6 +415,9 @@ async def beacon_token(
             continue
         if found.apartment == apartment:
             overrides[found.building] = [found.key]
+    bucket_id = limits.buckets.verify(bucket)
+    bucket_key = bucket if bucket_id is not None else limits.buckets.issue()
+    units = assigned_units(manifest, apartment, bucket_id)
     token, claims = limits.signer.issue(apartment, units, overrides)
     TOKENS.labels("issued").inc()
     body = BeaconToken(
@@ -392,6 +427,7 @@ async def beacon_token(
         expires_at=claims.expires_at,
         units=units,
         overrides=overrides,
+        bucket=bucket_key,
     )
     return JSONResponse(body.model_dump(), 200, headers={**CORS, "Cache-Control": "no-store"})
 

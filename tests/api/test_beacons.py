@@ -19,7 +19,7 @@ from api.beacons import Beacon, ManifestCatalog, RateLimiter, parse_batch
 from skyline.manifest import ApartmentManifest, ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import SetCanary
 from skyline.settings import Settings
-from tests.support.beacons import beacon_token, text_body
+from tests.support.beacons import beacon_token, canary_bucket, text_body
 from tests.support.scenario import create_apartment
 
 LOADS = "skyline_unit_loads_total"
@@ -285,7 +285,7 @@ async def test_a_unit_added_after_the_cache_was_filled_is_accepted_long_before_t
     # manifest (at most every 0.25 s) well before the 5 s TTL runs out, and so does a miss.
     written = time.monotonic()
     while True:
-        token = await beacon_token(api, apartment, revision)
+        token = await beacon_token(api, apartment, revision, canary_bucket(settings, apartment, 5))
         response = await api.post("/beacons", **text_body(beacon(apartment, version="1.1.0"), token))
         if response.status_code == 202 or time.monotonic() - written > 2:
             break

@@ -11,6 +11,7 @@ import httpx
 from playwright.async_api import Page
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.beacon_tokens import BucketKeys
 from demo.scenario import Demo
 from skyline.settings import Settings
 
@@ -38,9 +39,19 @@ def demo_for(api: httpx.AsyncClient, s3: S3Client, settings: Settings, workdir: 
     )
 
 
-async def load_as(page: Page, shell_url: str, user: str) -> dict[str, Any]:
-    """Open the shell as `user` and return the loader's report once it is done."""
-    await page.goto(f"{shell_url}?skyline_user={user}")
+def bucket_key(settings: Settings, user: str) -> str:
+    """A bucket key for the id `user`, signed with the stack's beacon key: the page then splits
+    as `skyline.split` does for `SplitUser(id=user)`, and its token covers that assignment
+    (the API issues random ids; a test picks them to know what each page gets)."""
+    assert settings.beacon_key is not None
+    return BucketKeys(settings.beacon_key.get_secret_value().encode()).issue(user)
+
+
+async def load_as(page: Page, shell_url: str, user: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Open the shell as `user` (with its bucket key when `settings` are given: without one the
+    page is a first visit, on stable units) and return the loader's report once it is done."""
+    bucket = f"&skyline_bucket={bucket_key(settings, user)}" if settings is not None else ""
+    await page.goto(f"{shell_url}?skyline_user={user}{bucket}")
     await page.wait_for_function(DONE, timeout=20_000)
     report: dict[str, Any] = await page.evaluate("window.skyline.report")
     assert report.get("error") is None, report

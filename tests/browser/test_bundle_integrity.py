@@ -26,7 +26,7 @@ from api.routes.loader import LoaderAsset
 from demo.shell import manifest_url, publish_shell, shell_html
 from skyline.settings import Settings
 from tests.browser.bundler import build
-from tests.browser.support import DONE, sri, unit_loads
+from tests.browser.support import DONE, bucket_key, sri, unit_loads
 from tests.support.scenario import strategy, unique, wait_for, wait_state
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -93,7 +93,11 @@ async def start_rollout(
 
 
 async def load(
-    browser: Browser, shell_url: str, user: str, context: BrowserContext | None = None
+    browser: Browser,
+    shell_url: str,
+    user: str,
+    context: BrowserContext | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """One page load, in a fresh context (empty cache) unless one is given; what the loader
     did and what was fetched."""
@@ -110,7 +114,8 @@ async def load(
 
     page.on("response", lambda r: asyncio.ensure_future(record(r)))
     page.on("console", lambda m: console.append(m.text))
-    await page.goto(f"{shell_url}?skyline_user={user}")
+    bucket = f"&skyline_bucket={bucket_key(settings, user)}" if settings is not None else ""
+    await page.goto(f"{shell_url}?skyline_user={user}{bucket}")
     await page.wait_for_function(DONE, timeout=30_000)
     report: dict[str, Any] = await page.evaluate("window.skyline.report")
     assert report.get("error") is None, report
@@ -202,7 +207,7 @@ async def test_esbuild_bundle_every_file_verified_tampering_fails_the_canary_sec
     )
     shell_url = publish_shell(s3, settings, apartment, page_html)
 
-    seen = await load(browser, shell_url, "user-1")
+    seen = await load(browser, shell_url, "user-1", settings=settings)
     assert seen["report"]["integrity"] == "importmap", seen["report"]
     assert seen["main"]["state"] == "loaded" and seen["main"]["unit"] == "catalog@1.0.0", seen["main"]
     # styles applied: the entry's stylesheet colours the title and the lazy chunk's paragraph
@@ -221,8 +226,8 @@ async def test_esbuild_bundle_every_file_verified_tampering_fails_the_canary_sec
     # The integrity probe ran once in this browser: the next page does not repeat it, and
     # logs no integrity error.
     context = await browser.new_context()
-    await load(browser, shell_url, "user-1", context)
-    again = await load(browser, shell_url, "user-1", context)
+    await load(browser, shell_url, "user-1", context, settings=settings)
+    again = await load(browser, shell_url, "user-1", context, settings=settings)
     await context.close()
     assert again["report"]["integrity"] == "importmap" and again["main"]["state"] == "loaded"
     assert not [line for line in again["console"] if "integrity" in line], again["console"]
@@ -267,7 +272,7 @@ async def test_esbuild_bundle_every_file_verified_tampering_fails_the_canary_sec
     lazy = next(r for r in files2 if r.startswith("lazy-") and r.endswith(".js"))
     assert lazy not in files1
 
-    good = await load(browser, shell_url, "user-2")
+    good = await load(browser, shell_url, "user-2", settings=settings)
     assert good["main"]["state"] == "loaded" and good["main"]["unit"] == "catalog@1.1.0", good["main"]
     assert good["title"] == ["catalog 1.1.0", BLUE] and good["details"][0] == "details 1.1.0"
 
@@ -275,7 +280,7 @@ async def test_esbuild_bundle_every_file_verified_tampering_fails_the_canary_sec
     css_url = files2["index.css"]["url"]
     css = stored(s3, settings, css_url)  # as published: its sourceMappingURL names the renamed map
     tamper(s3, settings, css_url, css.replace(b"0, 0, 255", b"0, 0, 254"), "text/css; charset=utf-8")
-    bad_css = await load(browser, shell_url, "user-3")
+    bad_css = await load(browser, shell_url, "user-3", settings=settings)
     attempts = bad_css["main"]["attempts"]
     assert [(a["unit"], a["outcome"]) for a in attempts] == [
         ("catalog@1.1.0", "load_error"),
@@ -292,7 +297,7 @@ async def test_esbuild_bundle_every_file_verified_tampering_fails_the_canary_sec
         s3, settings, lazy_url, built2[lazy].replace(b"details 1.1.0", b"tampered!!!!!"), "text/javascript"
     )
     for user in ("user-4", "user-5", "user-6"):
-        bad_chunk = await load(browser, shell_url, user)
+        bad_chunk = await load(browser, shell_url, user, settings=settings)
         attempts = bad_chunk["main"]["attempts"]
         assert [(a["unit"], a["outcome"]) for a in attempts] == [
             ("catalog@1.1.0", "load_error"),

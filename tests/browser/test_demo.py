@@ -76,7 +76,7 @@ async def test_healthy_rollout_is_promoted_and_faulty_one_rolled_back_by_browser
 
     # The screenshot of the demo shell, after the story: the promoted catalog.
     page = await browser.new_page(viewport={"width": 1100, "height": 640})
-    report = await load_as(page, result.shell_url, "visitor-1")
+    report = await load_as(page, result.shell_url, "visitor-1", settings)
     assert {b: e["unit"] for b, e in report["buildings"].items()} == {
         "header": "header@1.0.0",
         "main": "catalog@1.1.0",

@@ -39,7 +39,7 @@ from skyline.manifest import ApartmentManifest
 from skyline.settings import Settings
 from skyline.split import SplitUser, bucket_of, resolve
 from tests.browser.bundler import SINGLE_SPA_ESM
-from tests.browser.support import DONE, demo_for, sri
+from tests.browser.support import DONE, bucket_key, demo_for, sri
 from tests.support.scenario import unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -263,7 +263,8 @@ async def test_native_import_map_and_single_spa_with_a_canary_and_a_rollback(
         return str(await page.evaluate("document.body.dataset.header"))
 
     async def with_loader(user: str) -> dict[str, Any]:
-        await open_page(page, f"{loader_url}?skyline_user={user}", f"{DONE} && document.body.dataset.header")
+        url = f"{loader_url}?skyline_user={user}&skyline_bucket={bucket_key(settings, user)}"
+        await open_page(page, url, f"{DONE} && document.body.dataset.header")
         report = await page.evaluate("window.skyline.report")
         assert report["error"] is None and report["integrity"] == "importmap", report
         return {

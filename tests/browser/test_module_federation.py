@@ -34,7 +34,7 @@ from demo.units import DemoUnit
 from skyline.manifest import ApartmentManifest
 from skyline.settings import Settings
 from skyline.split import SplitUser, bucket_of, resolve
-from tests.browser.support import demo_for, unit_loads
+from tests.browser.support import bucket_key, demo_for, unit_loads
 from tests.browser.test_bundle_integrity import tamper
 from tests.browser.test_integrations import publish_vendor
 from tests.support.scenario import unique
@@ -147,8 +147,9 @@ def host_page(
 """
 
 
-async def load(page: Page, url: str, user: str) -> dict[str, Any]:
-    await page.goto(f"{url}?user={user}")
+async def load(page: Page, url: str, user: str, settings: Settings | None = None) -> dict[str, Any]:
+    bucket = f"&skyline_bucket={bucket_key(settings, user)}" if settings is not None else ""
+    await page.goto(f"{url}?user={user}{bucket}")
     await page.wait_for_function(
         "() => window.__mf && window.__mf.done && window.__mf.plugin.report.beacon_status.length > 0",
         timeout=20_000,
@@ -224,7 +225,7 @@ async def test_a_host_gets_the_remote_version_of_its_bucket_and_a_rollback_witho
     for user in USERS:
         unit = want[user].unit
         assert unit is not None
-        seen = await load(page, page_url, user)
+        seen = await load(page, page_url, user, settings)
         assert seen["error"] is None, seen
         assert (seen["version"], seen["text"]) == (unit.version, f"cart {unit.version}"), user
         remote = seen["report"]["remotes"]["checkout"]
@@ -251,7 +252,7 @@ async def test_a_host_gets_the_remote_version_of_its_bucket_and_a_rollback_witho
     response = await api.post(f"/rollouts/{rollout_id}/rollback", json={"actor": "tests", "reason": "pager"})
     assert response.status_code == 200 and response.json()["state"] == "rolled_back", response.text
     for user in canary_users:
-        seen = await load(page, page_url, user)
+        seen = await load(page, page_url, user, settings)
         assert seen["version"] == "1.0.0" and seen["report"]["remotes"]["checkout"]["reason"] == "stable"
 
     # A broken canary (its expose chunk was never deployed): a load_error, and the host
@@ -270,7 +271,7 @@ async def test_a_host_gets_the_remote_version_of_its_bucket_and_a_rollback_witho
     ]
     assert broken_users
     for user in broken_users:
-        seen = await load(page, page_url, user)
+        seen = await load(page, page_url, user, settings)
         assert seen["error"] is None and seen["version"] == "1.0.0", seen
         remote = seen["report"]["remotes"]["checkout"]
         assert [(a["unit"], a["outcome"]) for a in remote["attempts"]] == [
@@ -360,7 +361,7 @@ async def test_classic_script_and_module_remotes_are_loaded_with_their_sri(
     context = await browser.new_context()
     page = await context.new_page()
     for name, unit in (("nav", nav), ("checkout", checkout)):
-        seen = await load(page, pages[name], "someone")
+        seen = await load(page, pages[name], "someone", settings)
         assert seen["error"] is None and seen["text"] == f"{name if name == 'nav' else 'cart'} 1.0.0", seen
         assert seen["report"]["remotes"][name]["state"] == "loaded" and unit.url in seen["fetched"]
 
@@ -375,7 +376,7 @@ async def test_classic_script_and_module_remotes_are_loaded_with_their_sri(
         tamper(s3, settings, unit.url, forged[name].encode(), "text/javascript; charset=utf-8")
         fresh = await browser.new_context()  # no cached copy of the good bytes
         tab = await fresh.new_page()
-        seen = await load(tab, pages[name], "someone")
+        seen = await load(tab, pages[name], "someone", settings)
         assert seen["error"] is not None and seen["version"] is None and "6.6.6" not in seen["text"], seen
         remote = seen["report"]["remotes"][name]
         assert [(a["unit"], a["outcome"]) for a in remote["attempts"]] == [(unit.id, "load_error")], remote

@@ -119,7 +119,7 @@ async def test_an_open_page_keeps_its_revision_after_a_promotion(
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url))
 
-    first = await load_as(page, shell_url, USER)
+    first = await load_as(page, shell_url, USER, settings)
     started = first["revision"]
     assert first["buildings"]["header"]["unit"] == "header@1.0.0", first
     assert "footer" not in first["buildings"] or first["buildings"]["footer"]["state"] == "skipped"
@@ -164,7 +164,7 @@ async def test_an_open_page_keeps_its_revision_after_a_promotion(
     assert errors == []
 
     # A new page load gets the promoted versions everywhere.
-    fresh = await load_as(page, shell_url, USER)
+    fresh = await load_as(page, shell_url, USER, settings)
     assert int(fresh["revision"]) > int(started)
     assert fresh["buildings"]["header"]["unit"] == "header@1.1.0"
     assert await lazy_click(page) == "1.1.0"

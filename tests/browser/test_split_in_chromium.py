@@ -68,7 +68,7 @@ async def test_canary_at_50_percent_split_sri_and_emergency_rollback(
     page.on("console", lambda message: console.append(message.text))
     got: dict[str, str] = {}
     for user in USERS:
-        report = await load_as(page, shell_url, user)
+        report = await load_as(page, shell_url, user, settings)
         entry = report["buildings"]["header"]
         want = expected[user]
         assert want.unit is not None
@@ -90,7 +90,7 @@ async def test_canary_at_50_percent_split_sri_and_emergency_rollback(
         body = (await edge.get(unit.url)).content
         assert unit.checksum == sri(body)
         user = next(u for u, key in got.items() if key == unit.id)
-        await load_as(page, shell_url, user)
+        await load_as(page, shell_url, user, settings)
         integrity = await page.evaluate(
             "url => document.querySelector(`script[type=module][src='${url}']`).integrity", unit.url
         )
@@ -114,7 +114,7 @@ async def test_canary_at_50_percent_split_sri_and_emergency_rollback(
     fresh = await (await browser.new_context()).new_page()
     for tab in (page, fresh):
         for user in canary_users:
-            report = await load_as(tab, shell_url, user)
+            report = await load_as(tab, shell_url, user, settings)
             entry = report["buildings"]["header"]
             assert (entry["unit"], entry["reason"], entry["state"]) == ("header@1.0.0", "stable", "loaded")
             assert await slot_text(tab, "header") == "header 1.0.0"

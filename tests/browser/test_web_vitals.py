@@ -28,7 +28,7 @@ from skyline.manifest import ApartmentManifest
 from skyline.settings import Settings
 from skyline.split import SplitUser, resolve
 from tests.browser.bundler import WEB_VITALS_ESM
-from tests.browser.support import DONE, demo_for
+from tests.browser.support import DONE, bucket_key, demo_for
 from tests.browser.test_integrations import publish_vendor
 from tests.support.scenario import unique
 
@@ -131,7 +131,7 @@ async def test_a_canary_that_paints_late_raises_its_lcp_histogram(
     for user in USERS:
         context = await browser.new_context(viewport={"width": 1200, "height": 800})
         page = await context.new_page()
-        await page.goto(f"{shell_url}?skyline_user={user}")
+        await page.goto(f"{shell_url}?skyline_user={user}&skyline_bucket={bucket_key(settings, user)}")
         await page.wait_for_function(DONE, timeout=20_000)
         await page.wait_for_selector(".hero", timeout=DELAY_MS + 10_000)
         await page.wait_for_timeout(300)

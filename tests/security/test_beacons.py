@@ -28,7 +28,7 @@ from skyline.manifest import ManifestChange, RolloutConfig, Unit
 from skyline.manifest_ops import SetCanary
 from skyline.settings import Settings
 from tests.api.test_beacons import LOADS, beacon, client_from, metrics, series
-from tests.support.beacons import beacon_token, text_body
+from tests.support.beacons import beacon_token, canary_bucket, text_body
 from tests.support.scenario import create_apartment
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -75,15 +75,22 @@ async def test_the_token_endpoint_hands_out_one_session_per_page_load(
 ) -> None:
     apartment = await create_apartment(api)
     revision = await add_canary(settings, s3, apartment)
-    first = await api.get("/beacon-token", params={"apartment": apartment, "revision": str(revision)})
+    bucket = canary_bucket(settings, apartment, 5)
+    params = {"apartment": apartment, "revision": str(revision), "bucket": bucket}
+    first = await api.get("/beacon-token", params=params)
     second = await api.get("/beacon-token", params={"apartment": apartment})
     assert first.status_code == second.status_code == 200, first.text
     assert first.headers["cache-control"] == "no-store"
     assert first.headers["access-control-allow-origin"] == "*"
     body = first.json()
     assert body["apartment"] == apartment
-    # What a page may load: the active unit and the canary (no other building has units).
+    # What a page in the canary's bucket may report on: the canary and the active unit, its
+    # fallback (no other building has units); its key comes back as it was. A first visit (no
+    # key) reports on the active unit alone and gets a new key.
     assert body["units"] == {"header": ["header@1.0.0", "header@1.1.0"]}
+    assert body["bucket"] == bucket
+    assert second.json()["units"] == {"header": ["header@1.0.0"]}
+    assert second.json()["bucket"] not in (None, bucket)
     assert body["expires_at"] > time.time() + 60
     assert body["session"] != second.json()["session"]
 
@@ -176,7 +183,7 @@ async def test_the_first_load_error_of_a_new_version_shows_in_increase(
     revision = await add_canary(settings, s3, apartment, "1.1.0")
     selector = f'apartment="{apartment}",building="header",unit="header",version="1.1.0"'
     # A page that loaded the manifest got a token: the version's series exist, at 0.
-    token = await beacon_token(api, apartment, revision)
+    token = await beacon_token(api, apartment, revision, canary_bucket(settings, apartment, 5))
     async with httpx.AsyncClient(base_url=settings.prometheus_url, timeout=5) as prometheus:
 
         async def query(expr: str) -> list[dict[str, Any]]:

@@ -76,9 +76,16 @@ async def attack(base_url: str, apartment: str, sessions: int, beacons: list[dic
                 return response
             await asyncio.sleep(float(response.headers.get("retry-after", "1")))
 
+    # The strongest attacker since assignments are signed: it asks for bucket keys until one
+    # lands in the canary's bucket and uses that one for every session (its tokens then cover
+    # the canary and the stable unit alike).
+    canary = next(b["version"] for b in beacons if b["version"] != STABLE.version)
+    key = await canary_key(clients[0], apartment, f"header@{canary}", send)
+
     async def one(i: int) -> int:
         client = clients[i % len(clients)]
-        token = (await send(client, "GET", "/beacon-token", params={"apartment": apartment})).json()["token"]
+        params = {"apartment": apartment, "bucket": key}
+        token = (await send(client, "GET", "/beacon-token", params=params)).json()["token"]
         sent = 0
         for start in range(0, len(beacons), 20):
             batch = {"token": token, "beacons": beacons[start : start + 20]}
@@ -93,6 +100,17 @@ async def attack(base_url: str, apartment: str, sessions: int, beacons: list[dic
         for client in clients:
             await client.aclose()
     return accepted
+
+
+async def canary_key(client: httpx.AsyncClient, apartment: str, unit: str, send: Any) -> str:
+    """A bucket key the API assigns `unit` (building header): new keys until one is."""
+    for _ in range(200):
+        first = await send(client, "GET", "/beacon-token", params={"apartment": apartment})
+        key = str(first.json()["bucket"])
+        again = await send(client, "GET", "/beacon-token", params={"apartment": apartment, "bucket": key})
+        if unit in again.json()["units"]["header"]:
+            return key
+    raise AssertionError(f"no bucket key of 200 was assigned {unit}")
 
 
 def beacon(apartment: str, version: str, outcome: str) -> dict[str, Any]:

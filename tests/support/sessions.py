@@ -44,21 +44,33 @@ async def one_session(
     client: httpx.AsyncClient,
     apartment: str,
     building: str,
-    variant: Variant,
-    outcome: str,
+    canary: Variant,
+    baseline: Variant,
+    bucket: str | None,
+    rng: random.Random,
+    counts: Sessions,
 ) -> bool:
-    token = await client.get("/beacon-token", params={"apartment": apartment})
+    """One page load of a browser holding the bucket key `bucket`: its token says which unit the
+    API assigned it (the canary, or the baseline), and it reports on that one."""
+    params = {"apartment": apartment, **({"bucket": bucket} if bucket else {})}
+    token = await client.get("/beacon-token", params=params)
     if token.status_code != 200:
         return False
+    covered = token.json()["units"].get(building, [])
+    variant = canary if f"{canary.unit}@{canary.version}" in covered else baseline
+    failed = rng.random() < variant.error_ratio
+    counts.sent += 1
+    counts.failed += failed
+    counts.by_version[variant.version] = counts.by_version.get(variant.version, 0) + 1
     beacon: dict[str, object] = {
         "apartment": apartment,
         "building": building,
         "unit": variant.unit,
         "version": variant.version,
-        "outcome": outcome,
+        "outcome": "load_error" if failed else "loaded",
     }
-    if outcome == "loaded":
-        beacon["load_seconds"] = random.uniform(0.15, 0.25)
+    if not failed:
+        beacon["load_seconds"] = rng.uniform(0.15, 0.25)
     answer = await client.post("/beacons", **text_body({"beacons": [beacon]}, token.json()["token"]))
     return answer.status_code == 202
 
@@ -74,8 +86,12 @@ async def honest_traffic(
     per_second: float,
     networks: int = 200,
     seed: int = 22,
+    browsers_per_network: int = 2,
 ) -> AsyncIterator[Sessions]:
-    """Sessions at a steady rate from `networks` networks in turn, split `weight` % to the canary."""
+    """Sessions at a steady rate from `networks` networks in turn, each network's browsers in
+    turn. Every browser got its bucket key from the API first (a first visit) and reports on
+    the unit the API's split assigns it: about `weight` % of them on the canary once the
+    rollout is at `weight`."""
     rng = random.Random(seed)
     counts = Sessions()
     async with AsyncExitStack() as stack:
@@ -90,26 +106,25 @@ async def honest_traffic(
             for i in range(networks)
         ]
 
+        async def first_visit(client: httpx.AsyncClient) -> str | None:
+            answer = await client.get("/beacon-token", params={"apartment": apartment})
+            return str(answer.json()["bucket"]) if answer.status_code == 200 else None
+
+        browsers: list[tuple[httpx.AsyncClient, str | None]] = []
+        for _ in range(browsers_per_network):
+            keys = await asyncio.gather(*(first_visit(c) for c in clients))
+            browsers.extend(zip(clients, keys, strict=True))
+
         async def run() -> None:
             i = 0
             pending: set[asyncio.Task[bool]] = set()
             while True:
-                variant = canary if rng.random() * 100 < weight else baseline
-                failed = rng.random() < variant.error_ratio
+                client, key = browsers[i % len(browsers)]
                 task = asyncio.create_task(
-                    one_session(
-                        clients[i % networks],
-                        apartment,
-                        building,
-                        variant,
-                        "load_error" if failed else "loaded",
-                    )
+                    one_session(client, apartment, building, canary, baseline, key, rng, counts)
                 )
                 pending.add(task)
                 task.add_done_callback(pending.discard)
-                counts.sent += 1
-                counts.failed += failed
-                counts.by_version[variant.version] = counts.by_version.get(variant.version, 0) + 1
                 i += 1
                 await asyncio.sleep(1 / per_second)
 
