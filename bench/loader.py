@@ -287,7 +287,7 @@ async def _undisturbed(
                 marks.append(_loaded(posted, page)["marks"])
             await cdp.send("Target.disposeBrowserContext", {"browserContextId": context})
         await cdp.send("Tracing.end")
-        await asyncio.wait_for(complete.get(), timeout=120)
+        await asyncio.wait_for(complete.get(), timeout=600)
     finally:
         await cdp.detach()
     cpus = _pages_cpu_ms(kept)
