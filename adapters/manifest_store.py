@@ -26,19 +26,15 @@ from adapters.storage import (
 from skyline.manifest import ApartmentManifest, Building, ManifestChange, Unit
 from skyline.manifest_diff import is_settled
 from skyline.manifest_ops import (
+    AnyMutation,
     CreateApartment,
     ManifestConflict,
-    PromoteUnit,
-    RestoreApartment,
-    RestoreBuilding,
-    SetCanary,
     apply_mutation,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-AnyMutation = SetCanary | PromoteUnit | RestoreBuilding | RestoreApartment | CreateApartment
 MAX_WRITE_ATTEMPTS = 64
 
 # The history-gap check runs beside the head write rather than before it: it

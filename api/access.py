@@ -47,6 +47,7 @@ RULES: dict[tuple[str, str], Access] = {
     ("HEAD", "/redoc"): "public",
     # Reading state.
     ("GET", "/apartments"): "viewer",
+    ("GET", "/apartments/{apartment}"): "viewer",
     ("GET", "/apartments/{apartment}/manifest"): "viewer",
     ("GET", "/apartments/{apartment}/revisions"): "viewer",
     ("GET", "/apartments/{apartment}/revisions/{revision}"): "viewer",
@@ -78,6 +79,10 @@ RULES: dict[tuple[str, str], Access] = {
     # Administration: apartments, undo, schedules, tokens.
     ("POST", "/apartments"): "admin",
     ("POST", "/apartments/{apartment}/undo"): "admin",
+    ("PATCH", "/apartments/{apartment}"): "admin",
+    ("POST", "/apartments/{apartment}/buildings"): "admin",
+    ("PATCH", "/apartments/{apartment}/buildings/{building}"): "admin",
+    ("DELETE", "/apartments/{apartment}/buildings/{building}"): "admin",
     ("POST", "/schedules"): "admin",
     ("POST", "/schedules/{schedule_id}/pause"): "admin",
     ("POST", "/schedules/{schedule_id}/unpause"): "admin",

@@ -21,6 +21,7 @@ from api.gate import Gate
 from api.routes import (
     apartments,
     beacons,
+    buildings,
     bundles,
     fleets,
     health,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         importmap,
         apartments,
+        buildings,
         bundles,
         rollouts,
         fleets,

@@ -47,10 +47,11 @@ class Api:
         params: dict[str, Any] | None = None,
         body: Any = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
         try:
-            response = self._http.request(method, path, params=query, json=body, files=files)
+            response = self._http.request(method, path, params=query, json=body, files=files, headers=headers)
         except httpx.TransportError as exc:
             raise ApiUnavailable(
                 f"cannot reach the API at {self.base_url} ({type(exc).__name__}: {exc}); "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import fleets, judge, manifests, render, rollouts, schedules, tokens
+from cli import apartments, fleets, judge, manifests, render, rollouts, schedules, tokens
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
 from cli.options import OutputFormat
@@ -61,6 +61,7 @@ app = typer.Typer(
     # locals would print the bearer token
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(apartments.app, name="apartment")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(fleets.app, name="fleet")
 app.add_typer(manifests.app, name="manifest")

@@ -5,23 +5,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.manifest_store import WriteContention
 from adapters.retention import StorageCollector
-from api.auth import Caller
+from api.auth import Caller, Principal
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from skyline.contracts import UNDO_WORKFLOW, UndoInput, UndoResult, undo_workflow_id
-from skyline.manifest import SLUG, SLUG_HELP, Apartment, ApartmentManifest, ManifestChange
+from skyline.manifest import SLUG, SLUG_HELP, Apartment, ApartmentManifest, Building, ManifestChange
 from skyline.manifest_diff import Change, diff
-from skyline.manifest_ops import CreateApartment, ManifestConflict
+from skyline.manifest_ops import (
+    BuildingRefused,
+    CreateApartment,
+    EditApartment,
+    ManifestConflict,
+    MissingBuilding,
+    StaleRevision,
+    StructureChange,
+)
 from skyline.rollout import rollout_id_for
 from skyline.split import Assignment, SplitUser, resolve
 
@@ -107,6 +117,184 @@ async def create_apartment(req: CreateApartmentRequest, store: StoreDep, who: Ca
     return manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class CanaryView(BaseModel):
+    unit: str
+    version: str
+    percentage: float
+
+
+class BuildingView(BaseModel):
+    id: str
+    name: str
+    category: str
+    active_unit: str | None = None
+    active_version: str | None = None
+    canary: CanaryView | None = Field(default=None, description="the unit in rollout, if any")
+    units: list[str] = Field(description="every unit key the building holds (`<unit>@<version>`)")
+    mount: str | None = Field(default=None, description="routing.mount: the CSS selector shells mount into")
+
+
+class ApartmentView(BaseModel):
+    """An apartment as a resource: what `GET /apartments/{id}` and every structural write answer."""
+
+    id: str
+    name: str
+    description: str
+    version: str = Field(description="the apartment's own version field (not the revision)")
+    revision: int = Field(description="the manifest revision this view is of; the ETag is it, quoted")
+    timestamp: str
+    change: ManifestChange | None = Field(default=None, description="who wrote this revision, and why")
+    buildings: list[BuildingView]
+
+
+def building_view(building_id: str, building: Building) -> BuildingView:
+    active = building.active()
+    canary = building.canary()
+    return BuildingView(
+        id=building_id,
+        name=building.name,
+        category=building.category,
+        active_unit=building.active_unit,
+        active_version=active.version if active else None,
+        canary=(
+            CanaryView(unit=canary.id, version=canary.version, percentage=canary.rollout.percentage)
+            if canary is not None and canary.rollout is not None
+            else None
+        ),
+        units=sorted(building.units),
+        mount=building.routing.mount,
+    )
+
+
+def apartment_view(apartment_id: str, manifest: ApartmentManifest) -> ApartmentView:
+    entry = manifest.apartment(apartment_id)
+    return ApartmentView(
+        id=apartment_id,
+        name=entry.name,
+        description=entry.description,
+        version=entry.version,
+        revision=manifest.revision,
+        timestamp=manifest.timestamp,
+        change=manifest.change,
+        buildings=[building_view(key, b) for key, b in entry.buildings.items()],
+    )
+
+
+def etag(manifest: ApartmentManifest) -> str:
+    """A revision never changes once written, so its number is a strong validator."""
+    return f'"{manifest.revision}"'
+
+
+IF_MATCH_HELP = (
+    'the revision you last read, as GET /apartments/{id} sent it in its ETag (e.g. "7"); '
+    "the write is refused with 412 if the manifest has moved on since"
+)
+IfMatch = Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_HELP)]
+
+
+def expected_revision(if_match: str | None) -> int | None:
+    """The revision an If-Match header names; None for no header or `*` (the apartment exists)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    value = if_match.strip()
+    if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+        value = value[1:-1]
+    if not value.isdigit() or not value.isascii():
+        raise ApiError(
+            422,
+            "invalid_request",
+            f'If-Match must be one revision\'s ETag, e.g. "7" (got {if_match[:100]!r}): '
+            "a weak or listed tag never names a single revision",
+            "If-Match",
+        )
+    return int(value)
+
+
+class StructureRequest(BaseModel):
+    """Who and why, as every manifest write records them (the revision's `change`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    actor: str = Field(default="anonymous", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class EditApartmentRequest(StructureRequest):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self) -> EditApartmentRequest:
+        if self.name is None and self.description is None:
+            raise ValueError("give `name` or `description` (nothing to change)")
+        return self
+
+
+async def write_structure(
+    store: StoreDep,
+    apartment: str,
+    mutation: StructureChange,
+    who: Principal,
+    actor: str,
+    what: str,
+    reason: str,
+) -> ApartmentManifest:
+    """One structural change as a new manifest revision, through the store's If-Match loop.
+
+    The change is data the store re-applies to whatever head it reads, so a write racing a
+    rollout on another building composes with it; `mutation.if_revision` (the caller's
+    If-Match) is checked against that same head, never against an earlier read.
+    """
+    await asyncio.to_thread(_manifest_or_404, store, apartment)
+    change = ManifestChange(
+        id=f"{mutation.kind}/{apartment}/{uuid.uuid4()}",
+        actor=who.actor(actor),
+        reason=f"{what}: {reason}" if reason else what,
+    )
+    try:
+        manifest, _ = await asyncio.to_thread(store.apply, apartment, mutation, change)
+    except StaleRevision as exc:
+        raise ApiError(412, "precondition_failed", str(exc), "If-Match") from exc
+    except MissingBuilding as exc:
+        raise ApiError(404, "not_found", f"{exc} in apartment {apartment!r}", "building") from exc
+    except BuildingRefused as exc:
+        raise ApiError(409, exc.code, str(exc)) from exc
+    except ManifestConflict as exc:  # the apartment vanished between the read and the write
+        raise ApiError(404, "not_found", str(exc)) from exc
+    except WriteContention as exc:
+        raise ApiError(503, "write_contention", f"{exc}; try again") from exc
+    log.info("apartment %s revision %d by %s: %s", apartment, manifest.revision, change.actor, change.reason)
+    return manifest
+
+
+@router.get("/{apartment}", response_model=ApartmentView)
+async def get_apartment(apartment: str, response: Response, store: StoreDep, who: Caller) -> ApartmentView:
+    """One apartment: its name, revision and buildings (what each runs, what is in rollout).
+
+    The ETag is the revision; send it back as If-Match on a structural write."""
+    manifest = await asyncio.to_thread(_manifest_or_404, store, apartment)
+    response.headers["ETag"] = etag(manifest)
+    return apartment_view(apartment, manifest)
+
+
+@router.patch("/{apartment}", response_model=ApartmentView)
+async def edit_apartment(
+    apartment: str,
+    req: EditApartmentRequest,
+    response: Response,
+    store: StoreDep,
+    who: Caller,
+    if_match: IfMatch = None,
+) -> ApartmentView:
+    """Change the apartment's name or description (a new revision; its id never changes)."""
+    mutation = EditApartment(
+        name=req.name, description=req.description, if_revision=expected_revision(if_match)
+    )
+    what = f"rename apartment to {req.name!r}" if req.name is not None else "edit apartment description"
+    manifest = await write_structure(store, apartment, mutation, who, req.actor, what, req.reason)
+    response.headers["ETag"] = etag(manifest)
+    return apartment_view(apartment, manifest)
+
+
 @router.get("/{apartment}/manifest")
 async def get_manifest(apartment: str, store: StoreDep, who: Caller) -> dict[str, Any]:
     """The manifest shells load, as stored at the origin (the edge may lag by one purge)."""
@@ -179,9 +367,10 @@ async def last_known_good(apartment: str, store: StoreDep, who: Caller) -> dict[
     return found.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-async def _running_rollouts(temporal: TemporalDep, manifest: ApartmentManifest, apartment: str) -> list[str]:
+async def running_rollouts(temporal: TemporalDep, apartment: str, buildings: Iterable[str]) -> list[str]:
+    """Ids of the rollouts running on these buildings (one rollout per building at a time)."""
     running = []
-    for building in manifest.apartment(apartment).buildings:
+    for building in buildings:
         handle = temporal.get_workflow_handle(rollout_id_for(apartment, building))
         try:
             described = await handle.describe()
@@ -222,7 +411,7 @@ async def undo(
             "collected past the retention window (skyline manifest gc); undo to a newer revision",
             "to_revision",
         )
-    running = await _running_rollouts(temporal, current, apartment)
+    running = await running_rollouts(temporal, apartment, current.apartment(apartment).buildings)
     if running:
         raise ApiError(
             409,
