@@ -7,6 +7,10 @@ browser would (redirects followed); the S3 API answers signed requests only
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,3 +39,23 @@ def test_every_url_the_banner_prints_answers_200(stack: EmbeddedStack, settings:
             else:
                 answers[url] = http.get(url).status_code
     assert answers == {url: 200 for url in urls}, answers
+
+
+def test_make_run_passes_run_args_to_the_stack() -> None:
+    """`make run RUN_ARGS=--ephemeral-ports` reaches `python -m stack run` (dry run: nothing starts)."""
+    root = Path(__file__).resolve().parents[2]
+    make = shutil.which("make")
+    assert make is not None
+    argv = [make, "-n", "run", "RUN_ARGS=--ephemeral-ports"]
+    dry = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=True)
+    assert re.search(r"-m stack run --ephemeral-ports$", dry.stdout, re.MULTILINE), dry.stdout
+    assert (
+        "--ephemeral-ports"
+        in subprocess.run(
+            [sys.executable, "-m", "stack", "run", "--help"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
