@@ -28,6 +28,7 @@ map, byte for byte as before.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -59,12 +60,14 @@ def _js(value: str) -> str:
 
 def entry_source(unit: Unit) -> bytes | None:
     """The entry module of a unit with stylesheets, or None when it has none."""
-    sheets = stylesheets(unit)
-    if not sheets:
-        return None
-    entry = _js(unit.url)
-    pairs = ",\n  ".join(f"[{_js(f.url)}, {_js(f.integrity)}]" for f in sheets)
-    return f"""// Skyline: {unit.id.replace(chr(10), " ")} with its stylesheets (skyline/style_entries.py).
+    sheets = tuple((f.url, f.integrity) for f in stylesheets(unit))
+    return _source(unit.id, unit.url, sheets) if sheets else None
+
+
+def _source(unit_id: str, url: str, sheets: tuple[tuple[str, str], ...]) -> bytes:
+    entry = _js(url)
+    pairs = ",\n  ".join(f"[{_js(href)}, {_js(integrity)}]" for href, integrity in sheets)
+    return f"""// Skyline: {_js(unit_id)} with its stylesheets (skyline/style_entries.py).
 import * as unit from {entry};
 export * from {entry};
 export default unit.default;
@@ -78,7 +81,7 @@ try {{
     link.rel = "stylesheet";
     link.crossOrigin = "anonymous";
     link.integrity = integrity;
-    link.dataset.skylineUnit = {_js(unit.id)};
+    link.dataset.skylineUnit = {_js(unit_id)};
     link.addEventListener("load", () => resolve());
     link.addEventListener("error", () => reject(new Error(
       `the browser refused or could not fetch stylesheet ${{href}} (network error or integrity mismatch)`)));
@@ -99,8 +102,13 @@ def sri(body: bytes) -> str:
 
 def style_entry(unit: Unit) -> StyleEntry | None:
     """The stored entry module of `unit`, None when the unit has no stylesheets."""
-    body = entry_source(unit)
-    if body is None:
-        return None
+    sheets = tuple((f.url, f.integrity) for f in stylesheets(unit))
+    return _entry(unit.id, unit.url, sheets) if sheets else None
+
+
+# Every map request of a styled unit asks for its entry: built and hashed once per unit.
+@functools.lru_cache(maxsize=4096)
+def _entry(unit_id: str, url: str, sheets: tuple[tuple[str, str], ...]) -> StyleEntry:
+    body = _source(unit_id, url, sheets)
     key = f"{ENTRY_PREFIX}{hashlib.sha256(body).hexdigest()[:32]}.js"
     return StyleEntry(key=key, body=body, integrity=sri(body))

@@ -62,6 +62,9 @@ def test_a_script_breaking_url_stays_a_string() -> None:
     source = entry_source(unit(**{"index.css": sneaky}))
     assert source is not None
     assert b'x.css\\"];alert(1);//<\\/script>' in source
+    odd = unit(**{"index.css": CSS}).model_copy(update={"id": "x\u2028alert(1)\nalert(2)"})
+    text = (entry_source(odd) or b"").decode()
+    assert "\u2028" not in text and "\nalert(2)" not in text  # no line ends early, not even a comment
 
 
 def test_styled_map_names_the_entry_and_keeps_unstyled_units_as_they_were() -> None:
