@@ -20,17 +20,20 @@ install: $(STAMP)
 system: install
 	$(PY) -m stack check
 
-# Debian's chromium for the browser tests and the demo (Playwright drives it; never `playwright install`), nodejs for the loader tests.
+# Debian's chromium for the browser tests and the demo (Playwright drives it; never `playwright install`), nodejs
+# for the loader tests, then `npm ci` of the browser tests' npm packages (esbuild, single-spa, web-vitals, ...).
 browser: install
 	$(PY) -c 'import sys; from stack.system_packages import main; sys.exit(main(["browser"]))'
+	$(PY) -c 'from tests.browser.bundler import ensure_esbuild, ensure_shell_packages as s; ensure_esbuild(); s()'
 
 ## The browser loop live: shell page, synthetic Chromium users, a healthy rollout promoted, a faulty one rolled back.
 demo: system browser
 	$(PY) -m demo $(DEMO_ARGS)
 
 ## Start the embedded stack in the foreground: Temporal (+UI :8233), S3, Redis, Varnish, Prometheus, worker, API.
+## RUN_ARGS are passed on: `make run RUN_ARGS=--ephemeral-ports` (free ports), see `python -m stack run --help`.
 run: system
-	$(PY) -m stack run
+	$(PY) -m stack run $(RUN_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check $(CODE)

@@ -30,6 +30,7 @@ from api.routes import (
     overrides,
     rollouts,
     schedules,
+    shell,
     storage,
     tokens,
 )
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         beacons,
         overrides,
         loader,
+        shell,
     )
     for module in routes:
         app.include_router(module.router)

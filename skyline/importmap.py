@@ -26,12 +26,14 @@ bucket-keyed endpoint) gives such a building its *stable* unit and names it in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from skyline.manifest import ApartmentManifest, RolloutCriteria, Unit
 from skyline.split import Assignment, SplitUser, in_percentage, resolve
+from skyline.style_entries import StyleEntry, style_entry
 
 
 def specifier(apartment: str, building: str) -> str:
@@ -92,6 +94,34 @@ def targeted_criteria(criteria: RolloutCriteria) -> bool:
 def bucket_map(manifest: ApartmentManifest, apartment: str, buckets: dict[str, int]) -> ImportMap:
     """The map for a user whose per-building buckets are `buckets` (a building not given is
     treated as outside its canary), with targeted canaries left out (see the module doc)."""
+    return from_assignments(apartment, *bucket_assignments(manifest, apartment, buckets))
+
+
+def styled_bucket_map(
+    manifest: ApartmentManifest, apartment: str, buckets: dict[str, int], public_url: Callable[[str], str]
+) -> tuple[ImportMap, list[StyleEntry]]:
+    """`bucket_map`, with each unit that has stylesheets behind its generated entry module
+    (skyline/style_entries.py): the specifier names the entry's edge URL (`public_url(key)`),
+    `integrity` its SRI next to the unit's modules. Returns the entries the map names, which
+    must be stored before a browser fetches them."""
+    assignments, targeted = bucket_assignments(manifest, apartment, buckets)
+    found = from_assignments(apartment, assignments, targeted)
+    entries: list[StyleEntry] = []
+    for building, a in assignments.items():
+        entry = style_entry(a.unit) if a.unit is not None else None
+        if entry is None:
+            continue
+        url = public_url(entry.key)
+        found.imports[specifier(apartment, building)] = url
+        found.integrity[url] = entry.integrity
+        entries.append(entry)
+    return found, entries
+
+
+def bucket_assignments(
+    manifest: ApartmentManifest, apartment: str, buckets: dict[str, int]
+) -> tuple[dict[str, Assignment], list[str]]:
+    """Each building's assignment for these buckets, and the targeted canaries left out."""
     assignments: dict[str, Assignment] = {}
     targeted: list[str] = []
     for building_id, building in manifest.apartment(apartment).buildings.items():
@@ -112,4 +142,4 @@ def bucket_map(manifest: ApartmentManifest, apartment: str, buckets: dict[str, i
             reason="stable" if active is not None else "none",
             unit=active,
         )
-    return from_assignments(apartment, assignments, targeted)
+    return assignments, targeted

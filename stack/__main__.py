@@ -93,7 +93,9 @@ def cli_path(python: str = sys.executable) -> str:
     return found if found is not None else f"{python} -m cli"
 
 
-def _print_table(stack: EmbeddedStack) -> None:
+def banner(stack: EmbeddedStack) -> str:
+    """What `run` prints once the stack is up. Every http URL in it answers 200 (the S3 API to
+    signed requests: stack/s3auth.py); tests/stack/test_banner.py fetches each."""
     rows = [
         *stack.endpoints(),
         ("Storage", str(stack.storage_dir)),
@@ -101,14 +103,20 @@ def _print_table(stack: EmbeddedStack) -> None:
         ("CLI", cli_path(stack.python)),
     ]
     width = max(len(name) for name, _ in rows)
-    print("\nSkyline stack is up:", flush=True)
-    for name, url in rows:
-        print(f"  {name.ljust(width)}  {url}", flush=True)
+    lines = ["", "Skyline stack is up:"]
+    lines += [f"  {name.ljust(width)}  {url}" for name, url in rows]
     if stack.storage_mismatch:
         lost = ", ".join(sorted(stack.storage_mismatch))
-        print(f"\nWARNING: storage and Temporal disagree: no manifest for apartment(s) {lost}", flush=True)
-    print("\n`skyline` is in the venv: run the CLI path above or `source .venv/bin/activate`", flush=True)
-    print("\nPress Ctrl-C to stop.", flush=True)
+        lines += ["", f"WARNING: storage and Temporal disagree: no manifest for apartment(s) {lost}"]
+    lines += ["", "`skyline` is in the venv: run the CLI path above or `source .venv/bin/activate`"]
+    if any(name == "Shell pages" for name, _ in rows):
+        lines += ["Shell pages: a minimal shell per apartment, to watch a rollout in a browser"]
+    lines += ["", "Press Ctrl-C to stop."]
+    return "\n".join(lines)
+
+
+def _print_table(stack: EmbeddedStack) -> None:
+    print(banner(stack), flush=True)
 
 
 def _check() -> int:

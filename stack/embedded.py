@@ -347,6 +347,8 @@ class EmbeddedStack:
             rows.append(("Worker", f"task queue {self.settings.task_queue}"))
         if "api" in c:
             rows.append(("API", f"{self.api_url}/docs"))
+            # A minimal shell page per apartment (api/routes/shell.py), linked from this index.
+            rows.append(("Shell pages", f"{self.api_url}/shells"))
         if "worker" in c or "api" in c:
             rows.append(("Bundle root", f"{self.bundle_root} (bundle.path must be under it)"))
         return rows

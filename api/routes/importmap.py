@@ -17,23 +17,39 @@ loader, which knows the user's attributes. Public like /beacon-token (a page
 calls it), CORS `*`, `Cache-Control: public, max-age=5` with the manifest
 revision in the ETag; manifests are read through a 1 s in-process cache, for
 apartments a storage listing knows.
+
+Stylesheets: a unit with CSS (`kind: "style"` files) is mapped to a generated
+entry module that links its stylesheets with SRI and resolves once they
+applied (skyline/style_entries.py). The API stores each such module at the
+edge under its content hash before the first map naming it is answered (as it
+publishes the loader), so the browser fetches it from the edge, verified by
+the map's `integrity`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from adapters.storage import IMMUTABLE, is_missing
 from api.beacons import ManifestCatalog
 from api.deps import AppState
 from api.errors import error_body
-from skyline.importmap import bucket_map
+from skyline.importmap import styled_bucket_map
 from skyline.manifest import SLUG
+from skyline.settings import Settings
 from skyline.split import BUCKETS, bucket_of
+from skyline.style_entries import StyleEntry
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 router = APIRouter(tags=["import maps"])
 
@@ -54,6 +70,34 @@ def _catalog(request: Request) -> ManifestCatalog:
         catalog = ManifestCatalog.from_store(state.store, ttl=1.0, refresh=30.0, min_relist=1.0)
         request.app.state.importmap_catalog = catalog
     return catalog
+
+
+def store_entry(s3: S3Client, settings: Settings, entry: StyleEntry) -> None:
+    """Store a generated entry module unless it is there (its key is its content hash)."""
+    try:
+        s3.head_object(Bucket=settings.s3_bucket, Key=entry.key)
+    except ClientError as exc:
+        if not is_missing(exc):
+            raise
+        s3.put_object(
+            Bucket=settings.s3_bucket,
+            Key=entry.key,
+            Body=entry.body,
+            ContentType="text/javascript; charset=utf-8",
+            CacheControl=IMMUTABLE,
+        )
+
+
+async def _stored(request: Request, entries: list[StyleEntry]) -> None:
+    """Every entry the map names is at the edge before the map leaves (checked once per process)."""
+    done: set[str] | None = getattr(request.app.state, "importmap_entries", None)
+    if done is None:
+        done = request.app.state.importmap_entries = set()
+    state: AppState = request.app.state.skyline
+    for entry in entries:
+        if entry.key not in done:
+            await asyncio.to_thread(store_entry, state.store.s3, state.settings, entry)
+            done.add(entry.key)
 
 
 def _refuse(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -89,7 +133,8 @@ async def importmap(
 ) -> Response:
     """The native import map of the units a user gets: by their per-building `buckets`
     (`header:1234,main:77`, cacheable: equal for every user of a variant) or by `user` id.
-    Targeted canaries are left out (stable unit, named in `Skyline-Targeted`)."""
+    Targeted canaries are left out (stable unit, named in `Skyline-Targeted`). A unit with
+    stylesheets is mapped to a generated entry module that links them with SRI first."""
     if not SLUG.match(apartment) or len(apartment) > 63:
         return _refuse(422, "invalid_apartment", f"{apartment[:70]!r} is not an apartment id", "apartment")
     if buckets is not None and user is not None:
@@ -107,7 +152,9 @@ async def importmap(
         return _refuse(404, "not_found", f"no apartment {apartment!r}", "apartment")
     if user is not None:
         wanted = {b: bucket_of(user, apartment, b) for b in manifest.apartments[apartment].buildings}
-    found = bucket_map(manifest, apartment, wanted)
+    settings: Settings = request.app.state.skyline.settings
+    found, entries = styled_bucket_map(manifest, apartment, wanted, settings.public_url)
+    await _stored(request, entries)
     body = json.dumps(found.body(), separators=(",", ":"), sort_keys=True).encode()
     etag = f'"{manifest.version}-{hashlib.sha256(body).hexdigest()[:16]}"'
     headers = {

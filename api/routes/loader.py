@@ -82,7 +82,7 @@ def publish_loader(s3: S3Client, settings: Settings, source_path: Path | None = 
     return asset
 
 
-async def _published(request: Request, settings: SettingsDep, store: StoreDep) -> LoaderAsset:
+async def published_loader(request: Request, settings: SettingsDep, store: StoreDep) -> LoaderAsset:
     asset: LoaderAsset | None = getattr(request.app.state, "loader_asset", None)
     if asset is None:
         source = loader_source(settings)
@@ -101,12 +101,12 @@ async def _published(request: Request, settings: SettingsDep, store: StoreDep) -
 @router.get("/loader", response_model=LoaderInfo)
 async def loader_info(request: Request, settings: SettingsDep, store: StoreDep) -> LoaderInfo:
     """The loader's edge URL and SRI, and the `<script>` tag a shell includes."""
-    asset = await _published(request, settings, store)
+    asset = await published_loader(request, settings, store)
     return LoaderInfo(**asset.model_dump(), script=asset.script_tag())
 
 
 @router.api_route("/loader.js", methods=["GET", "HEAD"], response_class=RedirectResponse, status_code=307)
 async def loader_js(request: Request, settings: SettingsDep, store: StoreDep) -> RedirectResponse:
     """Redirect to the current loader at the edge (cached a minute; pin /loader's URL instead)."""
-    asset = await _published(request, settings, store)
+    asset = await published_loader(request, settings, store)
     return RedirectResponse(asset.url, status_code=307, headers={"Cache-Control": "public, max-age=60"})

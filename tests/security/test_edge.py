@@ -63,9 +63,7 @@ async def test_only_the_three_public_prefixes_are_served(
     for path in (
         f"/{b}/auth/tokens-{tag}.json",
         f"/{b}/uploads/{tag}.tar.gz",
-        "/",
         f"/{b}",
-        f"/{b}/",
         f"/{b}/manifests/",
         f"/{b}/bundles/",
         f"/{b}/manifests/edge-{tag}/",
@@ -82,6 +80,11 @@ async def test_only_the_three_public_prefixes_are_served(
             response = await edge.request(method, path)
             assert response.status_code == 404, (method, path, response.status_code, response.text[:200])
             assert b"ada" not in response.content and b"archive" not in response.content, path
+    # The root and the bucket's root answer the edge's own notice, never a listing.
+    for path in ("/", f"/{b}/"):
+        response = await edge.get(path)
+        assert response.status_code == 200 and response.text.startswith("Skyline edge: "), path
+        assert b"auth" not in response.content and b"<?xml" not in response.content, path
 
 
 @pytest.mark.parametrize(
@@ -108,10 +111,14 @@ async def test_s3_sub_resources_never_reach_the_origin(
     # On an object: the query is dropped, the object itself is served.
     on_object = await edge.get(f"/{b}/{key}?{query}")
     assert on_object.status_code == 200 and on_object.json() == {"manifest": 1}, on_object.text[:300]
-    # On the bucket or a prefix: no listing, policy or ACL, just a 404 from the edge.
+    # On the bucket or a prefix: no listing, policy or ACL, just a 404 from the edge (the
+    # root and the bucket's root: the edge's own notice, what the startup banner links to).
     for path in (f"/{b}?{query}", f"/{b}/?{query}", f"/?{query}", f"/{b}/manifests/?{query}"):
         response = await edge.get(path)
-        assert response.status_code == 404, (path, response.text[:300])
+        if path.startswith((f"/{b}/?", "/?")):
+            assert response.status_code == 200 and response.text.startswith("Skyline edge: "), path
+        else:
+            assert response.status_code == 404, (path, response.text[:300])
         assert b"<?xml" not in response.content and b"secret" not in response.content, path
 
 
