@@ -151,7 +151,7 @@ async def test_promoted_rolled_back_and_running_rollouts_read_apart_in_the_list(
         # The README's filter for paused rollouts, typed into the list's query as a user would.
         paused = await api.post(f"/rollouts/{running}/pause", json={"actor": "rm", "reason": "look"})
         assert paused.status_code == 200, paused.text
-        query = f'{of_apartment} AND SkylineState = "paused"'
+        query = f'SkylineState = "paused" AND ExecutionStatus = "Running" AND {of_apartment}'
         only_paused = await read_list(page, f"{ui}?query={quote(query)}", ["paused"])
         assert [(r["SkylineVersion"], r["SkylineState"]) for r in only_paused] == [("1.3.0", "paused")]
     finally:
