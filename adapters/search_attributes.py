@@ -1,4 +1,12 @@
-"""Search attributes that make rollouts filterable in the Temporal UI and visibility queries."""
+"""Search attributes that make rollouts filterable in the Temporal UI and visibility queries.
+
+Every run of one building shares the workflow id `rollout.<apartment>.<building>` (the id is the
+building's lock: Temporal refuses a second running workflow with it). What tells the runs apart in
+the UI's list is these attributes, shown as columns (LIST_COLUMNS): the unit, version and strategy
+set when the rollout starts, and the state the workflow keeps up to date, which ends as
+`succeeded`, `rolled_back` or `failed` while the UI's Status column says Completed for the first
+two (a rolled-back rollout ends normally: it did what it was asked).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ from temporalio.common import (
 APARTMENT = SearchAttributeKey.for_keyword("SkylineApartment")
 BUILDING = SearchAttributeKey.for_keyword("SkylineBuilding")
 VERSION = SearchAttributeKey.for_keyword("SkylineVersion")
+UNIT = SearchAttributeKey.for_keyword("SkylineUnit")
+STRATEGY = SearchAttributeKey.for_keyword("SkylineStrategy")
 STATE = SearchAttributeKey.for_keyword("SkylineState")
 WEIGHT = SearchAttributeKey.for_float("SkylineWeight")
 
@@ -19,17 +29,40 @@ REGISTRATION: dict[str, str] = {
     APARTMENT.name: "Keyword",
     BUILDING.name: "Keyword",
     VERSION.name: "Keyword",
+    UNIT.name: "Keyword",
+    STRATEGY.name: "Keyword",
     STATE.name: "Keyword",
     WEIGHT.name: "Double",
 }
 
 
-def initial(apartment: str, building: str, version: str) -> TypedSearchAttributes:
+# The Temporal UI's workflow list, as a release manager reads it: the UI's column picker keeps
+# this list per namespace in the browser (localStorage `namespace-workflow-table-columns`).
+LIST_COLUMNS: tuple[str, ...] = (
+    "Status",
+    "Workflow ID",
+    UNIT.name,
+    VERSION.name,
+    STRATEGY.name,
+    STATE.name,
+    WEIGHT.name,
+    "Start",
+    "End",
+)
+
+
+def initial(
+    apartment: str, building: str, version: str, unit: str | None = None, strategy: str | None = None
+) -> TypedSearchAttributes:
+    """What a rollout starts with; `unit` and `strategy` are left out only by callers that
+    predate them (a rollout without them still lists, with those columns empty)."""
+    named = [(UNIT, unit), (STRATEGY, strategy)]
     return TypedSearchAttributes(
         [
             SearchAttributePair(APARTMENT, apartment),
             SearchAttributePair(BUILDING, building),
             SearchAttributePair(VERSION, version),
+            *(SearchAttributePair(key, value) for key, value in named if value is not None),
             SearchAttributePair(STATE, "publishing"),
             SearchAttributePair(WEIGHT, 0.0),
         ]

@@ -9,9 +9,10 @@ upsert, which only follows state changes.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.manifests import PrepareRolloutResult
@@ -100,9 +101,20 @@ class RolloutBook(RolloutFields, Book[RolloutStatus]):
         indexed = workflow.info().typed_search_attributes.get(search.APARTMENT) is not None
         if indexed and current != self._indexed:
             self._indexed = current
-            workflow.upsert_search_attributes(
-                [search.STATE.value_set(current[0]), search.WEIGHT.value_set(current[1])]
-            )
+            updates: list[SearchAttributeUpdate[Any]] = [
+                search.STATE.value_set(current[0]),
+                search.WEIGHT.value_set(current[1]),
+            ]
+            # Rollouts started before the API set unit and strategy get them with their next
+            # state change, so the UI's list reads the same for them (patched: replays of
+            # histories without it stay as they were).
+            unlabelled = workflow.info().typed_search_attributes.get(search.UNIT) is None
+            if unlabelled and workflow.patched("index-unit-and-strategy"):
+                updates += [
+                    search.UNIT.value_set(self._spec.unit_id),
+                    search.STRATEGY.value_set(self._spec.strategy.kind),
+                ]
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(current_details(self._status))
 
     def _position(self) -> tuple[int, float]:

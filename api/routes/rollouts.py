@@ -175,7 +175,9 @@ async def start_rollout(
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"{spec.unit_key} → {spec.apartment}/{spec.building} ({spec.strategy.kind})",
             static_details=f"Started by **{spec.actor}**: {spec.reason or 'no reason given'}",
-            search_attributes=search.initial(spec.apartment, spec.building, spec.version),
+            search_attributes=search.initial(
+                spec.apartment, spec.building, spec.version, spec.unit_id, spec.strategy.kind
+            ),
             start_delay=delay,
             result_type=RolloutStatus,
         )

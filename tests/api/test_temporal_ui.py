@@ -12,6 +12,9 @@ import pytest
 from temporalio.client import Client
 
 from adapters import search_attributes as search
+from skyline.contracts import ROLLOUT_WORKFLOW
+from skyline.rollout import RolloutInput, RolloutSpec, rollout_id_for
+from skyline.settings import Settings
 from tests.support.scenario import create_apartment, make_bundle, parked_strategy, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -48,6 +51,7 @@ async def test_search_attributes_summary_and_details_are_visible(
         await asyncio.sleep(0.1)
     assert attrs.get(search.APARTMENT) == apartment and attrs.get(search.BUILDING) == "header"
     assert attrs.get(search.VERSION) == "2.1.0" and attrs.get(search.STATE) == "progressing"
+    assert attrs.get(search.UNIT) == "header" and attrs.get(search.STRATEGY) == "canary"
     assert attrs.get(search.WEIGHT) == 5.0
     assert await described.static_summary() == f"header@2.1.0 → {apartment}/header (canary)"
     assert "alice" in (await described.static_details() or "")
@@ -110,4 +114,42 @@ async def test_resolver_says_which_unit_each_building_serves(api: httpx.AsyncCli
     assert missing.status_code == 422 and missing.json()["error"]["field"] == "user"
     unknown = await api.get("/apartments/nope/resolve", params={"user": "u"})
     assert unknown.status_code == 404
+    await api.post(f"/rollouts/{rollout_id}/rollback", json={})
+
+
+async def test_a_rollout_started_without_unit_and_strategy_gets_them_with_its_next_state(
+    api: httpx.AsyncClient, temporal: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """Rollouts the API started before it set SkylineUnit and SkylineStrategy (started here as it
+    started them then) carry them once their state changes, so the UI's list reads alike."""
+    apartment = await create_apartment(api)
+    spec = RolloutSpec.model_validate(
+        {
+            "apartment": apartment,
+            "building": "header",
+            "unit_id": "header",
+            "version": "2.3.0",
+            "bundle": {"path": str(make_bundle(tmp_path / "b", "2.3.0"))},
+            "strategy": parked_strategy(),
+            "actor": "alice",
+            "max_duration_seconds": settings.rollout_max_duration_seconds,
+        }
+    )
+    rollout_id = rollout_id_for(apartment, "header")
+    handle = await temporal.start_workflow(
+        ROLLOUT_WORKFLOW,
+        RolloutInput(rollout_id=rollout_id, spec=spec),
+        id=rollout_id,
+        task_queue=settings.task_queue,
+        search_attributes=search.initial(apartment, "header", "2.3.0"),
+    )
+    assert (await handle.describe()).typed_search_attributes.get(search.UNIT) is None
+    deadline = time.monotonic() + 30
+    attrs: Any = None
+    while time.monotonic() < deadline:
+        attrs = (await handle.describe()).typed_search_attributes
+        if attrs.get(search.UNIT) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert attrs.get(search.UNIT) == "header" and attrs.get(search.STRATEGY) == "canary"
     await api.post(f"/rollouts/{rollout_id}/rollback", json={})
