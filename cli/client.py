@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from cli.errors import ApiRefused, ApiUnavailable
 
+if TYPE_CHECKING:
+    import httpx
+
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 # Rollback and undo answer only once the edge serves the restored manifest.
-REQUEST_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
+REQUEST_TIMEOUT_SECONDS = 120.0
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 def segment(value: str) -> str:
@@ -30,11 +32,19 @@ def _error_fields(body: Any) -> tuple[str, str, str | None]:
 
 class Api:
     def __init__(self, base_url: str, token: str | None) -> None:
+        # Here, not at the top: httpx (with its own CLI's rich and pygments) costs more than
+        # `skyline --help` may take, and only commands that talk to the API need it.
+        import httpx
+
         headers = {"user-agent": "skyline-cli"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=REQUEST_TIMEOUT)
+        self._http: httpx.Client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -48,6 +58,8 @@ class Api:
         body: Any = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
+        import httpx  # already loaded by __init__; this binds the name for the except clause
+
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
         try:
             response = self._http.request(method, path, params=query, json=body, files=files)
