@@ -31,6 +31,7 @@ from api.routes import (
     schedules,
     storage,
     tokens,
+    vitals,
 )
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         apartments,
         bundles,
         rollouts,
+        vitals,
         fleets,
         schedules,
         tokens,
