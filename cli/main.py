@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from cli import fleets, judge, manifests, render, rollouts, schedules, tokens
+from cli import render
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
 from cli.options import OutputFormat
@@ -37,11 +39,41 @@ def hoist_output(args: list[str]) -> list[str]:
     return front + rest
 
 
+# Command groups by name -> the module whose `app` holds them. A group's module is imported,
+# and its commands built, only when that group runs or a help lists it: `skyline rollout get`
+# builds the 13 rollout commands, not all of them, and imports no other group (docs/cli.md#startup).
+GROUPS: dict[str, str] = {
+    "rollout": "cli.rollouts",
+    "fleet": "cli.fleets",
+    "manifest": "cli.manifests",
+    "schedule": "cli.schedules",
+    "token": "cli.tokens",
+    "judge": "cli.judge",
+}
+
+
+@cache
+def load_group(name: str) -> Any:
+    """The click group of `skyline NAME`, built from its module's typer app (once per process)."""
+    module = importlib.import_module(GROUPS[name])
+    group = typer.main.get_group(module.app)
+    group.name = name
+    return group
+
+
 class SkylineGroup(TyperGroup):
     """Every command's CliFailure ends here: message on stderr, its exit code for scripts."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_output(args))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in GROUPS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in GROUPS and cmd_name not in self.commands:
+            self.add_command(load_group(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     # Any: typer vendors its own click from 0.2x on, and the context class moved with it.
     def invoke(self, ctx: Any) -> Any:
@@ -61,12 +93,6 @@ app = typer.Typer(
     # locals would print the bearer token
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(rollouts.app, name="rollout")
-app.add_typer(fleets.app, name="fleet")
-app.add_typer(manifests.app, name="manifest")
-app.add_typer(schedules.app, name="schedule")
-app.add_typer(tokens.app, name="token")
-app.add_typer(judge.app, name="judge")
 
 
 @app.callback()

@@ -64,6 +64,8 @@ def test_rollout_get_loads_no_judge_or_temporal() -> None:
     modules = _modules_after(_run_cli("--api-url", "http://127.0.0.1:9", "rollout", "get", "shop/header"))
     assert "httpx" in modules  # it did try the API
     assert _loaded(modules, NEVER_AT_STARTUP) == []
+    # only its own group is imported (and built): not fleets, manifests, schedules, tokens, judge
+    assert _loaded(modules, ("cli.fleets", "cli.manifests", "cli.schedules", "cli.tokens", "cli.judge")) == []
 
 
 def test_judge_replay_still_loads_the_judge() -> None:
