@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 
+from cli.main import GROUPS, load_group
+
 # scipy and numpy are the judge's (`skyline judge replay`), temporalio the worker's;
 # the skyline domain modules bring pydantic models the API already validated.
 NEVER_AT_STARTUP = ("scipy", "numpy", "temporalio", "skyline.judge", "skyline.figures", "skyline.rollout")
@@ -53,10 +55,17 @@ def test_importing_the_cli_loads_no_heavy_module() -> None:
     assert _loaded(_modules_after("import cli.main"), NOT_FOR_HELP) == []
 
 
-def test_help_loads_no_heavy_module() -> None:
+def test_help_loads_no_heavy_module_and_no_group() -> None:
     modules = _modules_after(_run_cli("--help"))
-    assert "cli.rollouts" in modules  # the probe did run the CLI
+    assert "cli.render" in modules  # the probe did run the CLI
     assert _loaded(modules, NOT_FOR_HELP) == []
+    # `skyline --help` lists the groups from cli.main's table, without building them
+    assert _loaded(modules, tuple(module for module, _ in GROUPS.values())) == []
+
+
+def test_the_listed_help_lines_are_the_groups_own() -> None:
+    for name, (_, line) in GROUPS.items():
+        assert load_group(name).help == line, name
 
 
 def test_rollout_get_loads_no_judge_or_temporal() -> None:
