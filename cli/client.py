@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from cli.errors import ApiRefused, ApiUnavailable
 
-if TYPE_CHECKING:
-    import httpx
-
 DEFAULT_API_URL = "http://127.0.0.1:8000"
-# Rollback and undo answer only once the edge serves the restored manifest.
-REQUEST_TIMEOUT_SECONDS = 120.0
-CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 def segment(value: str) -> str:
@@ -32,22 +26,17 @@ def _error_fields(body: Any) -> tuple[str, str, str | None]:
 
 class Api:
     def __init__(self, base_url: str, token: str | None) -> None:
-        # Here, not at the top: httpx (with its own CLI's rich and pygments) costs more than
-        # `skyline --help` may take, and only commands that talk to the API need it.
-        import httpx
+        # Here, not at the top: only commands that talk to the API need HTTP (cli/transport.py).
+        from cli.transport import Transport
 
-        headers = {"user-agent": "skyline-cli"}
+        headers = {"user-agent": "skyline-cli", "accept": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
-        self._http: httpx.Client = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
-        )
+        self._http = Transport(self.base_url, headers)
 
     def close(self) -> None:
-        self._http.close()
+        pass  # one connection per request: nothing stays open
 
     def request(
         self,
@@ -58,38 +47,39 @@ class Api:
         body: Any = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
-        import httpx  # already loaded by __init__; this binds the name for the except clause
+        from cli.transport import TransportError
 
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
         try:
-            response = self._http.request(method, path, params=query, json=body, files=files)
-        except httpx.TransportError as exc:
+            status, raw = self._http.send(method, path, query, body, files)
+        except TransportError as exc:
+            cause = getattr(exc, "reason", None)  # URLError wraps the socket's error
+            cause = cause if isinstance(cause, BaseException) else exc
             raise ApiUnavailable(
-                f"cannot reach the API at {self.base_url} ({type(exc).__name__}: {exc}); "
+                f"cannot reach the API at {self.base_url} ({type(cause).__name__}: {cause}); "
                 "is it running? set --api-url or SKYLINE_API_URL",
-                {"error": {"status": None, "code": "unreachable", "message": str(exc)}},
+                {"error": {"status": None, "code": "unreachable", "message": str(cause)}},
             ) from exc
-        if response.status_code == 204:
+        if status == 204:
             return None
+        text = raw.decode("utf-8", errors="replace")
         try:
-            payload = response.json()
+            payload = json.loads(text)
         except json.JSONDecodeError:
             payload = None
-        if response.status_code >= 500:
+        if status >= 500:
             _, message, _ = _error_fields(payload)
             raise ApiUnavailable(
-                f"the API failed with {response.status_code}: {message or response.text[:500]}",
+                f"the API failed with {status}: {message or text[:500]}",
                 payload if isinstance(payload, dict) else None,
             )
-        if response.status_code >= 400:
+        if status >= 400:
             code, message, where = _error_fields(payload)
             if not isinstance(payload, dict):
-                payload = {"error": {"status": response.status_code, "code": code, "message": response.text}}
-            raise ApiRefused(response.status_code, code, message or response.text[:500], where, payload)
+                payload = {"error": {"status": status, "code": code, "message": text}}
+            raise ApiRefused(status, code, message or text[:500], where, payload)
         if payload is None:
-            raise ApiUnavailable(
-                f"the API answered {response.status_code} without JSON: {response.text[:200]}"
-            )
+            raise ApiUnavailable(f"the API answered {status} without JSON: {text[:200]}")
         return payload
 
     def get(self, path: str, **params: Any) -> Any:
