@@ -33,7 +33,8 @@ from adapters.layout import PlannedFile, SharedKeyConflict, plan_shared
 from adapters.pins import LEASE, Alive, CollectionRunning, LeaseWaitTimeout, PinStore
 from adapters.storage import IMMUTABLE, is_missing, is_precondition_failed, legacy_upload_key, upload_key
 from skyline.federation import MF_METADATA
-from skyline.manifest import Federation
+from skyline.frameworks import detect_framework
+from skyline.manifest import Federation, Framework
 from skyline.rollout import BundleSource
 from skyline.settings import Settings
 
@@ -75,6 +76,8 @@ class PublishBundleResult(BaseModel):
     # container entry (its mf-manifest.json), with the container's name, type and exposes.
     entry: str | None = None
     federation: Federation | None = None
+    # What the bundle says it is built with (skyline/frameworks.py); None from older workers.
+    framework: Framework | None = None
 
 
 class UnpublishBundleInput(BaseModel):
@@ -212,6 +215,7 @@ class PublishActivities:
             )
         )
         extra: dict[str, Any] = {"entry": entry, "federation": federation} if remote is not None else {}
+        extra["framework"] = bundle_framework(root, entry)
         # A remote's build metadata changes with every build under a fixed name: tagged by content.
         tag_also = MF_METADATA if remote is not None else ()
         plan = plan_shared(files, entry, unit_prefix, existing, tag_also)
@@ -398,6 +402,22 @@ class PublishActivities:
                 return VerifyBundleResult(attempts=attempt, bytes=len(response.content))
             time.sleep(0.1 * attempt)
         raise ApplicationError(f"the edge answered {status} for {inp.entry_url}", type="EdgeUnavailable")
+
+
+# Enough of an entry to see its imports, which bundlers keep at the top.
+FRAMEWORK_SNIFF_BYTES = 1 << 20
+
+
+def _head(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return handle.read(FRAMEWORK_SNIFF_BYTES).decode("utf-8", errors="replace")
+
+
+def bundle_framework(root: Path, entry: str) -> Framework:
+    """The framework the bundle's package.json or its entry's imports name (else unknown)."""
+    return detect_framework(_head(root / "package.json"), _head(root / entry))
 
 
 def sha256_hex(data: bytes) -> str:

@@ -60,6 +60,7 @@ RULES: dict[tuple[str, str], Access] = {
     ("GET", "/rollouts/{rollout_id}"): "viewer",
     ("GET", "/rollouts/{rollout_id}/audit"): "viewer",
     ("GET", "/rollouts/{rollout_id}/looks"): "viewer",
+    ("GET", "/rollouts/{rollout_id}/vitals"): "viewer",
     ("GET", "/fleets/{fleet_id}"): "viewer",
     ("GET", "/schedules"): "viewer",
     ("GET", "/schedules/{schedule_id}"): "viewer",

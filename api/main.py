@@ -33,6 +33,7 @@ from api.routes import (
     shell,
     storage,
     tokens,
+    vitals,
 )
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         buildings,
         bundles,
         rollouts,
+        vitals,
         fleets,
         schedules,
         tokens,

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import api_latency, concurrency, detection, forgery, publishing, rollback
+from bench import api_latency, cli_startup, concurrency, detection, forgery, publishing, rollback
 from bench import loader as loader_bench
 from bench.context import Ctx
 from bench.judgement import run as judgement
@@ -39,7 +39,11 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
 # Run only when named in --only: ~11 minutes of synthetic sessions (bench/forgery.py).
 ON_REQUEST = frozenset({"forgery"})
 # Offline benchmarks: no stack needed, run before the stack starts.
-OFFLINE: dict[str, Callable[[], Any]] = {"judgement": judgement.main, "loader": loader_bench.main}
+OFFLINE: dict[str, Callable[[], Any]] = {
+    "judgement": judgement.main,
+    "loader": loader_bench.main,
+    "cli": cli_startup.main,
+}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

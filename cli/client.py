@@ -7,13 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from cli.errors import ApiRefused, ApiUnavailable
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
-# Rollback and undo answer only once the edge serves the restored manifest.
-REQUEST_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 
 
 def segment(value: str) -> str:
@@ -30,14 +26,17 @@ def _error_fields(body: Any) -> tuple[str, str, str | None]:
 
 class Api:
     def __init__(self, base_url: str, token: str | None) -> None:
-        headers = {"user-agent": "skyline-cli"}
+        # Here, not at the top: only commands that talk to the API need HTTP (cli/transport.py).
+        from cli.transport import Transport
+
+        headers = {"user-agent": "skyline-cli", "accept": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=REQUEST_TIMEOUT)
+        self._http = Transport(self.base_url, headers)
 
     def close(self) -> None:
-        self._http.close()
+        pass  # one connection per request: nothing stays open
 
     def request(
         self,
@@ -49,36 +48,39 @@ class Api:
         files: dict[str, tuple[str, bytes, str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        from cli.transport import TransportError
+
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
         try:
-            response = self._http.request(method, path, params=query, json=body, files=files, headers=headers)
-        except httpx.TransportError as exc:
+            status, raw = self._http.send(method, path, query, body, files, headers)
+        except TransportError as exc:
+            cause = getattr(exc, "reason", None)  # URLError wraps the socket's error
+            cause = cause if isinstance(cause, BaseException) else exc
             raise ApiUnavailable(
-                f"cannot reach the API at {self.base_url} ({type(exc).__name__}: {exc}); "
+                f"cannot reach the API at {self.base_url} ({type(cause).__name__}: {cause}); "
                 "is it running? set --api-url or SKYLINE_API_URL",
-                {"error": {"status": None, "code": "unreachable", "message": str(exc)}},
+                {"error": {"status": None, "code": "unreachable", "message": str(cause)}},
             ) from exc
-        if response.status_code == 204:
+        if status == 204:
             return None
+        text = raw.decode("utf-8", errors="replace")
         try:
-            payload = response.json()
+            payload = json.loads(text)
         except json.JSONDecodeError:
             payload = None
-        if response.status_code >= 500:
+        if status >= 500:
             _, message, _ = _error_fields(payload)
             raise ApiUnavailable(
-                f"the API failed with {response.status_code}: {message or response.text[:500]}",
+                f"the API failed with {status}: {message or text[:500]}",
                 payload if isinstance(payload, dict) else None,
             )
-        if response.status_code >= 400:
+        if status >= 400:
             code, message, where = _error_fields(payload)
             if not isinstance(payload, dict):
-                payload = {"error": {"status": response.status_code, "code": code, "message": response.text}}
-            raise ApiRefused(response.status_code, code, message or response.text[:500], where, payload)
+                payload = {"error": {"status": status, "code": code, "message": text}}
+            raise ApiRefused(status, code, message or text[:500], where, payload)
         if payload is None:
-            raise ApiUnavailable(
-                f"the API answered {response.status_code} without JSON: {response.text[:200]}"
-            )
+            raise ApiUnavailable(f"the API answered {status} without JSON: {text[:200]}")
         return payload
 
     def get(self, path: str, **params: Any) -> Any:

@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
-from pydantic import ValidationError
 
 from cli.errors import Exit
-from skyline.figures import StepDocument
-from skyline.judge import judge_step
 
 app = typer.Typer(
     help="The canary judge, offline: replay step documents against a policy.", no_args_is_help=True
@@ -28,6 +25,12 @@ app = typer.Typer(
 
 def replay_lines(lines: TextIO, policy: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], bool]:
     """Judge every line; (results, all lines valid)."""
+    # Here, not at the top: the judge pulls in scipy (~1 s), which no other command needs.
+    from pydantic import ValidationError
+
+    from skyline.figures import StepDocument
+    from skyline.judge import judge_step
+
     out: list[dict[str, Any]] = []
     ok = True
     for number, line in enumerate(lines, start=1):

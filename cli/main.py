@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from cli import apartments, fleets, judge, manifests, render, rollouts, schedules, tokens
+from cli import render
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
 from cli.options import OutputFormat
@@ -37,11 +39,58 @@ def hoist_output(args: list[str]) -> list[str]:
     return front + rest
 
 
+# Command groups: name -> (the module whose `app` holds them, the help line `skyline --help`
+# lists). A group's module is imported, and its commands built, only when that group runs:
+# `skyline rollout get` builds the 13 rollout commands, not all of them, and `skyline --help`
+# none (docs/cli.md#startup). tests/test_cli_imports.py keeps the lines equal to the modules'.
+GROUPS: dict[str, tuple[str, str]] = {
+    "apartment": (
+        "cli.apartments",
+        "Create apartments (shell apps) and change their buildings; each change is a manifest revision.",
+    ),
+    "rollout": ("cli.rollouts", "Start, list, inspect, follow and steer rollouts."),
+    "fleet": ("cli.fleets", "Ship one unit version to many apartments in batches."),
+    "manifest": ("cli.manifests", "Inspect an apartment's manifest and its revisions; undo to one."),
+    "schedule": ("cli.schedules", "Scheduled promotion of canaries (Temporal Schedules)."),
+    "token": ("cli.tokens", "Mint, list and revoke API tokens (admin)."),
+    "judge": ("cli.judge", "The canary judge, offline: replay step documents against a policy."),
+}
+
+
+@cache
+def load_group(name: str) -> Any:
+    """The click group of `skyline NAME`, built from its module's typer app (once per process)."""
+    module = importlib.import_module(GROUPS[name][0])
+    group = typer.main.get_group(module.app)
+    group.name = name
+    return group
+
+
 class SkylineGroup(TyperGroup):
     """Every command's CliFailure ends here: message on stderr, its exit code for scripts."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_output(args))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in GROUPS if name not in self.commands)]
+
+    _listing = False
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        # Listing the groups needs their names and help lines only, not their commands.
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in GROUPS and cmd_name not in self.commands:
+            if self._listing:
+                return TyperGroup(name=cmd_name, help=GROUPS[cmd_name][1])
+            self.add_command(load_group(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     # Any: typer vendors its own click from 0.2x on, and the context class moved with it.
     def invoke(self, ctx: Any) -> Any:
@@ -61,13 +110,6 @@ app = typer.Typer(
     # locals would print the bearer token
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(apartments.app, name="apartment")
-app.add_typer(rollouts.app, name="rollout")
-app.add_typer(fleets.app, name="fleet")
-app.add_typer(manifests.app, name="manifest")
-app.add_typer(schedules.app, name="schedule")
-app.add_typer(tokens.app, name="token")
-app.add_typer(judge.app, name="judge")
 
 
 @app.callback()

@@ -305,6 +305,69 @@ def audit_table(entries: list[dict[str, Any]]) -> RenderableType:
     return table
 
 
+VITAL_FORMATS = {"lcp": "{:.2f} s", "inp": "{:.0f} ms", "cls": "{:.3f}"}
+
+
+def _vital_cell(figure: dict[str, Any] | None, name: str) -> str:
+    if not figure or figure.get("p75") is None:
+        return "-"
+    value = figure["p75"] * 1000 if name == "inp" else figure["p75"]
+    return f"{VITAL_FORMATS[name].format(value)} ({figure['pages']:.0f})"
+
+
+def vitals_table(data: dict[str, Any]) -> RenderableType:
+    """p75 of each vital per unit version, the pages behind it in brackets."""
+    title = f"{data['apartment']}/{data['building']}, last {data['window_seconds']:g} s"
+    if not data["versions"]:
+        return Text(f"no web vitals reported for {title}", style="dim")
+    table = Table(
+        Column("unit", no_wrap=True),
+        "role",
+        Column("LCP p75", justify="right"),
+        Column("INP p75", justify="right"),
+        Column("CLS p75", justify="right"),
+        title=title,
+    )
+    for row in data["versions"]:
+        table.add_row(
+            f"{row['unit']}@{row['version']}",
+            row["role"],
+            *(_vital_cell(row["vitals"].get(name), name) for name in ("lcp", "inp", "cls")),
+        )
+    return table
+
+
+AUDIT_COLUMNS = ("at (UTC)", "action", "actor", "state", "rev", "reason")
+
+
+def _cell(value: str) -> str:
+    return " ".join(value.split())  # a tab or line break in a reason would split its record
+
+
+def audit_lines(entries: list[dict[str, Any]]) -> str:
+    """The audit trail off a terminal: a header, then one tab-separated record per line.
+
+    A table folded to a pipe's 80 columns breaks records across lines that grep and
+    cut cannot put back together.
+    """
+    rows = ["\t".join(AUDIT_COLUMNS)]
+    for entry in entries:
+        rows.append(
+            "\t".join(
+                _cell(cell)
+                for cell in (
+                    when(entry["at"]),
+                    entry["action"],
+                    entry["actor"],
+                    f"{entry['state']} {entry['weight']:g}%",
+                    "-" if entry.get("revision") is None else str(entry["revision"]),
+                    entry.get("reason") or "",
+                )
+            )
+        )
+    return "\n".join(rows) + "\n"
+
+
 def history_line(entry: dict[str, Any], show_weight: bool = True) -> Text:
     line = Text.assemble(
         (when(entry["at"]), "dim"),

@@ -202,9 +202,25 @@ def looks(
 
 @app.command()
 def audit(ctx: typer.Context, rollout: RolloutArg) -> None:
-    """Who did what, why and when."""
+    """Who did what, why and when (off a terminal: one tab-separated record per line)."""
     s = session(ctx)
-    render.emit(s, s.api.get(f"/rollouts/{segment(rollout_ref(rollout))}/audit"), render.audit_table)
+    trail = s.api.get(f"/rollouts/{segment(rollout_ref(rollout))}/audit")
+    if not s.json and not render.out().is_terminal:
+        typer.echo(render.audit_lines(trail), nl=False)
+        return
+    render.emit(s, trail, render.audit_table)
+
+
+@app.command()
+def vitals(
+    ctx: typer.Context,
+    rollout: RolloutArg,
+    window: Annotated[float, typer.Option(min=10, help="seconds of beacons to read, ending now")] = 600,
+) -> None:
+    """Web vitals (p75 LCP, INP, CLS) per unit version of the rollout's building, from Prometheus."""
+    s = session(ctx)
+    path = f"/rollouts/{segment(rollout_ref(rollout))}/vitals"
+    render.emit(s, s.api.get(path, window=window), render.vitals_table)
 
 
 def _control(

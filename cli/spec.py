@@ -34,6 +34,9 @@ class FrameworkKind(StrEnum):
     angular = "angular"
     wasm = "wasm"
     vanilla = "vanilla"
+    solid = "solid"
+    lit = "lit"
+    unknown = "unknown"
 
 
 # Options `rollout start` and `fleet start` share: the bundle and the strategy.
@@ -53,7 +56,7 @@ Entry = Annotated[str | None, typer.Option(help="entry module inside the bundle 
 Strategy = Annotated[StrategyKind | None, typer.Option(help="strategy kind [API default: canary]")]
 Framework = Annotated[
     FrameworkKind | None,
-    typer.Option(help="what the unit is built with, recorded in the manifest [API default: react]"),
+    typer.Option(help="what the unit is built with [default: what the bundle says, else unknown]"),
 ]
 Steps = Annotated[str | None, typer.Option(help="canary weights in percent, e.g. 5,25,50,100")]
 Bake = Annotated[float | None, typer.Option(help="seconds to observe each step (ab_test: duration)")]

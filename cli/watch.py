@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import RenderableType
-from rich.live import Live
 from rich.text import Text
 
 from cli import render
 from cli.client import Api, Session, segment
 from cli.errors import ApiUnavailable, RolloutEndedBadly, WatchTimedOut
-from skyline.rollout import TERMINAL_STATES
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 BAD_ENDINGS = frozenset({"rolled_back", "failed"})
 # A watch of an hour-long rollout should survive an API restart; a dead API should not hang it.
@@ -47,6 +47,11 @@ def watch_until_end(
 
     Returns the last status and whether `timeout` ran out first.
     """
+    # Here, not at the top: skyline.rollout brings pydantic, which `skyline --help` should not wait for.
+    from rich.live import Live
+
+    from skyline.rollout import TERMINAL_STATES
+
     deadline = None if timeout is None else time.monotonic() + timeout
     status: dict[str, Any] = session.api.get(path)  # a 404 or dead API fails at once, not after retries
     live = None if session.json else Live(view(status), console=render.out(), refresh_per_second=4)
@@ -77,6 +82,10 @@ def watch_until_end(
     finally:
         if live is not None:
             live.stop()
+            # Off a terminal rich leaves its last frame without a line end (it ends the line
+            # itself only on a terminal); the next output, or the shell prompt, would join it.
+            if not live.console.is_terminal:
+                live.console.line()
     return status, timed_out
 
 

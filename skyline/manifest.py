@@ -19,7 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 SLUG_HELP = "lowercase letters, digits and '-', starting with a letter or digit, at most 63"
 
-Framework = Literal["react", "preact", "vue", "svelte", "angular", "wasm", "vanilla"]
+# Seed 000's five plus what bundles are built with today; "unknown": not given, and the
+# bundle did not say (skyline/frameworks.py). A unit without the field reads as react, as before.
+Framework = Literal[
+    "react", "preact", "vue", "svelte", "angular", "wasm", "vanilla", "solid", "lit", "unknown"
+]
 UnitStatus = Literal["stable", "beta", "canary", "deprecated"]
 Category = Literal["header", "main", "sidebar", "footer"]
 StrategyName = Literal["immediate", "gradual", "canary", "ab_test"]

@@ -98,7 +98,11 @@ class RolloutSpec(Strict):
     version: str
     bundle: BundleSource
     entry: str = Field(default="index.js", description="entry module, relative to the bundle root")
-    framework: Framework = "react"
+    framework: Framework | None = Field(
+        default=None,
+        description="recorded in the manifest; absent: detected from the bundle's package.json or "
+        "the entry's imports, else unknown",
+    )
     dependencies: list[str] = Field(default_factory=list)
     compatibility: str = "*"
     strategy: Strategy = Field(default_factory=CanaryStrategy)

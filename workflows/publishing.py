@@ -67,7 +67,8 @@ async def publish_unit(
         id=spec.unit_key,
         name=spec.unit_id,
         version=spec.version,
-        framework=spec.framework,
+        # An explicit framework wins; else what the bundle says (older workers: None -> unknown).
+        framework=spec.framework or published.framework or "unknown",
         url=published.entry_url,
         checksum=published.integrity,
         size=published.size,

@@ -105,7 +105,10 @@ async def loader_info(request: Request, settings: SettingsDep, store: StoreDep) 
     return LoaderInfo(**asset.model_dump(), script=asset.script_tag())
 
 
-@router.api_route("/loader.js", methods=["GET", "HEAD"], response_class=RedirectResponse, status_code=307)
+# One route per method, each with its own operation id: a GET+HEAD api_route gives both
+# FastAPI's id `loader_js_loader_js_get` (its first method), which it logs as a duplicate.
+@router.get("/loader.js", response_class=RedirectResponse, status_code=307, operation_id="loader_js")
+@router.head("/loader.js", response_class=RedirectResponse, status_code=307, operation_id="loader_js_head")
 async def loader_js(request: Request, settings: SettingsDep, store: StoreDep) -> RedirectResponse:
     """Redirect to the current loader at the edge (cached a minute; pin /loader's URL instead)."""
     asset = await published_loader(request, settings, store)

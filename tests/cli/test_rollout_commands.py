@@ -90,6 +90,15 @@ async def test_start_and_watch_follow_a_fast_canary_to_success(
     assert "promoted" in [e["action"] for e in trail]
     table = cli("rollout", "audit", rollout_id)
     assert table.exit_code == 0 and "alice" in table.stdout and "new nav" in table.stdout
+    # piped at 80 columns: a header and one tab-separated record per entry, none folded
+    cli.env["COLUMNS"] = "80"
+    piped = cli("rollout", "audit", rollout_id)
+    lines = piped.stdout.splitlines()
+    assert piped.exit_code == 0 and len(lines) == 1 + len(trail), piped.stdout
+    assert lines[0].split("\t") == ["at (UTC)", "action", "actor", "state", "rev", "reason"]
+    assert all(len(line.split("\t")) == 6 for line in lines)
+    assert lines[1].split("\t")[1:3] == ["start", "alice"]
+    cli.env["COLUMNS"] = "220"
 
     rows = wait_listed(cli, rollout_id, "succeeded", "--apartment", apartment)
     assert [r["id"] for r in rows] == [rollout_id]
@@ -122,6 +131,8 @@ async def test_steering_from_the_cli_and_watch_exit_codes(
     timed_out = cli("rollout", "watch", rollout_id, "--timeout", "1", "--interval", "0.2")
     assert timed_out.exit_code == 5, timed_out.output
     assert "still progressing" in timed_out.stderr
+    # its last frame ends its line: the shell prompt (or the next output) starts on a new one
+    assert timed_out.stdout.endswith("\n"), repr(timed_out.stdout[-200:])
 
     paused = cli("rollout", "pause", rollout_id, "--reason", "checking dashboards", "--actor", "carol")
     assert paused.exit_code == 0, paused.output
