@@ -202,6 +202,15 @@ def test_a_control_character_is_found_in_the_path_or_the_query() -> None:
 def test_a_query_that_does_not_parse_is_the_querys_fault() -> None:
     assert control_field("/rollouts", b"a=%zz&b=1") is None  # not an escape: kept as text
     assert control_field("/rollouts", b"a=1;b=2") is None
+    # an escape that is no UTF-8 is refused, not replaced by U+FFFD and let through
+    assert control_field("/rollouts", b"a=%ff") == "query"
+    assert control_field("/rollouts", b"a=1&%c3=2") == "query"
+
+
+def test_a_control_character_in_a_name_without_a_value_is_found() -> None:
+    assert control_field("/rollouts", b"%01=") == "query"
+    assert control_field("/rollouts", b"a=1&%1b") == "query"
+    assert control_field("/rollouts", b"a=1&b=") is None
 
 
 def test_a_large_or_unannounced_body_is_not_drained() -> None:
