@@ -136,6 +136,13 @@ def test_of_two_templates_with_parameters_the_longer_wins() -> None:
     assert lookup("GET", "/a/1/b", rules) == Found("/a/{x}/b", "admin")
     assert lookup("GET", "/a/1", rules) == Found("/a/{x}", "viewer")
     assert lookup("GET", "/z/1/b", rules) == Found("/{y}/{x}/b", "deployer")
+    # the same number of parameters: the longer template, though it sorts after the shorter
+    paths: dict[tuple[str, str], Access] = {
+        ("GET", "/z/{rest:path}"): "admin",
+        ("GET", "/{x}/long-name/b"): "viewer",
+    }
+    assert lookup("GET", "/z/long-name/b", paths) == Found("/{x}/long-name/b", "viewer")
+    assert lookup("GET", "/z/other/b", paths) == Found("/z/{rest:path}", "admin")
 
 
 def test_a_route_dropped_from_a_table_is_not_found() -> None:

@@ -75,6 +75,9 @@ def test_addresses_on_this_host() -> None:
     assert is_loopback("localhost") and is_loopback("LocalHost") and is_loopback("[localhost]")
     assert not is_loopback("0.0.0.0") and not is_loopback("api.example") and not is_loopback(None)
     assert not is_loopback("192.0.2.1")
+    # only brackets are stripped: a name that merely contains an address or "localhost" is neither
+    assert not is_loopback("Xlocalhost") and not is_loopback("X127.0.0.1X")
+    assert not is_remote("X203.0.113.9")
 
 
 def test_an_api_serving_other_machines_without_auth_refuses_to_start() -> None:
