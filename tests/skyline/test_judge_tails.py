@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from skyline.figures import Figures, StepDocument
-from skyline.judge import _tail_edges, judge_look, judge_step
+from skyline.judge import _tail_edges, judge_look, judge_step, tail_margin
 from tests.skyline.test_judge import doc
 
 EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -186,3 +186,10 @@ def test_a_vitals_check_without_vitals_holds_rather_than_passes() -> None:
     assert verdict.decision == "hold" and verdict.reason.startswith("LCP: not enough web-vitals"), (
         verdict.reason
     )
+
+
+def test_the_tail_margin_is_the_relative_margin_at_p90_and_grows_further_out() -> None:
+    assert tail_margin(0.5, 0.9) == 0.5
+    assert math.isclose(tail_margin(0.5, 0.95), 0.5 * math.sqrt(2))
+    assert math.isclose(tail_margin(0.5, 0.99), 0.5 * math.sqrt(10))
+    assert math.isclose(tail_margin(0.2, 0.75), 0.2 * math.sqrt(0.4))
