@@ -50,7 +50,7 @@ bench: system
 
 ## Mutation score of the pure rules (domain, manifest activities' rules, API authorization) against the
 ## fast layer (tests/skyline): prints the score and the survivors, keeps the last result in
-## docs/mutation.md. 10 to 30 minutes (MUTANTS_JOBS=1 on a shared machine); not part of `make test`.
+## docs/mutation.md. 15 to 40 minutes (MUTANTS_JOBS=1 on a shared machine); not part of `make test`.
 mutants: install
 	rm -rf mutants
 	$(VENV)/bin/mutmut run --max-children $(or $(MUTANTS_JOBS),2)

@@ -133,7 +133,7 @@ def report(verdicts: dict[str, dict[str, str]], equivalents: dict[str, str]) -> 
             "take). The activities and the API do their I/O around these functions and are exercised "
             "through the stack's tests, as is the rest of `skyline/` (models, settings, observability, "
             "outbound requests, the legacy analysis); they are left out so that a run takes minutes "
-            "(about 10 to 30 on 2 shared cores, ~2,800 mutants).",
+            "(about 15 to 40 on 2 shared cores, ~3,100 mutants).",
             table,
             "## Survivors to kill",
             "\n\n".join(listed) if listed else "None.",
