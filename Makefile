@@ -51,8 +51,9 @@ test: system browser lint typecheck
 bench: system
 	$(PY) -m bench $(BENCH_ARGS)
 
-## Mutation score of the domain package against the fast layer (tests/skyline): prints the score and
-## the survivors, keeps the last result in docs/mutation.md. A few minutes; not part of `make test`.
+## Mutation score of the pure rules (domain, manifest activities' rules, API authorization) against the
+## fast layer (tests/skyline): prints the score and the survivors, keeps the last result in
+## docs/mutation.md. 15 to 40 minutes (MUTANTS_JOBS=1 on a shared machine); not part of `make test`.
 mutants: install
 	rm -rf mutants
 	$(VENV)/bin/mutmut run --max-children $(or $(MUTANTS_JOBS),2)

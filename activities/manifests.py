@@ -9,9 +9,26 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.beat import beat
+from activities.manifest_rules import (
+    MissingRevision,
+    fleet_restore,
+    holds_unit,
+    restore_kept,
+    retry_base_hint,
+    starting_point,
+)
+from activities.manifest_rules import (
+    PrepareRolloutResult as PrepareRolloutResult,
+)
+from activities.manifest_rules import (
+    RestoreFromRevisionInput as RestoreFromRevisionInput,
+)
+from activities.manifest_rules import (
+    RestoreFromRevisionResult as RestoreFromRevisionResult,
+)
 from adapters.manifest_store import ManifestStore, preview_key, rollout_refusal
-from skyline.manifest import Building, ManifestChange
-from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment, RestoreBuilding
+from skyline.manifest import ManifestChange
+from skyline.manifest_ops import ManifestConflict, Mutation, RestoreApartment
 from skyline.versioning import VersionRejected, check_unit_rules, check_upgrade
 
 if TYPE_CHECKING:
@@ -26,13 +43,6 @@ class PrepareRolloutInput(BaseModel):
     force: bool
     dependencies: list[str] = []
     compatibility: str = "*"
-
-
-class PrepareRolloutResult(BaseModel):
-    base_revision: int
-    snapshot: Building
-    baseline_unit: str | None
-    baseline_version: str | None
 
 
 class ApplyManifestChangeInput(BaseModel):
@@ -81,28 +91,13 @@ class FindFleetInput(BaseModel):
     apartments: list[str] | None
 
 
-class RestoreFromRevisionInput(BaseModel):
-    apartment: str
-    building: str
-    revision: int
-    change: ManifestChange
-    # Restore only if the building still holds this unit (what the fleet wrote).
-    only_if_active: str | None = None
-
-
-class RestoreFromRevisionResult(BaseModel):
-    revision: int
-    applied: bool
-    restored: bool = True
-    reason: str | None = None
-
-
-RETRY_LOOKBACK = 50
-
-
 class ManifestActivities:
     def __init__(self, s3: S3Client, bucket: str) -> None:
         self.store = ManifestStore(s3, bucket)
+
+    def _head(self, apartment: str) -> int | None:
+        current = self.store.read(apartment)
+        return current[0].revision if current else None
 
     @activity.defn
     def prepare_rollout(self, inp: PrepareRolloutInput) -> PrepareRolloutResult:
@@ -110,31 +105,20 @@ class ManifestActivities:
         found = rollout_refusal(inp.apartment, inp.building, self.store)
         if isinstance(found, str):
             raise ApplicationError(found, type="InvalidRollout", non_retryable=True)
-        active = found.active()
         current = self.store.read(inp.apartment)
         assert current is not None
+        start = starting_point(found, current[0].revision)
         try:
-            check_upgrade(active.version if active else None, inp.version, inp.force)
+            check_upgrade(start.baseline_version, inp.version, inp.force)
             check_unit_rules(current[0].apartment(inp.apartment), inp.dependencies, inp.compatibility)
         except VersionRejected as exc:
             raise ApplicationError(str(exc), type="InvalidRollout", non_retryable=True) from exc
-        return PrepareRolloutResult(
-            base_revision=current[0].revision,
-            snapshot=found,
-            baseline_unit=found.active_unit,
-            baseline_version=active.version if active else None,
-        )
+        return start
 
     @activity.defn
     def apply_manifest_change(self, inp: ApplyManifestChangeInput) -> ApplyManifestChangeResult:
         info = activity.info()
-        details = info.heartbeat_details
-        base_hint = int(details[0]) if details else None
-        if base_hint is None and info.attempt > 1:
-            # The previous attempt may have written before its heartbeat got out:
-            # look back far enough that its write is found rather than repeated.
-            current = self.store.read(inp.apartment)
-            base_hint = max(0, current[0].revision - RETRY_LOOKBACK) if current else None
+        base_hint = retry_base_hint(info.heartbeat_details, info.attempt, lambda: self._head(inp.apartment))
         try:
             manifest, applied = self.store.apply(
                 inp.apartment,
@@ -200,8 +184,7 @@ class ManifestActivities:
             current = self.store.read(apartment)
             if current is None:
                 continue
-            building = current[0].apartment(apartment).buildings.get(inp.building)
-            if building is not None and any(u.name == inp.unit_id for u in building.units.values()):
+            if holds_unit(current[0].apartment(apartment).buildings.get(inp.building), inp.unit_id):
                 targets.append(apartment)
         if not targets:
             raise ApplicationError(
@@ -215,19 +198,15 @@ class ManifestActivities:
     @activity.defn
     def restore_building_from_revision(self, inp: RestoreFromRevisionInput) -> RestoreFromRevisionResult:
         """Put a building back as an earlier revision had it (a fleet rolling back finished apartments)."""
-        old = self.store.read_revision(inp.apartment, inp.revision)
-        if old is None:
-            raise ApplicationError(
-                f"apartment {inp.apartment!r} has no revision {inp.revision}",
-                type="ManifestConflict",
-                non_retryable=True,
-            )
-        snapshot = old.apartment(inp.apartment).buildings[inp.building]
+        try:
+            mutation = fleet_restore(inp, lambda revision: self.store.read_revision(inp.apartment, revision))
+        except MissingRevision as exc:
+            raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
         details = activity.info().heartbeat_details
         try:
             manifest, applied = self.store.apply(
                 inp.apartment,
-                RestoreBuilding(building=inp.building, snapshot=snapshot, only_if_active=inp.only_if_active),
+                mutation,
                 inp.change,
                 base_hint=int(details[0]) if details else None,
                 on_base=lambda base: beat(base),
@@ -236,7 +215,5 @@ class ManifestActivities:
             if inp.only_if_active is None:
                 raise ApplicationError(str(exc), type="ManifestConflict", non_retryable=True) from exc
             head = self.store.read(inp.apartment)
-            return RestoreFromRevisionResult(
-                revision=head[0].revision if head else 0, applied=False, restored=False, reason=str(exc)
-            )
+            return restore_kept(str(exc), head[0] if head else None)
         return RestoreFromRevisionResult(revision=manifest.revision, applied=applied)

@@ -24,7 +24,7 @@ from adapters.storage import (
     is_precondition_failed,
 )
 from skyline.manifest import ApartmentManifest, Building, ManifestChange, Unit
-from skyline.manifest_diff import is_settled
+from skyline.manifest_diff import last_known_good
 from skyline.manifest_ops import (
     AnyMutation,
     CreateApartment,
@@ -212,12 +212,9 @@ class ManifestStore:
 
     def last_known_good(self, apartment: str, before: int | None = None) -> ApartmentManifest | None:
         """Newest settled revision (no unit in rollout), at or below `before`."""
-        revisions = [r for r in self.list_revisions(apartment) if before is None or r <= before]
-        for revision in reversed(revisions):
-            found = self.read_revision(apartment, revision)
-            if found is not None and is_settled(found):
-                return found
-        return None
+        return last_known_good(
+            self.list_revisions(apartment), lambda revision: self.read_revision(apartment, revision), before
+        )
 
     def _find_change(self, apartment: str, change_id: str, first: int, last: int) -> ApartmentManifest | None:
         for revision in range(first, last + 1):

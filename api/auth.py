@@ -11,33 +11,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 from botocore.exceptions import ClientError
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import TypeAdapter
 
 from adapters.storage import is_missing, is_precondition_failed
-from api.access import RULES, Access, satisfies
-from api.errors import ApiError
+from api.access import Access
+from api.admission import AUTH_SETTING as AUTH_SETTING
+from api.admission import Principal as Principal
+from api.admission import Role as Role
+from api.admission import TokenRecord as TokenRecord
+from api.admission import admit, bearer_token, gate_verdict, role_allows, route_rule, without_token
+from api.admission import exposure_refusal as exposure_refusal
+from api.admission import is_loopback as is_loopback
 from skyline.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-Role = Literal["viewer", "deployer", "admin"]
-
-
-class TokenRecord(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
-    role: Role
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
 
 RECORDS = TypeAdapter(list[TokenRecord])
 
@@ -48,17 +43,6 @@ def hash_token(token: str) -> str:
 
 def new_token() -> str:
     return "sky_" + secrets.token_urlsafe(32)
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
-    authenticated: bool
-
-    def actor(self, claimed: str) -> str:
-        """Who did it: the token's name when auth is on, else what the caller says."""
-        return self.name if self.authenticated else claimed
 
 
 TOKENS_PREFIX = "private/tokens/"  # one object per minted token; never served by the edge
@@ -197,74 +181,20 @@ def _store(request: Request) -> TokenStore:
 
 
 PRINCIPAL = "skyline.principal"  # the scope key the gate (api/gate.py) leaves its verdict under
-AUTH_SETTING = "SKYLINE_AUTH_TOKENS"
-
-
-def is_loopback(host: str | None) -> bool:
-    """A loopback address or `localhost`; anything else (0.0.0.0, names) is not."""
-    if host is None:
-        return False
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def exposure_refusal(settings: Settings) -> str | None:
-    """Why this API must not start, if it would serve beyond this host with auth off.
-
-    With no token configured every caller is an admin: fine for a development API on
-    loopback, never for one other machines reach (issue 23: compose published exactly that)."""
-    if settings.auth_tokens or settings.auth_tokens_file is not None or is_loopback(settings.api_host):
-        return None
-    return (
-        f"refusing to start: SKYLINE_API_HOST={settings.api_host} serves other machines, and no "
-        f"authentication is configured. Set {AUTH_SETTING} (or SKYLINE_AUTH_TOKENS_FILE) to at "
-        "least one admin token (docs/security.md#api-auth), or bind SKYLINE_API_HOST=127.0.0.1."
-    )
-
-
-def _remote(client: str | None) -> bool:
-    """A TCP client that is not on this host. In-process transports and Unix sockets
-    name no IP address and are local by construction."""
-    if client is None:
-        return False
-    try:
-        return not ipaddress.ip_address(client.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 async def authenticate(
     store: TokenStore, authorization: str, access: Access, client: str | None
 ) -> Principal:
     """The principal behind `authorization` if it may call a route of `access`; else ApiError
-    401 (no or unknown token) or 403 (too weak a role). Reads no request body."""
-    if access == "public":
-        return Principal(name="anonymous", role="viewer", authenticated=False)
-    if not store.enabled:
-        if _remote(client):
-            # Fail closed: auth off is for a loopback-bound development API only.
-            raise ApiError(
-                401,
-                "unauthenticated",
-                f"authentication is not configured ({AUTH_SETTING} unset): "
-                "only clients on this host may call this route",
-            )
-        return Principal(name="anonymous", role="admin", authenticated=False)
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>'")
-    record = await asyncio.to_thread(store.lookup, token.strip())
-    if record is None:
-        raise ApiError(401, "unauthenticated", "unknown or revoked token")
-    if not satisfies(record.role, access):
-        raise ApiError(
-            403, "forbidden", f"token {record.name!r} has role {record.role}; this needs {access} or higher"
-        )
-    return Principal(name=record.name, role=record.role, authenticated=True)
+    401 (no or unknown token) or 403 (too weak a role). Reads no request body. The decisions
+    are api/admission.py's; this looks the token up."""
+    principal = without_token(access, store.enabled, client)
+    if principal is not None:
+        return principal
+    token = bearer_token(authorization)
+    record = await asyncio.to_thread(store.lookup, token)
+    return admit(record, access)
 
 
 async def caller(request: Request) -> Principal:
@@ -274,12 +204,10 @@ async def caller(request: Request) -> Principal:
     assembled otherwise, or a template the gate matched differently) this authenticates
     here. A route with no rule is refused for everyone."""
     template = getattr(request.scope.get("route"), "path", None)
-    access = RULES.get((request.method, str(template)))
-    if access is None:
-        raise ApiError(404, "not_found", f"no access rule for {request.method} {template} (api/access.py)")
-    verdict = request.scope.get(PRINCIPAL)  # (template, principal) when the gate ran
-    if isinstance(verdict, tuple) and verdict[0] == template and isinstance(verdict[1], Principal):
-        return verdict[1]
+    access = route_rule(request.method, template)
+    checked = gate_verdict(request.scope.get(PRINCIPAL), template)  # (template, principal) when the gate ran
+    if checked is not None:
+        return checked
     client = request.client.host if request.client else None
     principal = await authenticate(_store(request), request.headers.get("authorization", ""), access, client)
     request.scope[PRINCIPAL] = (template, principal)
@@ -294,11 +222,7 @@ def require(role: Role) -> object:
     is stricter. New routes take `who: Caller` and get their rule from the table."""
 
     async def check(who: Caller) -> Principal:
-        if not satisfies(who.role, role):
-            raise ApiError(
-                403, "forbidden", f"token {who.name!r} has role {who.role}; this needs {role} or higher"
-            )
-        return who
+        return role_allows(who, role)
 
     return Depends(check)
 

@@ -18,49 +18,24 @@ before sending any of the body.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.access import lookup
+from api.admission import DRAIN_AT_MOST as DRAIN_AT_MOST
+from api.admission import control_field as control_field
+from api.admission import unread_body_too_large
 from api.auth import PRINCIPAL, TokenStore, authenticate
 from api.errors import ApiError, error_body
-from skyline.text import CONTROL
 
 ROUTE_TEMPLATE = "skyline.route"  # the template the gate matched, for metrics of refused requests
-
-
-def control_field(path: str, query: bytes) -> str | None:
-    """The field that holds a control character (`path` or a query parameter's name), if any."""
-    if CONTROL.search(path):
-        return "path"
-    try:
-        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        return "query"
-    for name, value in pairs:
-        if CONTROL.search(name) or CONTROL.search(value):
-            return name if not CONTROL.search(name) else "query"
-    return None
-
-
-# A refused body up to this size is read and dropped by the server, keeping the connection;
-# a larger or chunked one is not read: the connection closes after the answer.
-DRAIN_AT_MOST = 64 * 1024
-
-
-def unread_body_too_large(scope: Scope) -> bool:
-    headers = dict(scope.get("headers") or [])
-    length = headers.get(b"content-length", b"0").strip()
-    return b"transfer-encoding" in headers or not length.isdigit() or int(length) > DRAIN_AT_MOST
 
 
 async def refuse(
     scope: Scope, receive: Receive, send: Send, error: ApiError, headers: dict[str, str] | None = None
 ) -> None:
     extra = dict(headers or {})
-    if unread_body_too_large(scope):
+    if unread_body_too_large(scope.get("headers") or []):
         extra["connection"] = "close"
     if error.status == 401:
         extra["www-authenticate"] = "Bearer"

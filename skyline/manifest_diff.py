@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -65,3 +66,16 @@ def is_settled(manifest: ApartmentManifest) -> bool:
         for apartment in manifest.apartments.values()
         for building in apartment.buildings.values()
     )
+
+
+def last_known_good(
+    revisions: Sequence[int], read: Callable[[int], ApartmentManifest | None], before: int | None = None
+) -> ApartmentManifest | None:
+    """The newest settled revision (no unit in rollout) of `revisions` (oldest first), at or
+    below `before`; revisions `read` no longer finds are skipped. Reads newest first and stops
+    at the first settled one."""
+    for revision in reversed([r for r in revisions if before is None or r <= before]):
+        found = read(revision)
+        if found is not None and is_settled(found):
+            return found
+    return None

@@ -44,3 +44,15 @@ def test_loads_without_new_failures_have_no_failures_between_them() -> None:
     earlier = figures(10, 1, {"0.5": 5, "+Inf": 9})
     later = figures(30, 1, {"0.5": 15, "+Inf": 29})
     assert later.minus(earlier).errors == 0
+
+
+def test_vitals_add_and_subtract_per_name() -> None:
+    early = Figures(loads=10, errors=1, vitals={"lcp": Figures(loads=4, errors=1), "cls": Figures(loads=2)})
+    late = Figures(loads=30, errors=2, vitals={"lcp": Figures(loads=9, errors=3)})
+    both = early.plus(late)
+    assert both.vitals["lcp"].loads == 13 and both.vitals["lcp"].errors == 4
+    assert both.vitals["cls"].loads == 2
+    between = late.minus(early)
+    assert set(between.vitals) == {"lcp"}
+    assert (between.vitals["lcp"].loads, between.vitals["lcp"].errors) == (5, 2)
+    assert late.minus(Figures()).vitals["lcp"].loads == 9  # a vital the earlier look lacks stays whole

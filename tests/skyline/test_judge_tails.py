@@ -7,10 +7,20 @@ is harm in its own right; the median check alone promotes it.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
+from skyline.confseq import bounds
 from skyline.figures import Figures, StepDocument
-from skyline.judge import _tail_edges, judge_look, judge_step
+from skyline.judge import (
+    _base_p99_under,
+    _context,
+    _tail_edges,
+    judge_look,
+    judge_step,
+    settings_of,
+    tail_margin,
+)
 from tests.skyline.test_judge import doc
 
 EDGES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -183,6 +193,37 @@ def test_a_web_vital_tail_regression_is_rolled_back_where_the_vitals_check_is_on
 def test_a_vitals_check_without_vitals_holds_rather_than_passes() -> None:
     on = {**DEFAULTS, "vitals": ["lcp"]}
     verdict = judge_step(doc(lognormal(20_000, 0.15, 0.5), BASE, analysis=on))
-    assert verdict.decision == "hold" and verdict.reason.startswith("LCP: not enough web-vitals"), (
-        verdict.reason
+    assert verdict.decision == "hold" and verdict.reason == (
+        "LCP: not enough web-vitals reports from both variants to compare their tails "
+        "(is the loader's vitals report on?)"
+    ), verdict.reason
+    both = judge_step(
+        doc(lognormal(20_000, 0.15, 0.5), BASE, analysis={**DEFAULTS, "vitals": ["lcp", "inp"]})
     )
+    assert both.decision == "hold" and both.reason.startswith("LCP, INP: not enough web-vitals"), both.reason
+
+
+def test_the_tail_margin_is_the_relative_margin_at_p90_and_grows_further_out() -> None:
+    assert tail_margin(0.5, 0.9) == 0.5
+    assert math.isclose(tail_margin(0.5, 0.95), 0.5 * math.sqrt(2))
+    assert math.isclose(tail_margin(0.5, 0.99), 0.5 * math.sqrt(10))
+    assert math.isclose(tail_margin(0.2, 0.75), 0.2 * math.sqrt(0.4))
+
+
+def test_the_base_p99_is_under_an_edge_only_when_its_upper_bound_says_so() -> None:
+    """`_base_p99_under`: at alpha / 2, the share of base loads slower than `edge` is surely under 1 %."""
+    ctx = _context(doc(BASE, BASE, analysis=DEFAULTS), 0, settings_of(doc(BASE, BASE, analysis=DEFAULTS)))
+    assert ctx is not None
+    alpha, n = 0.05, 20_000
+
+    def base(slow: int) -> Figures:
+        return Figures(loads=n, errors=0, load_seconds={"0.5": float(n - slow), "+Inf": float(n)})
+
+    # the largest count of slow loads whose upper bound is still under 1 %
+    slow = max(x for x in range(0, 400) if bounds(x, n, alpha / 2).upper < 0.01)
+    assert _base_p99_under(replace(ctx, base=base(slow)), 0.5, alpha)
+    assert not _base_p99_under(replace(ctx, base=base(slow + 1)), 0.5, alpha)
+    # no base, or an edge the base has no bucket at: never under
+    assert not _base_p99_under(replace(ctx, base=None), 0.5, alpha)
+    assert not _base_p99_under(replace(ctx, base=base(0)), 0.75, alpha)
+    assert not _base_p99_under(replace(ctx, base=Figures()), 0.5, alpha)

@@ -1,4 +1,4 @@
-"""`make mutants`: the mutation score of the domain package, printed and kept in docs/mutation.md.
+"""`make mutants`: the mutation score of the pure rules, printed and kept in docs/mutation.md.
 
 Run after `mutmut run` (configured under [tool.mutmut] in pyproject.toml): reads
 the verdicts mutmut left in mutants/, prints the score per file and every
@@ -119,15 +119,21 @@ def report(verdicts: dict[str, dict[str, str]], equivalents: dict[str, str]) -> 
     ]
     doc = "\n\n".join(
         [
-            "# Mutation score of the domain package",
+            "# Mutation score of the pure rules",
             "Written by `make mutants` (mutmut over the files under `[tool.mutmut]` in pyproject.toml, "
             "against the fast layer `tests/skyline`); do not edit except the list of equivalent mutants. "
             "Score: killed (or timed out) / mutants; adjusted: the same without the equivalent mutants "
             f"listed below. Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
-            "Scope: the ten files under `only_mutate`, the judge and the pure rules of the domain. The rest "
-            "of `skyline/` (models, settings, observability, outbound requests, the legacy analysis) is "
-            "exercised through the stack's tests, not the fast layer, and is left out so that a run takes "
-            "minutes (about 5 to 15 on 2 shared cores, ~2,400 mutants).",
+            "Scope: the files under `only_mutate`: the judge and the pure rules of the domain "
+            "(`skyline/`); the rules the manifest activities follow (`activities/manifest_rules.py`: "
+            "where a rollout starts, which revision a fleet's restore reads and on which condition it "
+            "writes, where a retried write looks for itself) and the last-known-good search "
+            "(`skyline/manifest_diff.py`); the API's authorization (`api/access.py`, the route table "
+            "and its lookup, and `api/admission.py`, every decision the gate and the `Caller` dependency "
+            "take). The activities and the API do their I/O around these functions and are exercised "
+            "through the stack's tests, as is the rest of `skyline/` (models, settings, observability, "
+            "outbound requests, the legacy analysis); they are left out so that a run takes minutes "
+            "(about 15 to 40 on 2 shared cores, ~3,100 mutants).",
             table,
             "## Survivors to kill",
             "\n\n".join(listed) if listed else "None.",

@@ -27,6 +27,7 @@ from activities.cdn import SyncManifestInput, SyncManifestResult
 from activities.emergency import RestoreAndServeResult
 from activities.gates import SmokeCheckInput, SmokeCheckResult, WebhookInput
 from activities.judging import judge_step_look
+from activities.manifest_rules import fleet_restore, restore_kept, starting_point
 from activities.manifests import (
     ApplyManifestChangeInput,
     ApplyManifestChangeResult,
@@ -51,7 +52,7 @@ from activities.publish import (
 )
 from skyline.figures import Figures, Look
 from skyline.manifest import Apartment, ApartmentManifest, Building, ManifestChange, Unit, unit_key
-from skyline.manifest_ops import CreateApartment, ManifestConflict, RestoreBuilding, apply_mutation
+from skyline.manifest_ops import CreateApartment, ManifestConflict, apply_mutation
 
 Traffic = Callable[[GatherFiguresInput, float], GatherFiguresResult]
 
@@ -171,14 +172,8 @@ class World:
         async def prepare_rollout(inp: PrepareRolloutInput) -> PrepareRolloutResult:
             world.calls.append("prepare_rollout")
             head = world.head(inp.apartment)
-            building = head.apartments[inp.apartment].buildings[inp.building]
-            active = building.units.get(building.active_unit or "")
-            return PrepareRolloutResult(
-                base_revision=head.revision,
-                snapshot=building,
-                baseline_unit=building.active_unit,
-                baseline_version=active.version if active else None,
-            )
+            # The real activity's rule (activities/manifest_rules.py), over this world's head.
+            return starting_point(head.apartments[inp.apartment].buildings[inp.building], head.revision)
 
         @activity.defn(name="publish_bundle")
         async def publish_bundle(inp: PublishBundleInput) -> PublishBundleResult:
@@ -275,26 +270,21 @@ class World:
             world.calls.append("find fleet")
             return sorted(a for a in world.manifests if inp.apartments is None or a in inp.apartments)
 
-        # Rules: read `inp.revision` (the revision before the fleet), restore only while the building
-        # holds `only_if_active`. Real twins: tests/activities/test_real_restore_rules.py::
+        # Rules (shared with the real activity, fast tests in tests/skyline/test_manifest_rules.py): read
+        # `inp.revision` (the revision before the fleet), restore only while the building holds
+        # `only_if_active`. Real twins: tests/activities/test_real_restore_rules.py::
         # test_fleet_restore_puts_the_building_back_as_it_was_before_the_fleet,
         # test_fleet_restore_keeps_a_later_hotfix_by_another_rollout and
         # test_fleet_restore_keeps_another_rollouts_canary_in_flight.
         @activity.defn(name="restore_building_from_revision")
         async def restore_building_from_revision(inp: RestoreFromRevisionInput) -> RestoreFromRevisionResult:
             world.calls.append(f"restore {inp.apartment}")
-            old = world.manifests[inp.apartment][inp.revision - 1]
-            snapshot = old.apartments[inp.apartment].buildings[inp.building]
-            mutation = RestoreBuilding(
-                building=inp.building, snapshot=snapshot, only_if_active=inp.only_if_active
-            )
+            # The real activity's rules (activities/manifest_rules.py), over this world's history.
+            mutation = fleet_restore(inp, lambda revision: world.manifests[inp.apartment][revision - 1])
             try:
                 nxt = apply_mutation(world.head(inp.apartment), inp.apartment, mutation, inp.change, _now())
             except ManifestConflict as exc:
-                head = world.head(inp.apartment)
-                return RestoreFromRevisionResult(
-                    revision=head.revision, applied=False, restored=False, reason=str(exc)
-                )
+                return restore_kept(str(exc), world.head(inp.apartment))
             world.manifests[inp.apartment].append(nxt)
             return RestoreFromRevisionResult(revision=nxt.revision, applied=True)
 
