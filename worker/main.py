@@ -39,6 +39,7 @@ from skyline.observability import ActivityTelemetry, configure_logging, worker_r
 from skyline.settings import Settings, get_settings
 from worker.search_attributes import ensure_search_attributes
 from workflows.fleet import FleetRolloutWorkflow
+from workflows.pipeline import ReleasePipelineWorkflow
 from workflows.promotion import PromotionWorkflow
 from workflows.rollout import RolloutWorkflow
 from workflows.undo import ManifestUndoWorkflow
@@ -92,7 +93,13 @@ def activities(settings: Settings, client: Client) -> list[Any]:
 
 
 # Also what the replay suite replays saved histories against.
-WORKFLOWS: list[type] = [RolloutWorkflow, FleetRolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow]
+WORKFLOWS: list[type] = [
+    RolloutWorkflow,
+    FleetRolloutWorkflow,
+    ManifestUndoWorkflow,
+    PromotionWorkflow,
+    ReleasePipelineWorkflow,
+]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
