@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import fleets, judge, manifests, render, rollouts, schedules, tokens
+from cli import fleets, judge, manifests, pipelines, render, rollouts, schedules, tokens
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
 from cli.options import OutputFormat
@@ -63,6 +63,7 @@ app = typer.Typer(
 )
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(fleets.app, name="fleet")
+app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(manifests.app, name="manifest")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(tokens.app, name="token")
