@@ -213,6 +213,10 @@ FLEET_TABLE: dict[FleetPhase, dict[Control, Answer]] = {
 }
 
 
+def _verb(control: str) -> str:
+    return "roll back" if control == "rollback" else control
+
+
 _NO_APPROVAL = "cannot {c}: no approval is awaited ({state})"
 
 PIPELINE_TABLE: dict[PipelinePhase, dict[PipelineControl, Answer]] = {
@@ -257,10 +261,13 @@ PIPELINE_TABLE: dict[PipelinePhase, dict[PipelineControl, Answer]] = {
         "reject": _refused(_NO_APPROVAL.format(c="reject", state="paused")),
     },
     "rolling_back": {
-        control: _refused(f"cannot {control}: a rollback is under way") for control in PIPELINE_CONTROLS
+        control: _refused(
+            f"cannot {'roll back' if control == 'rollback' else control}: a rollback is under way"
+        )
+        for control in PIPELINE_CONTROLS
     },
     "ended": {
-        control: _refused(f"cannot {control}: the pipeline has ended ({{state}})")
+        control: _refused(f"cannot {_verb(control)}: the pipeline has ended ({{state}})")
         for control in PIPELINE_CONTROLS
     },
 }
