@@ -85,6 +85,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         manifests.clear_preview_manifest,
         manifests.undo_to_revision,
         manifests.find_fleet_apartments,
+        manifests.active_units,
         manifests.restore_building_from_revision,
         schedules.check_promotion,
         schedules.promote_rollout,

@@ -25,7 +25,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, WebhookInput
-    from activities.manifests import ManifestActivities, RestoreFromRevisionInput
+    from activities.manifests import ActiveUnitsInput, ManifestActivities, RestoreFromRevisionInput
     from skyline import control_proof
     from skyline.control_proof import SignedApproval, SignedControl, plain
     from skyline.controls import PIPELINE_TABLE, Answer, Control, decide
@@ -311,8 +311,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         self._status.updated_at = workflow.now()
         self._details()
 
-    async def _soak(self, stage: Stage, st: StageStatus) -> None:
-        """A durable timer of `soak_seconds` of unpaused time; promote skips the rest."""
+    async def _soak(self, stage: Stage, st: StageStatus) -> str | None:
+        """A durable timer of `soak_seconds` of unpaused time (promote skips the rest); then the
+        stage's apartments must still hold this pipeline's unit. Why not, or None."""
         remaining = stage.soak_seconds
         self._skip_soak = False
         while remaining > 0 and self._rollback is None and not self._skip_soak:
@@ -333,6 +334,22 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                 "soak skipped", "skyline", f"{stage.name}: {remaining:g}s of soak left out (promote)"
             )
         self._skip_soak = False
+        if stage.soak_seconds <= 0 or self._rollback is not None or not st.live:
+            return None
+        if not workflow.patched("pipeline-soak-holds"):
+            return None  # pipelines started before the check: the soak was a timer only
+        active = await workflow.execute_activity_method(
+            ManifestActivities.active_units,
+            ActiveUnitsInput(apartments=st.live, building=self._spec.building),
+            summary=f"{stage.name}: does every apartment still hold {self._spec.unit_key}?",
+            **options.PREPARE,
+        )
+        moved = {a: u for a, u in active.items() if u != self._spec.unit_key}
+        if moved:
+            return "during the soak " + "; ".join(
+                f"{a} changed to {u or 'nothing'}" for a, u in sorted(moved.items())
+            )
+        return None
 
     def _payload(self, stage: Stage) -> dict[str, object]:
         return {
@@ -395,9 +412,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
 
     async def _gates(self, stage: Stage, st: StageStatus) -> str | None:
         """Why the stage failed its gates, or None (also when a rollback cut them short)."""
-        await self._soak(stage, st)
-        if self._rollback is not None:
-            return None
+        problem = await self._soak(stage, st)
+        if problem or self._rollback is not None:
+            return problem
         problem = await self._verify(stage, st)
         if problem or self._rollback is not None:
             return problem

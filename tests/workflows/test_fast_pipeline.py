@@ -260,3 +260,19 @@ async def test_rollback_stops_the_running_stage_and_restores_earlier_ones(
     paused = [h for h in status.history if h.action == "pause"]
     assert [h.actor for h in paused] == ["gus (via Temporal, actor unverified)"]
     assert [h.actor for h in status.history if h.action == "rollback"] == ["fay"]
+
+
+async def test_a_soak_fails_when_the_stage_no_longer_holds_the_unit(skipping: WorkflowEnvironment) -> None:
+    staging, production = apartments = names(2)
+    world = world_of(apartments)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, pipeline(staging, [production], {"soak_seconds": 3600}))
+        await until(handle, stage_is(0, "soaking"), skipping)
+        hotfix = stable_unit("header", "5.0.1")
+        world.write(staging, SetCanary(building="header", unit=hotfix, rollout={"percentage": 100}))
+        world.write(staging, PromoteUnit(building="header", unit_id=hotfix.id))
+        status = await handle.result()
+    assert status.state == "failed"
+    assert f"during the soak {staging} changed to header@5.0.1" in (status.stages[0].reason or "")
+    assert status.stages[1].state == "skipped"
+    assert world.building(production).active_unit == "header@1.3.0"

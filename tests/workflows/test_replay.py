@@ -64,4 +64,5 @@ def test_histories_are_present() -> None:
         "fleet_promote_deferred",
         "pipeline_staging_to_production",
         "pipeline_paused_and_promoted",
+        "v2_pipeline_staging_to_production",  # the soak checks the unit still holds (patched)
     }

@@ -28,6 +28,7 @@ from activities.emergency import RestoreAndServeResult
 from activities.gates import SmokeCheckInput, SmokeCheckResult, WebhookInput
 from activities.judging import judge_step_look
 from activities.manifests import (
+    ActiveUnitsInput,
     ApplyManifestChangeInput,
     ApplyManifestChangeResult,
     ClearPreviewInput,
@@ -275,6 +276,11 @@ class World:
             world.calls.append("find fleet")
             return sorted(a for a in world.manifests if inp.apartments is None or a in inp.apartments)
 
+        @activity.defn(name="active_units")
+        async def active_units(inp: ActiveUnitsInput) -> dict[str, str | None]:
+            world.calls.append("active units")
+            return {a: world.building(a, inp.building).active_unit for a in inp.apartments}
+
         # Rules: read `inp.revision` (the revision before the fleet), restore only while the building
         # holds `only_if_active`. Real twins: tests/activities/test_real_restore_rules.py::
         # test_fleet_restore_puts_the_building_back_as_it_was_before_the_fleet,
@@ -315,6 +321,7 @@ class World:
             delete_schedule,
             find_fleet_apartments,
             restore_building_from_revision,
+            active_units,
         ]
 
 
