@@ -276,6 +276,8 @@ class World:
             world.calls.append("find fleet")
             return sorted(a for a in world.manifests if inp.apartments is None or a in inp.apartments)
 
+        # Real twin: tests/activities/test_real_restore_rules.py::
+        # test_active_units_reads_each_apartments_active_unit_now.
         @activity.defn(name="active_units")
         async def active_units(inp: ActiveUnitsInput) -> dict[str, str | None]:
             world.calls.append("active units")
