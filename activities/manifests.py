@@ -91,6 +91,11 @@ class FindFleetInput(BaseModel):
     apartments: list[str] | None
 
 
+class ActiveUnitsInput(BaseModel):
+    apartments: list[str]
+    building: str
+
+
 class ManifestActivities:
     def __init__(self, s3: S3Client, bucket: str) -> None:
         self.store = ManifestStore(s3, bucket)
@@ -169,6 +174,16 @@ class ManifestActivities:
             on_base=lambda base: beat(base),
         )
         return ApplyManifestChangeResult(revision=manifest.revision, applied=applied)
+
+    @activity.defn
+    def active_units(self, inp: ActiveUnitsInput) -> dict[str, str | None]:
+        """Each apartment's active unit in the building now (None: no such apartment or building)."""
+        active: dict[str, str | None] = {}
+        for apartment in inp.apartments:
+            current = self.store.read(apartment)
+            building = current[0].apartment(apartment).buildings.get(inp.building) if current else None
+            active[apartment] = building.active_unit if building is not None else None
+        return active
 
     @activity.defn
     def find_fleet_apartments(self, inp: FindFleetInput) -> list[str]:

@@ -62,6 +62,7 @@ RULES: dict[tuple[str, str], Access] = {
     ("GET", "/rollouts/{rollout_id}/looks"): "viewer",
     ("GET", "/rollouts/{rollout_id}/vitals"): "viewer",
     ("GET", "/fleets/{fleet_id}"): "viewer",
+    ("GET", "/pipelines/{pipeline_id}"): "viewer",
     ("GET", "/schedules"): "viewer",
     ("GET", "/schedules/{schedule_id}"): "viewer",
     # Shipping: start and steer rollouts, upload bundles, hand out override links.
@@ -76,6 +77,13 @@ RULES: dict[tuple[str, str], Access] = {
     ("POST", "/fleets/{fleet_id}/resume"): "deployer",
     ("POST", "/fleets/{fleet_id}/promote"): "deployer",
     ("POST", "/fleets/{fleet_id}/rollback"): "deployer",
+    ("POST", "/pipelines"): "deployer",
+    ("POST", "/pipelines/{pipeline_id}/approve"): "deployer",  # the stage may ask for admin
+    ("POST", "/pipelines/{pipeline_id}/reject"): "deployer",
+    ("POST", "/pipelines/{pipeline_id}/pause"): "deployer",
+    ("POST", "/pipelines/{pipeline_id}/resume"): "deployer",
+    ("POST", "/pipelines/{pipeline_id}/promote"): "deployer",
+    ("POST", "/pipelines/{pipeline_id}/rollback"): "deployer",
     ("POST", "/overrides"): "deployer",
     ("POST", "/overrides/revoke"): "deployer",
     ("POST", "/storage/gc"): "deployer",  # a dry run; deleting (dry_run false) checks admin itself

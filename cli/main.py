@@ -50,6 +50,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     ),
     "rollout": ("cli.rollouts", "Start, list, inspect, follow and steer rollouts."),
     "fleet": ("cli.fleets", "Ship one unit version to many apartments in batches."),
+    "pipeline": (
+        "cli.pipelines",
+        "Take one version through staging and production stages, with soak, verify and approvals.",
+    ),
     "manifest": ("cli.manifests", "Inspect an apartment's manifest and its revisions; undo to one."),
     "schedule": ("cli.schedules", "Scheduled promotion of canaries (Temporal Schedules)."),
     "token": ("cli.tokens", "Mint, list and revoke API tokens (admin)."),

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 ROLLOUT_WORKFLOW = "RolloutWorkflow"
 FLEET_WORKFLOW = "FleetRolloutWorkflow"
+PIPELINE_WORKFLOW = "ReleasePipelineWorkflow"
 UNDO_WORKFLOW = "ManifestUndoWorkflow"
 PROMOTION_WORKFLOW = "PromotionWorkflow"
 

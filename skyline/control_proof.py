@@ -56,9 +56,23 @@ class SignedPromote(PromoteRequest):
     proof: ControlProof | None = None
 
 
+class ApproveRequest(ControlRequest):
+    """An approval of a pipeline stage; `role` is the approver's, as the API authenticated it."""
+
+    role: str = Field(default="viewer", max_length=20)
+
+
+class SignedApproval(ApproveRequest):
+    proof: ControlProof | None = None
+
+
 def plain(req: ControlRequest) -> ControlRequest:
     """The request without its proof (what the workflow keeps and forwards)."""
-    kind = PromoteRequest if isinstance(req, PromoteRequest) else ControlRequest
+    kind: type[ControlRequest] = ControlRequest
+    if isinstance(req, PromoteRequest):
+        kind = PromoteRequest
+    elif isinstance(req, ApproveRequest):
+        kind = ApproveRequest
     return kind.model_validate(req.model_dump(exclude={"proof"}))
 
 
@@ -73,7 +87,7 @@ def _mac(key: bytes, message: bytes) -> str:
 
 def sign(
     key: bytes, workflow_id: str, update: str, req: ControlRequest, now: datetime | None = None
-) -> SignedControl | SignedPromote:
+) -> SignedControl | SignedPromote | SignedApproval:
     """`req` with a proof that `update` of `workflow_id` with exactly these fields comes from a key holder."""
     issued_at_ms = int((now or datetime.now(UTC)).timestamp() * 1000)
     nonce = secrets.token_hex(16)
@@ -82,6 +96,8 @@ def sign(
     fields = req.model_dump(exclude={"proof"})
     if isinstance(req, PromoteRequest):
         return SignedPromote(**fields, proof=proof)
+    if isinstance(req, ApproveRequest):
+        return SignedApproval(**fields, proof=proof)
     return SignedControl(**fields, proof=proof)
 
 
@@ -108,7 +124,7 @@ def problem(
     keys: Sequence[bytes],
     workflow_id: str,
     update: str,
-    req: SignedControl | SignedPromote,
+    req: SignedControl | SignedPromote | SignedApproval,
     *,
     now: datetime,
     run_started: datetime,

@@ -63,6 +63,33 @@ FLEET_PHASES: tuple[FleetPhase, ...] = (
     "rolling_back",
     "ended",
 )
+PipelineControl = Literal["pause", "resume", "promote", "rollback", "approve", "reject"]
+PIPELINE_CONTROLS: tuple[PipelineControl, ...] = (
+    "pause",
+    "resume",
+    "promote",
+    "rollback",
+    "approve",
+    "reject",
+)
+PipelinePhase = Literal[
+    "running",  # a stage's rollout or fleet is under way
+    "soaking",
+    "verifying",  # a verify webhook is being called
+    "awaiting_approval",
+    "paused",
+    "rolling_back",
+    "ended",
+]
+PIPELINE_PHASES: tuple[PipelinePhase, ...] = (
+    "running",
+    "soaking",
+    "verifying",
+    "awaiting_approval",
+    "paused",
+    "rolling_back",
+    "ended",
+)
 Kind = Literal["allowed", "deferred", "refused"]
 
 
@@ -186,10 +213,70 @@ FLEET_TABLE: dict[FleetPhase, dict[Control, Answer]] = {
 }
 
 
+def _verb(control: str) -> str:
+    return "roll back" if control == "rollback" else control
+
+
+_NO_APPROVAL = "cannot {c}: no approval is awaited ({state})"
+
+PIPELINE_TABLE: dict[PipelinePhase, dict[PipelineControl, Answer]] = {
+    "running": {
+        "pause": ALLOWED,  # the running stage pauses too; no later stage starts
+        "resume": _refused("cannot resume: the pipeline is not paused"),
+        "promote": _refused("cannot promote: a stage is rolling out; promote its rollout or fleet"),
+        "rollback": ALLOWED,
+        "approve": _refused(_NO_APPROVAL.format(c="approve", state="{state}")),
+        "reject": _refused(_NO_APPROVAL.format(c="reject", state="{state}")),
+    },
+    "soaking": {
+        "pause": ALLOWED,  # the soak clock stops while paused
+        "resume": _refused("cannot resume: the pipeline is not paused"),
+        "promote": ALLOWED,  # skips the rest of the soak
+        "rollback": ALLOWED,
+        "approve": _refused(_NO_APPROVAL.format(c="approve", state="{state}")),
+        "reject": _refused(_NO_APPROVAL.format(c="reject", state="{state}")),
+    },
+    "verifying": {
+        "pause": _refused("cannot pause: waiting for {waiting_for}; roll back to stop the pipeline"),
+        "resume": _refused("cannot resume: the pipeline is not paused"),
+        "promote": _refused("cannot promote: waiting for {waiting_for}; a verify is never skipped"),
+        "rollback": _deferred("the line stops as soon as the webhook answers"),
+        "approve": _refused(_NO_APPROVAL.format(c="approve", state="{state}")),
+        "reject": _refused(_NO_APPROVAL.format(c="reject", state="{state}")),
+    },
+    "awaiting_approval": {
+        "pause": _refused("cannot pause: waiting for {waiting_for}; reject or roll back to stop"),
+        "resume": _refused("cannot resume: the pipeline is not paused"),
+        "promote": _refused("cannot promote: waiting for {waiting_for}; approvals are never skipped"),
+        "rollback": ALLOWED,
+        "approve": ALLOWED,
+        "reject": ALLOWED,
+    },
+    "paused": {
+        "pause": _refused("cannot pause: the pipeline is already paused"),
+        "resume": ALLOWED,
+        "promote": _refused("cannot promote: the pipeline is paused; resume it first"),
+        "rollback": ALLOWED,
+        "approve": _refused(_NO_APPROVAL.format(c="approve", state="paused")),
+        "reject": _refused(_NO_APPROVAL.format(c="reject", state="paused")),
+    },
+    "rolling_back": {
+        control: _refused(
+            f"cannot {'roll back' if control == 'rollback' else control}: a rollback is under way"
+        )
+        for control in PIPELINE_CONTROLS
+    },
+    "ended": {
+        control: _refused(f"cannot {_verb(control)}: the pipeline has ended ({{state}})")
+        for control in PIPELINE_CONTROLS
+    },
+}
+
+
 def decide(
-    table: Mapping[Any, Mapping[Control, Answer]],
+    table: Mapping[Any, Mapping[Any, Answer]],
     phase: str,
-    control: Control,
+    control: str,
     *,
     state: str = "",
     waiting_for: str = "",

@@ -67,6 +67,7 @@ class FleetApartment(Strict):
     rollout_id: str
     reason: str | None = None
     weight: float | None = None
+    base_revision: int | None = Field(default=None, description="the revision before its rollout wrote")
 
 
 class FleetStatus(Strict):

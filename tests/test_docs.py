@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import workflows.fleet
+import workflows.pipeline
 import workflows.promotion
 import workflows.rollout
 import workflows.undo
@@ -16,7 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 WORKFLOWS = {
     name
-    for module in (workflows.rollout, workflows.fleet, workflows.promotion, workflows.undo)
+    for module in (
+        workflows.rollout,
+        workflows.fleet,
+        workflows.promotion,
+        workflows.undo,
+        workflows.pipeline,
+    )
     for name in vars(module)
     if name.endswith("Workflow")
 }

@@ -39,6 +39,7 @@ from skyline.observability import ActivityTelemetry, configure_logging, worker_r
 from skyline.settings import Settings, get_settings
 from worker.search_attributes import ensure_search_attributes
 from workflows.fleet import FleetRolloutWorkflow
+from workflows.pipeline import ReleasePipelineWorkflow
 from workflows.promotion import PromotionWorkflow
 from workflows.rollout import RolloutWorkflow
 from workflows.undo import ManifestUndoWorkflow
@@ -84,6 +85,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         manifests.clear_preview_manifest,
         manifests.undo_to_revision,
         manifests.find_fleet_apartments,
+        manifests.active_units,
         manifests.restore_building_from_revision,
         schedules.check_promotion,
         schedules.promote_rollout,
@@ -92,7 +94,13 @@ def activities(settings: Settings, client: Client) -> list[Any]:
 
 
 # Also what the replay suite replays saved histories against.
-WORKFLOWS: list[type] = [RolloutWorkflow, FleetRolloutWorkflow, ManifestUndoWorkflow, PromotionWorkflow]
+WORKFLOWS: list[type] = [
+    RolloutWorkflow,
+    FleetRolloutWorkflow,
+    ManifestUndoWorkflow,
+    PromotionWorkflow,
+    ReleasePipelineWorkflow,
+]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

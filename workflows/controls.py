@@ -27,10 +27,11 @@ with workflow.unsafe.imports_passed_through():
     from skyline.control_proof import SignedControl, SignedPromote, plain
     from skyline.controls import Answer, Control, decide
     from skyline.fleet import FleetStatus
+    from skyline.pipeline import PipelineStatus
     from skyline.rollout import ControlRequest, PromoteRequest, RolloutStatus, via_temporal
 
 # What an update answers with: the workflow's status (the data converter picks the model).
-Status = RolloutStatus | FleetStatus
+Status = RolloutStatus | FleetStatus | PipelineStatus
 
 
 class ControlSurface:

@@ -167,6 +167,7 @@ class FleetRolloutWorkflow(ControlSurface, FleetBook):
         self._status.apartments[apartment].weight = result.weight
         if result.base_revision is not None:
             self._base_revisions[apartment] = result.base_revision
+            self._status.apartments[apartment].base_revision = result.base_revision
 
     async def _restore(self, apartment: str, why: str) -> None:
         """Put an apartment's building back, only if it still holds what this fleet wrote."""

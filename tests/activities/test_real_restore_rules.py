@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.cdn import CdnActivities
 from activities.emergency import EmergencyActivities
 from activities.manifests import (
+    ActiveUnitsInput,
     ApplyManifestChangeInput,
     ManifestActivities,
     PrepareRolloutInput,
@@ -242,3 +243,18 @@ def test_the_promotion_write_makes_the_canary_active_once(manifests: ManifestAct
     assert not retried.applied and retried.revision == first.revision
     found = store.read(apartment)
     assert found is not None and found[0].revision == first.revision
+
+
+def test_active_units_reads_each_apartments_active_unit_now(manifests: ManifestActivities) -> None:
+    """Twin of the stand-in `active_units` (tests/workflows/world.py), which
+    tests/workflows/test_fast_pipeline.py::test_a_soak_fails_when_the_stage_no_longer_holds_the_unit uses."""
+    store = manifests.store
+    shipped, untouched = create(store), create(store)
+    fleet_went_out(store, shipped)
+    inp = ActiveUnitsInput(apartments=[shipped, untouched, "no-such-apartment"], building="header")
+    active = ActivityEnvironment().run(manifests.active_units, inp)
+    assert active == {shipped: FLEET_UNIT, untouched: "header@1.3.0", "no-such-apartment": None}
+    missing = ActivityEnvironment().run(
+        manifests.active_units, ActiveUnitsInput(apartments=[shipped], building="no-such-building")
+    )
+    assert missing == {shipped: None}

@@ -25,3 +25,14 @@ def test_both_controlled_workflows_answer_the_status_query_and_every_control() -
         assert contracts.STATUS_QUERY in definition.queries
         assert set(CONTROLS) <= set(definition.updates)
         assert {f"{c}_signal" for c in CONTROLS} <= set(definition.signals)
+
+
+def test_the_pipeline_answers_its_name_the_status_query_and_every_pipeline_control() -> None:
+    from skyline.controls import PIPELINE_CONTROLS
+    from workflows.pipeline import ReleasePipelineWorkflow
+
+    definition = _Definition.must_from_class(ReleasePipelineWorkflow)
+    assert definition.name == contracts.PIPELINE_WORKFLOW
+    assert contracts.STATUS_QUERY in definition.queries
+    assert set(PIPELINE_CONTROLS) <= set(definition.updates)
+    assert {f"{c}_signal" for c in CONTROLS} | {"reject_signal"} <= set(definition.signals)

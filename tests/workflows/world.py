@@ -29,6 +29,7 @@ from activities.gates import SmokeCheckInput, SmokeCheckResult, WebhookInput
 from activities.judging import judge_step_look
 from activities.manifest_rules import fleet_restore, restore_kept, starting_point
 from activities.manifests import (
+    ActiveUnitsInput,
     ApplyManifestChangeInput,
     ApplyManifestChangeResult,
     ClearPreviewInput,
@@ -270,6 +271,13 @@ class World:
             world.calls.append("find fleet")
             return sorted(a for a in world.manifests if inp.apartments is None or a in inp.apartments)
 
+        # Real twin: tests/activities/test_real_restore_rules.py::
+        # test_active_units_reads_each_apartments_active_unit_now.
+        @activity.defn(name="active_units")
+        async def active_units(inp: ActiveUnitsInput) -> dict[str, str | None]:
+            world.calls.append("active units")
+            return {a: world.building(a, inp.building).active_unit for a in inp.apartments}
+
         # Rules (shared with the real activity, fast tests in tests/skyline/test_manifest_rules.py): read
         # `inp.revision` (the revision before the fleet), restore only while the building holds
         # `only_if_active`. Real twins: tests/activities/test_real_restore_rules.py::
@@ -305,6 +313,7 @@ class World:
             delete_schedule,
             find_fleet_apartments,
             restore_building_from_revision,
+            active_units,
         ]
 
 
