@@ -50,6 +50,10 @@ sub vcl_recv {
     if (req.method != "GET" && req.method != "HEAD") {
         return (synth(405, "Method not allowed: the edge is read-only (GET, HEAD)"));
     }
+    # The edge's root (the address the startup banner prints): what it serves, not a 404.
+    if (req.url ~ "^/(skyline/)?$") {
+        return (synth(200, "Skyline edge: serves manifests/, bundles/ and loader/ of the bucket (GET, HEAD); shell pages: the API's /shells"));
+    }
     # The three public prefixes, one object each. Refused: dot segments,
     # empty segments, backslashes and percent-encoded '.', '/', '\\' (an
     # origin that decodes or normalises them could be led out of the prefix).
