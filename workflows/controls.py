@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from skyline import control_proof
-    from skyline.control_proof import SignedControl, SignedPromote, plain
+    from skyline.control_proof import SignedApproval, SignedControl, SignedPromote, plain
     from skyline.controls import Answer, Control, decide
     from skyline.fleet import FleetStatus
     from skyline.pipeline import PipelineStatus
@@ -63,10 +63,10 @@ class ControlSurface:
 
     # ----- one path for every control -------------------------------------------------
 
-    def _answer(self, control: Control) -> Answer:
+    def _answer(self, control: Control | str) -> Answer:
         return decide(self.TABLE, self._phase(), control, **self._facts())
 
-    def _check(self, control: Control, req: SignedControl | SignedPromote) -> None:
+    def _check(self, control: Control | str, req: SignedControl | SignedPromote | SignedApproval) -> None:
         # Runs when the update arrives, never on replay: the key is read here only.
         info = workflow.info()
         refused = control_proof.problem(

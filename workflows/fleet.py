@@ -39,7 +39,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollout import RolloutWorkflow
 
 
-def _cause(err: BaseException) -> str:
+def failure_cause(err: BaseException) -> str:
+    """The innermost message of an activity or child workflow failure."""
     while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
         err = err.cause
     return str(err)
@@ -151,14 +152,14 @@ class FleetRolloutWorkflow(ControlSurface, FleetBook):
                 static_summary=f"{spec.unit_key} → {apartment}/{spec.building} ({self._status.fleet_id})",
             )
         except Exception as err:  # noqa: BLE001 - e.g. the building already has a rollout running
-            self._mark(apartment, "failed", f"could not start: {_cause(err)}")
+            self._mark(apartment, "failed", f"could not start: {failure_cause(err)}")
             return
         self._children[apartment] = handle
         self._mark(apartment, "running")
         try:
             result = await handle
         except ChildWorkflowError as err:
-            self._mark(apartment, "failed", _cause(err))
+            self._mark(apartment, "failed", failure_cause(err))
             return
         state: ApartmentState = (
             result.state if result.state in ("succeeded", "rolled_back", "failed") else "failed"
@@ -217,7 +218,7 @@ class FleetRolloutWorkflow(ControlSurface, FleetBook):
             )
             unit = await publish_unit(spec, lambda action, reason: self._record(action, "skyline", reason))
         except ActivityError as err:
-            return self._finish("failed", f"{_cause(err)}; no apartment touched")
+            return self._finish("failed", f"{failure_cause(err)}; no apartment touched")
         self._unit_id = unit.id
         self._publishing = False
         self._status.batches = batches(targets, spec.batch_size)

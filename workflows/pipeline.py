@@ -26,9 +26,8 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, WebhookInput
     from activities.manifests import ActiveUnitsInput, ManifestActivities, RestoreFromRevisionInput
-    from skyline import control_proof
     from skyline.control_proof import SignedApproval, SignedControl, plain
-    from skyline.controls import PIPELINE_TABLE, Answer, Control, decide
+    from skyline.controls import PIPELINE_TABLE, Answer, Control
     from skyline.fleet import FleetInput, FleetSpec, FleetStatus
     from skyline.manifest import ManifestChange
     from skyline.pipeline import (
@@ -50,19 +49,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.controls import ControlSurface
     from workflows.edge_write import sync_edge
-    from workflows.fleet import FleetRolloutWorkflow
+    from workflows.fleet import FleetRolloutWorkflow, failure_cause
     from workflows.hooks import cause
     from workflows.pipeline_state import PipelineBook
     from workflows.rollout import RolloutWorkflow
 
 # Fields of the pipeline's spec that are not a child's.
 _PIPELINE_ONLY = {"stages", "on_failure", "apartment", "start_at"}
-
-
-def _child_cause(err: BaseException) -> str:
-    while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
-        err = err.cause
-    return str(err)
 
 
 @workflow.defn
@@ -158,23 +151,6 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
 
     # ----- approvals: updates only (a signal's sender is not verified) --------------------
 
-    def _check_pipeline(self, control: str, req: SignedControl | SignedApproval) -> None:
-        info = workflow.info()
-        refused = control_proof.problem(
-            control_proof.held(),
-            info.workflow_id,
-            control,
-            req,
-            now=workflow.now(),
-            run_started=info.start_time,
-            seen=self._proof_nonces,
-        )
-        if refused:
-            raise ApplicationError(refused, type="InvalidControlProof", non_retryable=True)
-        answer = decide(self.TABLE, self._phase(), control, **self._facts())
-        if not answer.accepted:
-            raise ApplicationError(answer.reason, type="InvalidControl", non_retryable=True)
-
     def _approval_refusal(self, req: SignedApproval) -> str | None:
         stage = self._stage()
         gate = self._spec.stages[self._status.stage].approval if stage is not None else None
@@ -208,7 +184,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
 
     @approve.validator
     def _validate_approve(self, req: SignedApproval) -> None:
-        self._check_pipeline("approve", req)
+        self._check("approve", req)
         refused = self._approval_refusal(req)
         if refused:
             raise ApplicationError(refused, type="InvalidControl", non_retryable=True)
@@ -226,7 +202,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
 
     @reject.validator
     def _validate_reject(self, req: SignedControl) -> None:
-        self._check_pipeline("reject", req)
+        self._check("reject", req)
 
     @workflow.signal(name="reject_signal")
     async def reject_signal(self, req: ControlRequest) -> None:
@@ -278,7 +254,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                     static_summary=summary,
                 )
         except Exception as err:  # noqa: BLE001 - e.g. the building already has a rollout running
-            st.reason = f"could not start: {_child_cause(err)}"
+            st.reason = f"could not start: {failure_cause(err)}"
             return False
         self._child = child
         if self._paused:  # paused while the child was being started
@@ -286,7 +262,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         try:
             result: RolloutStatus | FleetStatus = await child
         except ChildWorkflowError as err:
-            st.reason = _child_cause(err)
+            st.reason = failure_cause(err)
             return False
         finally:
             self._child = None
