@@ -13,6 +13,7 @@ COPY workflows workflows
 COPY adapters adapters
 COPY activities activities
 COPY api api
+COPY collector collector
 COPY worker worker
 COPY stack stack
 COPY cli cli

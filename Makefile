@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-CODE := $(wildcard skyline adapters workflows activities api worker stack tests demo bench cli)
+CODE := $(wildcard skyline adapters workflows activities api collector worker stack tests demo bench cli)
 
 .PHONY: run test install system browser demo lint typecheck bench mutants clean
 

@@ -121,12 +121,26 @@ def _compile(rules: dict[tuple[str, str], Access]) -> list[tuple[re.Pattern[str]
 _COMPILED = _compile(RULES)
 
 
+# Other tables (the collector's, collector/access.py) compiled once each: the gate looks up
+# every request.
+_TABLES: dict[int, tuple[dict[tuple[str, str], Access], list[tuple[re.Pattern[str], str]]]] = {}
+
+
+def _compiled(rules: dict[tuple[str, str], Access]) -> list[tuple[re.Pattern[str], str]]:
+    if rules is RULES:
+        return _COMPILED
+    known = _TABLES.get(id(rules))
+    if known is None or known[0] is not rules:
+        known = _TABLES[id(rules)] = (rules, _compile(rules))
+    return known[1]
+
+
 def lookup(method: str, path: str, rules: dict[tuple[str, str], Access] | None = None) -> Found:
     """The rule for `method path`. Literal templates win over ones with parameters
     (`/loader.js` over a `{x}`); no template: Found(None, None); the path exists but
     not for this method: Found(template, None, allowed methods)."""
     table = RULES if rules is None else rules
-    compiled = _COMPILED if rules is None else _compile(table)
+    compiled = _compiled(table)
     matches = [template for regex, template in compiled if regex.match(path)]
     if not matches:
         return Found(None, None)
@@ -141,3 +155,39 @@ def lookup(method: str, path: str, rules: dict[tuple[str, str], Access] | None =
 
 def satisfies(role: str, access: Access) -> bool:
     return access == "public" or RANK[role] >= RANK[access]
+
+
+# The browser-facing routes: what the collector (python -m collector) serves, every one
+# public. docs/security.md prints this table too.
+COLLECTOR_RULES: dict[tuple[str, str], Access] = {
+    key: RULES[key]
+    for key in (
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/metrics/"),
+        ("POST", "/beacons"),
+        ("OPTIONS", "/beacons"),
+        ("GET", "/beacon-token"),
+        ("GET", "/apartments/{apartment}/importmap.json"),
+        ("GET", "/loader"),
+        ("GET", "/loader.js"),
+        ("HEAD", "/loader.js"),
+        ("GET", "/overrides/unit"),
+    )
+}
+
+# What the API answers with a 308 to the collector once SKYLINE_COLLECTOR_URL is set: the
+# browser traffic of shells written before the collector. Not OPTIONS /beacons (a browser
+# refuses a redirected preflight; the API keeps answering it, the request after it is
+# redirected), not the health, metrics and /loader routes (the API's own).
+REDIRECTED_TO_COLLECTOR: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/beacons"),
+        ("GET", "/beacon-token"),
+        ("GET", "/apartments/{apartment}/importmap.json"),
+        ("GET", "/loader.js"),
+        ("HEAD", "/loader.js"),
+        ("GET", "/overrides/unit"),
+    }
+)

@@ -10,13 +10,14 @@ from temporalio.client import Client
 
 from adapters.manifest_store import ManifestStore
 from api.auth import TokenStore
+from api.errors import ApiError
 from skyline.settings import Settings
 
 
 @dataclass
 class AppState:
     settings: Settings
-    temporal: Client
+    temporal: Client | None  # None in the collector (python -m collector): no route of it needs one
     store: ManifestStore
     tokens: TokenStore
 
@@ -31,7 +32,10 @@ def _settings(request: Request) -> Settings:
 
 
 def _temporal(request: Request) -> Client:
-    return _state(request).temporal
+    client = _state(request).temporal
+    if client is None:  # a control route in an app without Temporal: its table lets none through
+        raise ApiError(503, "not_ready", "this process has no Temporal client")
+    return client
 
 
 def _store(request: Request) -> ManifestStore:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.access import lookup
+from api.access import Access, lookup
 from api.admission import DRAIN_AT_MOST as DRAIN_AT_MOST
 from api.admission import control_field as control_field
 from api.admission import unread_body_too_large
@@ -44,8 +44,12 @@ async def refuse(
 
 
 class Gate:
-    def __init__(self, app: ASGIApp) -> None:
+    """`rules`: the access table this app serves (default api/access.py RULES; the collector
+    passes its own, collector/access.py)."""
+
+    def __init__(self, app: ASGIApp, rules: dict[tuple[str, str], Access] | None = None) -> None:
         self.app = app
+        self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +61,7 @@ class Gate:
             message = f"control characters are not allowed in the {'path' if field == 'path' else 'query'}"
             await refuse(scope, receive, send, ApiError(422, "invalid_characters", message, field))
             return
-        found = lookup(method, path)
+        found = lookup(method, path, self.rules)
         if found.template is None:
             await refuse(scope, receive, send, ApiError(404, "not_found", f"no route {path}"))
             return

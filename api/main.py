@@ -7,15 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request, Response
-from prometheus_client import REGISTRY
-from prometheus_client.exposition import choose_encoder
+from fastapi import Depends, FastAPI
 
 from adapters.manifest_store import ManifestStore
 from adapters.storage import s3_client
 from adapters.temporal import connect
 from api import errors
 from api.auth import TokenStore, caller, exposure_refusal
+from api.collector_redirect import CollectorRedirect
 from api.deps import AppState
 from api.gate import Gate
 from api.routes import (
@@ -36,6 +35,7 @@ from api.routes import (
     tokens,
     vitals,
 )
+from api.routes.health import add_metrics_routes
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 
@@ -71,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(caller)],
     )
     errors.install(app)
+    # Inside the gate (which refuses control characters before a Location is built from the
+    # path): browser paths answered with a 308 to the collector when one is configured.
+    app.add_middleware(CollectorRedirect)
     # Outside the body limit, inside the metrics: every request is authorized (api/access.py)
     # before anything reads its body.
     app.add_middleware(Gate)
@@ -95,16 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in routes:
         app.include_router(module.router)
     app.include_router(storage.router)  # POST /storage/gc (docs/bundles.md#skew-protection)
-    # A route, not a mount: a mount answers `/metrics` with an empty 307 to `/metrics/`.
-    for path in ("/metrics", "/metrics/"):
-        app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False)
+    add_metrics_routes(app)
     return app
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus exposition (OpenMetrics when the scraper asks for it)."""
-    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encoder(REGISTRY), media_type=content_type)
 
 
 app = create_app()

@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Collector (python -m collector): the browser-facing routes apart from the control API
+    # (docs/operations.md#collectors). It holds no control route, so it may listen on any
+    # address without tokens. collector_url is the public URL browsers use: set, the API
+    # answers browser paths with a 308 there and new shell pages point at it; unset, the API
+    # serves them itself (one process, development).
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8001
+    collector_url: str | None = None
     bundle_upload_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     # Request bodies of every route but POST /bundles (which has the limit above): 413 past it.
     api_max_body_bytes: int = Field(default=1024 * 1024, gt=0)

@@ -50,6 +50,15 @@ class LoaderAsset(BaseModel):
 
 class LoaderInfo(LoaderAsset):
     script: str
+    # Where the page's loader configuration sends beacons (`beacons`): the collector when
+    # one is configured. Optional for clients written before it.
+    beacons: str | None = None
+
+
+def browser_base(request: Request, settings: Settings) -> str:
+    """Where pages send beacons and ask for tokens: the collector when one is configured
+    (SKYLINE_COLLECTOR_URL), else the process the browser called."""
+    return (settings.collector_url or str(request.base_url)).rstrip("/")
 
 
 def loader_asset(settings: Settings, source: bytes) -> LoaderAsset:
@@ -100,9 +109,11 @@ async def published_loader(request: Request, settings: SettingsDep, store: Store
 
 @router.get("/loader", response_model=LoaderInfo)
 async def loader_info(request: Request, settings: SettingsDep, store: StoreDep) -> LoaderInfo:
-    """The loader's edge URL and SRI, and the `<script>` tag a shell includes."""
+    """The loader's edge URL and SRI, the `<script>` tag a shell includes, and where its
+    configuration sends beacons."""
     asset = await published_loader(request, settings, store)
-    return LoaderInfo(**asset.model_dump(), script=asset.script_tag())
+    beacons = f"{browser_base(request, settings)}/beacons"
+    return LoaderInfo(**asset.model_dump(), script=asset.script_tag(), beacons=beacons)
 
 
 # One route per method, each with its own operation id: a GET+HEAD api_route gives both

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SettingsDep, StoreDep
 from api.errors import ApiError
-from api.routes.loader import published_loader
+from api.routes.loader import browser_base, published_loader
 from api.shell_page import manifest_url, publish_shell, shell_key, watch_shell_html
 from skyline.manifest import SLUG
 
@@ -33,7 +33,7 @@ SHELL_PAGE = "watch.html"
 
 
 def _api_base(request: Request) -> str:
-    # What the browser called: beacons go back to the same API.
+    # What the browser called: the links of /shells go back to the same API.
     return str(request.base_url).rstrip("/")
 
 
@@ -59,7 +59,7 @@ async def apartment_shell(
         apartment=apartment,
         name=found.name,
         manifest=manifest_url(settings, apartment),
-        beacons=f"{_api_base(request)}/beacons",
+        beacons=f"{browser_base(request, settings)}/beacons",
         loader=loader,
         buildings=list(found.buildings),
     )
