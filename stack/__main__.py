@@ -55,6 +55,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default="5s",
         help="Prometheus scrape interval: seconds (1, 0.5) or a Prometheus duration (5s, 500ms, 1m)",
     )
+    for component in ("collectors", "workers"):
+        run.add_argument(
+            f"--{component}",
+            type=int,
+            default=1,
+            help=f"{component} to start (default 1; extra replicas listen on free ports)",
+        )
     sub.add_parser("check", help="check (as root: install) the required Debian packages")
     return parser.parse_args(argv)
 
@@ -155,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         # Registered with the dev server so the UI can filter rollouts from the first start.
         search_attributes=REGISTRATION,
         progress=lambda message: print(f"[stack] {message}", flush=True),
+        collectors=args.collectors,
+        workers=args.workers,
     )
 
     stopping = threading.Event()

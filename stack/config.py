@@ -73,14 +73,11 @@ def render_prometheus(
     worker_targets: list[str] | None = None,
     worker_dns: tuple[str, int] | None = None,
     rule_files: list[str] | None = None,
+    collector_targets: list[str] | None = None,
+    collector_dns: tuple[str, int] | None = None,
 ) -> str:
-    """`worker_dns=(name, port)` finds every replica behind a DNS name (compose --scale)."""
-    # JSON is YAML flow syntax: lists and mappings render without indentation rules.
-    if worker_dns is not None:
-        name, port = worker_dns
-        discovery = "dns_sd_configs: " + json.dumps([{"names": [name], "type": "A", "port": port}])
-    else:
-        discovery = "static_configs: " + json.dumps([{"targets": list(worker_targets or [])}])
+    """`worker_dns=(name, port)` and `collector_dns` find every replica behind a DNS name
+    (compose replicas); else the static targets."""
     return render(
         template_text("prometheus/prometheus.yml"),
         {
@@ -88,10 +85,20 @@ def render_prometheus(
             "EVALUATION_INTERVAL": evaluation_interval or scrape_interval,
             "API_TARGET": api_target,
             "EXTRA_TARGETS": json.dumps(list(extra_targets or [])),
-            "WORKER_DISCOVERY": discovery,
+            "WORKER_DISCOVERY": discovery(worker_targets, worker_dns),
+            "COLLECTOR_DISCOVERY": discovery(collector_targets, collector_dns),
             "RULE_FILES": json.dumps(list(rule_files or [])),
         },
     )
+
+
+def discovery(targets: list[str] | None, dns: tuple[str, int] | None) -> str:
+    """A scrape job's targets: every address behind `dns=(name, port)`, else `targets`."""
+    # JSON is YAML flow syntax: lists and mappings render without indentation rules.
+    if dns is not None:
+        name, port = dns
+        return "dns_sd_configs: " + json.dumps([{"names": [name], "type": "A", "port": port}])
+    return "static_configs: " + json.dumps([{"targets": list(targets or [])}])
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -9,8 +9,12 @@ Components, in start order (each waits until healthy before the next starts):
                 (session caps, token budgets, distinct client networks); in memory only
     edge        varnishd with stack/varnish/skyline.vcl, backend = s3
     prometheus  prometheus with stack/prometheus/prometheus.yml
-    worker      `python -m worker`
-    api         `python -m uvicorn api.main:app`
+    worker      `python -m worker` (`workers` replicas: worker, worker-2, ...)
+    collector   `python -m uvicorn collector.main:app`: the browser routes (`collectors`
+                replicas: collector, collector-2, ...), scraped by Prometheus
+    api         `python -m uvicorn api.main:app`, told the collector's URL (SKYLINE_COLLECTOR_URL:
+                it answers old shells' browser paths with a 308 there) unless
+                `api_redirects_browsers` is False
 
 A component left out of `components` is assumed to run elsewhere on its port.
 """
@@ -26,6 +30,7 @@ import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,7 +55,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 HOST = "127.0.0.1"
-START_ORDER: tuple[str, ...] = ("temporal", "s3", "redis", "edge", "prometheus", "worker", "api")
+START_ORDER: tuple[str, ...] = ("temporal", "s3", "redis", "edge", "prometheus", "worker", "collector", "api")
 ALL_COMPONENTS: frozenset[str] = frozenset(START_ORDER)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +67,7 @@ COMPONENT_PORTS: dict[str, tuple[str, ...]] = {
     "edge": ("edge", "edge_admin"),
     "prometheus": ("prometheus",),
     "worker": ("worker_metrics",),
+    "collector": ("collector",),
     "api": ("api",),
 }
 
@@ -80,6 +86,7 @@ class StackPorts:
     edge_admin: int = 6082
     prometheus: int = 9090
     api: int = 8000
+    collector: int = 8001
     worker_metrics: int = field(default_factory=lambda: _preferred_port(9464))
 
     @classmethod
@@ -108,8 +115,13 @@ class EmbeddedStack:
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         progress: Callable[[str], None] | None = None,
+        collectors: int = 1,
+        workers: int = 1,
+        api_redirects_browsers: bool = True,
     ) -> None:
         self.components = frozenset(components)
+        if collectors < 1 or workers < 1:
+            raise ValueError("a stack runs at least one collector and one worker")
         unknown = self.components - ALL_COMPONENTS
         if unknown:
             raise ValueError(f"unknown component(s) {sorted(unknown)}; known: {', '.join(START_ORDER)}")
@@ -126,6 +138,10 @@ class EmbeddedStack:
         self.stop_timeout = stop_timeout
         self._progress = progress or (lambda _message: None)
         self._processes: dict[str, ManagedProcess] = {}
+        # Replicas past the first listen on free ports (the first on its StackPorts field).
+        self.collector_ports = [self.ports.collector] + [free_port() for _ in range(collectors - 1)]
+        self.worker_metrics_ports = [self.ports.worker_metrics] + [free_port() for _ in range(workers - 1)]
+        self.api_redirects_browsers = api_redirects_browsers
         # apartment -> rollout ids Temporal knows but storage has no manifest for (see start()).
         self.storage_mismatch: dict[str, list[str]] = {}
 
@@ -177,8 +193,9 @@ class EmbeddedStack:
         return await rollouts_without_apartment(client, self._s3_client(), self.settings.s3_bucket)
 
     def restart(self, name: str) -> None:
-        """Stop (if still running) and start one component again, waiting until it is healthy."""
-        starters = self._starters()
+        """Stop (if still running) and start one component again, waiting until it is healthy
+        (a replica by its process name: `collector-2`, `worker-2`)."""
+        starters = {**self._starters(), **self._replica_starters()}
         if name not in self._processes:
             raise StackError(f"{name}: not started by this stack")
         self._progress(f"restarting {name}")
@@ -194,9 +211,19 @@ class EmbeddedStack:
             "redis": self._start_redis,
             "edge": self._start_edge,
             "prometheus": self._start_prometheus,
-            "worker": self._start_worker,
+            "worker": self._start_workers,
+            "collector": self._start_collectors,
             "api": self._start_api,
         }
+
+    def _replica_starters(self) -> dict[str, Callable[[], None]]:
+        """One starter per replica process name (the first replica has the component's name)."""
+        found: dict[str, Callable[[], None]] = {}
+        for index in range(len(self.worker_metrics_ports)):
+            found[replica_name("worker", index)] = partial(self._start_worker, index)
+        for index in range(len(self.collector_ports)):
+            found[replica_name("collector", index)] = partial(self._start_collector, index)
+        return found
 
     def stop(self) -> None:
         """Stop the processes this stack started, in reverse order. Idempotent."""
@@ -267,8 +294,28 @@ class EmbeddedStack:
         return f"http://{HOST}:{self.ports.api}"
 
     @property
+    def collector_urls(self) -> list[str]:
+        """Every collector replica's URL; browsers of the embedded stack use the first."""
+        return [f"http://{HOST}:{port}" for port in self.collector_ports]
+
+    @property
+    def collector_url(self) -> str:
+        return self.collector_urls[0]
+
+    @property
     def worker_metrics_address(self) -> str:
         return f"{HOST}:{self.ports.worker_metrics}"
+
+    @property
+    def collector_targets(self) -> list[str]:
+        """Prometheus' targets of the collector job: every replica this stack starts."""
+        if "collector" not in self.components:
+            return []
+        return [f"{HOST}:{port}" for port in self.collector_ports]
+
+    @property
+    def worker_metrics_addresses(self) -> list[str]:
+        return [f"{HOST}:{port}" for port in self.worker_metrics_ports]
 
     def env(self) -> dict[str, str]:
         """SKYLINE_* variables for processes that use this stack."""
@@ -295,6 +342,11 @@ class EmbeddedStack:
             "SKYLINE_BUNDLE_ROOT": str(self.bundle_root),
             # Webhooks and smoke URLs reach internal hosts only when named (none by default).
             "SKYLINE_WEBHOOK_ALLOWED_HOSTS": json.dumps(s.webhook_allowed_hosts),
+            **(
+                {"SKYLINE_COLLECTOR_URL": self.collector_url}
+                if "collector" in self.components and self.api_redirects_browsers
+                else {}
+            ),
         }
 
     def beacon_key(self) -> str:
@@ -345,6 +397,9 @@ class EmbeddedStack:
             rows.append(("Prometheus", self.prometheus_url))
         if "worker" in c:
             rows.append(("Worker", f"task queue {self.settings.task_queue}"))
+        if "collector" in c:
+            for index, url in enumerate(self.collector_urls):
+                rows.append(("Collector" if index == 0 else f"Collector {index + 1}", f"{url}/healthz"))
         if "api" in c:
             rows.append(("API", f"{self.api_url}/docs"))
             # A minimal shell page per apartment (api/routes/shell.py), linked from this index.
@@ -555,7 +610,12 @@ class EmbeddedStack:
                 api_target=f"{HOST}:{self.ports.api}",
                 scrape_interval=self.prometheus_scrape_interval,
                 extra_targets=self.extra_scrape_targets,
-                worker_targets=[self.worker_metrics_address] if "worker" in self.components else [],
+                worker_targets=self.worker_metrics_addresses if "worker" in self.components else [],
+                collector_targets=(
+                    [f"{HOST}:{port}" for port in self.collector_ports]
+                    if "collector" in self.components
+                    else []
+                ),
                 rule_files=[str(ALERT_RULES)] if ALERT_RULES.is_file() else [],
             ),
         )
@@ -578,11 +638,37 @@ class EmbeddedStack:
     def _python_cwd(self) -> Path | None:
         return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else None
 
-    def _start_worker(self) -> None:
-        process = self._launch(
-            "worker", [self.python, "-m", "worker"], self._python_env(), self._python_cwd()
-        )
-        wait_until(self._worker_polling, self.startup_timeout, "worker", process, interval=0.25)
+    def _start_workers(self) -> None:
+        for index in range(len(self.worker_metrics_ports)):
+            self._start_worker(index)
+
+    def _start_worker(self, index: int = 0) -> None:
+        name = replica_name("worker", index)
+        env = {
+            **self._python_env(),
+            "SKYLINE_WORKER_METRICS_ADDRESS": f"{HOST}:{self.worker_metrics_ports[index]}",
+        }
+        process = self._launch(name, [self.python, "-m", "worker"], env, self._python_cwd())
+        if index == 0:
+            wait_until(self._worker_polling, self.startup_timeout, name, process, interval=0.25)
+        else:  # the task queue has pollers already: this replica is up once it serves metrics
+            port = self.worker_metrics_ports[index]
+            wait_until(lambda: _http_ok(f"http://{HOST}:{port}/metrics"), self.startup_timeout, name, process)
+
+    def _start_collectors(self) -> None:
+        for index in range(len(self.collector_ports)):
+            self._start_collector(index)
+
+    def _start_collector(self, index: int = 0) -> None:
+        name = replica_name("collector", index)
+        port = self.collector_ports[index]
+        argv = [
+            self.python, "-m", "uvicorn", "collector.main:app",
+            "--host", HOST, "--port", str(port),
+            "--no-proxy-headers",  # like the API: SKYLINE_TRUSTED_PROXIES decides
+        ]  # fmt: skip
+        process = self._launch(name, argv, self._python_env(), self._python_cwd())
+        wait_until(lambda: _http_ok(f"http://{HOST}:{port}/healthz"), self.startup_timeout, name, process)
 
     def _worker_polling(self) -> bool:
         from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
@@ -618,6 +704,11 @@ class EmbeddedStack:
             lambda: _http_ok(f"{self.api_url}/healthz"),
             self.startup_timeout, "api", process,
         )  # fmt: skip
+
+
+def replica_name(component: str, index: int) -> str:
+    """`collector`, `collector-2`, ...: the first replica keeps the component's name."""
+    return component if index == 0 else f"{component}-{index + 1}"
 
 
 def public_read_policy(bucket: str) -> str:

@@ -58,6 +58,10 @@ def stack(rum: RumTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         prometheus_scrape_interval="1s",
         extra_scrape_targets=[rum.address],
         search_attributes=REGISTRATION,
+        # The stack's collector runs (tests/api/test_collector.py), but the API keeps serving
+        # browser routes itself: the suite posts beacons to it and reads them from its
+        # /metrics. The 308 to a collector is tested on its own (same file, tests/browser).
+        api_redirects_browsers=False,
         settings=Settings(
             # Tests write bundles under their tmp_path: the session's base temp dir is the root.
             bundle_root=tmp_path_factory.getbasetemp(),

@@ -6,7 +6,9 @@ collector without a Temporal client, as `python -m collector` runs it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +26,7 @@ from api.deps import AppState
 from api.main import create_app as create_api
 from collector.main import create_app as create_collector
 from skyline.settings import Settings
+from stack.embedded import EmbeddedStack
 from tests.support.beacons import beacon_token, text_body
 from tests.support.routes import served_routes
 from tests.support.scenario import create_apartment
@@ -206,3 +209,32 @@ async def test_api_without_a_collector_serves_browser_traffic_itself(
         assert accepted.status_code == 202, accepted.text
         info = await client.get("/loader")
         assert info.json()["beacons"] == "http://api.test/beacons"
+
+
+# ------------------------------------------------------------------ the stack's collector process
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_stacks_collector_counts_beacons_prometheus_scrapes(
+    api: httpx.AsyncClient, settings: Settings, stack: EmbeddedStack
+) -> None:
+    apartment = await create_apartment(api)
+    async with httpx.AsyncClient(base_url=stack.collector_url, timeout=30) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert (await client.get("/rollouts")).status_code == 404
+        for _ in range(3):  # three page loads: a session counts a unit's load once
+            token = await beacon_token(client, apartment)
+            accepted = await client.post("/beacons", **text_body({"beacons": [beacon(apartment)]}, token))
+            assert accepted.status_code == 202, accepted.text
+    query = f'sum(skyline_unit_loads_total{{job="skyline-collector",apartment="{apartment}"}})'
+    async with httpx.AsyncClient(base_url=settings.prometheus_url, timeout=10) as prometheus:
+        deadline = time.monotonic() + 30
+        seen = 0.0
+        while time.monotonic() < deadline:
+            result = (await prometheus.get("/api/v1/query", params={"query": query})).json()["data"]["result"]
+            seen = float(result[0]["value"][1]) if result else 0.0
+            if seen >= 3:
+                break
+            await asyncio.sleep(0.5)  # polling Prometheus' next scrape, bounded by the deadline
+    assert seen == 3

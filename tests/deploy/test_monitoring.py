@@ -43,6 +43,7 @@ def compose_prometheus_text() -> str:
         api_target="api:8000",
         scrape_interval="15s",
         worker_dns=("worker", 9464),
+        collector_dns=("collector", 8001),
         rule_files=[COMPOSE_RULES_PATH],
     )
 
