@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for the Skyline worker and API (docker-compose.yml runs it twice
+# One image for the Skyline worker, API and collector (docker-compose.yml runs it thrice
 # with different commands). Multi-stage: wheels are built in the first stage,
 # the runtime stage gets only the installed packages and runs as a non-root user.
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
@@ -32,6 +32,6 @@ COPY loader/skyline-loader.js /opt/skyline/skyline-loader.js
 ENV SKYLINE_LOADER_SOURCE=/opt/skyline/skyline-loader.js
 USER 10001:10001
 WORKDIR /home/skyline
-# API (SKYLINE_API_PORT) and worker metrics (SKYLINE_WORKER_METRICS_ADDRESS).
-EXPOSE 8000 9464
+# API (SKYLINE_API_PORT), collector (SKYLINE_COLLECTOR_PORT) and worker metrics (SKYLINE_WORKER_METRICS_ADDRESS).
+EXPOSE 8000 8001 9464
 CMD ["python", "-m", "worker"]

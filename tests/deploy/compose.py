@@ -72,9 +72,10 @@ def bindings(service: dict[str, Any]) -> list[tuple[str, int, int]]:
     for entry in service.get("ports") or []:
         parts = str(entry).split(":")
         container = int(parts[-1])
-        host_port = int(parts[-2]) if len(parts) >= 2 else container
+        host = parts[-2] if len(parts) >= 2 else str(container)
+        low, _, high = host.partition("-")  # a range: one host port per replica
         address = ":".join(parts[:-2])
-        out.append((address, host_port, container))
+        out.extend((address, port, container) for port in range(int(low), int(high or low) + 1))
     return out
 
 

@@ -109,7 +109,14 @@ def test_skyline_environment_is_settings() -> None:
         >= {
             k: v
             for k, v in environment(SERVICES["api"]).items()
-            if k not in {"SKYLINE_API_HOST", "SKYLINE_API_PORT", "SKYLINE_BEACON_KEY", "SKYLINE_AUTH_TOKENS"}
+            if k
+            not in {
+                "SKYLINE_API_HOST",
+                "SKYLINE_API_PORT",
+                "SKYLINE_BEACON_KEY",
+                "SKYLINE_AUTH_TOKENS",
+                "SKYLINE_COLLECTOR_URL",
+            }
         }.items()
     ), "worker and API must share their connection settings"
 
@@ -253,8 +260,9 @@ def test_interpolation_helper() -> None:
 
 # ------------------------------------------------------------------ exposure (issue 12, item 4)
 
-# Reachable from other machines: browsers post beacons to the API and read the edge.
-PUBLIC = {"api", "edge"}
+# Reachable from other machines: browsers post beacons to the collectors and read the edge;
+# release managers call the API (behind tokens, test_fail_closed.py).
+PUBLIC = {"api", "edge", "collector"}
 LOOPBACK = "127.0.0.1"
 
 
@@ -351,3 +359,37 @@ def test_minio_and_skyline_share_the_required_credentials() -> None:
     # The API signs controls, the workers check them: one key, from the environment.
     control = [REQUIRED_ENV["SKYLINE_CONTROL_KEY"].encode()]
     assert api.control_keys == settings_of("worker").control_keys == control
+
+
+# ------------------------------------------------------------------ collectors (issue 25)
+
+
+def test_collectors_are_replicas_prometheus_finds_and_browsers_reach() -> None:
+    collector = SERVICES["collector"]
+    assert command_text(collector) == "python\n-m\ncollector"  # reads SKYLINE_COLLECTOR_HOST / PORT
+    replicas = int(collector["deploy"]["replicas"])
+    assert replicas >= 2
+    assert "container_name" not in collector and "hostname" not in collector
+    s = settings_of("collector")
+    assert s.collector_host == "0.0.0.0"
+    # One host port per replica: a fixed single port would stop the second replica.
+    ports = [(host, container) for _, host, container in bindings(collector)]
+    assert len(ports) == replicas and {c for _, c in ports} == {s.collector_port}
+    assert f"127.0.0.1:{s.collector_port}/readyz" in healthcheck_text(collector)
+    prometheus = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    assert json.dumps([{"names": ["collector"], "type": "A", "port": s.collector_port}]) in prometheus
+    # No Temporal: the collector waits for storage and the shared store only.
+    assert set(collector["depends_on"]) == {"minio-setup", "valkey"}
+    assert s.redis_url == settings_of("api").redis_url, "one shared store of session caps and budgets"
+    assert s.beacon_key == settings_of("api").beacon_key, "tokens verify on every replica"
+    # Same connection settings as the API (storage, store, logging).
+    api = environment(SERVICES["api"])
+    shared = {k: v for k, v in api.items() if not k.startswith(("SKYLINE_API_", "SKYLINE_AUTH_"))}
+    assert environment(collector).items() >= shared.items()
+
+
+def test_the_api_sends_browsers_to_the_collectors() -> None:
+    api, collector = settings_of("api"), settings_of("collector")
+    assert api.collector_url is not None and api.collector_url == collector.collector_url
+    host_ports = {host for _, host, _ in bindings(SERVICES["collector"])}
+    assert target(api.collector_url)[1] in host_ports, "the default URL reaches a published replica"
