@@ -139,8 +139,8 @@ class EmbeddedStack:
         self._progress = progress or (lambda _message: None)
         self._processes: dict[str, ManagedProcess] = {}
         # Replicas past the first listen on free ports (the first on its StackPorts field).
-        self.collector_ports = [self.ports.collector] + [free_port() for _ in range(collectors - 1)]
-        self.worker_metrics_ports = [self.ports.worker_metrics] + [free_port() for _ in range(workers - 1)]
+        self._extra_collector_ports = [free_port() for _ in range(collectors - 1)]
+        self._extra_worker_metrics_ports = [free_port() for _ in range(workers - 1)]
         self.api_redirects_browsers = api_redirects_browsers
         # apartment -> rollout ids Temporal knows but storage has no manifest for (see start()).
         self.storage_mismatch: dict[str, list[str]] = {}
@@ -292,6 +292,15 @@ class EmbeddedStack:
     @property
     def api_url(self) -> str:
         return f"http://{HOST}:{self.ports.api}"
+
+    @property
+    def collector_ports(self) -> list[int]:
+        """The first replica's port is `ports.collector` (read now: callers may swap `ports`)."""
+        return [self.ports.collector, *self._extra_collector_ports]
+
+    @property
+    def worker_metrics_ports(self) -> list[int]:
+        return [self.ports.worker_metrics, *self._extra_worker_metrics_ports]
 
     @property
     def collector_urls(self) -> list[str]:
