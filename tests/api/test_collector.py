@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -238,3 +240,11 @@ async def test_the_stacks_collector_counts_beacons_prometheus_scrapes(
                 break
             await asyncio.sleep(0.5)  # polling Prometheus' next scrape, bounded by the deadline
     assert seen == 3
+
+
+def test_the_documented_collector_table_is_the_code_table() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    section = text[text.index("| collector route |") :]
+    section = section[: section.index("\n\n")]
+    rows = re.findall(r"^\|\s*`([A-Z]+) (/[^`]*)`\s*\|\s*([a-z]+)\s*\|", section, re.MULTILINE)
+    assert {(method, path): rule for method, path, rule in rows} == dict(COLLECTOR_RULES)
