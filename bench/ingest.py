@@ -36,7 +36,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -108,14 +108,27 @@ class Run:
     socket_errors: int
     p50_ms: float
     p99_ms: float
+    cpu_us: float  # server CPU time per request, microseconds
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+@dataclass
+class Servers:
+    ports: list[int]
+    pids: list[int]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def servers(app: str, count: int, env: dict[str, str], logs: Path) -> Iterator[list[int]]:
+def servers(app: str, count: int, env: dict[str, str], logs: Path) -> Iterator[Servers]:
     ports = [free_port() for _ in range(count)]
     processes = []
     try:
@@ -127,7 +140,7 @@ def servers(app: str, count: int, env: dict[str, str], logs: Path) -> Iterator[l
             process.start()
             processes.append(process)
             wait_until(partial(_ok, f"http://127.0.0.1:{port}/healthz"), 60, name, process, interval=0.2)
-        yield ports
+        yield Servers(ports, [p.pid for p in processes if p.pid is not None])
     finally:
         for process in processes:
             process.stop(timeout=10)
@@ -140,10 +153,13 @@ def _ok(url: str) -> bool:
         return False
 
 
-def wrk(ports: Sequence[int], mode: str, apartment: str, tokens: Path, seconds: int) -> Run:
+def wrk(target: Servers, mode: str, apartment: str, tokens: Path, seconds: int) -> Run:
     """One wrk per port, CONNECTIONS split between them, run at once; their sum (latency: the
-    slowest instance's percentiles)."""
+    slowest instance's percentiles; CPU: the servers' CPU time per request, which a busy
+    machine disturbs less than requests/s)."""
+    ports = target.ports
     each = max(1, CONNECTIONS // len(ports))
+    cpu = sum(cpu_seconds(pid) for pid in target.pids)
     procs = []
     for k, port in enumerate(ports):
         env = {
@@ -164,6 +180,7 @@ def wrk(ports: Sequence[int], mode: str, apartment: str, tokens: Path, seconds: 
         if proc.returncode != 0 or line is None:
             raise RuntimeError(f"wrk failed ({proc.returncode}): {out}\n{err}")
         runs.append(json.loads(line.removeprefix("INGEST ")))
+    cpu = sum(cpu_seconds(pid) for pid in target.pids) - cpu
     if mode == "token":
         for k in range(len(ports)):  # wrk's thread 0 wrote `<file>.<k>.0`
             Path(f"{tokens}.{k}.0").rename(f"{tokens}.{k}")
@@ -174,6 +191,7 @@ def wrk(ports: Sequence[int], mode: str, apartment: str, tokens: Path, seconds: 
         socket_errors=sum(r["socket_errors"] for r in runs),
         p50_ms=max(r["p50_us"] for r in runs) / 1000,
         p99_ms=max(r["p99_us"] for r in runs) / 1000,
+        cpu_us=cpu / max(1, sum(r["requests"] for r in runs)) * 1e6,
     )
 
 
@@ -239,6 +257,9 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
             p99 = r[endpoint]["p99_ms"] / r[f"{endpoint}_bare"]["p99_ms"]
             v[f"{endpoint}_{count}_ratio"] = round(ratio, 2)
             v[f"{endpoint}_{count}_p99_ratio"] = round(p99, 2)
+            v[f"{endpoint}_{count}_cpu_ratio"] = round(
+                r[endpoint]["cpu_us"] / r[f"{endpoint}_bare"]["cpu_us"], 2
+            )
         v[f"{endpoint}_scaling"] = round(_rate(two[endpoint]) / _rate(one[endpoint]), 2)
         v[f"{endpoint}_bare_scaling"] = round(
             _rate(two[f"{endpoint}_bare"]) / _rate(one[f"{endpoint}_bare"]), 2
@@ -270,6 +291,7 @@ def render(app: str, results: dict[str, Any], v: dict[str, Any]) -> str:
                     f"{peer['p99_ms']:.1f}",
                     f"{v[f'{endpoint}_{count}_ratio']:.2f}x",
                     f"{v[f'{endpoint}_{count}_p99_ratio']:.1f}x",
+                    f"{mine['cpu_us']:.0f} / {peer['cpu_us']:.0f}",
                 ]
             )
     notes = [
@@ -279,12 +301,14 @@ def render(app: str, results: dict[str, Any], v: dict[str, Any]) -> str:
         f"GET {v['token_scaling']:.2f}x (bare {v['token_bare_scaling']:.2f}x).",
         f"sessions (tokens kept from the GET run) for the POST run: {results['1']['sessions']:,} and "
         f"{results['2']['sessions']:,}; refused POSTs are the non-2xx column.",
+        "CPU us/req: the server processes' CPU time per request, target / bare (less disturbed "
+        "by other load on the machine than req/s).",
         "targets (issue 25): "
         + ", ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in v["meets"].items())
         + " (POST, one process).",
     ]
     header = ["procs", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "bare req/s", "bare p50",
-              "bare p99", "ratio", "p99 ratio"]  # fmt: skip
+              "bare p99", "ratio", "p99 ratio", "CPU us/req (bare)"]  # fmt: skip
     return table("Ingest: beacon endpoints vs a bare FastAPI endpoint (wrk)", header, rows, notes)
 
 
