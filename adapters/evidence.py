@@ -11,9 +11,13 @@ behind one port give the same answers:
     sk:ev:<labels>:<minute>:ok|bad          ZINCRBY  observations per network and outcome
     sk:ev:<labels>:<minute>:sessions        INCR   new sessions on the version
     sk:bld:<apartment>|<building>:<minute>  INCR   new sessions on the building (traffic before a rollout)
+    sk:rate:<bucket>:<client>       SET    a client's request rate (GCRA: when its bucket is full again)
+
+Each request is one Lua script (one round trip): a beacon batch takes the client's
+rate, the session's cap, its first observations and their evidence at once.
 
 Keys of a minute live `RETENTION_SECONDS`. Without a URL each API process
-keeps its own (MemoryEvidence; one API process only), and the worker reads
+keeps its own (MemoryEvidence, rates too; one API process only), and the worker reads
 no evidence: the judge then decides on the figures alone, as before.
 """
 
@@ -22,12 +26,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis
 import redis.asyncio as aredis
 
 from skyline.evidence import TOP_NETWORKS, Evidence, VariantEvidence
+from skyline.rate_limit import RateCheck, RateLimiter
 
 RETENTION_SECONDS = 26 * 3600  # a day of steps, plus the hour before a rollout
 MINUTE = 60
@@ -43,73 +49,207 @@ def minute(at: float) -> int:
     return int(at // MINUTE)
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """One beacon as the ledger sees it: the session's members it adds (its observation, its
+    version, its building), and whether a first observation of it is evidence (`counted`:
+    a load beacon outside an override)."""
+
+    labels: Labels
+    observation: str
+    version: str
+    building: str
+    counted: bool
+    failed: bool
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What the ledger made of a batch: `wait` > 0 when the client's rate refused it, else
+    `admitted` False when the session's cap did, else per sighting whether it was the
+    session's first (observation, version, building)."""
+
+    wait: float = 0.0
+    admitted: bool = True
+    firsts: tuple[tuple[bool, bool, bool], ...] = ()
+
+
 class EvidenceLedger(Protocol):
-    async def admit(self, session: str, expires_at: float, count: int, cap: int) -> bool: ...
-    async def first(self, session: str, expires_at: float, members: Sequence[str]) -> list[bool]: ...
-    async def token(self, apartment: str, network: str, budget: int) -> bool: ...
-    async def observe(
-        self, labels: Labels, network: str, failed: bool, new_session: bool, new_building: bool
-    ) -> None: ...
+    async def take(self, check: RateCheck) -> float: ...
+    async def ingest(
+        self,
+        rate: RateCheck,
+        session: str,
+        expires_at: float,
+        cap: int,
+        network: str,
+        sightings: Sequence[Sighting],
+    ) -> Ingested: ...
+    async def token(
+        self, rate: RateCheck, apartment: str, network: str, budget: int
+    ) -> tuple[float, bool]: ...
+
+
+# GCRA: the bucket of RateLimiter (skyline/rate_limit.py) as one timestamp per client, the
+# time at which its bucket is full again (`tat`, the theoretical arrival time):
+# a request passes when tat + 1/rate - burst/rate <= now; else it waits the difference.
+# Redis's clock, so every process sees one time. Returns "0" or the wait, as a string
+# (Lua numbers become integers in replies).
+_TAKE = """
+local function take(key, rate, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local interval = 1 / rate
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if allow_at > now then
+    return allow_at - now
+  end
+  redis.call('SET', key, string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+  return 0
+end
+"""
+
+RATE_SCRIPT = (
+    _TAKE
+    + """
+return string.format('%.6f', take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))
+"""
+)
+
+# A beacon batch in one round trip: the client's rate, the session's cap, the session's
+# first observations, and the evidence of those that are (the keys of the module docstring).
+# ARGV: rate, burst, count, cap, session expiry, network, retention, then 7 per sighting:
+# observation, version, building members, counted, failed, evidence key base, building key.
+INGEST_SCRIPT = (
+    _TAKE
+    + """
+local wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait > 0 then return {'wait', string.format('%.6f', wait)} end
+local count, cap, expiry = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local network, keep = ARGV[6], tonumber(ARGV[7])
+local sent = redis.call('INCRBY', KEYS[2], count)
+redis.call('EXPIREAT', KEYS[2], expiry)
+if sent > cap then
+  redis.call('DECRBY', KEYS[2], count)
+  return {'cap'}
+end
+local out = {'ok'}
+for i = 8, #ARGV, 7 do
+  local o = redis.call('SADD', KEYS[3], ARGV[i])
+  local v = redis.call('SADD', KEYS[3], ARGV[i + 1])
+  local b = redis.call('SADD', KEYS[3], ARGV[i + 2])
+  if o == 1 and ARGV[i + 3] == '1' then
+    local base = ARGV[i + 5]
+    redis.call('PFADD', base .. ':net', network)
+    redis.call('EXPIRE', base .. ':net', keep)
+    local outcome = base .. (ARGV[i + 4] == '1' and ':bad' or ':ok')
+    redis.call('ZINCRBY', outcome, 1, network)
+    redis.call('EXPIRE', outcome, keep)
+    if ARGV[i + 4] == '1' then
+      redis.call('PFADD', base .. ':failnet', network)
+      redis.call('EXPIRE', base .. ':failnet', keep)
+    end
+    if v == 1 then
+      redis.call('INCR', base .. ':sessions')
+      redis.call('EXPIRE', base .. ':sessions', keep)
+    end
+    if b == 1 then
+      redis.call('INCR', ARGV[i + 6])
+      redis.call('EXPIRE', ARGV[i + 6], keep)
+    end
+  end
+  table.insert(out, o .. v .. b)
+end
+redis.call('EXPIREAT', KEYS[3], expiry)
+return out
+"""
+)
+
+# A beacon token: the client's rate, then its network's budget for the minute.
+TOKEN_SCRIPT = (
+    _TAKE
+    + """
+local wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait > 0 then return {'wait', string.format('%.6f', wait)} end
+local taken = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+if taken > tonumber(ARGV[4]) then return {'budget'} end
+return {'ok'}
+"""
+)
+
+
+def rate_key(check: RateCheck) -> str:
+    return f"sk:rate:{check.bucket}:{check.client}"
 
 
 class RedisEvidence:
-    """The shared ledger (API side, asyncio)."""
+    """The shared ledger (API side, asyncio): each call one script, one round trip.
+
+    The scripts name keys beyond KEYS (the evidence of a label set): one Redis or Valkey
+    server, not a cluster."""
 
     def __init__(self, url: str) -> None:
         self.client: aredis.Redis = aredis.Redis.from_url(url)
+        self._rate = self.client.register_script(RATE_SCRIPT)
+        self._ingest = self.client.register_script(INGEST_SCRIPT)
+        self._token = self.client.register_script(TOKEN_SCRIPT)
 
-    async def admit(self, session: str, expires_at: float, count: int, cap: int) -> bool:
-        key = f"sk:cap:{session}"
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.incrby(key, count)
-            pipe.expireat(key, int(expires_at) + MINUTE)
-            sent, _ = await pipe.execute()
-        if int(sent) > cap:
-            await self.client.decrby(key, count)  # refused: not counted against the session
-            return False
-        return True
+    async def take(self, check: RateCheck) -> float:
+        answer = await self._rate(keys=[rate_key(check)], args=[check.rate, check.burst])
+        return float(answer)
 
-    async def first(self, session: str, expires_at: float, members: Sequence[str]) -> list[bool]:
-        if not members:
-            return []
-        key = f"sk:seen:{session}"
-        async with self.client.pipeline(transaction=True) as pipe:
-            for member in members:
-                pipe.sadd(key, member)
-            pipe.expireat(key, int(expires_at) + MINUTE)
-            answers = await pipe.execute()
-        return [bool(a) for a in answers[:-1]]
-
-    async def token(self, apartment: str, network: str, budget: int) -> bool:
-        key = f"sk:tok:{apartment}:{network}:{minute(time.time())}"
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 2 * MINUTE)
-            taken, _ = await pipe.execute()
-        return int(taken) <= budget
-
-    async def observe(
-        self, labels: Labels, network: str, failed: bool, new_session: bool, new_building: bool
-    ) -> None:
+    async def ingest(
+        self,
+        rate: RateCheck,
+        session: str,
+        expires_at: float,
+        cap: int,
+        network: str,
+        sightings: Sequence[Sighting],
+    ) -> Ingested:
         now = minute(time.time())
-        base = f"sk:ev:{_labels(labels)}:{now}"
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.pfadd(f"{base}:net", network)
-            pipe.expire(f"{base}:net", RETENTION_SECONDS)
-            outcome = "bad" if failed else "ok"
-            pipe.zincrby(f"{base}:{outcome}", 1, network)
-            pipe.expire(f"{base}:{outcome}", RETENTION_SECONDS)
-            if failed:
-                pipe.pfadd(f"{base}:failnet", network)
-                pipe.expire(f"{base}:failnet", RETENTION_SECONDS)
-            if new_session:
-                pipe.incr(f"{base}:sessions")
-                pipe.expire(f"{base}:sessions", RETENTION_SECONDS)
-            if new_building:
-                key = f"sk:bld:{labels[0]}|{labels[1]}:{now}"
-                pipe.incr(key)
-                pipe.expire(key, RETENTION_SECONDS)
-            await pipe.execute()
+        args: list[str | int | float] = [
+            rate.rate,
+            rate.burst,
+            len(sightings),
+            cap,
+            int(expires_at) + MINUTE,
+            network,
+            RETENTION_SECONDS,
+        ]
+        for s in sightings:
+            args += [
+                s.observation,
+                s.version,
+                s.building,
+                int(s.counted),
+                int(s.failed),
+                f"sk:ev:{_labels(s.labels)}:{now}",
+                f"sk:bld:{s.labels[0]}|{s.labels[1]}:{now}",
+            ]
+        keys = [rate_key(rate), f"sk:cap:{session}", f"sk:seen:{session}"]
+        answer = await self._ingest(keys=keys, args=args)
+        verdict = answer[0].decode()
+        if verdict == "wait":
+            return Ingested(wait=float(answer[1]))
+        if verdict == "cap":
+            return Ingested(admitted=False)
+        one = ord("1")  # each answer: "ovb", 1 where the member was the session's first
+        return Ingested(firsts=tuple((a[0] == one, a[1] == one, a[2] == one) for a in answer[1:]))
+
+    async def token(self, rate: RateCheck, apartment: str, network: str, budget: int) -> tuple[float, bool]:
+        key = f"sk:tok:{apartment}:{network}:{minute(time.time())}"
+        answer = await self._token(
+            keys=[rate_key(rate), key], args=[rate.rate, rate.burst, 2 * MINUTE, budget]
+        )
+        verdict = answer[0].decode()
+        if verdict == "wait":
+            return float(answer[1]), False
+        return 0.0, verdict == "ok"
 
 
 class MemoryEvidence:
@@ -120,6 +260,7 @@ class MemoryEvidence:
         self._sent: dict[str, int] = {}
         self._seen: dict[str, set[str]] = {}
         self._tokens: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._rates: dict[str, RateLimiter] = {}
 
     def _bound(self) -> None:
         # Sessions arrive in about expiry order: the oldest go first.
@@ -128,33 +269,48 @@ class MemoryEvidence:
             self._sent.pop(oldest)
             self._seen.pop(oldest, None)
 
-    async def admit(self, session: str, expires_at: float, count: int, cap: int) -> bool:
+    async def take(self, check: RateCheck) -> float:
+        limiter = self._rates.get(check.bucket)
+        if limiter is None:
+            limiter = self._rates[check.bucket] = RateLimiter(check.rate, check.burst)
+        return limiter.take(check.client)
+
+    async def ingest(
+        self,
+        rate: RateCheck,
+        session: str,
+        expires_at: float,
+        cap: int,
+        network: str,
+        sightings: Sequence[Sighting],
+    ) -> Ingested:
+        wait = await self.take(rate)
+        if wait > 0:
+            return Ingested(wait=wait)
         sent = self._sent.get(session, 0)
-        if sent + count > cap:
-            return False
-        self._sent[session] = sent + count
+        if sent + len(sightings) > cap:
+            return Ingested(admitted=False)
+        self._sent[session] = sent + len(sightings)
         self._bound()
-        return True
-
-    async def first(self, session: str, expires_at: float, members: Sequence[str]) -> list[bool]:
         seen = self._seen.setdefault(session, set())
-        out = []
-        for member in members:
-            out.append(member not in seen)
-            seen.add(member)
-        return out
+        firsts = []
+        for s in sightings:
+            members = (s.observation, s.version, s.building)
+            flags = [m not in seen for m in members]
+            seen.update(members)
+            firsts.append((flags[0], flags[1], flags[2]))
+        # The evidence itself is kept nowhere: the worker has no access to this process.
+        return Ingested(firsts=tuple(firsts))
 
-    async def token(self, apartment: str, network: str, budget: int) -> bool:
+    async def token(self, rate: RateCheck, apartment: str, network: str, budget: int) -> tuple[float, bool]:
+        wait = await self.take(rate)
+        if wait > 0:
+            return wait, False
         now = minute(time.time())
         for key in [k for k in self._tokens if k[2] < now]:
             del self._tokens[key]
         self._tokens[(apartment, network, now)] += 1
-        return self._tokens[(apartment, network, now)] <= budget
-
-    async def observe(
-        self, labels: Labels, network: str, failed: bool, new_session: bool, new_building: bool
-    ) -> None:
-        return None  # nobody reads it: the worker has no access to this process
+        return 0.0, self._tokens[(apartment, network, now)] <= budget
 
 
 class EvidenceReader:

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from adapters.manifest_store import ManifestStore
 from skyline.manifest import SLUG, ApartmentManifest
+from skyline.rate_limit import RateLimiter as RateLimiter  # where it lived; tests import it here
 
 LABELS = ("apartment", "building", "unit", "version")
 Outcome = Literal["loaded", "load_error", "runtime_error"]
@@ -445,38 +446,3 @@ class ManifestCatalog:
 
 def _revision(manifest: ApartmentManifest) -> int:
     return int(manifest.version) if manifest.version.isdigit() else 0
-
-
-class RateLimiter:
-    """A token bucket per client: `burst` requests at once, `rate` per second after."""
-
-    def __init__(
-        self,
-        rate: float,
-        burst: float,
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.max_clients = max_clients
-        self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, client: str) -> float:
-        """0 when the request may pass, else the seconds until it would."""
-        now = self._clock()
-        tokens, last = self._buckets.get(client, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._remember(client, tokens - 1, now)
-            return 0.0
-        self._remember(client, tokens, now)
-        return (1 - tokens) / self.rate
-
-    def _remember(self, client: str, tokens: float, now: float) -> None:
-        self._buckets[client] = (tokens, now)
-        self._buckets.move_to_end(client)
-        # The client idle longest goes first; it would be back to a full bucket anyway.
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import api_latency, cli_startup, concurrency, detection, forgery, publishing, rollback
+from bench import api_latency, cli_startup, concurrency, detection, forgery, ingest, publishing, rollback
 from bench import loader as loader_bench
 from bench.context import Ctx
 from bench.judgement import run as judgement
@@ -35,9 +35,11 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
     "publishing": publishing.run,
     "api": api_latency.run,
     "forgery": forgery.run,
+    "ingest": ingest.run,
 }
 # Run only when named in --only: ~11 minutes of synthetic sessions (bench/forgery.py).
-ON_REQUEST = frozenset({"forgery"})
+# ingest: ~2 minutes of wrk saturating the machine (bench/ingest.py).
+ON_REQUEST = frozenset({"forgery", "ingest"})
 # Offline benchmarks: no stack needed, run before the stack starts.
 OFFLINE: dict[str, Callable[[], Any]] = {
     "judgement": judgement.main,
@@ -52,7 +54,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     every = [*OFFLINE, *BENCHMARKS]
     default = [n for n in every if n not in ON_REQUEST]
     parser.add_argument(
-        "--only", default=",".join(default), help=f"subset of {','.join(every)} (forgery only when named)"
+        "--only",
+        default=",".join(default),
+        help=f"subset of {','.join(every)} (forgery, ingest only when named)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs) afterwards")
     return parser.parse_args(argv)

@@ -2,6 +2,7 @@
 
 Tests and `make demo` also drive a browser: Debian's chromium, and the
 loader's tests need node (`ensure_browser`, `make browser`); `make run` needs neither.
+The ingest benchmark needs wrk (`ensure_bench`, called by bench/ingest.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ REQUIRED_BINARIES: dict[str, str] = {
 # Playwright drives chromium (executable_path); it never downloads a browser.
 # node runs the loader's own tests (`node --test loader/`) in `make test`.
 BROWSER_BINARIES: dict[str, str] = {"chromium": "chromium", "node": "nodejs"}
+# The ingest benchmark (bench/ingest.py) drives the beacon endpoints with wrk.
+BENCH_BINARIES: dict[str, str] = {"wrk": "wrk"}
 
 # varnishd is installed in /usr/sbin, which is often not on a non-root PATH.
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
@@ -127,13 +130,24 @@ def ensure_browser(*, is_root: bool | None = None, runner: Runner = _run) -> dic
     return ensure_system_packages(is_root=is_root, runner=runner, binaries=BROWSER_BINARIES)
 
 
+def ensure_bench(*, is_root: bool | None = None, runner: Runner = _run) -> dict[str, str]:
+    """Debian's wrk (the ingest benchmark's load generator); same rules as above."""
+    return ensure_system_packages(is_root=is_root, runner=runner, binaries=BENCH_BINARIES)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Check (as root: install) the stack's packages, or with ["browser"] chromium; print paths."""
+    """Check (as root: install) the stack's packages, with ["browser"] chromium, with ["bench"]
+    wrk; print paths."""
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        paths = ensure_browser() if args == ["browser"] else ensure_system_packages()
+        if args == ["browser"]:
+            paths = ensure_browser()
+        elif args == ["bench"]:
+            paths = ensure_bench()
+        else:
+            paths = ensure_system_packages()
     except SystemPackagesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

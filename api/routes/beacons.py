@@ -21,21 +21,28 @@ import json
 import logging
 import math
 import secrets
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from adapters.evidence import EvidenceLedger, MemoryEvidence, RedisEvidence
-from api.beacon_tokens import BeaconSigner, BucketKeys, TokenError, assigned_units, loadable_units
+from adapters.evidence import EvidenceLedger, MemoryEvidence, RedisEvidence, Sighting
+from api.beacon_tokens import (
+    BeaconSigner,
+    BucketKeys,
+    Claims,
+    TokenError,
+    assigned_units,
+    loadable_units,
+)
 from api.beacons import (
     MAX_BEACONS_PER_REQUEST,
     REFUSED,
     TOKENS,
     Beacon,
+    BeaconBatch,
     ManifestCatalog,
-    RateLimiter,
     RefusalReason,
     parse_batch,
     record,
@@ -46,6 +53,7 @@ from api.errors import error_body
 from api.overrides import MAX_OVERRIDES, OverrideSigner, UnitCache
 from skyline.manifest import SLUG
 from skyline.networks import client_address, network_of, parse_networks
+from skyline.rate_limit import RateCheck
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +111,9 @@ class BeaconLimits:
             refresh=s.beacon_apartments_refresh_seconds,
             min_relist=s.beacon_apartments_min_relist_seconds,
         )
-        self.limiter = RateLimiter(rate=s.beacon_rate_per_second, burst=s.beacon_burst)
-        # One token per page load, like one beacon request: its own bucket of the same size.
-        self.token_limiter = RateLimiter(rate=s.beacon_rate_per_second, burst=s.beacon_burst)
+        # Per-client token buckets, kept by the evidence ledger (shared with Redis): beacon
+        # requests in one, and one token per page load in another of the same size.
+        self.rate, self.burst = s.beacon_rate_per_second, s.beacon_burst
         if s.beacon_key is None:
             log.warning(
                 "SKYLINE_BEACON_KEY is not set: beacon tokens are signed with a random key of this "
@@ -121,12 +129,19 @@ class BeaconLimits:
         # Bucket keys (the split id of a browser): the same keys, their own signing domain.
         self.buckets = BucketKeys(key, previous)
         self.override_units = UnitCache(state.store.find_unit)
-        # Session caps, first observations and token budgets: shared by every API process
+        # Rates, session caps, first observations and token budgets: shared by every API process
         # when a store is configured (adapters/evidence.py), else this process's own.
         self.session_cap = s.beacon_session_max_beacons
         self.network_tokens = s.beacon_network_tokens_per_minute
         self.evidence: EvidenceLedger = RedisEvidence(s.redis_url) if s.redis_url else MemoryEvidence()
         self.trusted_proxies = parse_networks(s.trusted_proxies)
+
+    def beacon_rate(self, client: str) -> RateCheck:
+        return RateCheck("beacons", client, self.rate, self.burst)
+
+    def token_rate(self, client: str) -> RateCheck:
+        """Beacon tokens and override lookups (api/routes/overrides.py): one bucket."""
+        return RateCheck("tokens", client, self.rate, self.burst)
 
     def client(self, request: Request) -> str:
         """The client's address: the TCP peer unless it is a trusted proxy (skyline/networks.py)."""
@@ -191,18 +206,64 @@ async def post_beacons(request: Request) -> Response:
     beacon is refused, none of the request is counted."""
     limits = _limits(request)
     client = limits.client(request)
-    wait = limits.limiter.take(client)
-    if wait > 0:
+    rate = limits.beacon_rate(client)
+    checked = await _check(request, limits)
+    if isinstance(checked, _Refusal):
+        # A refused request counts against the client's rate too, and a client over its
+        # rate hears that first, whatever else is wrong with the request.
+        wait = await limits.evidence.take(rate)
+        return _rate_limited(client, wait) if wait > 0 else _refuse(*checked)
+    batch, claims = checked
+    sightings = [_sighting(b) for b in batch.beacons]
+    got = await limits.evidence.ingest(
+        rate, claims.session, claims.expires_at, limits.session_cap, network_of(client), sightings
+    )
+    if got.wait > 0:
+        return _rate_limited(client, got.wait)
+    if not got.admitted:
         return _refuse(
-            "rate_limited",
+            "session_limit",
             429,
-            "rate_limited",
-            f"too many beacon requests from {client}; retry after {wait:.1f} s or batch beacons",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            "session_limit",
+            f"this page's beacon session has sent its {limits.session_cap} beacons; "
+            "a new page load gets a new session",
+            "token",
         )
+    first: list[bool] = []
+    new_sessions: list[tuple[str, str, str, str]] = []
+    for b, (observation, version, _) in zip(batch.beacons, got.firsts, strict=True):
+        first.append(observation)
+        if version and not b.override:
+            new_sessions.append((b.apartment, b.building, b.unit, b.version))
+    record(batch.beacons, new_sessions, first)
+    return JSONResponse({"accepted": len(batch.beacons)}, 202, headers=CORS)
+
+
+class _Refusal(NamedTuple):
+    """The arguments of `_refuse`, decided before the client's rate is known."""
+
+    reason: RefusalReason
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+
+
+def _rate_limited(client: str, wait: float) -> JSONResponse:
+    return _refuse(
+        "rate_limited",
+        429,
+        "rate_limited",
+        f"too many beacon requests from {client}; retry after {wait:.1f} s or batch beacons",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+async def _check(request: Request, limits: BeaconLimits) -> tuple[BeaconBatch, Claims] | _Refusal:
+    """The batch and its token's claims, or why the request is refused (the rate aside)."""
     raw = await _body(request, limits.max_bytes)
     if raw is None:
-        return _refuse(
+        return _Refusal(
             "too_large",
             413,
             "beacon_too_large",
@@ -211,11 +272,11 @@ async def post_beacons(request: Request) -> Response:
     try:
         payload: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _refuse("malformed", 400, "invalid_json", f"the body is not JSON: {exc}")
+        return _Refusal("malformed", 400, "invalid_json", f"the body is not JSON: {exc}")
     except RecursionError:
-        return _refuse("malformed", 400, "invalid_json", "the body nests JSON too deeply; send flat beacons")
+        return _Refusal("malformed", 400, "invalid_json", "the body nests JSON too deeply; send flat beacons")
     if not isinstance(payload, dict):
-        return _refuse(
+        return _Refusal(
             "invalid",
             422,
             "invalid_beacon",
@@ -230,14 +291,14 @@ async def post_beacons(request: Request) -> Response:
         message = "; ".join(
             f"{_field(tuple(p['loc']))}: {str(p['msg']).removeprefix('Value error, ')}" for p in problems
         )
-        return _refuse("invalid", 422, "invalid_beacon", message, _field(tuple(problems[0]["loc"])))
+        return _Refusal("invalid", 422, "invalid_beacon", message, _field(tuple(problems[0]["loc"])))
     try:
         claims = limits.signer.verify(batch.token)
     except TokenError as exc:
-        return _refuse("token", 401, "invalid_beacon_token", exc.message, "token")
+        return _Refusal("token", 401, "invalid_beacon_token", exc.message, "token")
     for index, beacon in enumerate(batch.beacons):
         if beacon.apartment != claims.apartment:
-            return _refuse(
+            return _Refusal(
                 "token",
                 403,
                 "beacon_token_scope",
@@ -249,7 +310,7 @@ async def post_beacons(request: Request) -> Response:
             if not beacon.override and await _offered(limits, beacon):
                 # The manifest offers it, but not to this session: the split assigned the
                 # session another version (a page reporting where it was not sent).
-                return _refuse(
+                return _Refusal(
                     "unassigned",
                     403,
                     "beacon_not_assigned",
@@ -258,7 +319,7 @@ async def post_beacons(request: Request) -> Response:
                     "stable unit",
                     f"beacons.{index}.version",
                 )
-            return _refuse(
+            return _Refusal(
                 "token",
                 403,
                 "beacon_token_scope",
@@ -270,55 +331,27 @@ async def post_beacons(request: Request) -> Response:
         problem = await limits.catalog.unknown(beacon)
         if problem is not None:
             field, message = problem
-            return _refuse(
+            return _Refusal(
                 "unknown_label",
                 422,
                 "unknown_label",
                 f"{message}; a beacon names an apartment and building of the manifest",
                 f"beacons.{index}.{field}",
             )
-    if not await limits.evidence.admit(
-        claims.session, claims.expires_at, len(batch.beacons), limits.session_cap
-    ):
-        return _refuse(
-            "session_limit",
-            429,
-            "session_limit",
-            f"this page's beacon session has sent its {limits.session_cap} beacons; "
-            "a new page load gets a new session",
-            "token",
-        )
-    first, new_sessions = await _observe(
-        limits, claims.session, claims.expires_at, network_of(client), batch.beacons
+    return batch, claims
+
+
+def _sighting(b: Beacon) -> Sighting:
+    """The session's members a beacon adds: its observation (version and outcome), its version
+    and its building; a first observation of a load outside an override is evidence."""
+    return Sighting(
+        labels=(b.apartment, b.building, b.unit, b.version),
+        observation=f"o|{b.building}|{b.unit}|{b.version}|{b.outcome}|{b.kind}|{b.override}",
+        version=f"v|{b.building}|{b.unit}|{b.version}|{b.override}",
+        building=f"b|{b.building}|{b.override}",
+        counted=b.kind == "load" and not b.override,
+        failed=b.outcome != "loaded",
     )
-    record(batch.beacons, new_sessions, first)
-    return JSONResponse({"accepted": len(batch.beacons)}, 202, headers=CORS)
-
-
-async def _observe(
-    limits: BeaconLimits, session: str, expires_at: float, network: str, beacons: list[Beacon]
-) -> tuple[list[bool], list[tuple[str, str, str, str]]]:
-    """Which load beacons are the session's first of their version and outcome (the evidence),
-    and the versions and buildings it reports on for the first time; noted with its network."""
-    members: list[str] = []
-    for b in beacons:
-        members.append(f"o|{b.building}|{b.unit}|{b.version}|{b.outcome}|{b.kind}|{b.override}")
-        members.append(f"v|{b.building}|{b.unit}|{b.version}|{b.override}")
-        members.append(f"b|{b.building}|{b.override}")
-    answers = await limits.evidence.first(session, expires_at, members)
-    first: list[bool] = []
-    new_sessions: list[tuple[str, str, str, str]] = []
-    for index, b in enumerate(beacons):
-        observation, version, building = answers[3 * index : 3 * index + 3]
-        first.append(observation)
-        labels = (b.apartment, b.building, b.unit, b.version)
-        if b.override:
-            continue
-        if version:
-            new_sessions.append(labels)
-        if observation and b.kind == "load":
-            await limits.evidence.observe(labels, network, b.outcome != "loaded", version, building)
-    return first, new_sessions
 
 
 async def _offered(limits: BeaconLimits, beacon: Beacon) -> bool:
@@ -367,7 +400,30 @@ async def beacon_token(
     Never cached: every answer is a new session."""
     limits = _limits(request)
     client = limits.client(request)
-    wait = limits.token_limiter.take(client)
+    rate = limits.token_rate(client)
+    refusal: tuple[str, int, str, str, str] | None = None
+    manifest = None
+    if not SLUG.match(apartment) or len(apartment) > 63:
+        refusal = (
+            "invalid",
+            422,
+            "invalid_apartment",
+            f"{apartment[:70]!r} is not an apartment id",
+            "apartment",
+        )
+    elif revision is not None and (not revision.isdigit() or len(revision) > 12):
+        message = "revision is the manifest's version number"
+        refusal = ("invalid", 422, "invalid_revision", message, "revision")
+    else:
+        manifest = await limits.catalog.at_least(apartment, int(revision) if revision is not None else None)
+        if manifest is None or apartment not in manifest.apartments:
+            refusal = ("unknown_apartment", 404, "not_found", f"no apartment {apartment!r}", "apartment")
+    network = network_of(client)
+    if refusal is not None:
+        # Refusals count against the client's rate too, and the rate is heard first.
+        wait, granted = await limits.evidence.take(rate), True
+    else:
+        wait, granted = await limits.evidence.token(rate, apartment, network, limits.network_tokens)
     if wait > 0:
         return _token_refusal(
             "rate_limited",
@@ -376,24 +432,10 @@ async def beacon_token(
             f"too many beacon token requests from {client}; retry after {wait:.1f} s",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
-    if not SLUG.match(apartment) or len(apartment) > 63:
-        return _token_refusal(
-            "invalid", 422, "invalid_apartment", f"{apartment[:70]!r} is not an apartment id", "apartment"
-        )
-    wanted: int | None = None
-    if revision is not None:
-        if not revision.isdigit() or len(revision) > 12:
-            return _token_refusal(
-                "invalid", 422, "invalid_revision", "revision is the manifest's version number", "revision"
-            )
-        wanted = int(revision)
-    manifest = await limits.catalog.at_least(apartment, wanted)
-    if manifest is None or apartment not in manifest.apartments:
-        return _token_refusal(
-            "unknown_apartment", 404, "not_found", f"no apartment {apartment!r}", "apartment"
-        )
-    network = network_of(client)
-    if not await limits.evidence.token(apartment, network, limits.network_tokens):
+    if refusal is not None:
+        return _token_refusal(*refusal)
+    assert manifest is not None  # no refusal: the apartment's manifest was found
+    if not granted:
         return _token_refusal(
             "rate_limited",
             429,

@@ -221,7 +221,7 @@ async def override_unit(request: Request, token: str = "") -> Response:
     the signature and expiry are the check; the unit comes from Skyline's manifests."""
     limits = _limits(request)
     client = limits.client(request)
-    wait = limits.token_limiter.take(client)
+    wait = await limits.evidence.take(limits.token_rate(client))
     if wait > 0:
         return _refusal(
             429,

@@ -63,3 +63,10 @@ def test_root_installs_missing_packages_without_starting_services(
         "redis-server": "/usr/sbin/redis-server",
     }
     assert not policy.exists()
+
+
+def test_the_ingest_benchmark_asks_for_debians_wrk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(system_packages, "find_binary", lambda name: None)
+    with pytest.raises(SystemPackagesError) as failure:
+        system_packages.ensure_bench(is_root=False, runner=_never)
+    assert "sudo apt-get install -y wrk" in str(failure.value)
