@@ -76,6 +76,16 @@ class PrometheusDown(RuntimeError):
     """Unreachable, timing out or 5xx: retried by the activity's retry policy."""
 
 
+class PrometheusLagging(RuntimeError):
+    """The look that ends a bake found no scrape of the building since it was taken.
+
+    Its counters would be read as of an older scrape, so the step's loads would
+    count as missing ("only 0 canary loads") though the browsers sent them; the
+    retry policy looks again once the scrape is in. A target that stays unscraped
+    ends as "metrics unavailable", which says what is wrong.
+    """
+
+
 def _number(raw: object) -> float | None:
     try:
         value = float(raw)  # type: ignore[arg-type]
@@ -279,7 +289,13 @@ class MetricsActivities:
         started = taken - inp.since_seconds
         # One evaluation time for every query of the look (the newest scrape, once it is in):
         # the loads, the histogram and both variants are then one consistent snapshot.
-        at = self.settle(inp, taken) if inp.settle and self.settle_seconds > 0 else self.newest(inp)
+        settling = inp.settle and self.settle_seconds > 0
+        at = self.settle(inp, taken) if settling else self.newest(inp)
+        if settling and at is not None and at < taken:
+            raise PrometheusLagging(
+                f"Prometheus has not scraped {inp.apartment}/{inp.building} for "
+                f"{taken - at:.1f} s (waited {self.settle_seconds:g} s for a scrape)"
+            )
         canary = self.since(inp, inp.canary_version, started, at)
         baseline = None
         reference = None

@@ -59,15 +59,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"subset of {','.join(every)} (forgery, ingest only when named)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs) afterwards")
+    parser.add_argument(
+        "--counts",
+        default=None,
+        help="concurrency: rollout counts, comma-separated (default 10,100; --full: 10,100,1000)",
+    )
     return parser.parse_args(argv)
 
 
-async def _run(names: list[str], rig: Rig, rum: SyntheticRum, work: Path, full: bool) -> None:
+async def _run(
+    names: list[str], rig: Rig, rum: SyntheticRum, work: Path, full: bool, counts: tuple[int, ...] | None
+) -> None:
     async with (
         httpx.AsyncClient(base_url=rig.api_url, timeout=60) as api,
         httpx.AsyncClient(base_url=rig.edge_url, timeout=30) as edge,
     ):
-        ctx = Ctx(rig, rum, api, edge, await rig.temporal(), rig.client_settings(), work, full)
+        ctx = Ctx(rig, rum, api, edge, await rig.temporal(), rig.client_settings(), work, full, counts)
         for name in names:
             started = time.monotonic()
             print(f"\n[bench] {name} ...", flush=True)
@@ -78,6 +85,11 @@ async def _run(names: list[str], rig: Rig, rum: SyntheticRum, work: Path, full: 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
+    try:
+        counts = tuple(int(c) for c in args.counts.split(",") if c.strip()) if args.counts else None
+    except ValueError:
+        print(f"error: --counts takes whole numbers, not {args.counts!r}", file=sys.stderr)
+        return 2
     unknown = set(names) - BENCHMARKS.keys() - OFFLINE.keys()
     if unknown:
         print(f"error: unknown benchmark(s) {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         rig.start()
         print(f"[bench] stack up in {time.monotonic() - started:.1f} s", flush=True)
-        asyncio.run(_run(names, rig, rum, state / "bundles" / "work", args.full))
+        asyncio.run(_run(names, rig, rum, state / "bundles" / "work", args.full, counts))
     finally:
         rig.stop()
         rum.close()

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
 from bench.context import Ctx, wait_visible
 from bench.report import summary, table, write
 from bench.scenario import (
@@ -30,6 +32,7 @@ from bench.scenario import (
     rollout_body,
     start_rollout,
 )
+from bench.timeline import breakdown, reason_key
 from skyline.rollout import RolloutStatus
 from workflows.rollout import RolloutWorkflow
 
@@ -37,27 +40,56 @@ STEPS = [5, 25, 50, 100]
 IN_FLIGHT = 20
 
 
-async def _results(ctx: Ctx, ids: list[str], within: float) -> tuple[list[RolloutStatus], dict[str, int]]:
-    """Final statuses of the rollouts that ended within `within` s, and how the others stand
-    (they are terminated, so a bad run ends instead of hanging)."""
+def _why(s: RolloutStatus) -> str:
+    """What holds (or ended) one rollout, figures blanked so equal causes group."""
+    text = s.paused_reason or s.reason or (s.last_analysis.reason if s.last_analysis else None)
+    return reason_key(text or s.waiting_for) or "no reason recorded"
+
+
+async def _stuck(handle: WorkflowHandle[Any, Any]) -> str:
+    """A workflow that cannot answer a query: name its pending activity and last failure."""
+    try:
+        described = await handle.describe()
+    except Exception as exc:
+        return f"stuck (describe failed: {type(exc).__name__})"
+    for pending in described.raw_description.pending_activities:
+        failure = reason_key(pending.last_failure.message) or "no failure"
+        return f"stuck in {pending.activity_type.name} (attempt {pending.attempt}: {failure})"
+    return "stuck (no pending activity: failing workflow task)"
+
+
+async def _results(
+    ctx: Ctx, ids: list[str], within: float
+) -> tuple[list[RolloutStatus], dict[str, int], dict[str, int]]:
+    """Final statuses of the rollouts that ended within `within` s, how the others stand and
+    why (they are terminated, so a bad run ends instead of hanging)."""
     handles = [ctx.temporal.get_workflow_handle_for(RolloutWorkflow.run, r) for r in ids]
     tasks = [asyncio.ensure_future(h.result()) for h in handles]
     await asyncio.wait(tasks, timeout=within)
     finals: list[RolloutStatus] = []
     unfinished: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     for handle, task in zip(handles, tasks, strict=True):
         if task.done() and not task.cancelled() and task.exception() is None:
-            finals.append(task.result())
+            final = task.result()
+            finals.append(final)
+            if final.state != "succeeded":
+                why = f"{final.state}: {_why(final)}"
+                reasons[why] = reasons.get(why, 0) + 1
             continue
         task.cancel()
         try:
-            state = f"unfinished ({(await handle.query(RolloutWorkflow.status)).state})"
+            current = await handle.query(RolloutWorkflow.status)
+            state = f"unfinished ({current.state})"
+            why = f"{current.state}: {_why(current)}"
         except Exception:  # a workflow task that keeps failing cannot answer queries
             state = "unfinished (stuck)"
+            why = await _stuck(handle)
         unfinished[state] = unfinished.get(state, 0) + 1
+        reasons[why] = reasons.get(why, 0) + 1
         with contextlib.suppress(Exception):
             await handle.terminate("benchmark deadline")
-    return finals, unfinished
+    return finals, unfinished, reasons
 
 
 async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
@@ -68,6 +100,7 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
     apartments = [f"cc-{tag}-{i:04d}" for i in range(math.ceil(count / per))]
     targets = [(a, b) for a in apartments for b in CATEGORIES][:count]
     bundle = make_bundle(ctx.work / "concurrency-bundle", "concurrency")
+    publish_from = time.perf_counter()
     flows = [(a, b, b, "1.1.0") for a, b in targets]
     for flow in flows:
         ctx.rum.add(*flow, per_second=10)
@@ -75,13 +108,15 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
     await wait_visible(ctx.rig.prometheus_url, flows[:: max(1, count // 20)], within=120)
     bodies = [rollout_body(a, b, bundle, "1.1.0", steps=STEPS, bake_seconds=1, checks=[]) for a, b in targets]
 
+    setup_seconds = time.perf_counter() - publish_from
     started_wall = datetime.now(UTC)
     started = time.perf_counter()
     ids = await bounded_gather(IN_FLIGHT, [partial(start_rollout, ctx.api, body) for body in bodies])
     start_phase = time.perf_counter() - started
-    finals, unfinished = await _results(ctx, ids, within=max(120.0, count * 1.0))
+    finals, unfinished, reasons = await _results(ctx, ids, within=max(120.0, count * 1.0))
     observed = time.perf_counter() - started
     peak = ctx.rig.worker_peak_rss_bytes()
+    spent = await breakdown(ctx.temporal, ids)
     ctx.rum.remove_where(f"cc-{tag}")
 
     states = dict(unfinished)
@@ -97,6 +132,8 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
     return {
         "count": count,
         "states": states,
+        "unfinished_reasons": reasons,
+        "setup_seconds": setup_seconds,
         "start_phase_seconds": start_phase,
         "completion_seconds": completion,
         "observed_seconds": observed,
@@ -106,12 +143,13 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
         "writes_per_second": writes / completion,
         "rollout_seconds": summary(durations),
         "worker_peak_rss_mib": peak / 2**20 if peak else None,
+        "time_spent": spent,
     }
 
 
 async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
     if counts is None:
-        counts = (10, 100, 1000) if ctx.full else (10, 100)
+        counts = ctx.counts or ((10, 100, 1000) if ctx.full else (10, 100))
     results = [await _one_level(ctx, n) for n in counts]
     rows = []
     for i, r in enumerate(results):
@@ -160,7 +198,49 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
         rows,
         notes,
     )
+    text += _reasons_table(results) + _spent_table(results)
     write(
         "concurrency", {"counts": counts, "steps": STEPS, "bake_seconds": 1, "full": ctx.full}, results, text
     )
     return results
+
+
+def _reasons_table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        [r["count"], why, n]
+        for r in results
+        for why, n in sorted(r["unfinished_reasons"].items(), key=lambda kv: -kv[1])
+    ]
+    if not rows:
+        return "\n\nEvery rollout of every level succeeded: no unfinished reasons."
+    return table("Rollouts that did not succeed, by reason", ["N", "reason", "rollouts"], rows, [])
+
+
+def _spent_table(results: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in results:
+        for name, s in r["time_spent"].items():
+            rows.append(
+                [
+                    r["count"],
+                    name,
+                    s["n"],
+                    f"{s['p50'] * 1000:.0f}",
+                    f"{s['p95'] * 1000:.0f}",
+                    f"{s['max'] * 1000:.0f}",
+                    f"{s['total'] / max(1, s['rollouts']):.2f}",
+                ]
+            )
+    return table(
+        "Where the time goes (from up to 100 sampled workflow histories per level)",
+        ["N", "span", "n", "p50 ms", "p95 ms", "max ms", "s per rollout"],
+        rows,
+        [
+            "`<activity> wait` is scheduled -> started (a task waiting for a worker slot: the queue's "
+            "backlog); `<activity> run` is started -> closed; `workflow task wait/run` likewise for "
+            "workflow code; `timer` is the bakes and analysis intervals the strategy asked for. "
+            "Judging runs as a local activity inside the workflow task.",
+            "setup s (apartments, flows visible in Prometheus) is outside the timed part; the bundle "
+            "is published by each rollout's own publish_bundle activity (content-addressed).",
+        ],
+    )

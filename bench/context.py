@@ -26,6 +26,7 @@ class Ctx:
     settings: Settings  # as the worker and API see the rig
     work: Path
     full: bool
+    counts: tuple[int, ...] | None = None  # the concurrency benchmark's levels (--counts)
 
 
 async def wait_visible(

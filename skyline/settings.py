@@ -183,8 +183,18 @@ class Settings(BaseSettings):
 
     # Worker. Activities are sync and run on a thread pool of exactly
     # `worker_max_concurrent_activities` threads (one per activity slot).
-    worker_max_concurrent_activities: int = Field(default=16, ge=1)
+    # 64: most activity time is waiting (a look's settle waits for the next scrape, S3 and
+    # Prometheus round trips), so threads are cheap and 16 slots queued 1,000 rollouts' looks.
+    worker_max_concurrent_activities: int = Field(default=64, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=50, ge=2)
+    # Long polls open at once per task kind (the SDK's default is 5): each poll's round trip
+    # to a busy server bounds how fast tasks leave the queue. At most the slots above.
+    worker_workflow_task_pollers: int = Field(default=10, ge=2)
+    worker_activity_task_pollers: int = Field(default=10, ge=1)
+    # Workflows kept in memory between tasks (sticky cache; the SDK's default is 1,000): an
+    # evicted one replays its whole history on its next task. Size it above the rollouts a
+    # worker runs at once.
+    worker_max_cached_workflows: int = Field(default=2000, ge=0)
     # On SIGTERM: stop polling, give running activities this long to finish.
     worker_graceful_shutdown_seconds: float = Field(default=60.0, ge=0)
     # host:port of the worker's Prometheus endpoint (Temporal SDK + Skyline metrics); unset = off.

@@ -453,6 +453,12 @@ class EmbeddedStack:
             "--http-port", str(p.temporal_http),
             "--metrics-port", str(p.temporal_metrics),
             "--db-filename", str(self.state_dir / "temporal.db"),
+            # SQLite's default rollback journal fsyncs every commit: ~26 ms each here, one
+            # writer, so the dev server topped out near 35 workflow updates/s and 1,000
+            # rollouts queued behind it (docs/benchmarks.md). WAL with synchronous=normal
+            # survives a killed server (only a power cut can lose the last commits).
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
             "--log-level", "warn",
         ]  # fmt: skip
         if self.settings.temporal_namespace != "default":

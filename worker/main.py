@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.cdn import CdnActivities
 from activities.emergency import EmergencyActivities
@@ -119,6 +119,13 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            min(settings.worker_workflow_task_pollers, settings.worker_max_concurrent_workflow_tasks)
+        ),
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            min(settings.worker_activity_task_pollers, settings.worker_max_concurrent_activities)
+        ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         interceptors=[ActivityTelemetry()],
     )
@@ -155,11 +162,15 @@ async def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         async with worker:
             log.info(
-                "worker polling %s on %s (%d activity slots, %d workflow task slots, metrics %s)",
+                "worker polling %s on %s (%d activity slots, %d workflow task slots, %d/%d pollers, "
+                "%d cached workflows, metrics %s)",
                 settings.task_queue,
                 settings.temporal_address,
                 settings.worker_max_concurrent_activities,
                 settings.worker_max_concurrent_workflow_tasks,
+                settings.worker_activity_task_pollers,
+                settings.worker_workflow_task_pollers,
+                settings.worker_max_cached_workflows,
                 settings.worker_metrics_address or "off",
             )
             await stop.wait()

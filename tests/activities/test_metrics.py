@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.metrics import GatherFiguresInput, MetricsActivities
+from activities.metrics import GatherFiguresInput, MetricsActivities, PrometheusLagging
 from skyline.checks import LOADS
 from skyline.settings import Settings
 from tests.support.rum import RumTarget
@@ -113,3 +114,30 @@ def test_a_look_reads_the_web_vitals_the_rollout_judges(rum: RumTarget, settings
     # one LCP report per load, every one of them 3 s: none at or under 2.5 s, all under 4 s
     assert lcp.loads > 0 and lcp.slower_than(2.5) == lcp.loads and lcp.slower_than(4.0) == 0, lcp
     assert plain.look.canary is not None and plain.look.canary.vitals == {}
+
+
+class _LaggingScrape(MetricsActivities):
+    """As a Prometheus whose scrapes fall behind: the settle wait gives up with a scrape from
+    before the look (here the building's real newest scrape, moved 30 s back)."""
+
+    def settle(self, inp: GatherFiguresInput, taken: float) -> float | None:
+        newest = self.newest(inp)
+        return None if newest is None else min(newest, taken) - 30
+
+
+def test_a_look_that_ends_a_bake_on_a_lagging_scrape_is_retried_not_read_as_no_loads(
+    rum: RumTarget, settings: Settings
+) -> None:
+    """Counters of a scrape older than the step count its loads as missing ("only 0 canary
+    loads"), and the judge held 178 of 1,000 bench rollouts on that: the look raises a
+    retryable PrometheusLagging instead (issue 25)."""
+    apartment = unique("lagging")
+    lagging = _LaggingScrape(settings.prometheus_url, 5, settle_seconds=1)
+    with rum.traffic(apartment, "header", "header", "2.0.0", loads_per_tick=10):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "2.0.0")
+        with pytest.raises(PrometheusLagging, match="has not scraped"):
+            ActivityEnvironment().run(lagging.gather_figures, look(apartment, 5, settle=True))
+        # mid-bake looks do not wait for a scrape, and a building without series has none coming
+        assert ActivityEnvironment().run(lagging.gather_figures, look(apartment, 5, settle=False))
+        quiet = ActivityEnvironment().run(lagging.gather_figures, look(unique("quiet"), 5, settle=True))
+    assert quiet.look.canary is not None and quiet.look.canary.loads == 0

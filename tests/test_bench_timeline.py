@@ -1,0 +1,97 @@
+"""Where the concurrency benchmark says a rollout's time went (bench/timeline.py), on a hand-made history.
+
+The issue's question ("where does the time go") is answered from these spans, so what they count
+is tested: an activity's wait is scheduled -> started (the queue's backlog), its run started -> closed
+(a failed attempt counts too), workflow tasks likewise, and reasons group once their figures are blanked.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+
+from bench.timeline import reason_key, spans
+
+
+def _event(event_id: int, kind: EventType.ValueType, at: float, **attrs: object) -> HistoryEvent:
+    event = HistoryEvent(
+        event_id=event_id, event_type=kind, event_time=Timestamp(seconds=int(at), nanos=round(at % 1 * 1e9))
+    )
+    for name, value in attrs.items():
+        getattr(event, name).MergeFrom(value)
+    return event
+
+
+def test_activity_wait_and_run_and_workflow_tasks() -> None:
+    from temporalio.api.common.v1 import ActivityType
+    from temporalio.api.history.v1 import (
+        ActivityTaskCompletedEventAttributes,
+        ActivityTaskFailedEventAttributes,
+        ActivityTaskScheduledEventAttributes,
+        ActivityTaskStartedEventAttributes,
+    )
+
+    E = EventType
+    history = [
+        _event(1, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 100.0),
+        _event(2, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 100.5),
+        _event(3, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 100.75),
+        _event(
+            4,
+            E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            101.0,
+            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+                activity_type=ActivityType(name="gather_figures")
+            ),
+        ),
+        _event(
+            5,
+            E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            104.0,
+            activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(scheduled_event_id=4),
+        ),
+        _event(
+            6,
+            E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+            104.5,
+            activity_task_completed_event_attributes=ActivityTaskCompletedEventAttributes(
+                scheduled_event_id=4
+            ),
+        ),
+        _event(
+            7,
+            E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            105.0,
+            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+                activity_type=ActivityType(name="publish_bundle")
+            ),
+        ),
+        _event(
+            8,
+            E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            105.25,
+            activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(scheduled_event_id=7),
+        ),
+        _event(
+            9,
+            E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+            107.25,
+            activity_task_failed_event_attributes=ActivityTaskFailedEventAttributes(scheduled_event_id=7),
+        ),
+    ]
+    got = spans(history)
+    assert got["workflow task wait"] == [0.5]
+    assert got["workflow task run"] == [0.25]
+    assert got["gather_figures wait"] == [3.0]
+    assert got["gather_figures run"] == [0.5]
+    assert got["publish_bundle wait"] == [0.25]
+    assert got["publish_bundle run"] == [2.0]
+
+
+def test_reasons_group_once_their_figures_are_blanked() -> None:
+    a = reason_key("held: only 3 canary loads in this step, need 5 (send traffic, or set min_requests)")
+    b = reason_key("held: only 0 canary loads in this step, need 5 (send traffic, or set min_requests)")
+    assert a == b
+    assert "#" in a
+    assert reason_key(None) == ""
