@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.help import MARKUP, HelpGroup
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Take one version through staging and production stages, with soak, verify and approvals.",
     no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
 )
 
 Ref = Annotated[
