@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
         rollout_id_for,
     )
-    from workflows import options
+    from workflows import indexing, options
     from workflows.controls import ControlSurface
     from workflows.edge_write import sync_edge
     from workflows.fleet import FleetRolloutWorkflow, failure_cause
@@ -224,6 +224,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         if stage.strategy is not None:
             fields["strategy"] = stage.strategy.model_dump()
         summary = f"{spec.unit_key} → {', '.join(stage.apartments)} ({self._status.pipeline_id}/{stage.name})"
+        strategy = (stage.strategy or spec.strategy).kind
         try:
             if st.kind == "rollout":
                 child: Any = await workflow.start_child_workflow(
@@ -235,6 +236,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                     # Abandon: each child keeps its own safety if the pipeline is terminated.
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=summary,
+                    search_attributes=indexing.child_rollout(
+                        stage.apartments[0], spec.building, spec.version, spec.unit_id, strategy
+                    ),
                 )
             else:
                 fleet = FleetSpec.model_validate(
@@ -252,6 +256,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                     id=st.child_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=summary,
+                    search_attributes=indexing.child_fleet(
+                        spec.building, spec.version, spec.unit_id, strategy
+                    ),
                 )
         except Exception as err:  # noqa: BLE001 - e.g. the building already has a rollout running
             st.reason = f"could not start: {failure_cause(err)}"
