@@ -127,6 +127,11 @@ async def test_one_command_takes_a_version_through_staging_and_an_approval_into_
     assert listed[staging_rollout].get(search.APARTMENT) == staging
     for apt, workflow_id in production_rollouts.items():
         assert listed[workflow_id].get(search.APARTMENT) == apt
+    # the filter docs/operations.md gives lists the whole release (other tests' runs of the
+    # same version may list too)
+    query = "SkylineUnit = 'header' AND SkylineVersion = '2.0.0'"
+    release = {row.id async for row in temporal.list_workflows(query)}
+    assert {PIPELINE, staging_rollout, production_fleet, *production_rollouts.values()} <= release
     # the shapes with search attributes given to children and kept up to date (workflows/indexing.py)
     await save_history(temporal, PIPELINE, "pipeline_indexed_with_its_children")
     await save_history(temporal, production_fleet, "fleet_indexed_with_its_children")
