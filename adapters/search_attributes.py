@@ -6,6 +6,10 @@ the UI's list is these attributes, shown as columns (LIST_COLUMNS): the unit, ve
 set when the rollout starts, and the state the workflow keeps up to date, which ends as
 `succeeded`, `rolled_back` or `failed` while the UI's Status column says Completed for the first
 two (a rolled-back rollout ends normally: it did what it was asked).
+
+Fleets and pipelines carry the unit, version and (fleets) strategy too, and their state; the
+rollouts and fleets they start as children get the same attributes an API-started one gets
+(workflows/indexing.py), so a pipeline, its stages and their rollouts all read the same way.
 """
 
 from __future__ import annotations
@@ -65,5 +69,32 @@ def initial(
             *(SearchAttributePair(key, value) for key, value in named if value is not None),
             SearchAttributePair(STATE, "publishing"),
             SearchAttributePair(WEIGHT, 0.0),
+        ]
+    )
+
+
+def for_fleet(
+    building: str, version: str, unit: str, strategy: str, state: str = "publishing"
+) -> TypedSearchAttributes:
+    """What a fleet starts with (no apartment: it has many; the state it keeps up to date)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(BUILDING, building),
+            SearchAttributePair(VERSION, version),
+            SearchAttributePair(UNIT, unit),
+            SearchAttributePair(STRATEGY, strategy),
+            SearchAttributePair(STATE, state),
+        ]
+    )
+
+
+def for_pipeline(building: str, version: str, unit: str, state: str = "progressing") -> TypedSearchAttributes:
+    """What a pipeline starts with (its stages choose their own strategies and apartments)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(BUILDING, building),
+            SearchAttributePair(VERSION, version),
+            SearchAttributePair(UNIT, unit),
+            SearchAttributePair(STATE, state),
         ]
     )

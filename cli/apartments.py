@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.help import MARKUP, HelpGroup
 from cli.options import Actor, ApartmentArg, ApartmentOpt, Reason
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Create apartments (shell apps) and change their buildings; each change is a manifest revision.",
     no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
 )
 
 CATEGORIES = ("header", "main", "sidebar", "footer")

@@ -15,8 +15,9 @@ class Exit(IntEnum):
     TIMED_OUT = 5  # `watch --timeout` ran out before the rollout ended
 
 
+# "\b": click's help formatter keeps the block's line breaks instead of rewrapping it.
 EXIT_CODES_HELP = (
-    "Exit codes:\n"
+    "\b\nExit codes:\n"
     "0  ok\n"
     "1  the API refused the request (4xx); its message and field are printed\n"
     "2  usage error (bad or missing options)\n"

@@ -9,6 +9,7 @@ import typer
 
 from cli import render
 from cli.client import Session, segment
+from cli.help import MARKUP, HelpGroup
 from cli.options import Actor, Interval, Reason, Timeout, default_actor, session
 from cli.spec import (
     AnalysisInterval,
@@ -35,7 +36,12 @@ from cli.spec import (
 )
 from cli.watch import follow_to_end
 
-app = typer.Typer(help="Ship one unit version to many apartments in batches.", no_args_is_help=True)
+app = typer.Typer(
+    help="Ship one unit version to many apartments in batches.",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
+)
 
 REQUIRED = {
     "building": "--building",

@@ -17,9 +17,13 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from cli.errors import Exit
+from cli.help import MARKUP, HelpGroup
 
 app = typer.Typer(
-    help="The canary judge, offline: replay step documents against a policy.", no_args_is_help=True
+    help="The canary judge, offline: replay step documents against a policy.",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
 )
 
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import render
 from cli.client import DEFAULT_API_URL, Session
 from cli.errors import EXIT_CODES_HELP, CliFailure
+from cli.help import MARKUP, HelpGroup
 from cli.options import OutputFormat
 
 
@@ -70,7 +70,7 @@ def load_group(name: str) -> Any:
     return group
 
 
-class SkylineGroup(TyperGroup):
+class SkylineGroup(HelpGroup):
     """Every command's CliFailure ends here: message on stderr, its exit code for scripts."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -101,6 +101,8 @@ class SkylineGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CliFailure as failure:
+            from cli import render  # rich: only for commands that print (docs/cli.md#startup)
+
             render.report_failure(ctx.find_object(Session) or Session(), failure)
             raise typer.Exit(int(failure.code)) from failure
 
@@ -111,6 +113,7 @@ app = typer.Typer(
     help="Release Skyline micro-frontends: start and steer rollouts, inspect manifests, schedule promotions.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
+    rich_markup_mode=MARKUP,  # click's formatter (cli/help.py)
     # locals would print the bearer token
     pretty_exceptions_show_locals=False,
 )

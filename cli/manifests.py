@@ -8,10 +8,14 @@ import typer
 
 from cli import render
 from cli.client import segment
+from cli.help import MARKUP, HelpGroup
 from cli.options import Actor, ApartmentArg, ApartmentOpt, Reason, default_actor, pick_apartment, session
 
 app = typer.Typer(
-    help="Inspect an apartment's manifest and its revisions; undo to one.", no_args_is_help=True
+    help="Inspect an apartment's manifest and its revisions; undo to one.",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
 )
 
 

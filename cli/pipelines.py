@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.help import MARKUP, HelpGroup
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Take one version through staging and production stages, with soak, verify and approvals.",
     no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
 )
 
 Ref = Annotated[
@@ -108,6 +112,14 @@ def start(
         typer.Option(exists=True, dir_okay=False, help="JSON body of POST /pipelines (docs/strategies.md)"),
     ],
     version: Annotated[str | None, typer.Option("--version", "-V", help="the spec's version instead")] = None,
+    bundle_dir: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="the spec's bundle instead: a directory (with --upload, packed and uploaded here)",
+        ),
+    ] = None,
+    upload: Annotated[bool, typer.Option(help="upload --bundle-dir instead of passing its path")] = False,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="why; recorded in the audit")] = None,
     actor: Who = None,
     wait: Annotated[
@@ -120,10 +132,13 @@ def start(
     """Start a release pipeline from a spec file (for CI: `--spec release.json --wait`)."""
     from cli import render
     from cli.options import default_actor
-    from cli.spec import load_spec, merge
+    from cli.spec import bundle_source, load_spec, merge
 
     s = _session(ctx)
     body = merge(load_spec(spec), version=version, reason=reason, actor=actor)
+    if bundle_dir is not None or upload:
+        # CI builds the bundle in the job: uploaded (POST /bundles) before the pipeline starts
+        body["bundle"] = bundle_source(s.api, bundle_dir, None, upload, None)
     body.setdefault("actor", default_actor())
     created = s.api.post("/pipelines", body)
     if wait:

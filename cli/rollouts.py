@@ -10,6 +10,7 @@ import typer
 
 from cli import render
 from cli.client import segment
+from cli.help import MARKUP, HelpGroup
 from cli.options import Actor, Interval, Reason, RolloutArg, Timeout, default_actor, rollout_ref, session
 from cli.spec import (
     REQUIRED,
@@ -37,7 +38,12 @@ from cli.spec import (
 )
 from cli.watch import follow
 
-app = typer.Typer(help="Start, list, inspect, follow and steer rollouts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Start, list, inspect, follow and steer rollouts.",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
+)
 
 
 class PromotionMode(StrEnum):

@@ -8,9 +8,15 @@ import typer
 
 from cli import render
 from cli.client import segment
+from cli.help import MARKUP, HelpGroup
 from cli.options import ScheduleArg, rollout_ref, schedule_ref, session
 
-app = typer.Typer(help="Scheduled promotion of canaries (Temporal Schedules).", no_args_is_help=True)
+app = typer.Typer(
+    help="Scheduled promotion of canaries (Temporal Schedules).",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
+)
 
 Note = Annotated[str, typer.Option(help="shown on the schedule, e.g. why it is paused")]
 

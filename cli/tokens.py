@@ -9,9 +9,15 @@ import typer
 
 from cli import render
 from cli.client import segment
+from cli.help import MARKUP, HelpGroup
 from cli.options import session
 
-app = typer.Typer(help="Mint, list and revoke API tokens (admin).", no_args_is_help=True)
+app = typer.Typer(
+    help="Mint, list and revoke API tokens (admin).",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=HelpGroup,
+)
 
 
 class Role(StrEnum):

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
         rollout_id_for,
     )
-    from workflows import options
+    from workflows import indexing, options
     from workflows.controls import ControlSurface
     from workflows.deadline import ProgressDeadline
     from workflows.edge_write import sync_edge
@@ -150,6 +150,10 @@ class FleetRolloutWorkflow(ControlSurface, FleetBook):
                 # Abandon: each apartment's rollout keeps its own safety if the fleet is terminated.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"{spec.unit_key} → {apartment}/{spec.building} ({self._status.fleet_id})",
+                # the UI's list tells this rollout apart like one the API started
+                search_attributes=indexing.child_rollout(
+                    apartment, spec.building, spec.version, spec.unit_id, spec.strategy.kind
+                ),
             )
         except Exception as err:  # noqa: BLE001 - e.g. the building already has a rollout running
             self._mark(apartment, "failed", f"could not start: {failure_cause(err)}")

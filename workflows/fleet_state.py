@@ -11,6 +11,7 @@ from temporalio.workflow import ChildWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from skyline.fleet import ApartmentState, FleetSpec, FleetState, FleetStatus
     from skyline.rollout import ControlRequest, RolloutStatus
+    from workflows import indexing
     from workflows.book import Book
     from workflows.deadline import ProgressDeadline
 
@@ -40,6 +41,7 @@ class FleetBook(Book[FleetStatus]):
             f"{done}/{len(self._status.apartments)} apartments done"
             + (f"\n\n{self._status.reason}" if self._status.reason else "")
         )
+        indexing.index_state(state)
 
     def _position(self) -> tuple[int, float]:
         return self._status.batch, 0

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.manifests import ActiveUnitsInput, ManifestActivities, RestoreFromRevisionInput
     from skyline.control_proof import SignedApproval, SignedControl, plain
     from skyline.controls import PIPELINE_TABLE, Answer, Control
+    from skyline.figures import Look
     from skyline.fleet import FleetInput, FleetSpec, FleetStatus
     from skyline.manifest import ManifestChange
     from skyline.pipeline import (
@@ -46,13 +47,14 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
         rollout_id_for,
     )
-    from workflows import options
+    from workflows import indexing, options
     from workflows.controls import ControlSurface
     from workflows.edge_write import sync_edge
     from workflows.fleet import FleetRolloutWorkflow, failure_cause
     from workflows.hooks import cause
     from workflows.pipeline_state import PipelineBook
     from workflows.rollout import RolloutWorkflow
+    from workflows.soak_watch import harm_found
 
 # Fields of the pipeline's spec that are not a child's.
 _PIPELINE_ONLY = {"stages", "on_failure", "apartment", "start_at"}
@@ -224,6 +226,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         if stage.strategy is not None:
             fields["strategy"] = stage.strategy.model_dump()
         summary = f"{spec.unit_key} → {', '.join(stage.apartments)} ({self._status.pipeline_id}/{stage.name})"
+        strategy = (stage.strategy or spec.strategy).kind
         try:
             if st.kind == "rollout":
                 child: Any = await workflow.start_child_workflow(
@@ -235,6 +238,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                     # Abandon: each child keeps its own safety if the pipeline is terminated.
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=summary,
+                    search_attributes=indexing.child_rollout(
+                        stage.apartments[0], spec.building, spec.version, spec.unit_id, strategy
+                    ),
                 )
             else:
                 fleet = FleetSpec.model_validate(
@@ -252,6 +258,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                     id=st.child_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=summary,
+                    search_attributes=indexing.child_fleet(
+                        spec.building, spec.version, spec.unit_id, strategy
+                    ),
                 )
         except Exception as err:  # noqa: BLE001 - e.g. the building already has a rollout running
             st.reason = f"could not start: {failure_cause(err)}"
@@ -292,6 +301,13 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         stage's apartments must still hold this pipeline's unit. Why not, or None."""
         remaining = stage.soak_seconds
         self._skip_soak = False
+        # The judge keeps looking every analysis interval (workflows/soak_watch.py); pipelines
+        # started before it soak on a timer alone.
+        judged = remaining > 0 and bool(st.live) and workflow.patched("pipeline-soak-judged")
+        strategy = stage.strategy or self._spec.strategy
+        interval = strategy.analysis_interval_seconds if judged else remaining
+        soak_began = workflow.now()
+        looks: dict[str, list[Look]] = {apartment: [] for apartment in st.live}
         while remaining > 0 and self._rollback is None and not self._skip_soak:
             if self._paused:
                 await workflow.wait_condition(lambda: not self._paused or self._rollback is not None)
@@ -302,9 +318,25 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._paused or self._rollback is not None or self._skip_soak,
-                    timeout=timedelta(seconds=remaining),
+                    timeout=timedelta(seconds=min(remaining, interval)),
                 )
             remaining -= (workflow.now() - started).total_seconds()
+            if judged and not (self._paused or self._rollback is not None or self._skip_soak):
+                for apartment in st.live:
+                    harm = await harm_found(
+                        apartment,
+                        self._spec.building,
+                        self._spec.unit_id,
+                        self._spec.version,
+                        strategy,
+                        looks[apartment],
+                        since_seconds=(workflow.now() - soak_began).total_seconds(),
+                        soak_seconds=stage.soak_seconds,
+                        last=remaining <= 0,
+                    )
+                    if harm is not None:
+                        st.soak_until = None
+                        return f"during the soak the judge found harm in {apartment}: {harm}"
         if remaining > 0 and self._skip_soak:
             self._record(
                 "soak skipped", "skyline", f"{stage.name}: {remaining:g}s of soak left out (promote)"

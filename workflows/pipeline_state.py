@@ -10,6 +10,7 @@ from temporalio.workflow import ChildWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from skyline.pipeline import PipelineSpec, PipelineState, PipelineStatus, StageStatus
     from skyline.rollout import ControlRequest, HistoryEntry
+    from workflows import indexing
 
 
 class PipelineBook:
@@ -41,6 +42,7 @@ class PipelineBook:
         self._status.state = state
         self._status.updated_at = workflow.now()
         self._details()
+        indexing.index_state(state)
 
     def _record(self, action: str, actor: str, reason: str, revision: int | None = None) -> None:
         self._status.history.append(

@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters import search_attributes as search
 from adapters.temporal import workflow_status
 from api.auth import Caller
 from api.deps import SettingsDep, StoreDep, TemporalDep
@@ -54,6 +55,8 @@ async def start_fleet(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"fleet: {spec.unit_key} → {spec.building} in batches of {spec.batch_size}",
+            # the UI's list: the fleet and its rollouts (labelled by the fleet: workflows/indexing.py)
+            search_attributes=search.for_fleet(spec.building, spec.version, spec.unit_id, spec.strategy.kind),
             result_type=FleetStatus,
         )
     except WorkflowAlreadyStartedError as exc:

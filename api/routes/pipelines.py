@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters import search_attributes as search
 from adapters.manifest_store import rollout_refusal
 from adapters.temporal import workflow_status
 from api.auth import Caller
@@ -74,6 +75,8 @@ async def start_pipeline(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"pipeline: {spec.unit_key} → " + " → ".join(s.name for s in spec.stages),
+            # the UI's list: the pipeline and its stages (labelled by it: workflows/indexing.py)
+            search_attributes=search.for_pipeline(spec.building, spec.version, spec.unit_id),
             result_type=PipelineStatus,
         )
     except WorkflowAlreadyStartedError as exc:

@@ -1,4 +1,5 @@
-"""The GitHub Actions example (examples/github-actions/release.yml, docs/ci.md): its Skyline steps,
+"""The GitHub Actions examples (examples/github-actions/release.yml and pipeline.yml, docs/ci.md):
+their Skyline steps,
 run as a runner runs them (`bash -eo pipefail`, `$GITHUB_OUTPUT`, `${{ }}` expressions resolved
 before the shell sees them) against the live stack with a real token, a bundle built by esbuild
 from npm, and the job's result read from the step's exit status."""
@@ -11,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,14 @@ class Step:
 
 
 class Job:
-    """The example's `rollout` job: its env, its steps by id, and the outputs steps wrote."""
+    """An example's job (`rollout` of release.yml by default): its env, its steps by id, and the
+    outputs steps wrote."""
 
-    def __init__(self, workdir: Path, context: dict[str, str]) -> None:
-        spec = yaml.safe_load((EXAMPLE / "release.yml").read_text())
-        self.job: dict[str, Any] = spec["jobs"]["rollout"]
+    def __init__(
+        self, workdir: Path, context: dict[str, str], workflow: str = "release.yml", job: str = "rollout"
+    ) -> None:
+        spec = yaml.safe_load((EXAMPLE / workflow).read_text())
+        self.job: dict[str, Any] = spec["jobs"][job]
         self.steps = {s["id"]: s for s in self.job["steps"] if "id" in s}
         self.workdir = workdir
         self.context = context
@@ -98,6 +103,14 @@ class Job:
 def unit_repository(workdir: Path, apartment: str, strategy: dict[str, Any]) -> None:
     """What the job checks out and `npm run build` makes: a unit with a lazy chunk and
     extracted CSS, built by esbuild from npm, and the repository's rollout.json."""
+    built_unit(workdir)
+    spec = json.loads((EXAMPLE / "rollout.json").read_text())
+    spec.update(apartment=apartment, strategy=strategy)
+    (workdir / "rollout.json").write_text(json.dumps(spec))
+
+
+def built_unit(workdir: Path) -> None:
+    """The unit's source and its dist/ as `npm run build` leaves it (esbuild from npm)."""
     src = workdir / "src"
     src.mkdir()
     (src / "style.css").write_text("header { background: rgb(10, 20, 200); }\n")
@@ -110,9 +123,6 @@ def unit_repository(workdir: Path, apartment: str, strategy: dict[str, Any]) -> 
         "}\n"
     )
     build(ensure_esbuild(), src, "index.js", workdir / "dist")
-    spec = json.loads((EXAMPLE / "rollout.json").read_text())
-    spec.update(apartment=apartment, strategy=strategy)
-    (workdir / "rollout.json").write_text(json.dumps(spec))
 
 
 # No traffic reaches this stack's apartment: checks that only measure, and no minimum of loads.
@@ -194,3 +204,70 @@ async def test_a_rolled_back_rollout_fails_the_job_and_an_unreachable_api_too(
     unreachable = await job.run("wait", SKYLINE_API_URL=closed)
     assert unreachable.returncode == 1
     assert "::error::the Skyline API could not be reached" in unreachable.stdout
+
+
+async def test_a_tag_runs_the_release_pipeline_and_its_starter_may_not_approve(
+    api: httpx.AsyncClient, secured_url: str, tmp_path: Path
+) -> None:
+    """pipeline.yml's one step: `skyline pipeline start --spec release.json --wait` with the bundle
+    built in the job, through staging and an approval into production as a fleet, auth on."""
+    staging, *production = [await create_apartment(api) for _ in range(3)]
+    built_unit(tmp_path)
+    spec = json.loads((EXAMPLE / "release.json").read_text())
+    fast = {"kind": "canary", "steps": [100], "bake_seconds": 1, "analysis_interval_seconds": 1, **OBSERVE}
+    spec["strategy"] = fast
+    spec["stages"][0].update(apartments=[staging], strategy=fast, soak_seconds=1, verify=[])
+    spec["stages"][1].update(apartments=production)
+    (tmp_path / "release.json").write_text(json.dumps(spec))
+    context = {
+        "vars.SKYLINE_API_URL": secured_url,
+        "secrets.SKYLINE_DEPLOYER_TOKEN": ADMIN_TOKEN,
+        "github.ref_name": "v3.0.0",
+    }
+    job = Job(tmp_path, context, "pipeline.yml", "pipeline")
+    pipeline_id = "pipeline.header.header"
+
+    running = job.start("release")
+    try:
+        deadline = time.monotonic() + 180
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert running.poll() is None, running.communicate()
+            got = await api.get(f"/pipelines/{pipeline_id}")
+            status = got.json() if got.status_code == 200 else {}
+            if status.get("version") == "3.0.0" and status["stages"][0]["state"] == "awaiting_approval":
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"never awaited the approval: {status}")
+        assert status["started_by"] == "cli-admin"  # the token's name, not what the job claims
+        async with httpx.AsyncClient(base_url=secured_url, timeout=30) as secured:
+            admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+            # the stage says not_starter: the token that started the pipeline may not approve it
+            own = await secured.post(
+                f"/pipelines/{pipeline_id}/approve", json={"reason": "mine"}, headers=admin
+            )
+            assert own.status_code == 409, own.text
+            assert "started this pipeline" in own.json()["error"]["message"]
+            name = f"approver-{staging}"
+            minted = await secured.post("/tokens", json={"name": name, "role": "deployer"}, headers=admin)
+            assert minted.status_code == 201, minted.text
+            approver = {"authorization": f"Bearer {minted.json()['token']}"}
+            approved = await secured.post(
+                f"/pipelines/{pipeline_id}/approve", json={"reason": "staging looks right"}, headers=approver
+            )
+            assert approved.status_code == 200, approved.text
+        done = await asyncio.to_thread(job.finish, "release", running)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert f"::notice::{pipeline_id}: v3.0.0 reached every stage" in done.stdout
+    assert job.outputs["release"]["id"] == pipeline_id
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["state"] == "succeeded" and final["version"] == "3.0.0"
+    assert [s["state"] for s in final["stages"]] == ["succeeded", "succeeded"]
+    assert [a["actor"] for a in final["stages"][0]["approvals"]] == [name]
+    for apartment in (staging, *production):
+        manifest = (await api.get(f"/apartments/{apartment}/manifest")).json()
+        assert manifest["apartments"][apartment]["buildings"]["header"]["active_unit"] == "header@3.0.0"

@@ -12,10 +12,12 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from adapters import search_attributes as search
 from skyline.settings import Settings
 from tests.support.histories import save_history
 from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle, strategy, unique
+from tests.support.search import attributes_of, labels
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ENDED = {"succeeded", "failed", "rolled_back"}
@@ -55,7 +57,12 @@ def fleet_body(unit_id: str, apartments: list[str], bundle: Path, **extra: Any) 
 
 
 async def test_a_failed_apartment_stops_the_fleet(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     apartments = [await create_apartment(api) for _ in range(5)]
     unit_id = "header"
@@ -100,6 +107,18 @@ async def test_a_failed_apartment_stops_the_fleet(
     assert not any(h["action"] == "published" for h in child["history"])
     fleet_history = [h["action"] for h in final["history"]]
     assert fleet_history.count("published") == 1
+    # The Temporal UI's list tells the fleet's rollouts apart as it does API-started ones:
+    # unit, version, strategy and how each ended (issue 24), and the fleet itself likewise.
+    children = {apt: f"rollout.{apt}.header" for apt in apartments[:4]}
+    shown = await attributes_of(
+        temporal,
+        [fleet_id, *children.values()],
+        lambda found: all(attrs.get(search.STATE) in ENDED for attrs in found.values()),
+    )
+    for apt, workflow_id in children.items():
+        assert labels(shown[workflow_id]) == ("header", "2.0.0", "canary", states[apt]), apt
+        assert shown[workflow_id].get(search.APARTMENT) == apt
+    assert labels(shown[fleet_id]) == ("header", "2.0.0", "canary", "failed")
 
 
 async def test_rollback_all_policy_and_whole_fleet_controls(

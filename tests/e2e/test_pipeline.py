@@ -11,11 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
+from adapters import search_attributes as search
 from skyline.settings import Settings
 from tests.cli.conftest import Cli
+from tests.support.histories import save_history
 from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle, strategy
+from tests.support.search import attributes_of, labels
 from tests.support.webhooks import webhook_receiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -63,7 +67,12 @@ def spec(bundle: Path, staging: str, production: list[str], verify_url: str) -> 
 
 
 async def test_one_command_takes_a_version_through_staging_and_an_approval_into_production(
-    api: httpx.AsyncClient, edge: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
+    rum: RumTarget,
+    settings: Settings,
+    temporal: Client,
+    tmp_path: Path,
 ) -> None:
     staging, *production = apartments = [await create_apartment(api) for _ in range(3)]
     cli = Cli(f"http://{settings.api_host}:{settings.api_port}")
@@ -101,6 +110,31 @@ async def test_one_command_takes_a_version_through_staging_and_an_approval_into_
     assert [await active_unit(edge, settings, a) for a in apartments] == ["header@2.0.0"] * 3
     shown = cli("pipeline", "get", "header/header")
     assert shown.exit_code == 0 and "approved by bob" in shown.stdout
+    # The Temporal UI's list shows the pipeline and its stages (issue 26): the pipeline, the
+    # staging rollout, the production fleet and the fleet's rollouts each carry the unit, the
+    # version and their own end state, and the rollouts their apartment and strategy.
+    staging_rollout = final["stages"][0]["child_id"]
+    production_fleet = final["stages"][1]["child_id"]
+    production_rollouts = {apt: f"rollout.{apt}.header" for apt in production}
+    listed = await attributes_of(
+        temporal,
+        [PIPELINE, staging_rollout, production_fleet, *production_rollouts.values()],
+        lambda found: all(attrs.get(search.STATE) == "succeeded" for attrs in found.values()),
+    )
+    assert labels(listed[PIPELINE]) == ("header", "2.0.0", None, "succeeded")
+    for workflow_id in (staging_rollout, production_fleet, *production_rollouts.values()):
+        assert labels(listed[workflow_id]) == ("header", "2.0.0", "canary", "succeeded"), workflow_id
+    assert listed[staging_rollout].get(search.APARTMENT) == staging
+    for apt, workflow_id in production_rollouts.items():
+        assert listed[workflow_id].get(search.APARTMENT) == apt
+    # the filter docs/operations.md gives lists the whole release (other tests' runs of the
+    # same version may list too)
+    query = "SkylineUnit = 'header' AND SkylineVersion = '2.0.0'"
+    release = {row.id async for row in temporal.list_workflows(query)}
+    assert {PIPELINE, staging_rollout, production_fleet, *production_rollouts.values()} <= release
+    # the shapes with search attributes given to children and kept up to date (workflows/indexing.py)
+    await save_history(temporal, PIPELINE, "pipeline_indexed_with_its_children")
+    await save_history(temporal, production_fleet, "fleet_indexed_with_its_children")
 
 
 async def test_a_failed_verify_stops_the_line_and_nothing_reaches_production(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -274,5 +275,30 @@ async def test_a_soak_fails_when_the_stage_no_longer_holds_the_unit(skipping: Wo
         status = await handle.result()
     assert status.state == "failed"
     assert f"during the soak {staging} changed to header@5.0.1" in (status.stages[0].reason or "")
+    assert status.stages[1].state == "skipped"
+    assert world.building(production).active_unit == "header@1.3.0"
+
+
+async def test_the_judge_keeps_looking_during_the_soak_and_harm_fails_the_stage(
+    skipping: WorkflowEnvironment,
+) -> None:
+    staging, production = apartments = names(2)
+    turned: set[str] = set()  # apartments whose traffic fails from now on
+    world = World(traffic=per_apartment(turned))
+    for a in apartments:
+        world.create(a, active="1.3.0")
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, pipeline(staging, [production], {"soak_seconds": 3600}))
+        soaking = await until(handle, stage_is(0, "soaking"), skipping)
+        assert world.building(staging).active_unit == "header@5.0.0"  # promoted, healthy so far
+        turned.add(staging)  # after its rollout promoted, the unit starts failing
+        status = await handle.result()
+        await save_history(skipping.client, handle.id, "pipeline_soak_judged_harm")
+    assert status.state == "failed"
+    assert f"during the soak the judge found harm in {staging}" in (status.stages[0].reason or "")
+    assert "error_rate" in (status.stages[0].reason or "")
+    # found by a look, long before the soak's timer would have ended it
+    soak_end = soaking.stages[0].soak_until
+    assert soak_end is not None and status.updated_at < soak_end - timedelta(minutes=30)
     assert status.stages[1].state == "skipped"
     assert world.building(production).active_unit == "header@1.3.0"
