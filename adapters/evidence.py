@@ -27,10 +27,12 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from skyline.evidence import TOP_NETWORKS, Evidence, VariantEvidence
 from skyline.rate_limit import RateCheck, RateLimiter
@@ -198,8 +200,17 @@ class RedisEvidence:
         self._ingest = self.client.register_script(INGEST_SCRIPT)
         self._token = self.client.register_script(TOKEN_SCRIPT)
 
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int | float]) -> Any:
+        """EVALSHA straight away: the script object's call re-checks its client's type on every
+        call (a measurable part of a beacon request). A server that lost the script (restarted,
+        flushed) gets it loaded again by that call."""
+        try:
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await script(keys=keys, args=args)
+
     async def take(self, check: RateCheck) -> float:
-        answer = await self._rate(keys=[rate_key(check)], args=[check.rate, check.burst])
+        answer = await self._run(self._rate, [rate_key(check)], [check.rate, check.burst])
         return float(answer)
 
     async def ingest(
@@ -232,7 +243,7 @@ class RedisEvidence:
                 f"sk:bld:{s.labels[0]}|{s.labels[1]}:{now}",
             ]
         keys = [rate_key(rate), f"sk:cap:{session}", f"sk:seen:{session}"]
-        answer = await self._ingest(keys=keys, args=args)
+        answer = await self._run(self._ingest, keys, args)
         verdict = answer[0].decode()
         if verdict == "wait":
             return Ingested(wait=float(answer[1]))
@@ -243,8 +254,8 @@ class RedisEvidence:
 
     async def token(self, rate: RateCheck, apartment: str, network: str, budget: int) -> tuple[float, bool]:
         key = f"sk:tok:{apartment}:{network}:{minute(time.time())}"
-        answer = await self._token(
-            keys=[rate_key(rate), key], args=[rate.rate, rate.burst, 2 * MINUTE, budget]
+        answer = await self._run(
+            self._token, [rate_key(rate), key], [rate.rate, rate.burst, 2 * MINUTE, budget]
         )
         verdict = answer[0].decode()
         if verdict == "wait":

@@ -241,6 +241,17 @@ def unknown_label(manifest: ApartmentManifest | None, beacon: Beacon) -> tuple[s
 
 
 _SEEN: set[tuple[str, str, str, str]] = set()
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: prometheus_client checks and locks on every
+    call, and a beacon request makes several (no series is ever removed, so none goes stale)."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
 
 
 def touch(apartment: str, building: str, unit: str, version: str) -> None:
@@ -274,11 +285,11 @@ def record(
     for b in beacons:
         if b.override:
             if b.outcome is not None:
-                OVERRIDE_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
+                child(OVERRIDE_LOADS, b.apartment, b.building, b.unit, b.version, b.outcome).inc()
             continue
         touch(b.apartment, b.building, b.unit, b.version)
     for labels in new_sessions:
-        SESSIONS.labels(*labels).inc()
+        child(SESSIONS, *labels).inc()
     for index, b in enumerate(beacons):
         if b.override:
             continue
@@ -286,16 +297,16 @@ def record(
             for name, histogram in VITALS.items():
                 value = getattr(b.vitals, name)
                 if value is not None:
-                    histogram.labels(b.apartment, b.building, b.unit, b.version).observe(value)
+                    child(histogram, b.apartment, b.building, b.unit, b.version).observe(value)
             continue
         if b.outcome is None:
             continue
-        REPORTED_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
+        child(REPORTED_LOADS, b.apartment, b.building, b.unit, b.version, b.outcome).inc()
         if first is not None and not first[index]:
             continue
-        UNIT_LOADS.labels(b.apartment, b.building, b.unit, b.version, b.outcome).inc()
+        child(UNIT_LOADS, b.apartment, b.building, b.unit, b.version, b.outcome).inc()
         if b.outcome == "loaded" and b.load_seconds is not None:
-            UNIT_LOAD_SECONDS.labels(b.apartment, b.building, b.unit, b.version).observe(b.load_seconds)
+            child(UNIT_LOAD_SECONDS, b.apartment, b.building, b.unit, b.version).observe(b.load_seconds)
 
 
 class ApartmentDirectory:

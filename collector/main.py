@@ -26,6 +26,7 @@ from api.deps import AppState
 from api.gate import Gate
 from api.routes import beacons, health, importmap, loader, overrides
 from api.routes.health import add_metrics_routes
+from collector.fast_lane import FastLane
 from skyline.observability import configure_logging, install_http_metrics
 from skyline.settings import Settings, get_settings
 
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or get_settings()
         configure_logging(conf)
+        # Also when run as `uvicorn collector.main:app` (the bench, a deployer's own command).
+        logging.getLogger("uvicorn.access").disabled = not conf.collector_access_log
         if conf.redis_url is None:
             log.warning(
                 "SKYLINE_REDIS_URL is not set: session caps and token budgets are this "
@@ -65,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # none of them, so they are 404 here before any body is read.
     app.add_middleware(Gate, rules=COLLECTOR_RULES)
     install_http_metrics(app)
+    # Outermost: the two requests every page load makes skip the layers above (fast_lane.py).
+    app.add_middleware(FastLane, routes=beacons.FAST_ROUTES)
     for module in ROUTERS:
         app.include_router(module.router)
     add_metrics_routes(app)
@@ -77,4 +82,10 @@ app = create_app()
 def run() -> None:
     conf = get_settings()
     # Like the API, X-Forwarded-For is read from SKYLINE_TRUSTED_PROXIES only.
-    uvicorn.run("collector.main:app", host=conf.collector_host, port=conf.collector_port, proxy_headers=False)
+    uvicorn.run(
+        "collector.main:app",
+        host=conf.collector_host,
+        port=conf.collector_port,
+        proxy_headers=False,
+        access_log=conf.collector_access_log,
+    )

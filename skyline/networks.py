@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -57,6 +58,8 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     `X-Forwarded-For` hop. A malformed hop stops the walk at the proxy that added it."""
     if peer is None:
         return "unknown"
+    if not trusted:  # the common case, and per request: no parsing
+        return peer
     here = _address(peer)
     if here is None or not trusted or not _trusted(here, trusted):
         return peer
@@ -70,6 +73,7 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     return str(here)
 
 
+@lru_cache(maxsize=65_536)  # per beacon request; parsing an address costs more than the lookup
 def network_of(address: str) -> str:
     """The client network of an address: `a.b.c.0/24` or the /48 of an IPv6 address."""
     parsed = _address(address)

@@ -326,7 +326,8 @@ def install_http_metrics(app: Starlette) -> None:
 _api_metrics: tuple[Any, Any] | None = None
 
 
-def _http_instruments() -> tuple[Any, Any]:
+def http_instruments() -> tuple[Any, Any]:
+    """The request counter {method, route, status} and latency histogram {method, route}."""
     global _api_metrics
     if _api_metrics is None:
         from prometheus_client import Counter, Histogram
@@ -344,7 +345,7 @@ _ROLLOUT_PATH = re.compile(r"^/rollouts/([^/]+)")
 class _HttpMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.requests, self.latency = _http_instruments()
+        self.requests, self.latency = http_instruments()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

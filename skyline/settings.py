@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     collector_host: str = "127.0.0.1"
     collector_port: int = 8001
     collector_url: str | None = None
+    # One access log line per beacon request is most of a collector's logging at thousands of
+    # page loads a second and says less than its metrics (skyline_api_requests by route and
+    # status, skyline_beacons_refused by reason): off unless asked for.
+    collector_access_log: bool = False
     bundle_upload_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     # Request bodies of every route but POST /bundles (which has the limit above): 413 past it.
     api_max_body_bytes: int = Field(default=1024 * 1024, gt=0)

@@ -44,6 +44,7 @@ from api.beacons import (
     BeaconBatch,
     ManifestCatalog,
     RefusalReason,
+    child,
     parse_batch,
     record,
     touch,
@@ -165,7 +166,7 @@ def _refuse(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    REFUSED.labels(reason).inc()
+    child(REFUSED, reason).inc()
     return JSONResponse(error_body(status, code, message, field), status, headers={**CORS, **(headers or {})})
 
 
@@ -364,7 +365,7 @@ async def _offered(limits: BeaconLimits, beacon: Beacon) -> bool:
 
 def _token_refusal(outcome: str, status: int, code: str, message: str, field: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
-    TOKENS.labels(outcome).inc()
+    child(TOKENS, outcome).inc()
     return JSONResponse(
         error_body(status, code, message, field),
         status,
@@ -461,7 +462,7 @@ async def beacon_token(
     bucket_key = bucket if bucket_id is not None else limits.buckets.issue()
     units = assigned_units(manifest, apartment, bucket_id)
     token, claims = limits.signer.issue(apartment, units, overrides)
-    TOKENS.labels("issued").inc()
+    child(TOKENS, "issued").inc()
     body = BeaconToken(
         token=token,
         apartment=apartment,
@@ -486,3 +487,20 @@ async def beacons_preflight() -> Response:
             "Access-Control-Max-Age": "86400",
         },
     )
+
+
+async def _beacon_token_from_query(request: Request) -> Response:
+    """GET /beacon-token with its query read by hand, as FastAPI would (the last value of a
+    repeated parameter wins), for the collector's fast lane (collector/fast_lane.py)."""
+    query = request.query_params
+    return await beacon_token(
+        request,
+        apartment=query.get("apartment", ""),
+        revision=query.get("revision"),
+        override=query.get("override"),
+        bucket=query.get("bucket"),
+    )
+
+
+# The per-page-load routes, answered by the collector without FastAPI's layers.
+FAST_ROUTES = {("POST", "/beacons"): post_beacons, ("GET", "/beacon-token"): _beacon_token_from_query}

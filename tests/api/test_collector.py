@@ -13,10 +13,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 from temporalio.client import Client
 
 from adapters.manifest_store import ManifestStore
@@ -26,7 +31,9 @@ from api.auth import TokenStore
 from api.collector_redirect import collector_location, redirected
 from api.deps import AppState
 from api.main import create_app as create_api
+from collector.fast_lane import FastLane
 from collector.main import create_app as create_collector
+from skyline.observability import API_REQUESTS
 from skyline.settings import Settings
 from stack.embedded import EmbeddedStack
 from tests.support.beacons import beacon_token, text_body
@@ -164,6 +171,133 @@ async def test_collector_refuses_another_method_in_the_error_shape(settings: Set
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert "POST" in response.headers["allow"]
+
+
+# ------------------------------------------------------------------ the fast lane
+
+
+def _refusals(apartment: str, token: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, httpx arguments) of requests both apps must answer alike."""
+    good = beacon(apartment)
+    return [
+        ("POST", "/beacons", text_body({"beacons": [good]}, token)),
+        ("POST", "/beacons", {"content": b"{not json", "headers": {"content-type": "text/plain"}}),
+        ("POST", "/beacons", {"content": b"[1, 2]", "headers": {"content-type": "text/plain"}}),
+        ("POST", "/beacons", {"content": b"x" * 70_000, "headers": {"content-type": "text/plain"}}),
+        ("POST", "/beacons", text_body({"beacons": [good]}, "forged.token")),
+        ("POST", "/beacons", text_body({"beacons": [{**good, "apartment": "elsewhere"}]}, token)),
+        ("POST", "/beacons", text_body({"beacons": [{**good, "outcome": "exploded"}]}, token)),
+        ("GET", f"/beacon-token?apartment={apartment}&revision=abc", {}),
+        ("GET", "/beacon-token?apartment=no-such-apartment", {}),
+        ("GET", "/beacon-token?apartment=Not%20A%20Slug", {}),
+        ("GET", "/beacon-token", {}),
+    ]
+
+
+def _shape(response: httpx.Response) -> tuple[int, str | None, str | None, str | None]:
+    body = response.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    return (
+        response.status_code,
+        error["code"] if error else None,
+        error.get("field") if error else None,
+        response.headers.get("access-control-allow-origin"),
+    )
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_fast_lane_answers_as_the_apis_routes_do(
+    api: httpx.AsyncClient, settings: Settings, temporal: Client
+) -> None:
+    """The collector answers its two per-page-load routes outside FastAPI's layers
+    (collector/fast_lane.py); the API answers them through its routes. Same requests, same
+    statuses, codes, fields and CORS header."""
+    apartment = await create_apartment(api)
+    conf = settings.model_copy(update={"collector_url": None})
+    async with (
+        collector(settings) as fast,
+        running(create_api(conf), _state(conf, temporal), "http://api.test") as routed,
+    ):
+        for method, path, kwargs in _refusals(apartment, await beacon_token(fast, apartment)):
+            answers = [_shape(await c.request(method, path, **kwargs)) for c in (fast, routed)]
+            assert answers[0] == answers[1], (method, path, answers)
+        # Sanity: the cases above include an acceptance and refusals of every kind.
+        seen = {
+            _shape(await fast.request(m, p, **k))[0]
+            for m, p, k in _refusals(apartment, await beacon_token(fast, apartment))
+        }
+        assert {202, 400, 401, 403, 404, 413, 422} <= seen, seen
+        # A token from the fast lane: its body is the route's model, no-store, CORS.
+        token = await fast.get("/beacon-token", params={"apartment": apartment})
+        assert token.status_code == 200
+        assert set(token.json()) == {
+            "token",
+            "apartment",
+            "session",
+            "expires_at",
+            "units",
+            "overrides",
+            "bucket",
+        }
+        assert token.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_fast_lane_leaves_control_characters_to_the_gate(settings: Settings) -> None:
+    async with collector(settings) as client:
+        refused = await client.get("/beacon-token", params={"apartment": "a\nb"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_characters"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_fast_lane_counts_requests_by_route_and_status(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    apartment = await create_apartment(api)
+
+    def count(method: str, route: str, status: str) -> float:
+        labels = {"method": method, "route": route, "status": status}
+        return REGISTRY.get_sample_value(f"{API_REQUESTS}_total", labels) or 0.0
+
+    before = (
+        count("GET", "/beacon-token", "200"),
+        count("POST", "/beacons", "202"),
+        count("POST", "/beacons", "400"),
+    )
+    async with collector(settings) as client:
+        token = await beacon_token(client, apartment)
+        assert (
+            await client.post("/beacons", **text_body({"beacons": [beacon(apartment)]}, token))
+        ).status_code == 202
+        assert (
+            await client.post("/beacons", content=b"{", headers={"content-type": "text/plain"})
+        ).status_code == 400
+    after = (
+        count("GET", "/beacon-token", "200"),
+        count("POST", "/beacons", "202"),
+        count("POST", "/beacons", "400"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+
+
+@pytest.mark.asyncio
+async def test_an_unforeseen_error_in_the_fast_lane_is_a_500_in_the_error_shape() -> None:
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    async def rest(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("the rest of the app", 200)(scope, receive, send)
+
+    lane = FastLane(rest, {("POST", "/beacons"): broken})
+    transport = httpx.ASGITransport(app=lane)
+    async with httpx.AsyncClient(transport=transport, base_url=COLLECTOR) as client:
+        failed = await client.post("/beacons", content=b"{}")
+        other = await client.get("/beacons")  # not the lane's (method, path): the app's
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "internal_error"
+    assert "boom" not in failed.text  # the log has it, the browser does not
+    assert other.text == "the rest of the app"
 
 
 # ------------------------------------------------------------------ the API's 308

@@ -1,0 +1,86 @@
+"""The collector's fast lane: its two per-page-load routes answered without the framework's layers.
+
+Every page load makes two requests to a collector, `GET /beacon-token` and
+`POST /beacons`, so what FastAPI does around a route (its middleware layers,
+routing over the table, dependency solving, the app-wide `caller` dependency)
+is paid twice per page: measured on this machine it was about 40 % of a beacon
+request's CPU (`python -m bench --only ingest`, docs/operations.md, Sizing).
+
+This outermost middleware answers exactly those two (method, path) pairs with
+the same handler functions the API's routes use (api/routes/beacons.py), so
+their answers, refusals and error shapes are the same in both apps; it does
+for them what the layers it skips would have done:
+
+- the gate's check (api/gate.py): both routes are public, and a request with a
+  control character in its path or query goes on to the gate, which refuses it;
+- the 500 in the error shape for anything unforeseen (api/errors.py Contained);
+- the request counter and latency histogram by route template
+  (skyline/observability.py), with label children looked up once.
+
+Every other request goes down the normal stack unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.admission import control_field
+from api.errors import error_body
+from skyline.observability import http_instruments
+
+log = logging.getLogger("skyline.collector")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FastLane:
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], Handler]) -> None:
+        self.app = app
+        self.routes = dict(routes)
+        requests, latency = http_instruments()
+        self._requests = requests
+        self._latency = {key: latency.labels(*key) for key in self.routes}
+        self._counted: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        if handler is None or control_field(scope["path"], scope.get("query_string", b"")) is not None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        out_started = False
+
+        async def sent(message: Message) -> None:
+            nonlocal status, out_started
+            if message["type"] == "http.response.start":
+                status, out_started = int(message["status"]), True
+            await send(message)
+
+        try:
+            response = await handler(Request(scope, receive))
+            await response(scope, receive, sent)
+        except Exception as exc:
+            if out_started:  # half an answer is out: only cutting the connection ends it
+                raise
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            message = "the server failed to handle this request; see its log"
+            await JSONResponse(error_body(500, "internal_error", message), 500)(scope, receive, sent)
+        finally:
+            key = (scope["method"], scope["path"])
+            self._count(key, status)
+            self._latency[key].observe(time.perf_counter() - started)
+
+    def _count(self, key: tuple[str, str], status: int) -> None:
+        found = self._counted.get((*key, status))
+        if found is None:
+            found = self._counted[(*key, status)] = self._requests.labels(*key, str(status))
+        found.inc()
