@@ -3,7 +3,8 @@
 The app under test (`INGEST_APP`, default `collector.main:app` when that module
 exists, else `api.main:app`) runs as its own uvicorn processes with the stack's
 environment (S3, Redis: the shared evidence store), with the settings of the
-stack's API (`--no-proxy-headers`, uvicorn's defaults otherwise). The peer is a
+stack's API (`--no-proxy-headers`, and `--no-access-log` as a collector runs by
+default, SKYLINE_COLLECTOR_ACCESS_LOG; uvicorn's defaults otherwise). The peer is a
 bare FastAPI app under the same uvicorn settings whose POST /beacons reads the
 same body and json-parses it, and whose GET /beacon-token answers a small JSON
 object: what any Python endpoint costs on this machine, so the ratio is what
@@ -134,7 +135,7 @@ def servers(app: str, count: int, env: dict[str, str], logs: Path) -> Iterator[S
     try:
         for port in ports:
             argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                    "--no-proxy-headers"]  # fmt: skip
+                    "--no-proxy-headers", "--no-access-log"]  # fmt: skip
             name = f"{app.split(':')[0]}-{port}"
             process = ManagedProcess(name, argv, logs / f"{name}.log", {**os.environ, **env}, PROJECT_ROOT)
             process.start()

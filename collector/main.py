@@ -10,6 +10,7 @@ checked, so it may listen on any address (docs/security.md, trust boundaries).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store=ManifestStore(s3, conf.s3_bucket),
             tokens=TokenStore(conf, s3),  # read by the override routes' revocation list
         )
+        # Everything loaded so far lives as long as the process: out of the collector's sight,
+        # a full collection no longer walks it (a pause in the p99 of every page's beacons).
+        gc.collect()
+        gc.freeze()
         yield
 
     app = FastAPI(
