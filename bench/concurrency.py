@@ -23,7 +23,9 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from bench.context import Ctx, wait_visible
+from bench.cpu import CpuSnapshot
 from bench.report import summary, table, write
+from bench.rig import COMPONENTS
 from bench.scenario import (
     CATEGORIES,
     bounded_gather,
@@ -109,12 +111,15 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
     bodies = [rollout_body(a, b, bundle, "1.1.0", steps=STEPS, bake_seconds=1, checks=[]) for a, b in targets]
 
     setup_seconds = time.perf_counter() - publish_from
+    pids = {name: ctx.rig.pid(name) for name in (*COMPONENTS, "worker")}
+    cpu_before = CpuSnapshot.take(pids)
     started_wall = datetime.now(UTC)
     started = time.perf_counter()
     ids = await bounded_gather(IN_FLIGHT, [partial(start_rollout, ctx.api, body) for body in bodies])
     start_phase = time.perf_counter() - started
     finals, unfinished, reasons = await _results(ctx, ids, within=max(120.0, count * 1.0))
     observed = time.perf_counter() - started
+    cpu = CpuSnapshot.take(pids).since(cpu_before)
     peak = ctx.rig.worker_peak_rss_bytes()
     spent = await breakdown(ctx.temporal, ids)
     ctx.rum.remove_where(f"cc-{tag}")
@@ -144,6 +149,7 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
         "rollout_seconds": summary(durations),
         "worker_peak_rss_mib": peak / 2**20 if peak else None,
         "time_spent": spent,
+        "cpu_seconds": cpu,
     }
 
 
@@ -198,7 +204,7 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
         rows,
         notes,
     )
-    text += _reasons_table(results) + _spent_table(results)
+    text += _reasons_table(results) + _cpu_table(results) + _spent_table(results)
     write(
         "concurrency", {"counts": counts, "steps": STEPS, "bake_seconds": 1, "full": ctx.full}, results, text
     )
@@ -214,6 +220,27 @@ def _reasons_table(results: list[dict[str, Any]]) -> str:
     if not rows:
         return "\n\nEvery rollout of every level succeeded: no unfinished reasons."
     return table("Rollouts that did not succeed, by reason", ["N", "reason", "rollouts"], rows, [])
+
+
+def _cpu_table(results: list[dict[str, Any]]) -> str:
+    """CPU seconds by process from the first start to the last rollout's end: whether the
+    wall is the machine's CPU (busy near 100 %) and whose."""
+    names = sorted({n for r in results for n in r["cpu_seconds"] if n != "machine busy %"})
+    rows = [
+        [r["count"], f"{r['cpu_seconds']['machine busy %']:.0f}"]
+        + [f"{r['cpu_seconds'].get(n, 0):.0f}" for n in names]
+        for r in results
+    ]
+    return table(
+        "CPU seconds by process while the rollouts ran",
+        ["N", "machine busy %", *names],
+        rows,
+        [
+            "Each process with its children, from the first start request to the last rollout's end; "
+            "machine busy % is every core's non-idle share over that span (2 cores: 200 CPU s per "
+            "100 s of wall at 100 %).",
+        ],
+    )
 
 
 def _spent_table(results: list[dict[str, Any]]) -> str:

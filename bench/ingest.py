@@ -49,6 +49,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from bench.context import Ctx
+from bench.cpu import cpu_seconds
 from bench.report import table, write
 from stack.embedded import PROJECT_ROOT
 from stack.processes import ManagedProcess, free_port, wait_until
@@ -120,12 +121,6 @@ class Run:
 class Servers:
     ports: list[int]
     pids: list[int]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
