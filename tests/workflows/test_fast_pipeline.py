@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -17,8 +16,8 @@ from skyline.control_proof import ApproveRequest, SignedApproval, SignedControl,
 from skyline.manifest_ops import PromoteUnit, SetCanary
 from skyline.pipeline import PipelineInput, PipelineSpec, PipelineStatus
 from skyline.rollout import ControlRequest, PromoteRequest, rollout_id_for
-from skyline.windows import DAYS
 from tests.support.histories import save_history
+from tests.support.windows import freeze_until
 from tests.workflows.conftest import proved, running
 from tests.workflows.test_fast_fleet import per_apartment
 from tests.workflows.world import World, stable_unit
@@ -314,28 +313,6 @@ async def test_the_judge_keeps_looking_during_the_soak_and_harm_fails_the_stage(
 
 
 # ----- release windows per stage (`window`) ------------------------------------------------------
-
-SEOUL = ZoneInfo("Asia/Seoul")
-
-
-def freeze_until(now: datetime, hours: float) -> tuple[dict[str, Any], datetime]:
-    """A freeze in Seoul time from a few minutes before `now` to `hours` after it, and when it opens."""
-    start, end = (
-        (now - timedelta(minutes=5)).astimezone(SEOUL),
-        (now + timedelta(hours=hours)).astimezone(SEOUL),
-    )
-    window = {
-        "freeze": [
-            {
-                "start_day": DAYS[start.weekday()],
-                "start": start.strftime("%H:%M"),
-                "end_day": DAYS[end.weekday()],
-                "end": end.strftime("%H:%M"),
-                "timezone": "Asia/Seoul",
-            }
-        ]
-    }
-    return window, end.replace(second=0, microsecond=0).astimezone(UTC)
 
 
 async def child_started_at(env: WorkflowEnvironment, workflow_id: str) -> datetime | None:
