@@ -191,6 +191,13 @@ async def test_bad_pipelines_are_refused_in_the_error_shape(api: httpx.AsyncClie
         error = answer.json()["error"]
         assert error["code"] == "invalid_request" and error["field"] == field, error
         assert words in error["message"], error
+    never = spec(bundle, staging, ["other"], "http://127.0.0.2:9/verify")
+    never["stages"][1]["window"] = {"release": [{"days": [], "start": "09:00", "end": "17:00"}]}
+    answer = await api.post("/pipelines", json=never)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "window_never_opens" and error["field"] == "stages.1.window", error
+    assert "no window opens in the next 14 days" in error["message"]
     missing = await api.post("/pipelines/pipeline.nope.nope/approve", json={})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
