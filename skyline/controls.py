@@ -73,6 +73,7 @@ PIPELINE_CONTROLS: tuple[PipelineControl, ...] = (
     "reject",
 )
 PipelinePhase = Literal[
+    "awaiting_window",  # the next stage waits for its release window to open
     "running",  # a stage's rollout or fleet is under way
     "soaking",
     "verifying",  # a verify webhook is being called
@@ -82,6 +83,7 @@ PipelinePhase = Literal[
     "ended",
 ]
 PIPELINE_PHASES: tuple[PipelinePhase, ...] = (
+    "awaiting_window",
     "running",
     "soaking",
     "verifying",
@@ -220,6 +222,15 @@ def _verb(control: str) -> str:
 _NO_APPROVAL = "cannot {c}: no approval is awaited ({state})"
 
 PIPELINE_TABLE: dict[PipelinePhase, dict[PipelineControl, Answer]] = {
+    "awaiting_window": {
+        "pause": ALLOWED,  # the stage does not start, even once its window opens, until resumed
+        "resume": _refused("cannot resume: the pipeline is not paused"),
+        # promote skips the rest of a soak, never a freeze: the window is the release policy
+        "promote": _refused("cannot promote: waiting for {waiting_for}; a release window is never skipped"),
+        "rollback": ALLOWED,  # the waiting stage is skipped; nothing reaches its apartments
+        "approve": _refused(_NO_APPROVAL.format(c="approve", state="{state}")),
+        "reject": _refused(_NO_APPROVAL.format(c="reject", state="{state}")),
+    },
     "running": {
         "pause": ALLOWED,  # the running stage pauses too; no later stage starts
         "resume": _refused("cannot resume: the pipeline is not paused"),

@@ -9,6 +9,7 @@ version or are restored (only where they still hold this pipeline's unit).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -18,6 +19,7 @@ from skyline.manifest import SLUG, SLUG_HELP
 from skyline.rollout import HistoryEntry, RolloutSpec, Strict
 from skyline.strategies import Strategy
 from skyline.text import no_control
+from skyline.windows import PromotionWindows, blocked
 
 PipelineState = Literal["progressing", "paused", "succeeded", "failed", "rolled_back"]
 StageState = Literal[
@@ -31,6 +33,11 @@ StageState = Literal[
     "rolled_back",  # restored after the line stopped
     "skipped",  # never started: the line stopped before it
 ]
+# How far ahead a closed stage looks for its next opening before it fails.
+WINDOW_HORIZON_DAYS = 14
+# The workflow searches the horizon minute by minute (skyline/windows.py): bounded, so the
+# search stays well inside a workflow task (about 0.3 s for 10 windows in 10 zones here).
+MAX_STAGE_WINDOWS = 10
 Role = Literal["viewer", "deployer", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "deployer": 1, "admin": 2}
 
@@ -70,12 +77,29 @@ class Stage(Strict):
     soak_seconds: float = Field(default=0, ge=0, le=7 * 86_400, description="hold after the rollout")
     verify: list[Verify] = Field(default_factory=list, max_length=10)
     approval: Approval | None = None
+    window: PromotionWindows | None = Field(
+        default=None,
+        description=(
+            "release windows and freezes for starting this stage, the shape of an apartment's"
+            " `promotion_windows`: {release: [{days, start, end, timezone}], freeze: [{start_day,"
+            " start, end_day, end, timezone}]}; a freeze wins, no release windows means always open."
+            " While closed the stage waits (pending, `waiting_for` says why) until the next opening;"
+            f" none within {WINDOW_HORIZON_DAYS} days fails the stage"
+        ),
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not SLUG.match(value):
             raise ValueError(f"must be {SLUG_HELP} characters (got {value!r})")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: PromotionWindows | None) -> PromotionWindows | None:
+        if value is not None and len(value.release) + len(value.freeze) > MAX_STAGE_WINDOWS:
+            raise ValueError(f"at most {MAX_STAGE_WINDOWS} release and freeze windows per stage")
         return value
 
     @field_validator("apartments")
@@ -188,3 +212,24 @@ def approval_problem(
     if any(a.actor == actor for a in approvals):
         return f"{actor} has approved this stage already; it needs {approval.count} distinct approvers"
     return None
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """What a stage about to start does about its release window."""
+
+    action: Literal["start", "wait", "fail"]
+    reason: str = ""  # why it waits or fails: the freeze or the window, and when it opens
+    until: datetime | None = None  # when to look again (the next opening), for "wait"
+
+
+def window_check(at: datetime, window: PromotionWindows | None) -> WindowCheck:
+    """Start now, wait until the next opening, or fail: no window opens within the horizon."""
+    if window is None:
+        return WindowCheck("start")
+    closed = blocked(at, window, WINDOW_HORIZON_DAYS)
+    if closed is None:
+        return WindowCheck("start")
+    if closed.next_opens is None:
+        return WindowCheck("fail", closed.reason)
+    return WindowCheck("wait", closed.reason, closed.next_opens)

@@ -9,6 +9,7 @@ No release windows means always open; a freeze always wins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,13 +86,53 @@ def is_open(at: datetime, windows: PromotionWindows) -> bool:
     return not windows.release or any(_in_release(at, r) for r in windows.release)
 
 
+def _open_by_week_minute(windows: PromotionWindows) -> Callable[[datetime], bool]:
+    """`is_open` for many minutes: each zone's local time once per minute, not once per window.
+
+    Release pipelines ask this inside workflow code (a stage behind a window), where a
+    two-week search over every minute must stay far below the workflow task's deadlock limit.
+    """
+    zones = {w.timezone: ZoneInfo(w.timezone) for w in [*windows.release, *windows.freeze]}
+    freezes = [
+        (w.timezone, _week_minute(w.start_day, w.start), _week_minute(w.end_day, w.end))
+        for w in windows.freeze
+    ]
+    releases = [
+        (
+            w.timezone,
+            {DAYS.index(d) for d in w.days},
+            _week_minute("mon", w.start),
+            _week_minute("mon", w.end),
+        )
+        for w in windows.release
+    ]
+
+    def open_at(at: datetime) -> bool:
+        local = {name: at.astimezone(zone) for name, zone in zones.items()}
+        minute = {name: t.weekday() * 1440 + t.hour * 60 + t.minute for name, t in local.items()}
+        for zone, start, end in freezes:
+            now = minute[zone]
+            if (start <= now < end) if start <= end else (now >= start or now < end):
+                return False
+        if not releases:
+            return True
+        for zone, days, start, end in releases:
+            day, of_day = divmod(minute[zone], 1440)
+            if day in days and start <= of_day < end:
+                return True
+        return False
+
+    return open_at
+
+
 def next_opening(at: datetime, windows: PromotionWindows, horizon_days: int = 14) -> datetime | None:
     """The first minute at or after `at` when promotion is allowed, or None within the horizon."""
     probe = at.replace(second=0, microsecond=0)
     if probe < at:
         probe += timedelta(minutes=1)
+    open_at = _open_by_week_minute(windows)
     for _ in range(horizon_days * 1440):
-        if is_open(probe, windows):
+        if open_at(probe):
             return probe
         probe += timedelta(minutes=1)
     return None

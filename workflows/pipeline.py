@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         StageStatus,
         approval_problem,
         stage_fleet_id,
+        window_check,
     )
     from skyline.rollout import (
         TERMINAL_STATES,
@@ -114,6 +115,8 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         if self._paused:
             return "paused"
         stage = self._stage()
+        if stage is not None and stage.state == "pending" and stage.waiting_for:
+            return "awaiting_window"
         if stage is not None and stage.state in ("soaking", "verifying", "awaiting_approval"):
             return stage.state
         return "running"
@@ -219,6 +222,46 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
         self._record("reject", self._rejected.actor, req.reason)
 
     # ----- a stage --------------------------------------------------------------------
+
+    async def _window(self, stage: Stage, st: StageStatus) -> str | None:
+        """Hold the stage (pending) while its release window is closed: a durable timer until the
+        next opening, looked at again then (openings are computed to the minute) and after a
+        pause. Why it cannot start at all (no opening within the horizon), or None: start now,
+        or a rollback ended the wait."""
+        # A stage without `window` issues no command and no marker here: that is every stage of
+        # a pipeline started before the field existed (a Strict spec refuses unknown fields), so
+        # their histories replay unchanged; the patch marks the runs that may wait.
+        if stage.window is None or not workflow.patched("pipeline-stage-window"):
+            return None
+        waited = False
+        while self._rollback is None:
+            if self._paused:
+                await workflow.wait_condition(lambda: not self._paused or self._rollback is not None)
+                continue
+            now = workflow.now()
+            # A function of workflow time and the spec only, so it replays; the time zone rules
+            # come from the worker's tz database (passed through: skyline.windows), which a
+            # tzdata update could change only for the instants it re-rules.
+            check = window_check(now, stage.window)
+            if check.action == "fail":
+                st.waiting_for = None
+                return f"its release window never opens: {check.reason}"
+            if check.action == "start" or check.until is None:
+                if waited:
+                    self._enter(st, "pending")
+                    self._record("window opened", "skyline", stage.name)
+                return None
+            if st.waiting_for != check.reason:
+                self._enter(st, "pending", check.reason)
+                self._record("window closed", "skyline", f"{stage.name}: {check.reason}")
+            waited = True
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._paused or self._rollback is not None,
+                    timeout=max(check.until - now, timedelta(seconds=1)),
+                )
+        st.waiting_for = None
+        return None
 
     async def _run_child(self, stage: Stage, st: StageStatus) -> bool:
         spec = self._spec
@@ -472,6 +515,22 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
             if st.live:
                 await self._restore(st, why)
 
+    async def _stop_the_line(self, index: int, problem: str) -> PipelineStatus:
+        """Stage `index` failed: no later stage starts; earlier ones follow `on_failure`."""
+        spec = self._spec
+        stage, st = spec.stages[index], self._status.stages[index]
+        self._enter(st, "failed")
+        st.reason = problem
+        self._record("stage failed", "skyline", f"{stage.name}: {problem}")
+        if spec.on_failure == "restore":
+            await self._restore_up_to(index, f"pipeline stopped: {stage.name} failed")
+        later = [s.name for s in spec.stages[index + 1 :]]
+        return self._finish(
+            "failed",
+            f"{stage.name} failed ({problem}); "
+            + (f"not started: {', '.join(later)}" if later else "no later stage"),
+        )
+
     @workflow.run
     async def run(self, inp: PipelineInput) -> PipelineStatus:
         spec = self._spec
@@ -481,6 +540,11 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                 break
             self._status.stage = index
             st = self._status.stages[index]
+            closed = await self._window(stage, st)
+            if self._rollback is not None:
+                break  # the waiting stage never started: skipped when the pipeline ends
+            if closed is not None:
+                return await self._stop_the_line(index, closed)
             self._enter(st, "running")
             self._record("stage", "skyline", f"{stage.name}: {', '.join(stage.apartments)} ({st.kind})")
             ok = await self._run_child(stage, st)
@@ -491,17 +555,7 @@ class ReleasePipelineWorkflow(ControlSurface, PipelineBook):
                 st.state = "succeeded" if ok else "failed"
                 break
             if problem is not None:
-                self._enter(st, "failed")
-                st.reason = problem
-                self._record("stage failed", "skyline", f"{stage.name}: {problem}")
-                if spec.on_failure == "restore":
-                    await self._restore_up_to(index, f"pipeline stopped: {stage.name} failed")
-                later = [s.name for s in spec.stages[index + 1 :]]
-                return self._finish(
-                    "failed",
-                    f"{stage.name} failed ({problem}); "
-                    + (f"not started: {', '.join(later)}" if later else "no later stage"),
-                )
+                return await self._stop_the_line(index, problem)
             self._enter(st, "succeeded")
             self._record("stage succeeded", "skyline", stage.name)
         if self._rollback is not None:

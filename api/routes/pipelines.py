@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Body
 from pydantic import BaseModel
@@ -22,7 +23,7 @@ from skyline import control_proof
 from skyline.contracts import PIPELINE_WORKFLOW
 from skyline.control_proof import ApproveRequest
 from skyline.outbound import literal_refusal
-from skyline.pipeline import PipelineInput, PipelineSpec, PipelineStatus, pipeline_id_for
+from skyline.pipeline import PipelineInput, PipelineSpec, PipelineStatus, pipeline_id_for, window_check
 from skyline.rollout import ControlRequest, PromoteRequest
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
@@ -40,6 +41,18 @@ def _validate_targets(spec: PipelineSpec, store: StoreDep) -> None:
             found = rollout_refusal(apartment, spec.building, store)
             if isinstance(found, str):
                 raise ApiError(422, "unknown_target", found, f"stages.{i}.apartments")
+
+
+def _validate_windows(spec: PipelineSpec, now: datetime) -> None:
+    """A stage window that never opens would fail its stage when reached: refuse it now.
+
+    Windows repeat every week, so none opening within the horizon means none ever opens."""
+    for i, stage in enumerate(spec.stages):
+        check = window_check(now, stage.window)
+        if check.action == "fail":
+            raise ApiError(
+                422, "window_never_opens", f"stage {stage.name!r}: {check.reason}", f"stages.{i}.window"
+            )
 
 
 def _validate_verify(spec: PipelineSpec, settings: SettingsDep) -> None:
@@ -63,6 +76,7 @@ async def start_pipeline(
     )
     validate_outbound(spec, settings)
     _validate_verify(spec, settings)
+    await asyncio.to_thread(_validate_windows, spec, datetime.now(UTC))
     await asyncio.to_thread(_validate_targets, spec, store)
     await asyncio.to_thread(validate_bundle, spec, settings, store)
     pipeline_id = pipeline_id_for(spec.building, spec.unit_id)

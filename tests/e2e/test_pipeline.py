@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle, strategy
 from tests.support.search import attributes_of, labels
 from tests.support.webhooks import webhook_receiver
+from tests.support.windows import freeze_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ENDED = {"succeeded", "failed", "rolled_back"}
@@ -176,5 +178,55 @@ async def test_bad_pipelines_are_refused_in_the_error_shape(api: httpx.AsyncClie
     answer = await api.post("/pipelines", json=inside)
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "forbidden_destination"
     assert answer.json()["error"]["field"] == "stages.0.verify.0.url"
+    frozen, _ = freeze_until(datetime.now(UTC), hours=3)
+    freeze = frozen["freeze"][0]
+    for bad, field, words in (
+        ({**freeze, "timezone": "Mars/Olympus"}, "stages.0.window.freeze.0.timezone", "unknown time zone"),
+        ({**freeze, "end": "9:00"}, "stages.0.window.freeze.0.end", "pattern"),
+    ):
+        windowed = spec(bundle, staging, ["other"], "http://127.0.0.2:9/verify")
+        windowed["stages"][0]["window"] = {"freeze": [bad]}
+        answer = await api.post("/pipelines", json=windowed)
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_request" and error["field"] == field, error
+        assert words in error["message"], error
+    never = spec(bundle, staging, ["other"], "http://127.0.0.2:9/verify")
+    never["stages"][1]["window"] = {"release": [{"days": [], "start": "09:00", "end": "17:00"}]}
+    answer = await api.post("/pipelines", json=never)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "window_never_opens" and error["field"] == "stages.1.window", error
+    assert "no window opens in the next 14 days" in error["message"]
     missing = await api.post("/pipelines/pipeline.nope.nope/approve", json={})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+async def test_a_stage_behind_a_freeze_waits_and_the_cli_says_why(
+    api: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    staging, production = [await create_apartment(api) for _ in range(2)]
+    cli = Cli(f"http://{settings.api_host}:{settings.api_port}")
+    window, opens = freeze_until(datetime.now(UTC), hours=3)
+    body = spec(make_bundle(tmp_path / "b", "2.0.0"), staging, [production], "http://127.0.0.2:9/verify")
+    body["stages"][0] = {"name": "staging", "apartments": [staging], "window": window}
+    created = await api.post("/pipelines", json=body)
+    assert created.status_code == 201, created.text
+    waiting = await wait_pipeline(api, lambda s: s["stages"][0]["waiting_for"] is not None, timeout=60)
+    reason = waiting["stages"][0]["waiting_for"]
+    assert waiting["stages"][0]["state"] == "pending" and waiting["state"] == "progressing"
+    assert reason.startswith("release freeze (") and f"next opens {opens.isoformat()}" in reason
+    assert any(h["action"] == "window closed" for h in waiting["history"])
+    shown = cli("pipeline", "get", "header/header")
+    assert shown.exit_code == 0, shown.output
+    assert "waiting for release freeze (" in " ".join(shown.stdout.split())
+    promoted = await api.post(f"/pipelines/{PIPELINE}/promote", json={"actor": "bob"})
+    assert promoted.status_code == 409, promoted.text
+    assert "a release window is never skipped" in promoted.json()["error"]["message"]
+    stopped = await api.post(f"/pipelines/{PIPELINE}/rollback", json={"actor": "bob", "reason": "not today"})
+    assert stopped.status_code == 200, stopped.text
+    final = await wait_pipeline(api, lambda s: s["state"] in ENDED, timeout=60)
+    assert final["state"] == "rolled_back"
+    assert [s["state"] for s in final["stages"]] == ["skipped", "skipped"]
+    for apartment in (staging, production):  # no stage started a rollout
+        assert (await api.get(f"/rollouts/rollout.{apartment}.header")).status_code == 404

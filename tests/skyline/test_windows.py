@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from skyline.windows import FreezeWindow, PromotionWindows, ReleaseWindow, is_open, next_opening
+from skyline.windows import (
+    FreezeWindow,
+    PromotionWindows,
+    ReleaseWindow,
+    _open_by_week_minute,
+    is_open,
+    next_opening,
+)
 
 
 def utc(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -136,3 +145,45 @@ def test_next_opening_steps_whole_minutes() -> None:
 def test_next_opening_drops_sub_second_parts() -> None:
     w = windows(freeze=[WEEKEND_FREEZE])
     assert next_opening(utc(5, 12).replace(microsecond=500), w) == utc(5, 12, 1)
+
+
+# ----- next_opening's fast path is is_open, minute by minute -------------------------------------
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
+HHMM = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 1, 30, 45, 59]))
+DAY = st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+RELEASE = st.fixed_dictionaries(
+    {"days": st.lists(DAY, max_size=7), "start": HHMM, "end": HHMM, "timezone": st.sampled_from(ZONES)}
+)
+FREEZE = st.fixed_dictionaries(
+    {"start_day": DAY, "start": HHMM, "end_day": DAY, "end": HHMM, "timezone": st.sampled_from(ZONES)}
+)
+
+
+def naive_next_opening(at: datetime, w: PromotionWindows, horizon_days: int) -> datetime | None:
+    """The definition: the first whole minute at or after `at` that is_open says is open."""
+    probe = at.replace(second=0, microsecond=0)
+    probe += timedelta(minutes=1) if probe < at else timedelta(0)
+    for minute in range(horizon_days * 1440):
+        if is_open(probe + timedelta(minutes=minute), w):
+            return probe + timedelta(minutes=minute)
+    return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    release=st.lists(RELEASE, max_size=3),
+    freeze=st.lists(FREEZE, max_size=3),
+    # around the 2025 DST changes: Europe and the US in March, Lord Howe's half hour in April
+    at=st.datetimes(datetime(2025, 3, 5), datetime(2025, 4, 8), timezones=st.just(UTC)),
+)
+def test_next_opening_agrees_with_is_open_minute_by_minute(
+    release: list[dict[str, object]], freeze: list[dict[str, object]], at: datetime
+) -> None:
+    w = windows(release=release, freeze=freeze)
+    assert next_opening(at, w, horizon_days=2) == naive_next_opening(at, w, 2)
+    # and minute by minute over a day and a half, every window's edges included
+    open_at, first = _open_by_week_minute(w), at.replace(second=0, microsecond=0)
+    for minute in range(36 * 60):
+        probe = first + timedelta(minutes=minute)
+        assert open_at(probe) == is_open(probe, w), probe

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from skyline.control_proof import ApproveRequest, SignedApproval, SignedControl, SignedPromote
 from skyline.manifest_ops import PromoteUnit, SetCanary
 from skyline.pipeline import PipelineInput, PipelineSpec, PipelineStatus
-from skyline.rollout import ControlRequest, PromoteRequest
+from skyline.rollout import ControlRequest, PromoteRequest, rollout_id_for
 from tests.support.histories import save_history
+from tests.support.windows import freeze_until
 from tests.workflows.conftest import proved, running
 from tests.workflows.test_fast_fleet import per_apartment
 from tests.workflows.world import World, stable_unit
@@ -31,7 +33,13 @@ def names(n: int) -> list[str]:
     return [f"p{i}-{tag}" for i in range(n)]
 
 
-def pipeline(staging: str, production: list[str], gates: dict[str, Any], **extra: Any) -> PipelineSpec:
+def pipeline(
+    staging: str,
+    production: list[str],
+    gates: dict[str, Any],
+    production_gates: dict[str, Any] | None = None,
+    **extra: Any,
+) -> PipelineSpec:
     return PipelineSpec.model_validate(
         {
             "building": "header",
@@ -42,7 +50,7 @@ def pipeline(staging: str, production: list[str], gates: dict[str, Any], **extra
             "actor": "alice",
             "stages": [
                 {"name": "staging", "apartments": [staging], **gates},
-                {"name": "production", "apartments": production, "batch_size": 1},
+                {"name": "production", "apartments": production, "batch_size": 1, **(production_gates or {})},
             ],
             **extra,
         }
@@ -302,3 +310,146 @@ async def test_the_judge_keeps_looking_during_the_soak_and_harm_fails_the_stage(
     assert soak_end is not None and status.updated_at < soak_end - timedelta(minutes=30)
     assert status.stages[1].state == "skipped"
     assert world.building(production).active_unit == "header@1.3.0"
+
+
+# ----- release windows per stage (`window`) ------------------------------------------------------
+
+
+async def child_started_at(env: WorkflowEnvironment, workflow_id: str) -> datetime | None:
+    """When the stage's child started (by the test server's skipped time), None if it never did."""
+    try:
+        described = await env.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return described.start_time
+
+
+def waiting_for_window(s: PipelineStatus) -> bool:
+    return s.stage == 1 and s.stages[1].state == "pending" and bool(s.stages[1].waiting_for)
+
+
+async def test_a_stage_behind_a_freeze_waits_and_starts_when_it_opens(skipping: WorkflowEnvironment) -> None:
+    staging, production = apartments = names(2)
+    world = world_of(apartments)
+    window, opens = freeze_until(await skipping.get_current_time(), hours=3)
+    child = rollout_id_for(production, "header")
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, pipeline(staging, [production], {}, {"window": window}))
+        waiting = await until(handle, waiting_for_window, skipping)
+        reason = waiting.stages[1].waiting_for or ""
+        assert reason.startswith("release freeze (") and "Asia/Seoul" in reason
+        assert f"next opens {opens.isoformat()}" in reason
+        assert waiting.state == "progressing" and waiting.stages[0].state == "succeeded"
+        assert await child_started_at(skipping, child) is None  # nothing reached production
+        assert world.building(production).active_unit == "header@1.3.0"
+        status = await handle.result()
+        await save_history(skipping.client, handle.id, "pipeline_stage_waited_for_its_window")
+    assert status.state == "succeeded", status.reason
+    started = await child_started_at(skipping, child)
+    assert started is not None and started >= opens  # by workflow time: only once the freeze ended
+    assert world.building(production).active_unit == "header@5.0.0"
+    closed = [h for h in status.history if h.action == "window closed"]
+    assert len(closed) == 1 and closed[0].reason == f"production: {reason}" and closed[0].at < opens
+    stage = [h for h in status.history if h.action == "stage" and h.reason.startswith("production")]
+    assert stage[0].at >= opens
+    assert status.stages[1].waiting_for is None
+
+
+async def test_rollback_while_a_stage_waits_for_its_window_skips_it(skipping: WorkflowEnvironment) -> None:
+    staging, production = apartments = names(2)
+    world = world_of(apartments)
+    window, _ = freeze_until(await skipping.get_current_time(), hours=3)
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, pipeline(staging, [production], {}, {"window": window}))
+        await until(handle, waiting_for_window, skipping)
+        signed = await proved(skipping, handle.id, "rollback", ControlRequest(actor="fay", reason="no"))
+        answered = await handle.execute_update(ReleasePipelineWorkflow.rollback, signed)
+        assert isinstance(answered, PipelineStatus)
+        status = await handle.result()
+        await skipping.sleep(4 * 3600)  # past the opening: nothing starts after the line stopped
+    assert answered.state == "rolled_back"
+    assert status.state == "rolled_back" and "by fay" in (status.reason or "")
+    assert [s.state for s in status.stages] == ["rolled_back", "skipped"]
+    assert status.stages[1].waiting_for is None and status.stages[1].child_state is None
+    assert await child_started_at(skipping, rollout_id_for(production, "header")) is None
+    assert world.building(production).active_unit == "header@1.3.0"
+    assert world.building(staging).active_unit == "header@1.3.0"  # a rollback restores earlier stages
+
+
+async def test_promote_never_skips_a_window_and_pause_holds_the_stage_past_it(
+    skipping: WorkflowEnvironment,
+) -> None:
+    staging, production = apartments = names(2)
+    world = world_of(apartments)
+    window, opens = freeze_until(await skipping.get_current_time(), hours=3)
+    child = rollout_id_for(production, "header")
+    async with running(skipping, world) as queue:
+        handle = await start(skipping, queue, pipeline(staging, [production], {}, {"window": window}))
+        waiting = await until(handle, waiting_for_window, skipping)
+        promote = await proved(skipping, handle.id, "promote", PromoteRequest(actor="ed"))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReleasePipelineWorkflow.promote, promote)
+        why = str(refused.value.cause)
+        assert "a release window is never skipped" in why and (waiting.stages[1].waiting_for or "") in why
+        # from the Temporal UI: refused too, and the audit says why
+        await handle.signal(ReleasePipelineWorkflow.promote_signal, PromoteRequest(actor="gus"))
+        with pytest.raises(WorkflowUpdateFailedError) as approval:  # approvals are unaffected
+            await approve(skipping, handle, "carol")
+        assert "no approval is awaited" in str(approval.value.cause)
+        pause = await proved(skipping, handle.id, "pause", ControlRequest(actor="ed", reason="incident"))
+        paused = await handle.execute_update(ReleasePipelineWorkflow.pause, pause)
+        assert isinstance(paused, PipelineStatus) and paused.state == "paused"
+        await skipping.sleep(5 * 3600)  # the window opens while paused: the stage still waits
+        held = await handle.query(ReleasePipelineWorkflow.status)
+        now = await skipping.get_current_time()
+        assert now > opens and held.state == "paused" and held.stages[1].state == "pending"
+        assert await child_started_at(skipping, child) is None
+        resume = await proved(skipping, handle.id, "resume", ControlRequest(actor="ed"))
+        await handle.execute_update(ReleasePipelineWorkflow.resume, resume)
+        status = await handle.result()
+    assert status.state == "succeeded", status.reason
+    started = await child_started_at(skipping, child)
+    assert started is not None and started >= now
+    refusals = [h for h in status.history if h.action == "refused promote"]
+    assert [h.actor for h in refusals] == ["gus (via Temporal, actor unverified)"]
+    assert "a release window is never skipped" in refusals[0].reason
+    assert not any(h.action == "promote" for h in status.history)
+
+
+async def test_a_window_that_never_opens_fails_the_stage_and_stops_the_line(
+    skipping: WorkflowEnvironment,
+) -> None:
+    staging, production = apartments = names(2)
+    world = world_of(apartments)
+    frozen = {  # the whole week, in two freezes
+        "freeze": [
+            {
+                "start_day": "mon",
+                "start": "00:00",
+                "end_day": "thu",
+                "end": "00:00",
+                "timezone": "Asia/Seoul",
+            },
+            {
+                "start_day": "thu",
+                "start": "00:00",
+                "end_day": "mon",
+                "end": "00:00",
+                "timezone": "Asia/Seoul",
+            },
+        ]
+    }
+    async with running(skipping, world) as queue:
+        status = await (
+            await start(skipping, queue, pipeline(staging, [production], {}, {"window": frozen}))
+        ).result()
+    assert status.state == "failed"
+    assert [s.state for s in status.stages] == ["succeeded", "failed"]
+    reason = status.stages[1].reason or ""
+    assert "never opens" in reason and "no window opens in the next 14 days" in reason
+    assert "production failed" in (status.reason or "")
+    assert await child_started_at(skipping, rollout_id_for(production, "header")) is None
+    assert world.building(production).active_unit == "header@1.3.0"
+    assert world.building(staging).active_unit == "header@5.0.0"  # on_failure keep
