@@ -36,6 +36,7 @@ from bench.scenario import (
 )
 from bench.timeline import breakdown, reason_key
 from skyline.rollout import RolloutStatus
+from skyline.settings import Settings
 from workflows.rollout import RolloutWorkflow
 
 STEPS = [5, 25, 50, 100]
@@ -183,6 +184,7 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
     notes = [
         "Four steps each, 1 s bake per step, analysis every 1 s; all started at once through the API. "
         "steps/s counts traffic steps (weights set); writes/s counts manifest revisions (steps + promotion).",
+        f"One worker, workflow sandbox {'on' if _sandbox() else 'off'} (SKYLINE_WORKER_SANDBOX).",
     ]
     if not ctx.full:
         notes.append(
@@ -205,10 +207,20 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
         notes,
     )
     text += _reasons_table(results) + _cpu_table(results) + _spent_table(results)
-    write(
-        "concurrency", {"counts": counts, "steps": STEPS, "bake_seconds": 1, "full": ctx.full}, results, text
-    )
+    params = {
+        "counts": counts,
+        "steps": STEPS,
+        "bake_seconds": 1,
+        "full": ctx.full,
+        "worker_sandbox": _sandbox(),
+    }
+    write("concurrency", params, results, text)
     return results
+
+
+def _sandbox() -> bool:
+    """The worker's SKYLINE_WORKER_SANDBOX, as it reads it from this environment."""
+    return Settings().worker_sandbox
 
 
 def _reasons_table(results: list[dict[str, Any]]) -> str:

@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     # evicted one replays its whole history on its next task. Size it above the rollouts a
     # worker runs at once.
     worker_max_cached_workflows: int = Field(default=2000, ge=0)
+    # Run workflow code in the SDK's sandbox (a nondeterministic call raises; each run gets
+    # fresh module state). It costs CPU on every workflow task: the SDK asks the sandbox for
+    # each payload's serialization context by exec'ing code in it. Off, a worker spent 11-26 %
+    # less CPU per rollout in the concurrency benchmark (docs/operations.md, Sizing); the fast
+    # workflow tests and the replay suite run every workflow sandboxed (the replay suite
+    # unsandboxed too), so determinism stays checked in CI.
+    worker_sandbox: bool = True
     # On SIGTERM: stop polling, give running activities this long to finish.
     worker_graceful_shutdown_seconds: float = Field(default=60.0, ge=0)
     # host:port of the worker's Prometheus endpoint (Temporal SDK + Skyline metrics); unset = off.

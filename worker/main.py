@@ -19,7 +19,12 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import (
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+)
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.cdn import CdnActivities
 from activities.emergency import EmergencyActivities
@@ -128,6 +133,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         interceptors=[ActivityTelemetry()],
+        workflow_runner=SandboxedWorkflowRunner() if settings.worker_sandbox else UnsandboxedWorkflowRunner(),
     )
 
 

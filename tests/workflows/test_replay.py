@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from worker.main import WORKFLOWS
 
@@ -26,8 +27,11 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
     [WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES],
     ids=[p.stem for p in HISTORIES],
 )
-async def test_saved_history_replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
+async def test_saved_history_replays(history: WorkflowHistory, sandboxed: bool) -> None:
+    """Both ways a worker may run workflow code (SKYLINE_WORKER_SANDBOX): the same commands."""
+    runner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runner)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
