@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Body
 from pydantic import BaseModel
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -14,10 +14,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from adapters import search_attributes as search
 from adapters.temporal import workflow_status
 from api.auth import Caller
+from api.controls import as_caller, send_control
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
-from skyline import control_proof
 from skyline.contracts import FLEET_WORKFLOW, STATUS_QUERY
 from skyline.controls import Control as ControlName
 from skyline.fleet import FleetInput, FleetSpec, FleetStatus, fleet_id_for
@@ -103,14 +103,7 @@ async def _control(
     status, running = await _status(temporal, fleet_id)
     if not running:
         raise ApiError(409, "fleet_ended", f"the fleet rollout has ended ({status.state})")
-    try:
-        handle = temporal.get_workflow_handle(fleet_id)
-        # The worker records the actor as verified only with this proof (skyline/control_proof.py).
-        signed = control_proof.seal(settings.control_keys, fleet_id, update, req)
-        result: FleetStatus = await handle.execute_update(update, signed, result_type=FleetStatus)
-    except WorkflowUpdateFailedError as exc:
-        raise ApiError(409, "invalid_control", str(exc.cause)) from exc
-    return result
+    return await send_control(temporal, settings.control_keys, fleet_id, update, req, FleetStatus)
 
 
 Control = Body(default_factory=ControlRequest)
@@ -125,9 +118,7 @@ async def pause(
     req: ControlRequest = Control,
 ) -> FleetStatus:
     """No new batch starts; running apartments pause too."""
-    return await _control(
-        temporal, settings, fleet_id, "pause", req.model_copy(update={"actor": who.actor(req.actor)})
-    )
+    return await _control(temporal, settings, fleet_id, "pause", as_caller(who, req))
 
 
 @router.post("/{fleet_id}/resume", response_model=FleetStatus)
@@ -143,7 +134,7 @@ async def resume(
         settings,
         fleet_id,
         "resume",
-        req.model_copy(update={"actor": who.actor(req.actor)}),
+        as_caller(who, req),
     )
 
 
@@ -174,5 +165,5 @@ async def rollback(
         settings,
         fleet_id,
         "rollback",
-        req.model_copy(update={"actor": who.actor(req.actor)}),
+        as_caller(who, req),
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Body
 from pydantic import BaseModel
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -16,10 +16,10 @@ from adapters import search_attributes as search
 from adapters.manifest_store import rollout_refusal
 from adapters.temporal import workflow_status
 from api.auth import Caller
+from api.controls import as_caller, send_control
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.rollouts import validate_bundle, validate_outbound
-from skyline import control_proof
 from skyline.contracts import PIPELINE_WORKFLOW
 from skyline.control_proof import ApproveRequest
 from skyline.outbound import literal_refusal
@@ -129,14 +129,7 @@ async def _control(
     status, running = await _status(temporal, pipeline_id)
     if not running:
         raise ApiError(409, "pipeline_ended", f"the pipeline has ended ({status.state})")
-    try:
-        handle = temporal.get_workflow_handle(pipeline_id)
-        # The worker records the actor as verified only with this proof (skyline/control_proof.py).
-        signed = control_proof.seal(settings.control_keys, pipeline_id, update, req)
-        result: PipelineStatus = await handle.execute_update(update, signed, result_type=PipelineStatus)
-    except WorkflowUpdateFailedError as exc:
-        raise ApiError(409, "invalid_control", str(exc.cause)) from exc
-    return result
+    return await send_control(temporal, settings.control_keys, pipeline_id, update, req, PipelineStatus)
 
 
 Control = Body(default_factory=ControlRequest)
@@ -160,7 +153,7 @@ async def reject(
     pipeline_id: str, temporal: TemporalDep, settings: SettingsDep, who: Caller, req: ControlRequest = Control
 ) -> PipelineStatus:
     """Refuse the awaited approval: the line stops (on_failure decides about earlier stages)."""
-    body = req.model_copy(update={"actor": who.actor(req.actor)})
+    body = as_caller(who, req)
     return await _control(temporal, settings, pipeline_id, "reject", body)
 
 
@@ -169,7 +162,7 @@ async def pause(
     pipeline_id: str, temporal: TemporalDep, settings: SettingsDep, who: Caller, req: ControlRequest = Control
 ) -> PipelineStatus:
     """The running stage pauses, the soak clock stops, no later stage starts."""
-    body = req.model_copy(update={"actor": who.actor(req.actor)})
+    body = as_caller(who, req)
     return await _control(temporal, settings, pipeline_id, "pause", body)
 
 
@@ -177,7 +170,7 @@ async def pause(
 async def resume(
     pipeline_id: str, temporal: TemporalDep, settings: SettingsDep, who: Caller, req: ControlRequest = Control
 ) -> PipelineStatus:
-    body = req.model_copy(update={"actor": who.actor(req.actor)})
+    body = as_caller(who, req)
     return await _control(temporal, settings, pipeline_id, "resume", body)
 
 
@@ -196,5 +189,5 @@ async def rollback(
 ) -> PipelineStatus:
     """Stop the line: the running stage rolls back, earlier stages are restored where they still
     hold this pipeline's unit."""
-    body = req.model_copy(update={"actor": who.actor(req.actor)})
+    body = as_caller(who, req)
     return await _control(temporal, settings, pipeline_id, "rollback", body)

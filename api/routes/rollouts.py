@@ -24,7 +24,8 @@ from adapters.consistency import ROLLOUT_PREFIX, apartment_exists, storage_warni
 from adapters.manifest_store import rollout_refusal
 from adapters.storage import legacy_upload_key, upload_key
 from adapters.temporal import workflow_status
-from api.auth import Caller, Principal
+from api.auth import Caller
+from api.controls import as_caller
 from api.deps import SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
 from api.routes.schedules import create_promotion_schedule
@@ -359,10 +360,6 @@ async def _control(
 Control = Body(default_factory=ControlRequest)
 
 
-def _as(who: Principal, req: ControlRequest) -> ControlRequest:
-    return req.model_copy(update={"actor": who.actor(req.actor)})
-
-
 @router.post("/{rollout_id}/pause", response_model=RolloutStatus)
 async def pause(
     rollout_id: str,
@@ -372,7 +369,7 @@ async def pause(
     req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Hold the rollout at its current weight; bake time stops counting."""
-    return await _control(temporal, settings, rollout_id, "pause", _as(who, req))
+    return await _control(temporal, settings, rollout_id, "pause", as_caller(who, req))
 
 
 @router.post("/{rollout_id}/resume", response_model=RolloutStatus)
@@ -383,7 +380,7 @@ async def resume(
     who: Caller,
     req: ControlRequest = Control,
 ) -> RolloutStatus:
-    return await _control(temporal, settings, rollout_id, "resume", _as(who, req))
+    return await _control(temporal, settings, rollout_id, "resume", as_caller(who, req))
 
 
 @router.post("/{rollout_id}/promote", response_model=RolloutStatus)
@@ -409,4 +406,4 @@ async def rollback(
     req: ControlRequest = Control,
 ) -> RolloutStatus:
     """Emergency rollback: skips every check; answers when the edge serves last-known-good."""
-    return await _control(temporal, settings, rollout_id, "rollback", _as(who, req))
+    return await _control(temporal, settings, rollout_id, "rollback", as_caller(who, req))
