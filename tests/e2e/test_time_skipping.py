@@ -28,9 +28,11 @@ TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
 
 @pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
 async def test_default_canary_with_ten_minute_bakes(
-    api: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient, rum: RumTarget, settings: Settings, tmp_path: Path, sandboxed: bool
 ) -> None:
+    """Also with SKYLINE_WORKER_SANDBOX=false: the worker's own build, real activities."""
     apartment = await create_apartment(api)
     spec = RolloutSpec.model_validate(
         {
@@ -48,7 +50,7 @@ async def test_default_canary_with_ten_minute_bakes(
         }
     )
     task_queue = f"time-skipping-{uuid.uuid4().hex[:8]}"
-    local = settings.model_copy(update={"task_queue": task_queue})
+    local = settings.model_copy(update={"task_queue": task_queue, "worker_sandbox": sandboxed})
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
     ) as env:
