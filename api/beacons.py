@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from adapters.manifest_store import ManifestStore
 from skyline.manifest import SLUG, ApartmentManifest
+from skyline.observability import child
 from skyline.rate_limit import RateLimiter as RateLimiter  # where it lived; tests import it here
 
 LABELS = ("apartment", "building", "unit", "version")
@@ -241,17 +242,6 @@ def unknown_label(manifest: ApartmentManifest | None, beacon: Beacon) -> tuple[s
 
 
 _SEEN: set[tuple[str, str, str, str]] = set()
-_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
-
-
-def child(metric: Any, *labels: str) -> Any:
-    """`metric.labels(*labels)`, looked up once: prometheus_client checks and locks on every
-    call, and a beacon request makes several (no series is ever removed, so none goes stale)."""
-    key = (id(metric), labels)
-    found = _CHILDREN.get(key)
-    if found is None:
-        found = _CHILDREN[key] = metric.labels(*labels)
-    return found
 
 
 def touch(apartment: str, building: str, unit: str, version: str) -> None:

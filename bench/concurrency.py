@@ -158,6 +158,7 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
     if counts is None:
         counts = ctx.counts or ((10, 100, 1000) if ctx.full else (10, 100))
     results = [await _one_level(ctx, n) for n in counts]
+    sandboxed = Settings().worker_sandbox  # as the worker reads it from this environment
     rows = []
     for i, r in enumerate(results):
         growth = ""
@@ -184,7 +185,7 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
     notes = [
         "Four steps each, 1 s bake per step, analysis every 1 s; all started at once through the API. "
         "steps/s counts traffic steps (weights set); writes/s counts manifest revisions (steps + promotion).",
-        f"One worker, workflow sandbox {'on' if _sandbox() else 'off'} (SKYLINE_WORKER_SANDBOX).",
+        f"One worker, workflow sandbox {'on' if sandboxed else 'off'} (SKYLINE_WORKER_SANDBOX).",
     ]
     if not ctx.full:
         notes.append(
@@ -212,15 +213,10 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
         "steps": STEPS,
         "bake_seconds": 1,
         "full": ctx.full,
-        "worker_sandbox": _sandbox(),
+        "worker_sandbox": sandboxed,
     }
     write("concurrency", params, results, text)
     return results
-
-
-def _sandbox() -> bool:
-    """The worker's SKYLINE_WORKER_SANDBOX, as it reads it from this environment."""
-    return Settings().worker_sandbox
 
 
 def _reasons_table(results: list[dict[str, Any]]) -> str:

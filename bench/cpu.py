@@ -52,7 +52,8 @@ def tree_seconds(pid: int, children: Mapping[int, list[int]] | None = None) -> f
 
 def machine() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, all cores."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields) - idle) / TICK, sum(fields) / TICK
 

@@ -320,7 +320,21 @@ class _ActivityInbound(ActivityInboundInterceptor):
 
 def install_http_metrics(app: Starlette) -> None:
     """Count and time API requests by route template (bounded labels), on the default registry."""
-    app.add_middleware(_HttpMetrics)
+    app.add_middleware(HttpMetrics)
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: prometheus_client checks and locks on every
+    call, and every API request and beacon makes several (no series is ever removed, so none
+    goes stale)."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
 
 
 _api_metrics: tuple[Any, Any] | None = None
@@ -342,7 +356,7 @@ def http_instruments() -> tuple[Any, Any]:
 _ROLLOUT_PATH = re.compile(r"^/rollouts/([^/]+)")
 
 
-class _HttpMetrics:
+class HttpMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.requests, self.latency = http_instruments()
@@ -370,5 +384,5 @@ class _HttpMetrics:
             route = getattr(scope.get("route"), "path", None) or scope.get("skyline.route") or "unmatched"
             if not path.startswith("/metrics"):  # scrapes are not API traffic
                 method = str(scope.get("method", ""))
-                self.requests.labels(method, route, str(status[0])).inc()
-                self.latency.labels(method, route).observe(time.perf_counter() - started)
+                child(self.requests, method, route, str(status[0])).inc()
+                child(self.latency, method, route).observe(time.perf_counter() - started)

@@ -44,7 +44,6 @@ from api.beacons import (
     BeaconBatch,
     ManifestCatalog,
     RefusalReason,
-    child,
     parse_batch,
     record,
     touch,
@@ -54,6 +53,7 @@ from api.errors import error_body
 from api.overrides import MAX_OVERRIDES, OverrideSigner, UnitCache
 from skyline.manifest import SLUG
 from skyline.networks import client_address, network_of, parse_networks
+from skyline.observability import child
 from skyline.rate_limit import RateCheck
 
 log = logging.getLogger(__name__)
