@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from urllib3.util.retry import Retry
 
+from activities.beat import beat
 from adapters.evidence import EvidenceReader, gather_evidence
 from skyline.analysis import Observation, judge_check, summarize, template_values
 from skyline.checks import LOAD_SECONDS, LOADS, VITALS, MetricCheck, render
@@ -201,6 +203,35 @@ class MetricsActivities:
     def since(
         self, inp: GatherFiguresInput, version: str, started: float, at: float | None = None
     ) -> Figures:
+        """Exact counts since `started` (epoch seconds) of one version (see `since_each`)."""
+        return self.since_each(inp, [version], started, at)[version]
+
+    def _counters(
+        self, inp: GatherFiguresInput, versions: list[str], started: float, at: float | None
+    ) -> dict[tuple[str, str, str], dict[str, float]]:
+        """Every version's loads by outcome and load-time buckets, now and at `started`, in ONE
+        query: {(version, "outcome" | "le", "now" | "then"): {outcome or bucket: count}}.
+
+        Eight instant queries per look cost the worker (and Prometheus) eight round trips;
+        `or` of label_replace-tagged sums returns the same numbers in one.
+        """
+        out: dict[tuple[str, str, str], dict[str, float]] = {}
+        for series in self._query(counters_query(inp, versions, started), at):
+            metric = series.get("metric")
+            value = series.get("value")
+            if not isinstance(metric, dict) or not isinstance(value, list) or len(value) != 2:
+                continue
+            label = "outcome" if "outcome" in metric else "le"
+            key = metric.get(label)
+            number = _number(value[1])
+            if isinstance(key, str) and number is not None:
+                into = out.setdefault((str(metric.get("version")), label, str(metric.get(TAG))), {})
+                into[key] = into.get(key, 0.0) + number
+        return out
+
+    def since_each(
+        self, inp: GatherFiguresInput, versions: list[str], started: float, at: float | None = None
+    ) -> dict[str, Figures]:
         """Exact counts since `started` (epoch seconds): the counters at `at` less the counters then.
 
         A series that did not exist yet counts from zero, so the failures that
@@ -210,17 +241,31 @@ class MetricsActivities:
         a scrape landing between the loads query and the histogram query
         would otherwise count one scrape's loads as slower than every bucket.
         """
-        sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
-        then = f" @ {started:.3f}"
-        outcomes = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}})", "outcome", at)
-        outcomes_then = self._vector(f"sum by (outcome) ({LOADS}{{{sel}}}{then})", "outcome", at)
-        buckets = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}})", "le", at)
-        buckets_then = self._vector(f"sum by (le) ({LOAD_SECONDS}{{{sel}}}{then})", "le", at)
+        counters = self._counters(inp, versions, started, at)
+        found: dict[str, Figures] = {}
+        for version in versions:
+            found[version] = self._since_one(inp, version, started, at, counters)
+        return found
+
+    def _since_one(
+        self,
+        inp: GatherFiguresInput,
+        version: str,
+        started: float,
+        at: float | None,
+        counters: dict[tuple[str, str, str], dict[str, float]],
+    ) -> Figures:
+        outcomes = counters.get((version, "outcome", "now"), {})
+        outcomes_then = counters.get((version, "outcome", "then"), {})
+        buckets = counters.get((version, "le", "now"), {})
+        buckets_then = counters.get((version, "le", "then"), {})
         reset = any(outcomes_then.get(k, 0) > v for k, v in outcomes.items()) or any(
             buckets_then.get(k, 0) > v for k, v in buckets.items()
         )
         if reset:
             return self.figures(inp, version, (at or time.time()) - started, at=at)
+        sel = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}",version="{version}"'
+        then = f" @ {started:.3f}"
         vitals: dict[str, Figures] = {}
         for name in inp.vitals:
             if name not in VITALS:
@@ -273,8 +318,7 @@ class MetricsActivities:
             newest = self.newest(inp)
             if newest is None or newest >= taken or time.monotonic() >= deadline:
                 return newest
-            if activity.in_activity():
-                activity.heartbeat()
+            beat()  # a look is a local activity since "steps-local-activities": no heartbeat there
             time.sleep(0.2)
 
     def newest(self, inp: GatherFiguresInput) -> float | None:
@@ -296,15 +340,15 @@ class MetricsActivities:
                 f"Prometheus has not scraped {inp.apartment}/{inp.building} for "
                 f"{taken - at:.1f} s (waited {self.settle_seconds:g} s for a scrape)"
             )
-        canary = self.since(inp, inp.canary_version, started, at)
+        compared = inp.baseline_version if inp.baseline_version != inp.canary_version else None
+        counted = self.since_each(inp, [inp.canary_version, *([compared] if compared else [])], started, at)
+        canary = counted[inp.canary_version]
         baseline = None
         reference = None
-        if inp.baseline_version and inp.baseline_version != inp.canary_version:
-            baseline = self.since(inp, inp.baseline_version, started, at)
+        if compared:
+            baseline = counted[compared]
             if inp.reference_offset_seconds is not None:
-                reference = self.figures(
-                    inp, inp.baseline_version, REFERENCE_SECONDS, inp.reference_offset_seconds
-                )
+                reference = self.figures(inp, compared, REFERENCE_SECONDS, inp.reference_offset_seconds)
         look = Look(at_seconds=inp.at_seconds, canary=canary, baseline=baseline, checks=self._custom(inp, at))
         if self.evidence is not None:
             look.evidence = gather_evidence(self.evidence, inp, started, taken)
@@ -340,6 +384,23 @@ class MetricsActivities:
             health_score=health.score,
             health_components=health.components,
         )
+
+
+# The label that tells a look's "now" counters from its "then" ones in the one query.
+TAG = "skyline_at"
+
+
+def counters_query(inp: GatherFiguresInput, versions: list[str], started: float) -> str:
+    """Loads by outcome and load-time buckets of each version, now and at `started` (epoch
+    seconds), summed over instances (every collector replica), each sum tagged by TAG."""
+    base = f'apartment="{inp.apartment}",building="{inp.building}",unit="{inp.unit}"'
+    return " or ".join(
+        f"label_replace(sum by (version, {label}) ({metric}{{{base},version={json.dumps(v)}}}{when}), "
+        f'"{TAG}", "{tag}", "", "")'
+        for v in versions
+        for metric, label in ((LOADS, "outcome"), (LOAD_SECONDS, "le"))
+        for tag, when in (("now", ""), ("then", f" @ {started:.3f}"))
+    )
 
 
 def _figures(outcomes: dict[str, float], buckets: dict[str, float]) -> Figures:

@@ -4,11 +4,19 @@ The head is the linearisation point: it is replaced only with a conditional
 write (If-Match on the ETag read), and a lost race re-reads and re-applies the
 change. Each revision is also stored immutably under `revisions/`, written
 with If-None-Match so history can never be rewritten.
+
+A store remembers the last head it read or wrote per apartment and the
+revision objects it knows exist. A write starts from the remembered head: the
+conditional write is what makes it safe (a stale head loses the race and the
+change is re-applied to a fresh read, like any other lost race), and it saves
+the read and the history-gap check on the common path, where this process
+wrote the head last (half of a step's storage requests).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +51,11 @@ MAX_WRITE_ATTEMPTS = 64
 _REPAIRS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="manifest-repair")
 
 
+# Bounds on what a store remembers (apartments' heads; known revision objects).
+REMEMBERED_HEADS = 4096
+REMEMBERED_REVISIONS = 100_000
+
+
 class WriteContention(Exception):
     """Too many concurrent writers on one apartment; the caller may retry later."""
 
@@ -63,6 +76,24 @@ class ManifestStore:
     def __init__(self, s3: S3Client, bucket: str) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self._lock = threading.Lock()
+        self._heads: dict[str, tuple[ApartmentManifest, str]] = {}  # never mutated: copies are
+        self._stored: set[tuple[str, int]] = set()  # revision objects never go away once stored
+
+    def _remember(self, apartment: str, head: tuple[ApartmentManifest, str] | None) -> None:
+        with self._lock:
+            if head is None:
+                self._heads.pop(apartment, None)
+                return
+            if len(self._heads) >= REMEMBERED_HEADS and apartment not in self._heads:
+                self._heads.pop(next(iter(self._heads)))
+            self._heads[apartment] = head
+
+    def _known_stored(self, apartment: str, revision: int) -> None:
+        with self._lock:
+            if len(self._stored) >= REMEMBERED_REVISIONS:
+                self._stored.clear()
+            self._stored.add((apartment, revision))
 
     def read_at(self, key: str) -> tuple[ApartmentManifest, str] | None:
         """The manifest stored at `key` and its ETag, or None when there is none."""
@@ -76,7 +107,9 @@ class ManifestStore:
 
     def read(self, apartment: str) -> tuple[ApartmentManifest, str] | None:
         """Current head and its ETag, or None when the apartment does not exist."""
-        return self.read_at(head_key(apartment))
+        head = self.read_at(head_key(apartment))
+        self._remember(apartment, head)
+        return head
 
     def read_revision(self, apartment: str, revision: int) -> ApartmentManifest | None:
         found = self.read_at(revision_key(apartment, revision))
@@ -149,20 +182,27 @@ class ManifestStore:
 
     def _ensure_revision(self, apartment: str, manifest: ApartmentManifest) -> None:
         """Store the revision object unless it exists (never overwritten: If-None-Match)."""
+        if (apartment, manifest.revision) in self._stored:
+            return
         try:
             self._put(revision_key(apartment, manifest.revision), manifest, IMMUTABLE, IfNoneMatch="*")
         except ClientError as exc:
             if not is_precondition_failed(exc):
                 raise
+        self._known_stored(apartment, manifest.revision)
 
     def _repair_revision(self, apartment: str, manifest: ApartmentManifest) -> None:
         """The head's revision object, stored if a writer died between the head and it.
 
         A HEAD first: it normally finds the object, and S3 answers a refused
-        conditional write far more slowly than a found object.
+        conditional write far more slowly than a found object. Nothing at all when
+        this store stored or found it before.
         """
+        if (apartment, manifest.revision) in self._stored:
+            return
         try:
             self.s3.head_object(Bucket=self.bucket, Key=revision_key(apartment, manifest.revision))
+            self._known_stored(apartment, manifest.revision)
             return
         except ClientError as exc:
             if not is_missing(exc):
@@ -223,6 +263,23 @@ class ManifestStore:
                 return found
         return None
 
+    def _applied_already(
+        self,
+        apartment: str,
+        manifest: ApartmentManifest | None,
+        change: ManifestChange,
+        base_hint: int | None,
+    ) -> ApartmentManifest | None:
+        """The revision holding `change` when an earlier attempt of it already wrote it."""
+        if manifest is None:
+            return None
+        if manifest.change is not None and manifest.change.id == change.id:
+            self._ensure_revision(apartment, manifest)
+            return manifest
+        if base_hint is not None and manifest.revision > base_hint:
+            return self._find_change(apartment, change.id, base_hint + 1, manifest.revision - 1)
+        return None
+
     def apply(
         self,
         apartment: str,
@@ -237,19 +294,24 @@ class ManifestStore:
         saw before writing; with it a retry finds its own earlier write even
         when other writers have moved the head on since.
         """
+        remembered = self._heads.get(apartment)
         for attempt in range(MAX_WRITE_ATTEMPTS):
-            current = self.read(apartment)
+            # The remembered head only on the first attempt; anything it leads to short of a
+            # won conditional write (a refusal, a conflict, a lost race) is decided again on a
+            # fresh read.
+            current = remembered if remembered is not None else self.read(apartment)
             manifest, etag = current if current else (None, None)
-            if manifest is not None:
-                if manifest.change is not None and manifest.change.id == change.id:
-                    self._ensure_revision(apartment, manifest)
-                    return manifest, False
-                if base_hint is not None and manifest.revision > base_hint:
-                    found = self._find_change(apartment, change.id, base_hint + 1, manifest.revision - 1)
-                    if found is not None:
-                        return found, False
-            stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-            nxt = apply_mutation(manifest, apartment, mutation, change, stamp)
+            try:
+                done = self._applied_already(apartment, manifest, change, base_hint)
+                if done is not None:
+                    return done, False
+                stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+                nxt = apply_mutation(manifest, apartment, mutation, change, stamp)
+            except Exception:
+                if remembered is None:
+                    raise
+                remembered = None
+                continue
             if on_base is not None and manifest is not None:
                 on_base(manifest.revision)
             # Repairs the history gap a writer leaves if it dies between
@@ -257,16 +319,21 @@ class ManifestStore:
             repair = None if manifest is None else _REPAIRS.submit(self._repair_revision, apartment, manifest)
             cond: dict[str, str] = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
             try:
-                self._put(head_key(apartment), nxt, MANIFEST_CACHE_CONTROL, **cond)
+                written = self._put(head_key(apartment), nxt, MANIFEST_CACHE_CONTROL, **cond)
             except ClientError as exc:
                 _join(repair)
+                self._remember(apartment, None)
                 if not is_precondition_failed(exc):
                     raise
+                if remembered is not None:
+                    remembered = None  # stale: no back-off, this was not a race with a live writer
+                    continue
                 if isinstance(mutation, CreateApartment):
                     raise ManifestConflict(f"apartment {apartment!r} already exists") from None
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
                 continue
             _join(repair)
+            self._remember(apartment, (nxt, written))
             self._ensure_revision(apartment, nxt)
             return nxt, True
         raise WriteContention(

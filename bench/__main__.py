@@ -64,6 +64,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="concurrency: rollout counts, comma-separated (default 10,100; --full: 10,100,1000)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the task queue (default 1; the concurrency table says how many)",
+    )
     return parser.parse_args(argv)
 
 
@@ -107,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         f"[bench] state dir {state}; 1,000 concurrent rollouts: {'yes' if args.full else 'no (use --full)'}"
     )
     rum = SyntheticRum(free_port())
-    rig = Rig(state, scrape_targets=[rum.address], scrape_interval="1s")
+    if args.workers < 1:
+        print(f"error: --workers takes at least 1, not {args.workers}", file=sys.stderr)
+        return 2
+    rig = Rig(state, scrape_targets=[rum.address], scrape_interval="1s", workers=args.workers)
     try:
         started = time.monotonic()
         rig.start()

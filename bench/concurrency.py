@@ -112,7 +112,7 @@ async def _one_level(ctx: Ctx, count: int) -> dict[str, Any]:
     bodies = [rollout_body(a, b, bundle, "1.1.0", steps=STEPS, bake_seconds=1, checks=[]) for a, b in targets]
 
     setup_seconds = time.perf_counter() - publish_from
-    pids = {name: ctx.rig.pid(name) for name in (*COMPONENTS, "worker")}
+    pids = {name: ctx.rig.pid(name) for name in (*COMPONENTS, *ctx.rig.worker_names)}
     cpu_before = CpuSnapshot.take(pids)
     started_wall = datetime.now(UTC)
     started = time.perf_counter()
@@ -185,7 +185,8 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
     notes = [
         "Four steps each, 1 s bake per step, analysis every 1 s; all started at once through the API. "
         "steps/s counts traffic steps (weights set); writes/s counts manifest revisions (steps + promotion).",
-        f"One worker, workflow sandbox {'on' if sandboxed else 'off'} (SKYLINE_WORKER_SANDBOX).",
+        f"{ctx.rig.workers} worker process{'es' if ctx.rig.workers > 1 else ''} (--workers), "
+        f"workflow sandbox {'on' if sandboxed else 'off'} (SKYLINE_WORKER_SANDBOX).",
     ]
     if not ctx.full:
         notes.append(
@@ -214,6 +215,7 @@ async def run(ctx: Ctx, counts: tuple[int, ...] | None = None) -> list[dict[str,
         "bake_seconds": 1,
         "full": ctx.full,
         "worker_sandbox": sandboxed,
+        "workers": ctx.rig.workers,
     }
     write("concurrency", params, results, text)
     return results

@@ -44,6 +44,7 @@ class Rig:
         worker_env: dict[str, str] | None = None,
         python: str = sys.executable,
         settings: Settings | None = None,
+        workers: int = 1,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.ports = StackPorts.ephemeral()
@@ -58,6 +59,8 @@ class Rig:
         self.settings = settings if settings is not None else Settings()
         self._stacks: dict[str, EmbeddedStack] = {}
         self.worker: ManagedProcess | None = None
+        self.workers = workers  # worker processes on the one task queue (--workers)
+        self.extra_workers: list[ManagedProcess] = []
         self._worker_runs = 0
 
     # ---------------------------------------------------------------- lifecycle
@@ -130,6 +133,10 @@ class Rig:
     def pid(self, name: str) -> int | None:
         if name == "worker":
             return self.worker.pid if self.worker is not None and self.worker.alive() else None
+        if name.startswith("worker-"):  # worker-2, worker-3, ...: the extra workers
+            index = int(name.removeprefix("worker-")) - 2
+            extra = self.extra_workers[index] if 0 <= index < len(self.extra_workers) else None
+            return extra.pid if extra is not None and extra.alive() else None
         stack = self._stacks.get(name)
         return stack.pids().get(name) if stack is not None else None
 
@@ -139,20 +146,31 @@ class Rig:
         """SKYLINE_* for processes of this rig (the API's and the worker's view)."""
         return self._stack("api").env()
 
-    def start_worker(self, timeout: float = 60.0) -> ManagedProcess:
-        if self.worker is not None and self.worker.alive():
-            raise StackError(f"worker already running (pid {self.worker.pid})")
+    @property
+    def worker_names(self) -> list[str]:
+        """`worker`, then `worker-2`, ... (pid() takes these)."""
+        return ["worker", *(f"worker-{i}" for i in range(2, self.workers + 1))]
+
+    def _launch_worker(self, timeout: float, env_extra: dict[str, str]) -> ManagedProcess:
         self._worker_runs += 1
         log = self.state_dir / "logs" / f"worker-{self._worker_runs}.log"
-        env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1", **self.worker_env}
+        env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1", **self.worker_env, **env_extra}
         cwd = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else None
         process = ManagedProcess("worker", [self.python, "-m", "worker"], log, env, cwd)
         process.start()
-        self.worker = process
         # The task queue's poller list outlives a killed worker, so readiness is
         # the worker's own log line, written once its pollers run.
         wait_until(lambda: "worker polling" in process.tail(200), timeout, "worker", process, interval=0.1)
         return process
+
+    def start_worker(self, timeout: float = 60.0) -> ManagedProcess:
+        """The worker, and the extra ones `workers` asks for (their metrics off: one port each)."""
+        if self.worker is not None and self.worker.alive():
+            raise StackError(f"worker already running (pid {self.worker.pid})")
+        self.worker = self._launch_worker(timeout, {})
+        no_metrics = {"SKYLINE_WORKER_METRICS_ADDRESS": ""}
+        self.extra_workers = [self._launch_worker(timeout, no_metrics) for _ in range(self.workers - 1)]
+        return self.worker
 
     def kill_worker(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight activities are simply lost."""
@@ -165,13 +183,17 @@ class Rig:
             process.stop(timeout=1)
 
     def stop_worker(self) -> None:
+        for extra in self.extra_workers:
+            extra.stop(timeout=10)
+        self.extra_workers = []
         if self.worker is not None:
             self.worker.stop(timeout=10)
 
     def worker_peak_rss_bytes(self) -> int | None:
-        """VmHWM (peak resident set) of the running worker process."""
-        pid = self.pid("worker")
-        return peak_rss_bytes(pid) if pid is not None else None
+        """VmHWM (peak resident set) of the running worker process (the largest, with several)."""
+        peaks = [peak_rss_bytes(pid) for name in self.worker_names if (pid := self.pid(name)) is not None]
+        found = [p for p in peaks if p is not None]
+        return max(found) if found else None
 
     # ---------------------------------------------------------------- clients
 

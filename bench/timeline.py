@@ -5,11 +5,18 @@ task queue's backlog) and started -> closed (the activity itself). Workflow
 tasks likewise: scheduled -> started (backlog on the workflow side) and
 started -> completed (the worker running workflow code). Timers are the
 bakes the strategy asked for, not overhead.
+
+Local activities (a rollout's writes, looks and gates since
+"steps-local-activities") run inside a workflow task and leave one marker
+each with the worker's completion time: `<activity> local` is the time from
+the workflow task's start, or the previous local activity's completion in
+it, to this one's (the workflow code between them included, which is small).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -41,6 +48,7 @@ def spans(events: Iterable[HistoryEvent]) -> dict[str, list[float]]:
     wft_scheduled: float | None = None
     wft_started: float | None = None
     timers: dict[int, float] = {}
+    last_mark: float | None = None  # the workflow task's start, then each local activity's end
     for e in events:
         t = _seconds(e)
         kind = e.event_type
@@ -60,7 +68,7 @@ def spans(events: Iterable[HistoryEvent]) -> dict[str, list[float]]:
             wft_scheduled = t
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and wft_scheduled is not None:
             out["workflow task wait"].append(t - wft_scheduled)
-            wft_started = t
+            wft_started = last_mark = t
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and wft_started is not None:
             out["workflow task run"].append(t - wft_started)
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
@@ -69,7 +77,26 @@ def spans(events: Iterable[HistoryEvent]) -> dict[str, list[float]]:
             sid = e.timer_fired_event_attributes.started_event_id
             if sid in timers:
                 out["timer"].append(t - timers[sid])
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED and last_mark is not None:
+            local = _local_activity(e)
+            if local is not None:
+                name, done = local
+                out[f"{name} local"].append(max(0.0, done - last_mark))
+                last_mark = max(last_mark, done)
     return out
+
+
+def _local_activity(event: HistoryEvent) -> tuple[str, float] | None:
+    """(activity type, completion time) of a local activity's marker; None for other markers."""
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != "core_local_activity" or "data" not in marker.details:
+        return None
+    try:
+        data = json.loads(marker.details["data"].payloads[0].data)
+        done = data["complete_time"]
+        return str(data["activity_type"]), float(done["seconds"]) + float(done.get("nanos", 0)) / 1e9
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 async def breakdown(temporal: Client, ids: list[str], sample: int = 100) -> dict[str, dict[str, Any]]:

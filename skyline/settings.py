@@ -185,11 +185,16 @@ class Settings(BaseSettings):
     # The image copies it elsewhere (site-packages holds no loader/).
     loader_source: Path | None = None
 
-    # Worker. Activities are sync and run on a thread pool of exactly
-    # `worker_max_concurrent_activities` threads (one per activity slot).
+    # Worker. Activities are sync and run on one thread pool of exactly
+    # `worker_max_concurrent_activities + worker_max_concurrent_local_activities` threads
+    # (one per slot of either kind: a rollout's writes and looks are local activities, and
+    # with too few threads a started activity waited behind them for one).
     # 64: most activity time is waiting (a look's settle waits for the next scrape, S3 and
     # Prometheus round trips), so threads are cheap and 16 slots queued 1,000 rollouts' looks.
     worker_max_concurrent_activities: int = Field(default=64, ge=1)
+    # Local activities at once: each rollout's manifest writes, edge checks and Prometheus
+    # looks since "steps-local-activities" (workflows/edge_write.py), and the judge.
+    worker_max_concurrent_local_activities: int = Field(default=64, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=50, ge=2)
     # Long polls open at once per task kind (the SDK's default is 5): each poll's round trip
     # to a busy server bounds how fast tasks leave the queue. At most the slots above.
@@ -318,8 +323,8 @@ class Settings(BaseSettings):
 
     @property
     def worker_activity_threads(self) -> int:
-        """The activity thread pool: one thread per concurrent activity slot."""
-        return self.worker_max_concurrent_activities
+        """The activity thread pool: one thread per activity slot, regular or local."""
+        return self.worker_max_concurrent_activities + self.worker_max_concurrent_local_activities
 
     @property
     def control_keys(self) -> list[bytes]:

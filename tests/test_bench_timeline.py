@@ -7,6 +7,8 @@ is tested: an activity's wait is scheduled -> started (the queue's backlog), its
 
 from __future__ import annotations
 
+import json
+
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -95,3 +97,48 @@ def test_reasons_group_once_their_figures_are_blanked() -> None:
     assert a == b
     assert "#" in a
     assert reason_key(None) == ""
+
+
+def _marker(event_id: int, at: float, activity_type: str, done: float) -> HistoryEvent:
+    from temporalio.api.common.v1 import Payload, Payloads
+    from temporalio.api.history.v1 import MarkerRecordedEventAttributes
+
+    data = {
+        "seq": event_id,
+        "attempt": 1,
+        "activity_type": activity_type,
+        "complete_time": {"seconds": int(done), "nanos": round(done % 1 * 1e9)},
+    }
+    attrs = MarkerRecordedEventAttributes(marker_name="core_local_activity")
+    attrs.details["data"].CopyFrom(Payloads(payloads=[Payload(data=json.dumps(data).encode())]))
+    return _event(event_id, EventType.EVENT_TYPE_MARKER_RECORDED, at, marker_recorded_event_attributes=attrs)
+
+
+def test_local_activities_are_timed_from_the_workflow_task_or_the_one_before() -> None:
+    from temporalio.api.history.v1 import MarkerRecordedEventAttributes
+
+    E = EventType
+    history = [
+        _event(1, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 100.0),
+        _event(2, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 100.25),
+        _event(3, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 101.5),
+        # a look, then the write it led to, in the same workflow task
+        _marker(4, 101.5, "gather_figures", 100.75),
+        _marker(5, 101.5, "write_and_serve", 101.25),
+        # other markers (patches) are not local activities
+        _event(
+            6,
+            E.EVENT_TYPE_MARKER_RECORDED,
+            101.5,
+            marker_recorded_event_attributes=MarkerRecordedEventAttributes(marker_name="core_patch"),
+        ),
+        _event(7, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 102.0),
+        _event(8, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 102.5),
+        _event(9, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 103.0),
+        _marker(10, 103.0, "gather_figures", 102.75),
+    ]
+    got = spans(history)
+    assert got["gather_figures local"] == [0.5, 0.25]
+    assert got["write_and_serve local"] == [0.5]
+    assert got["workflow task run"] == [1.25, 0.5]
+    assert len(got) == 4  # no span for the patch marker

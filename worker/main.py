@@ -78,6 +78,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         manifests.apply_manifest_change,
         cdn.sync_manifest_to_edge,
         emergency.restore_and_serve,
+        emergency.write_and_serve,
         publish.publish_bundle,
         publish.verify_bundle_at_edge,
         publish.unpublish_bundle,
@@ -123,6 +124,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         activities=activities(settings, client),
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_cached_workflows=settings.worker_max_cached_workflows,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
@@ -154,7 +156,7 @@ async def main() -> None:
     added = await ensure_search_attributes(client, settings.temporal_namespace)
     if added:
         log.info("registered search attributes %s", ", ".join(added))
-    # Sync activities: one thread per activity slot, so no slot waits for a thread.
+    # Sync activities, regular and local: one thread per slot, so no slot waits for a thread.
     with ThreadPoolExecutor(
         max_workers=settings.worker_activity_threads, thread_name_prefix="activity"
     ) as executor:
@@ -168,11 +170,13 @@ async def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         async with worker:
             log.info(
-                "worker polling %s on %s (%d activity slots, %d workflow task slots, %d/%d pollers, "
+                "worker polling %s on %s (%d activity slots, %d local activity slots, "
+                "%d workflow task slots, %d/%d pollers, "
                 "%d cached workflows, metrics %s)",
                 settings.task_queue,
                 settings.temporal_address,
                 settings.worker_max_concurrent_activities,
+                settings.worker_max_concurrent_local_activities,
                 settings.worker_max_concurrent_workflow_tasks,
                 settings.worker_activity_task_pollers,
                 settings.worker_workflow_task_pollers,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.gates import GateActivities, WebhookInput
@@ -18,6 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.report import webhook_payload
     from workflows.rollout_state import RolloutBook
+
+
+# How an activity that failed for good reaches workflow code: a regular activity as an
+# ActivityError, a local activity as its own ApplicationError (temporalio 1.35; a local
+# activity's timeout does come as an ActivityError). Both are the activity failing.
+ACTIVITY_FAILED = (ActivityError, ApplicationError)
 
 
 def cause(err: BaseException) -> str:

@@ -1,7 +1,8 @@
 """One step's bake under the sequential judge: look every interval, do what the judge says.
 
-The workflow gathers figures (an activity reading Prometheus), appends the
-look, and asks the judge (a local activity, so its answer is in the history).
+The workflow gathers figures (a local activity reading Prometheus; a regular
+one in rollouts recorded before "steps-local-activities"), appends the look,
+and asks the judge (a local activity, so its answer is in the history).
 It acts only on the answer:
 
 - rollback: harm established; roll back (or pause for a human without auto_rollback);
@@ -20,7 +21,6 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.judging import JudgeLookInput, JudgeLookResult, judge_step_look
@@ -31,7 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from skyline.rollout import Verdict as RunVerdict
     from skyline.strategies import AnalysisSettings
     from workflows import options
-    from workflows.hooks import cause
+    from workflows.edge_write import steps_local
+    from workflows.hooks import ACTIVITY_FAILED, cause
     from workflows.rollout_state import MAX_ANALYSES_KEPT, Outcome, RolloutBook
 
 
@@ -80,13 +81,21 @@ class JudgedBake(RolloutBook):
             vitals=list(strategy.vitals),
         )
         try:
-            result = await workflow.execute_activity_method(
-                MetricsActivities.gather_figures,
-                inp,
-                summary=f"look at {self._status.weight:g}%",
-                **options.METRICS,
-            )
-        except ActivityError as err:
+            if steps_local():
+                result = await workflow.execute_local_activity_method(
+                    MetricsActivities.gather_figures,
+                    inp,
+                    summary=f"look at {self._status.weight:g}%",
+                    **options.METRICS_LOCAL,
+                )
+            else:
+                result = await workflow.execute_activity_method(
+                    MetricsActivities.gather_figures,
+                    inp,
+                    summary=f"look at {self._status.weight:g}%",
+                    **options.METRICS,
+                )
+        except ACTIVITY_FAILED as err:
             return Look(at_seconds=at_seconds, error=f"metrics unavailable: {cause(err)}")
         if need_reference:
             self._reference_tried = True

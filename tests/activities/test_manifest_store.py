@@ -9,7 +9,7 @@ import pytest
 
 from adapters.manifest_store import ManifestStore, head_key, revision_key
 from skyline.manifest import Apartment, Building, ManifestChange, RolloutConfig, Unit
-from skyline.manifest_ops import CreateApartment, ManifestConflict, PromoteUnit, SetCanary
+from skyline.manifest_ops import AddBuilding, CreateApartment, ManifestConflict, PromoteUnit, SetCanary
 from skyline.settings import Settings
 from tests.support.scenario import unique
 
@@ -113,10 +113,75 @@ def test_the_next_writer_repairs_the_revision_a_dead_writer_left_out(s3: Any, se
     )
     s3.delete_object(Bucket=settings.s3_bucket, Key=revision_key(apartment, 2))  # as if it died there
     assert store.list_revisions(apartment) == [1]
-    store.apply(apartment, PromoteUnit(building="x", unit_id="x@1.0.1"), change("b"))
+    # the next writer is another process: what the dead one remembered died with it
+    nxt = ManifestStore(s3, settings.s3_bucket)
+    nxt.apply(apartment, PromoteUnit(building="x", unit_id="x@1.0.1"), change("b"))
     assert store.list_revisions(apartment) == [1, 2, 3]
     repaired = store.read_revision(apartment, 2)
     assert repaired is not None and repaired.change is not None and repaired.change.id == "a"
+
+
+def test_a_write_from_a_stale_remembered_head_loses_and_refuses_nothing(s3: Any, settings: Settings) -> None:
+    """A store writes from the head it last read or wrote; another process's writes in between
+    make that head stale. The conditional write then loses, and the change is decided again on
+    a fresh read: nothing the other wrote is lost, and a structure change that names the real
+    current revision is not refused as stale."""
+    mine = ManifestStore(s3, settings.s3_bucket)
+    apartment = create(mine, ["x", "y"])  # remembers revision 1
+    other = ManifestStore(s3, settings.s3_bucket)
+    other.apply(
+        apartment,
+        SetCanary(building="y", unit=unit("y", 1), rollout=RolloutConfig(percentage=5)),
+        change("o1"),
+    )
+    written, applied = mine.apply(
+        apartment,
+        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
+        change("m1"),
+    )
+    assert applied and written.revision == 3
+    assert set(written.apartments[apartment].buildings["y"].units) == {"y@1.0.1"}  # the other's write kept
+    other.apply(apartment, PromoteUnit(building="y", unit_id="y@1.0.1"), change("o2"))  # revision 4
+    grown, _ = mine.apply(
+        apartment,
+        AddBuilding(building="z", spec=Building(name="z", category="main"), if_revision=4),
+        change("m2"),
+    )
+    assert grown.revision == 5 and "z" in grown.apartments[apartment].buildings
+    assert mine.list_revisions(apartment) == [1, 2, 3, 4, 5]
+    # and a retried change is still found, not applied twice, from a stale head
+    other.apply(apartment, PromoteUnit(building="x", unit_id="x@1.0.1"), change("o3"))  # revision 6
+    again, applied_again = mine.apply(
+        apartment,
+        AddBuilding(building="z", spec=Building(name="z", category="main")),
+        change("m2"),
+        base_hint=4,
+    )
+    assert not applied_again and again.revision == 5
+
+
+def test_a_write_from_the_remembered_head_is_two_requests(s3: Any, settings: Settings) -> None:
+    """The common path (this process wrote the head last): the conditional head write and the
+    revision object, no read and no history-gap check (a step's storage requests halved)."""
+    store = ManifestStore(s3, settings.s3_bucket)
+    apartment = create(store, ["x"])
+    store.apply(
+        apartment,
+        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
+        change("a"),
+    )
+    sent: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        sent.append(model.name)
+
+    s3.meta.events.register("before-call.s3", count)
+    try:
+        store.apply(apartment, PromoteUnit(building="x", unit_id="x@1.0.1"), change("b"))
+    finally:
+        s3.meta.events.unregister("before-call.s3", count)
+    assert sent == ["PutObject", "PutObject"]
+    assert store.list_revisions(apartment) == [1, 2, 3]
 
 
 def test_head_is_served_with_short_cache_and_revisions_are_immutable(s3: Any, settings: Settings) -> None:

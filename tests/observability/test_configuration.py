@@ -41,7 +41,9 @@ def test_sources_in_priority_order(clean_env: pytest.MonkeyPatch, tmp_path: Path
     assert settings.s3_bucket == "from-env"  # env beats the file
     assert settings.temporal_api_key is not None
     assert settings.temporal_api_key.get_secret_value() == "from-secret-file"  # secrets dir beats the file
-    assert settings.worker_max_concurrent_activities == settings.worker_activity_threads == 32
+    assert settings.worker_max_concurrent_activities == 32
+    # one thread per slot, regular or local
+    assert settings.worker_activity_threads == 32 + settings.worker_max_concurrent_local_activities
     assert "from-secret-file" not in repr(settings) and "from-secret-file" not in str(settings.model_dump())
 
 

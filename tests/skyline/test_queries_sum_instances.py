@@ -39,6 +39,19 @@ def test_default_checks_sum_over_instances() -> None:
 def test_the_figures_queries_sum_over_instances() -> None:
     source = (ROOT / "activities" / "metrics.py").read_text(encoding="utf-8")
     queries = re.findall(r"self\._(?:vector|instant)\(\s*f\"([^\"]+)\"", source)
-    assert len(queries) >= 8, queries  # loads, histograms and vitals, now and then
+    assert len(queries) >= 6, queries  # increase() figures, vitals now and then, the newest scrape
     for query in queries:
         assert aggregates_over_instance(query), query
+
+
+def test_a_looks_counters_query_sums_over_instances() -> None:
+    """Loads and histograms of both versions, now and then, in one query: eight sums."""
+    from activities.metrics import GatherFiguresInput, counters_query
+
+    look = GatherFiguresInput(
+        apartment="a", building="b", unit="u", canary_version="1.1.0", baseline_version="1.0.0",
+        since_seconds=60, at_seconds=60, window_seconds=60, checks=[],
+    )  # fmt: skip
+    query = counters_query(look, ["1.1.0", "1.0.0"], 1_700_000_000.0)
+    assert len(AGGREGATION.findall(query)) == 8, query
+    assert aggregates_over_instance(query), query
