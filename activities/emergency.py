@@ -1,10 +1,8 @@
-"""A manifest write's shortest path: write, purge and verify in one local activity.
+"""The emergency rollback's shortest path: restore, purge and verify in one local activity.
 
 The same two steps every manifest change takes (activities/manifests.py, then
-activities/cdn.py), run back to back in the worker so a write costs the
-workflow task one local-activity round trip instead of two activities. The
-emergency rollback took it first; every rollout write since
-"steps-local-activities" takes it (workflows/edge_write.py). A retry repeats
+activities/cdn.py), run back to back in the worker so the rollback costs the
+workflow task one local-activity round trip instead of two. A retry repeats
 both: the write is idempotent by its change id, so it is found, not repeated.
 """
 
@@ -31,12 +29,6 @@ class EmergencyActivities:
 
     @activity.defn
     def restore_and_serve(self, inp: ApplyManifestChangeInput) -> RestoreAndServeResult:
-        """A rollback's restore (its name in rollback histories and logs)."""
-        return self.write_and_serve(inp)
-
-    @activity.defn
-    def write_and_serve(self, inp: ApplyManifestChangeInput) -> RestoreAndServeResult:
-        """Any other write of a rollout: a weight, a promotion, a blue-green switch."""
         written = self.manifests.apply_manifest_change(inp)
         served = self.cdn.sync_manifest_to_edge(
             SyncManifestInput(apartment=inp.apartment, revision=written.revision)

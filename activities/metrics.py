@@ -318,7 +318,7 @@ class MetricsActivities:
             newest = self.newest(inp)
             if newest is None or newest >= taken or time.monotonic() >= deadline:
                 return newest
-            beat()  # a look is a local activity since "steps-local-activities": no heartbeat there
+            beat()  # a heartbeat only where there is one (not when run as a local activity)
             time.sleep(0.2)
 
     def newest(self, inp: GatherFiguresInput) -> float | None:

@@ -6,8 +6,8 @@ tasks likewise: scheduled -> started (backlog on the workflow side) and
 started -> completed (the worker running workflow code). Timers are the
 bakes the strategy asked for, not overhead.
 
-Local activities (a rollout's writes, looks and gates since
-"steps-local-activities") run inside a workflow task and leave one marker
+Local activities (the judge of every look, a rollback's restore) run
+inside a workflow task and leave one marker
 each with the worker's completion time: `<activity> local` is the time from
 the workflow task's start, or the previous local activity's completion in
 it, to this one's (the workflow code between them included, which is small).

@@ -192,8 +192,7 @@ class Settings(BaseSettings):
     # 64: most activity time is waiting (a look's settle waits for the next scrape, S3 and
     # Prometheus round trips), so threads are cheap and 16 slots queued 1,000 rollouts' looks.
     worker_max_concurrent_activities: int = Field(default=64, ge=1)
-    # Local activities at once: each rollout's manifest writes, edge checks and Prometheus
-    # looks since "steps-local-activities" (workflows/edge_write.py), and the judge.
+    # Local activities at once: the judge of every look and a rollback's restore.
     worker_max_concurrent_local_activities: int = Field(default=64, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=50, ge=2)
     # Long polls open at once per task kind (the SDK's default is 5): each poll's round trip

@@ -122,9 +122,9 @@ def test_local_activities_are_timed_from_the_workflow_task_or_the_one_before() -
         _event(1, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 100.0),
         _event(2, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 100.25),
         _event(3, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 101.5),
-        # a look, then the write it led to, in the same workflow task
-        _marker(4, 101.5, "gather_figures", 100.75),
-        _marker(5, 101.5, "write_and_serve", 101.25),
+        # a judgement, then the rollback it led to, in the same workflow task
+        _marker(4, 101.5, "judge_step_look", 100.75),
+        _marker(5, 101.5, "restore_and_serve", 101.25),
         # other markers (patches) are not local activities
         _event(
             6,
@@ -135,10 +135,10 @@ def test_local_activities_are_timed_from_the_workflow_task_or_the_one_before() -
         _event(7, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 102.0),
         _event(8, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 102.5),
         _event(9, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 103.0),
-        _marker(10, 103.0, "gather_figures", 102.75),
+        _marker(10, 103.0, "judge_step_look", 102.75),
     ]
     got = spans(history)
-    assert got["gather_figures local"] == [0.5, 0.25]
-    assert got["write_and_serve local"] == [0.5]
+    assert got["judge_step_look local"] == [0.5, 0.25]
+    assert got["restore_and_serve local"] == [0.5]
     assert got["workflow task run"] == [1.25, 0.5]
     assert len(got) == 4  # no span for the patch marker

@@ -78,7 +78,6 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         manifests.apply_manifest_change,
         cdn.sync_manifest_to_edge,
         emergency.restore_and_serve,
-        emergency.write_and_serve,
         publish.publish_bundle,
         publish.verify_bundle_at_edge,
         publish.unpublish_bundle,

@@ -35,27 +35,10 @@ async def sync_edge(
     )
 
 
-# How a write reaches the edge: two activities (steps recorded before
-# "steps-local-activities"), two local activities (rollbacks recorded before
-# "rollback-one-local-activity"), or one local activity doing both: every write
-# today, named restore_and_serve for a rollback ("one_local") and write_and_serve
-# for the others ("one_local_write").
-WritePath = Literal["activities", "local", "one_local", "one_local_write"]
-
-# Since this patch a rollout's short activities run inside its workflow tasks: the
-# preparation, the edge and smoke gates, each write with its purge and verify (one local
-# activity), each look at Prometheus. A step then costs one workflow task per timer
-# instead of one per activity (six per step at two looks), which was most of what the
-# Temporal server and the worker spent per rollout (docs/benchmarks.md). All are short
-# (milliseconds to seconds; the edge check is bounded by edge_verify_attempts) and
-# idempotent (a write is found by its change id), so a killed worker's workflow task is
-# retried and repeats them; the upload and webhooks stay regular activities.
-STEPS_LOCAL = "steps-local-activities"
-
-
-def steps_local() -> bool:
-    """Whether this rollout writes and looks in local activities (False for older histories)."""
-    return workflow.patched(STEPS_LOCAL)
+# How a write reaches the edge: two activities (every step), two local
+# activities (rollbacks recorded before "rollback-one-local-activity"), or
+# one local activity doing both (the emergency rollback today).
+WritePath = Literal["activities", "local", "one_local"]
 
 
 async def write_and_sync(
@@ -67,14 +50,9 @@ async def write_and_sync(
 ) -> int:
     """Apply `mutation` as a new revision of the apartment's manifest; return it once the edge serves it."""
     inp = ApplyManifestChangeInput(apartment=apartment, change=change, mutation=mutation)
-    if path in ("one_local", "one_local_write"):
-        both = EmergencyActivities
-        one = both.restore_and_serve if path == "one_local" else both.write_and_serve
+    if path == "one_local":
         served = await workflow.execute_local_activity_method(
-            one,
-            inp,
-            summary=why,
-            **options.EDGE_SYNC_LOCAL,
+            EmergencyActivities.restore_and_serve, inp, summary=why, **options.EDGE_SYNC_LOCAL
         )
         return served.revision
     if path == "local":

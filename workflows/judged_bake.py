@@ -1,8 +1,7 @@
 """One step's bake under the sequential judge: look every interval, do what the judge says.
 
-The workflow gathers figures (a local activity reading Prometheus; a regular
-one in rollouts recorded before "steps-local-activities"), appends the look,
-and asks the judge (a local activity, so its answer is in the history).
+The workflow gathers figures (an activity reading Prometheus), appends the
+look, and asks the judge (a local activity, so its answer is in the history).
 It acts only on the answer:
 
 - rollback: harm established; roll back (or pause for a human without auto_rollback);
@@ -31,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from skyline.rollout import Verdict as RunVerdict
     from skyline.strategies import AnalysisSettings
     from workflows import options
-    from workflows.edge_write import steps_local
     from workflows.hooks import ACTIVITY_FAILED, cause
     from workflows.rollout_state import MAX_ANALYSES_KEPT, Outcome, RolloutBook
 
@@ -81,20 +79,12 @@ class JudgedBake(RolloutBook):
             vitals=list(strategy.vitals),
         )
         try:
-            if steps_local():
-                result = await workflow.execute_local_activity_method(
-                    MetricsActivities.gather_figures,
-                    inp,
-                    summary=f"look at {self._status.weight:g}%",
-                    **options.METRICS_LOCAL,
-                )
-            else:
-                result = await workflow.execute_activity_method(
-                    MetricsActivities.gather_figures,
-                    inp,
-                    summary=f"look at {self._status.weight:g}%",
-                    **options.METRICS,
-                )
+            result = await workflow.execute_activity_method(
+                MetricsActivities.gather_figures,
+                inp,
+                summary=f"look at {self._status.weight:g}%",
+                **options.METRICS,
+            )
         except ACTIVITY_FAILED as err:
             return Look(at_seconds=at_seconds, error=f"metrics unavailable: {cause(err)}")
         if need_reference:

@@ -68,12 +68,6 @@ VERIFY: dict[str, Any] = {
     ),
 }
 
-VERIFY_LOCAL: dict[str, Any] = {
-    "start_to_close_timeout": VERIFY["start_to_close_timeout"],
-    "schedule_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": VERIFY["retry_policy"],
-}
-
 PREPARE: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(
@@ -102,19 +96,6 @@ METRICS: dict[str, Any] = {
         backoff_coefficient=2.0,
         maximum_attempts=3,
     ),
-}
-
-# The same looks inside the workflow task (rollouts since "steps-local-activities").
-METRICS_LOCAL: dict[str, Any] = {
-    "start_to_close_timeout": METRICS["start_to_close_timeout"],
-    "schedule_to_close_timeout": timedelta(minutes=2),
-    "retry_policy": METRICS["retry_policy"],
-}
-
-PREPARE_LOCAL: dict[str, Any] = {
-    "start_to_close_timeout": PREPARE["start_to_close_timeout"],
-    "schedule_to_close_timeout": timedelta(minutes=10),
-    "retry_policy": PREPARE["retry_policy"],
 }
 
 

@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from skyline.rollout import RolloutSpec
     from skyline.strategies import BlueGreenStrategy
     from workflows import options
-    from workflows.edge_write import steps_local
     from workflows.hooks import cause
     from workflows.rollout_state import RolloutBook
 
@@ -29,14 +28,11 @@ async def publish_unit(
     spec: RolloutSpec,
     record: Callable[[str, str], None],
     published_at: Callable[[PublishBundleResult], None] | None = None,
-    local_gates: bool = False,
 ) -> Unit:
     """Publish, check the entry at the edge (SRI, JavaScript); only then may traffic move.
 
     `published_at` learns where the bundle is as soon as it is in storage, so a
-    caller can remove it if a later gate fails. With `local_gates` (rollouts since
-    "steps-local-activities") both checks run as local activities: short reads of
-    one file, inside the workflow task; the upload stays an activity of its own.
+    caller can remove it if a later gate fails.
     """
     inp = PublishBundleInput(unit_id=spec.unit_id, version=spec.version, entry=spec.entry, source=spec.bundle)
     published = await workflow.execute_activity_method(
@@ -44,21 +40,12 @@ async def publish_unit(
     )
     if published_at is not None:
         published_at(published)
-    verify = VerifyBundleInput(entry_url=published.entry_url, integrity=published.integrity)
-    if local_gates:
-        await workflow.execute_local_activity_method(
-            PublishActivities.verify_bundle_at_edge,
-            verify,
-            summary="verify the entry at the edge",
-            **options.VERIFY_LOCAL,
-        )
-    else:
-        await workflow.execute_activity_method(
-            PublishActivities.verify_bundle_at_edge,
-            verify,
-            summary="verify the entry at the edge",
-            **options.VERIFY,
-        )
+    await workflow.execute_activity_method(
+        PublishActivities.verify_bundle_at_edge,
+        VerifyBundleInput(entry_url=published.entry_url, integrity=published.integrity),
+        summary="verify the entry at the edge",
+        **options.VERIFY,
+    )
     record(
         "published",
         f"{published.files} files ({published.uploaded} uploaded, {published.skipped} already "
@@ -67,15 +54,12 @@ async def publish_unit(
     smoke_url = spec.smoke_url
     if isinstance(spec.strategy, BlueGreenStrategy):
         smoke_url = spec.strategy.smoke_url or smoke_url
-    gate = SmokeCheckInput(entry_url=published.entry_url, integrity=published.integrity, smoke_url=smoke_url)
-    if local_gates:
-        smoke = await workflow.execute_local_activity_method(
-            GateActivities.smoke_check, gate, summary="smoke gate: SRI and JavaScript", **options.VERIFY_LOCAL
-        )
-    else:
-        smoke = await workflow.execute_activity_method(
-            GateActivities.smoke_check, gate, summary="smoke gate: SRI and JavaScript", **options.VERIFY
-        )
+    smoke = await workflow.execute_activity_method(
+        GateActivities.smoke_check,
+        SmokeCheckInput(entry_url=published.entry_url, integrity=published.integrity, smoke_url=smoke_url),
+        summary="smoke gate: SRI and JavaScript",
+        **options.VERIFY,
+    )
     record("smoke passed", f"entry parses as JavaScript ({smoke.bytes} bytes)")
     # A Module Federation 2 remote publishes its container entry (mf-manifest.json), not spec.entry.
     entry = published.entry or spec.entry
@@ -113,10 +97,7 @@ class PublishSteps(RolloutBook):
             self._published = result
 
         return await publish_unit(
-            self._spec,
-            lambda action, reason: self._record(action, "skyline", reason),
-            published_at,
-            local_gates=steps_local(),
+            self._spec, lambda action, reason: self._record(action, "skyline", reason), published_at
         )
 
     async def _unpublish_untrafficked(self) -> None:

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.blue_green import BlueGreenSteps
     from workflows.controls import ControlSurface
     from workflows.deadline import ProgressDeadline
-    from workflows.edge_write import WritePath, steps_local, write_and_sync
+    from workflows.edge_write import WritePath, write_and_sync
     from workflows.hooks import ACTIVITY_FAILED, cause
     from workflows.judged_bake import JudgedBake
     from workflows.legacy_bake import LegacyBake
@@ -177,8 +177,6 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
         change = ManifestChange(
             id=f"{info.workflow_id}/{info.run_id}/{self._changes}", actor=self._spec.actor, reason=why
         )
-        if path == "activities" and steps_local():
-            path = "one_local_write"
         revision = await write_and_sync(self._spec.apartment, change, mutation, why, path)
         self._status.revisions.append(revision)
         self._index()
@@ -210,27 +208,21 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
 
     async def _run(self) -> RolloutStatus:
         spec = self._spec
-        # Decided once, first thing: every later check of the patch gives the same answer.
-        local = steps_local()
-        prepare = PrepareRolloutInput(
-            apartment=spec.apartment,
-            building=spec.building,
-            unit_id=spec.unit_id,
-            version=spec.version,
-            force=spec.force,
-            dependencies=spec.dependencies,
-            compatibility=spec.compatibility,
-        )
-        summary = "validate against the current manifest"
         try:
-            if local:
-                self._prep = await workflow.execute_local_activity_method(
-                    ManifestActivities.prepare_rollout, prepare, summary=summary, **options.PREPARE_LOCAL
-                )
-            else:
-                self._prep = await workflow.execute_activity_method(
-                    ManifestActivities.prepare_rollout, prepare, summary=summary, **options.PREPARE
-                )
+            self._prep = await workflow.execute_activity_method(
+                ManifestActivities.prepare_rollout,
+                PrepareRolloutInput(
+                    apartment=spec.apartment,
+                    building=spec.building,
+                    unit_id=spec.unit_id,
+                    version=spec.version,
+                    force=spec.force,
+                    dependencies=spec.dependencies,
+                    compatibility=spec.compatibility,
+                ),
+                summary="validate against the current manifest",
+                **options.PREPARE,
+            )
             self._status.base_revision = self._prep.base_revision
             self._status.baseline_unit = self._prep.baseline_unit
             unit = self._prepublished or await self._publish()

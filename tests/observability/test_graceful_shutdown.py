@@ -1,11 +1,10 @@
 """SIGTERM while an activity runs: the worker stops polling, lets it finish, then exits 0.
 
 The private worker's Prometheus is a gate that holds the first analysis query.
-The worker gets SIGTERM while the analysis (a local activity, inside a
-workflow task) waits on it; the gate lets the query through later; the look
-must complete on its first attempt and its workflow task must be recorded
-(a look cancelled by the shutdown would fail, or be repeated from scratch
-by some other worker) and the worker must exit cleanly afterwards.
+The worker gets SIGTERM while the analysis activity waits on it; the gate
+lets the query through later; the activity must complete on its first attempt
+(an activity cancelled by the shutdown would fail and only complete on a
+retry, on some other worker) and the worker must exit cleanly afterwards.
 """
 
 from __future__ import annotations
@@ -20,13 +19,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from skyline.settings import Settings
 from stack.embedded import EmbeddedStack
 from stack.processes import wait_until
 from tests.observability.support import PrometheusGate, WorkerProcess, rollout_spec, start_rollout
-from tests.support.histories import local_activities
 from tests.support.rum import RumTarget
 from tests.support.scenario import create_apartment, make_bundle
 
@@ -88,11 +87,29 @@ async def test_sigterm_lets_the_running_activity_finish(
             await asyncio.to_thread(wait_until, lambda: not worker.process.alive(), 30, "worker exit")
         assert worker.process.returncode == 0, worker.process.tail()
 
-        # The look runs as a local activity: the marker its workflow task recorded says it
-        # completed, on its first attempt, in this worker (no other polls this task queue).
-        looks = local_activities((await handle.fetch_history()).events, "gather_figures")
-        assert looks, "the rollout never recorded an analysis"
-        assert looks[0]["attempt"] == 1 and not looks[0]["failed"], looks[0]
+        events = (await handle.fetch_history()).events
+        scheduled = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+        analysis = [
+            e
+            for e in scheduled
+            if e.activity_task_scheduled_event_attributes.activity_type.name == "gather_figures"
+        ]
+        assert analysis, "the rollout never scheduled an analysis"
+        held = analysis[0].event_id
+        started = [
+            e
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and e.activity_task_started_event_attributes.scheduled_event_id == held
+        ]
+        completed = [
+            e
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and e.activity_task_completed_event_attributes.scheduled_event_id == held
+        ]
+        assert completed, "the analysis running at SIGTERM never completed"
+        assert started[0].activity_task_started_event_attributes.attempt == 1
         messages = [line["message"] for line in worker.log_lines()]
         assert any(m.startswith("stopping: no new tasks") for m in messages)
         assert messages[-1] == "worker stopped"

@@ -9,13 +9,8 @@ workflow code honest across upgrades of Skyline itself.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Sequence
-from typing import Any
 
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
 from tests.conftest import ARTIFACTS
@@ -34,22 +29,6 @@ async def save_history(temporal: Client, workflow_id: str, name: str, timeout: f
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(history.to_json())
     return history
-
-
-def local_activities(events: Sequence[HistoryEvent], activity_type: str) -> list[dict[str, Any]]:
-    """The markers of one local activity type, as the SDK's core records them: each dict has
-    `attempt`, `activity_type`, `complete_time` and, when it failed, `failed` set True."""
-    found: list[dict[str, Any]] = []
-    for e in events:
-        if e.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
-            continue
-        marker = e.marker_recorded_event_attributes
-        if marker.marker_name != "core_local_activity":
-            continue
-        data = json.loads(marker.details["data"].payloads[0].data)
-        if data.get("activity_type") == activity_type:
-            found.append({**data, "failed": marker.HasField("failure")})
-    return found
 
 
 async def what_could_move(temporal: Client, workflow_id: str, timeout: float = 30) -> list[str]:

@@ -241,11 +241,6 @@ class World:
                 revision=written.revision, applied=True, served_revision=served.served_revision, purges=1
             )
 
-        # Every other write of a rollout since "steps-local-activities": the same pair.
-        @activity.defn(name="write_and_serve")
-        async def write_and_serve(inp: ApplyManifestChangeInput) -> RestoreAndServeResult:
-            return await restore_and_serve(inp)
-
         @activity.defn(name="gather_figures")
         async def gather_figures(inp: GatherFiguresInput) -> GatherFiguresResult:
             world.calls.append("gather")
@@ -311,7 +306,6 @@ class World:
             apply_manifest_change,
             sync_manifest_to_edge,
             restore_and_serve,
-            write_and_serve,
             gather_figures,
             judge_step_look,
             write_preview_manifest,
