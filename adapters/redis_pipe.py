@@ -41,13 +41,9 @@ log = logging.getLogger(__name__)
 
 Arg = str | bytes | int | float
 _MORE = object()  # hiredis: no whole reply buffered yet
-# hiredis's stub types its argument as a 1-tuple; it takes a command's words, any number.
-_pack = cast("Callable[[tuple[str | bytes | int, ...]], bytes]", hiredis.pack_command)
-
-
-def _encode(arg: Arg) -> str | bytes | int:
-    # Floats as redis-py's encoder writes them (repr), so a script reads the same argument.
-    return repr(arg) if isinstance(arg, float) else arg
+# hiredis's stub types its argument as a 1-tuple; it takes a command's words, any number,
+# and writes a float as its repr, as redis-py's encoder does (a script reads the same argument).
+_pack = cast("Callable[[tuple[Arg, ...]], bytes]", hiredis.pack_command)
 
 
 class _Lane(asyncio.Protocol):
@@ -143,21 +139,25 @@ class Pipe:
         if conf.get("db"):
             self._hello.append(_pack(("SELECT", int(conf["db"]))))
         self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = weakref.WeakKeyDictionary()
+        self._last: _Lane | None = None  # the lane of the loop that called last
 
     async def execute(self, *args: Arg) -> Any:
         """One command's reply, as hiredis parses it; an error reply raised as redis-py's
         exception, a lost connection as redis.exceptions.ConnectionError."""
-        command = _pack(tuple(_encode(a) for a in args))
-        return await self._lane().send(command)
+        return await self._lane().send(_pack(args))
 
     def _lane(self) -> _Lane:
         loop = asyncio.get_running_loop()
+        lane = self._last
+        if lane is not None and lane.loop is loop and not lane.closed:
+            return lane  # the usual case, without the weak mapping's lookup
         lane = self._lanes.get(loop)
         if lane is None or lane.closed:
             lane = self._lanes[loop] = _Lane(loop, self._where)
             for command in self._hello:
                 lane.send(command).add_done_callback(_consume)
             lane.connecting = loop.create_task(self._connect(lane))
+        self._last = lane
         return lane
 
     async def _connect(self, lane: _Lane) -> None:
@@ -172,6 +172,8 @@ class Pipe:
     async def aclose(self) -> None:
         """Close the running loop's connection (in flight: failed as lost)."""
         lane = self._lanes.pop(asyncio.get_running_loop(), None)
+        if lane is self._last:
+            self._last = None
         if lane is not None and not lane.closed:
             lane.fail(RedisConnectionError(f"connection to Redis at {self._where} closed"))
 

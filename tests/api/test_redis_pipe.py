@@ -96,9 +96,10 @@ async def test_replies_are_redis_pys(server: Server) -> None:
         assert await pipe.execute("INCRBY", key, 5) == 5 and await client.get(key) == b"5"
         assert await pipe.execute("INCRBY", key, 5) == await client.incrby(key, 0) == 10
         assert await pipe.execute("GET", unique("none")) is None
-        assert await pipe.execute("EVAL", ECHO, 0, 1.5, 2, "é", b"\x00") == await client.eval(
-            ECHO, 0, 1.5, 2, "é", b"\x00"
-        ) == [b"1.5", b"2", "é".encode(), b"\x00"]  # fmt: skip
+        words = (1.5, 1e6, 1e20, 1e-7, 0.1 + 0.2, 2, "é", b"\x00")
+        echoed = await pipe.execute("EVAL", ECHO, 0, *words)
+        assert echoed == await client.eval(ECHO, 0, *words)
+        assert echoed[:3] == [b"1.5", b"1000000.0", b"1e+20"] and echoed[-2:] == ["é".encode(), b"\x00"]
     finally:
         await pipe.aclose()
         await client.aclose()
