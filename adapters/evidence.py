@@ -34,6 +34,7 @@ import redis.asyncio as aredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from adapters.redis_pipe import Pipe
 from skyline.evidence import TOP_NETWORKS, Evidence, VariantEvidence
 from skyline.rate_limit import RateCheck, RateLimiter
 
@@ -191,23 +192,34 @@ def rate_key(check: RateCheck) -> str:
 class RedisEvidence:
     """The shared ledger (API side, asyncio): each call one script, one round trip.
 
-    The scripts name keys beyond KEYS (the evidence of a label set): one Redis or Valkey
-    server, not a cluster."""
+    The scripts go through one pipelined connection per event loop (adapters/redis_pipe.py:
+    many requests waiting on Redis at once share it); redis-py loads them. The scripts name
+    keys beyond KEYS (the evidence of a label set): one Redis or Valkey server, not a cluster."""
 
     def __init__(self, url: str) -> None:
         self.client: aredis.Redis = aredis.Redis.from_url(url)
+        pipe = Pipe(url)
+        self.pipe: Pipe | None = pipe if pipe.supported else None  # rediss://: redis-py's pool
         self._rate = self.client.register_script(RATE_SCRIPT)
         self._ingest = self.client.register_script(INGEST_SCRIPT)
         self._token = self.client.register_script(TOKEN_SCRIPT)
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int | float]) -> Any:
-        """EVALSHA straight away: the script object's call re-checks its client's type on every
-        call (a measurable part of a beacon request). A server that lost the script (restarted,
-        flushed) gets it loaded again by that call."""
+        """EVALSHA straight away (the script object's call re-checks its client's type on every
+        call). A server that lost the script (restarted, flushed) gets it loaded again, by
+        redis-py, and the script run once more."""
         try:
+            if self.pipe is not None:
+                return await self.pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await script(keys=keys, args=args)
+
+    async def aclose(self) -> None:
+        """Close the running loop's connections (the pipelined one and redis-py's pool)."""
+        if self.pipe is not None:
+            await self.pipe.aclose()
+        await self.client.aclose()
 
     async def take(self, check: RateCheck) -> float:
         answer = await self._run(self._rate, [rate_key(check)], [check.rate, check.burst])
