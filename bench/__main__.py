@@ -70,7 +70,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="worker processes on the task queue (default 1; the concurrency table says how many)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers takes at least 1, not {args.workers}")
+    return args
 
 
 async def _run(
@@ -113,9 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         f"[bench] state dir {state}; 1,000 concurrent rollouts: {'yes' if args.full else 'no (use --full)'}"
     )
     rum = SyntheticRum(free_port())
-    if args.workers < 1:
-        print(f"error: --workers takes at least 1, not {args.workers}", file=sys.stderr)
-        return 2
     rig = Rig(state, scrape_targets=[rum.address], scrape_interval="1s", workers=args.workers)
     try:
         started = time.monotonic()

@@ -28,7 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from adapters.search_attributes import REGISTRATION
 from bench.tcpproxy import TcpProxy
 from skyline.settings import Settings
-from stack.embedded import PROJECT_ROOT, START_ORDER, EmbeddedStack, StackPorts
+from stack.embedded import PROJECT_ROOT, START_ORDER, EmbeddedStack, StackPorts, replica_name
 from stack.processes import ManagedProcess, StackError, free_port, wait_until
 
 COMPONENTS = tuple(c for c in START_ORDER if c != "worker")  # the worker is managed here
@@ -131,12 +131,10 @@ class Rig:
         return stack is not None and not stack.dead()
 
     def pid(self, name: str) -> int | None:
-        if name == "worker":
-            return self.worker.pid if self.worker is not None and self.worker.alive() else None
-        if name.startswith("worker-"):  # worker-2, worker-3, ...: the extra workers
-            index = int(name.removeprefix("worker-")) - 2
-            extra = self.extra_workers[index] if 0 <= index < len(self.extra_workers) else None
-            return extra.pid if extra is not None and extra.alive() else None
+        if name in self.worker_names:
+            running = [p for p in (self.worker, *self.extra_workers) if p is not None]
+            process = dict(zip(self.worker_names, running, strict=False)).get(name)
+            return process.pid if process is not None and process.alive() else None
         stack = self._stacks.get(name)
         return stack.pids().get(name) if stack is not None else None
 
@@ -148,8 +146,8 @@ class Rig:
 
     @property
     def worker_names(self) -> list[str]:
-        """`worker`, then `worker-2`, ... (pid() takes these)."""
-        return ["worker", *(f"worker-{i}" for i in range(2, self.workers + 1))]
+        """`worker`, then `worker-2`, ... as the embedded stack names replicas (pid() takes these)."""
+        return [replica_name("worker", i) for i in range(self.workers)]
 
     def _launch_worker(self, timeout: float, env_extra: dict[str, str]) -> ManagedProcess:
         self._worker_runs += 1

@@ -187,8 +187,8 @@ class Settings(BaseSettings):
 
     # Worker. Activities are sync and run on one thread pool of exactly
     # `worker_max_concurrent_activities + worker_max_concurrent_local_activities` threads
-    # (one per slot of either kind: a rollout's writes and looks are local activities, and
-    # with too few threads a started activity waited behind them for one).
+    # (one per slot of either kind: with one thread per regular slot only, a started
+    # activity waited behind the local ones, the judge and a rollback's restore, for one).
     # 64: most activity time is waiting (a look's settle waits for the next scrape, S3 and
     # Prometheus round trips), so threads are cheap and 16 slots queued 1,000 rollouts' looks.
     worker_max_concurrent_activities: int = Field(default=64, ge=1)

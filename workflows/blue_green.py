@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.manifests import ClearPreviewInput, ManifestActivities, WritePreviewInput
@@ -20,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from skyline.strategies import BlueGreenStrategy
     from workflows import options
     from workflows.edge_write import sync_edge
-    from workflows.hooks import ACTIVITY_FAILED, cause
+    from workflows.hooks import cause
     from workflows.rollout_state import RolloutBook
 
 
@@ -121,7 +122,7 @@ class BlueGreenSteps(RolloutBook):
                     cleared.key,
                     "purge and verify the cleared preview",
                 )
-        except ACTIVITY_FAILED as err:
+        except ActivityError as err:
             self._record(
                 "preview not cleared", "skyline", f"the preview may still serve the candidate: {cause(err)}"
             )

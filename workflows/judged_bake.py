@@ -20,6 +20,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.judging import JudgeLookInput, JudgeLookResult, judge_step_look
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from skyline.rollout import Verdict as RunVerdict
     from skyline.strategies import AnalysisSettings
     from workflows import options
-    from workflows.hooks import ACTIVITY_FAILED, cause
+    from workflows.hooks import cause
     from workflows.rollout_state import MAX_ANALYSES_KEPT, Outcome, RolloutBook
 
 
@@ -85,7 +86,7 @@ class JudgedBake(RolloutBook):
                 summary=f"look at {self._status.weight:g}%",
                 **options.METRICS,
             )
-        except ACTIVITY_FAILED as err:
+        except ActivityError as err:
             return Look(at_seconds=at_seconds, error=f"metrics unavailable: {cause(err)}")
         if need_reference:
             self._reference_tried = True

@@ -227,7 +227,7 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
             self._status.baseline_unit = self._prep.baseline_unit
             unit = self._prepublished or await self._publish()
             self._status.canary = unit
-        except ACTIVITY_FAILED as err:
+        except ActivityError as err:
             await self._unpublish_untrafficked()
             return self._finish("failed", f"{cause(err)}; manifest untouched")
         for hook in self._hooks("pre_rollout"):
@@ -242,7 +242,7 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
             if isinstance(spec.strategy, BlueGreenStrategy):
                 return await self._blue_green(unit)
             return await self._traffic_steps(unit)
-        except ACTIVITY_FAILED as err:
+        except ACTIVITY_FAILED as err:  # a step's activity, or a rollback's local restore
             self._rollback = ControlRequest(actor="skyline", reason=f"step failed: {cause(err)}")
             try:
                 return await self._do_rollback()

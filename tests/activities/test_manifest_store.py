@@ -23,6 +23,11 @@ def unit(building: str, n: int) -> Unit:
     )
 
 
+def canary(building: str) -> SetCanary:
+    """The first canary of a building at 5 %."""
+    return SetCanary(building=building, unit=unit(building, 1), rollout=RolloutConfig(percentage=5))
+
+
 def create(store: ManifestStore, buildings: list[str]) -> str:
     apartment = unique("apt")
     apt = Apartment(name="A", buildings={b: Building(name=b, category="main") for b in buildings})
@@ -74,27 +79,15 @@ def test_concurrent_writers_on_different_buildings_lose_nothing(s3: Any, setting
 def test_retried_change_is_applied_once(s3: Any, settings: Settings) -> None:
     store = ManifestStore(s3, settings.s3_bucket)
     apartment = create(store, ["x", "y"])
-    first, applied = store.apply(
-        apartment,
-        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
-        change("a"),
-    )
+    first, applied = store.apply(apartment, canary("x"), change("a"))
     assert applied and first.revision == 2
-    again, applied_again = store.apply(
-        apartment,
-        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
-        change("a"),
-    )
+    again, applied_again = store.apply(apartment, canary("x"), change("a"))
     assert not applied_again and again.revision == 2
     # another writer moves the head on; a retry that knows its base still finds its write
-    store.apply(
-        apartment,
-        SetCanary(building="y", unit=unit("y", 1), rollout=RolloutConfig(percentage=5)),
-        change("b"),
-    )
+    store.apply(apartment, canary("y"), change("b"))
     late, applied_late = store.apply(
         apartment,
-        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
+        canary("x"),
         change("a"),
         base_hint=1,
     )
@@ -106,11 +99,7 @@ def test_the_next_writer_repairs_the_revision_a_dead_writer_left_out(s3: Any, se
     """A writer that died between moving the head and storing its revision leaves a gap; the next fills it."""
     store = ManifestStore(s3, settings.s3_bucket)
     apartment = create(store, ["x"])
-    store.apply(
-        apartment,
-        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
-        change("a"),
-    )
+    store.apply(apartment, canary("x"), change("a"))
     s3.delete_object(Bucket=settings.s3_bucket, Key=revision_key(apartment, 2))  # as if it died there
     assert store.list_revisions(apartment) == [1]
     # the next writer is another process: what the dead one remembered died with it
@@ -129,16 +118,8 @@ def test_a_write_from_a_stale_remembered_head_loses_and_refuses_nothing(s3: Any,
     mine = ManifestStore(s3, settings.s3_bucket)
     apartment = create(mine, ["x", "y"])  # remembers revision 1
     other = ManifestStore(s3, settings.s3_bucket)
-    other.apply(
-        apartment,
-        SetCanary(building="y", unit=unit("y", 1), rollout=RolloutConfig(percentage=5)),
-        change("o1"),
-    )
-    written, applied = mine.apply(
-        apartment,
-        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
-        change("m1"),
-    )
+    other.apply(apartment, canary("y"), change("o1"))
+    written, applied = mine.apply(apartment, canary("x"), change("m1"))
     assert applied and written.revision == 3
     assert set(written.apartments[apartment].buildings["y"].units) == {"y@1.0.1"}  # the other's write kept
     other.apply(apartment, PromoteUnit(building="y", unit_id="y@1.0.1"), change("o2"))  # revision 4
@@ -165,11 +146,7 @@ def test_a_write_from_the_remembered_head_is_two_requests(s3: Any, settings: Set
     revision object, no read and no history-gap check (a step's storage requests halved)."""
     store = ManifestStore(s3, settings.s3_bucket)
     apartment = create(store, ["x"])
-    store.apply(
-        apartment,
-        SetCanary(building="x", unit=unit("x", 1), rollout=RolloutConfig(percentage=5)),
-        change("a"),
-    )
+    store.apply(apartment, canary("x"), change("a"))
     sent: list[str] = []
 
     def count(model: Any, **_: Any) -> None:
