@@ -150,11 +150,28 @@ def test_real_edge_ignoring_the_first_purge_is_purged_again(settings: Settings, 
         ManifestChange(id="c2", actor="t", reason="r"),
     )
     purger = ForgetfulPurger(VarnishPurger(settings.purge_base_url, http), ignore=1)
-    result = CdnActivities(settings, purger, http).sync_manifest_to_edge(
-        SyncManifestInput(apartment=apartment, revision=2)
-    )
-    assert result.served_revision == 2 and result.purges == 2 and purger.calls == 2
+    cdn = ReadRecording(settings, purger, http)
+    result = cdn.sync_manifest_to_edge(SyncManifestInput(apartment=apartment, revision=2))
+    # The ignored purge is caught by its read-back, which still shows revision 1. A busy
+    # edge may answer a later read with an error (read as "not yet"): that costs one more
+    # purge, never a wrong answer, so the count of purges is not pinned to two.
+    assert cdn.reads[0] == 1
+    assert cdn.reads[-1] == 2 and set(cdn.reads[1:-1]) <= {1, None}
+    assert result.served_revision == 2 and result.purges == purger.calls == len(cdn.reads) >= 2
     assert http.get(url).json()["version"] == "2"
+
+
+class ReadRecording(CdnActivities):
+    """The real activity, remembering what each read-back saw."""
+
+    def __init__(self, settings: Settings, provider: Any, http: httpx.Client) -> None:
+        super().__init__(settings, provider, http)
+        self.reads: list[int | None] = []
+
+    def served_revision(self, url: str) -> int | None:
+        served = super().served_revision(url)
+        self.reads.append(served)
+        return served
 
 
 def test_cloudfront_invalidation_is_created_and_polled_to_completion(settings: Settings) -> None:
