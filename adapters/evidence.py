@@ -26,8 +26,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis
 import redis.asyncio as aredis
@@ -52,11 +51,11 @@ def minute(at: float) -> int:
     return int(at // MINUTE)
 
 
-@dataclass(frozen=True)
-class Sighting:
+class Sighting(NamedTuple):
     """One beacon as the ledger sees it: the session's members it adds (its observation, its
     version, its building), and whether a first observation of it is evidence (`counted`:
-    a load beacon outside an override)."""
+    a load beacon outside an override). Tuples, as Ingested and RateCheck: a few are built
+    per beacon request, and a frozen dataclass sets each field through object.__setattr__."""
 
     labels: Labels
     observation: str
@@ -66,8 +65,7 @@ class Sighting:
     failed: bool
 
 
-@dataclass(frozen=True)
-class Ingested:
+class Ingested(NamedTuple):
     """What the ledger made of a batch: `wait` > 0 when the client's rate refused it, else
     `admitted` False when the session's cap did, else per sighting whether it was the
     session's first (observation, version, building)."""
@@ -126,6 +124,13 @@ return string.format('%.6f', take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 # first observations, and the evidence of those that are (the keys of the module docstring).
 # ARGV: rate, burst, count, cap, session expiry, network, retention, then 7 per sighting:
 # observation, version, building members, counted, failed, evidence key base, building key.
+#
+# A key's expiry is set when the script creates it, never again: every key here is written
+# by this script only, a creation shows in the reply (INCR and INCRBY give the count, a new
+# sorted set's member scores 1, PFADD a new key answers 1; EXPIRE NX where a reply of 1 may
+# also be an existing key's), and the script is atomic. Setting them on every write was
+# about a third of the script's commands, and the script is most of Redis's CPU per beacon
+# request (docs/benchmarks.md, ingest).
 INGEST_SCRIPT = (
     _TAKE
     + """
@@ -134,39 +139,61 @@ if wait > 0 then return {'wait', string.format('%.6f', wait)} end
 local count, cap, expiry = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local network, keep = ARGV[6], tonumber(ARGV[7])
 local sent = redis.call('INCRBY', KEYS[2], count)
-redis.call('EXPIREAT', KEYS[2], expiry)
+-- the session's first batch (or its first since one over the cap was taken back): the
+-- count's key is new, and so is the set of what it reported if this batch is admitted
+local first = sent == count
+if first then redis.call('EXPIREAT', KEYS[2], expiry) end
 if sent > cap then
   redis.call('DECRBY', KEYS[2], count)
   return {'cap'}
 end
+-- What the session reported before, asked once and added once (one command each rather
+-- than one per member: Lua's redis.call costs more than the commands themselves); a member
+-- repeated within the batch is new only the first time, as with one SADD per member.
+local members = {}
+for i = 8, #ARGV, 7 do
+  members[#members + 1] = ARGV[i]
+  members[#members + 1] = ARGV[i + 1]
+  members[#members + 1] = ARGV[i + 2]
+end
+local known = redis.call('SMISMEMBER', KEYS[3], unpack(members))
+redis.call('SADD', KEYS[3], unpack(members))
+local taken = {}
+local function new(k)
+  local m = members[k]
+  if known[k] == 1 or taken[m] then return 0 end
+  taken[m] = true
+  return 1
+end
 local out = {'ok'}
 for i = 8, #ARGV, 7 do
-  local o = redis.call('SADD', KEYS[3], ARGV[i])
-  local v = redis.call('SADD', KEYS[3], ARGV[i + 1])
-  local b = redis.call('SADD', KEYS[3], ARGV[i + 2])
+  local k = (i - 8) / 7 * 3
+  local o, v, b = new(k + 1), new(k + 2), new(k + 3)
   if o == 1 and ARGV[i + 3] == '1' then
     local base = ARGV[i + 5]
-    redis.call('PFADD', base .. ':net', network)
-    redis.call('EXPIRE', base .. ':net', keep)
-    local outcome = base .. (ARGV[i + 4] == '1' and ':bad' or ':ok')
-    redis.call('ZINCRBY', outcome, 1, network)
-    redis.call('EXPIRE', outcome, keep)
-    if ARGV[i + 4] == '1' then
-      redis.call('PFADD', base .. ':failnet', network)
-      redis.call('EXPIRE', base .. ':failnet', keep)
+    -- PFADD answers 1 for a new key and for a new network (NX: the first expiry stays)
+    if redis.call('PFADD', base .. ':net', network) == 1 then
+      redis.call('EXPIRE', base .. ':net', keep, 'NX')
     end
-    if v == 1 then
-      redis.call('INCR', base .. ':sessions')
+    local outcome = base .. (ARGV[i + 4] == '1' and ':bad' or ':ok')
+    if tonumber(redis.call('ZINCRBY', outcome, 1, network)) == 1 then
+      redis.call('EXPIRE', outcome, keep, 'NX')
+    end
+    if ARGV[i + 4] == '1' then
+      if redis.call('PFADD', base .. ':failnet', network) == 1 then
+        redis.call('EXPIRE', base .. ':failnet', keep, 'NX')
+      end
+    end
+    if v == 1 and redis.call('INCR', base .. ':sessions') == 1 then
       redis.call('EXPIRE', base .. ':sessions', keep)
     end
-    if b == 1 then
-      redis.call('INCR', ARGV[i + 6])
+    if b == 1 and redis.call('INCR', ARGV[i + 6]) == 1 then
       redis.call('EXPIRE', ARGV[i + 6], keep)
     end
   end
   table.insert(out, o .. v .. b)
 end
-redis.call('EXPIREAT', KEYS[3], expiry)
+if first then redis.call('EXPIREAT', KEYS[3], expiry) end
 return out
 """
 )
@@ -178,7 +205,7 @@ TOKEN_SCRIPT = (
 local wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 if wait > 0 then return {'wait', string.format('%.6f', wait)} end
 local taken = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+if taken == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 if taken > tonumber(ARGV[4]) then return {'budget'} end
 return {'ok'}
 """
@@ -193,8 +220,9 @@ class RedisEvidence:
     """The shared ledger (API side, asyncio): each call one script, one round trip.
 
     The scripts go through one pipelined connection per event loop (adapters/redis_pipe.py:
-    many requests waiting on Redis at once share it); redis-py loads them. The scripts name
-    keys beyond KEYS (the evidence of a label set): one Redis or Valkey server, not a cluster."""
+    many requests waiting on Redis at once share it), which also loads them again after a
+    restart. The scripts name keys beyond KEYS (the evidence of a label set): one Redis or
+    Valkey server, not a cluster."""
 
     def __init__(self, url: str) -> None:
         self.client: aredis.Redis = aredis.Redis.from_url(url)
@@ -206,14 +234,21 @@ class RedisEvidence:
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int | float]) -> Any:
         """EVALSHA straight away (the script object's call re-checks its client's type on every
-        call). A server that lost the script (restarted, flushed) gets it loaded again, by
-        redis-py, and the script run once more."""
+        call). A server that lost the script (restarted, flushed) gets it loaded again and the
+        script run once more, on the same connection: redis-py's pool may still hold a
+        connection to the server that went away, which would fail the first request after."""
+        if self.pipe is None:
+            try:
+                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return await script(keys=keys, args=args)
         try:
-            if self.pipe is not None:
-                return await self.pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+            return await self.pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await script(keys=keys, args=args)
+            text = script.script
+            assert isinstance(text, str)  # the scripts of this module
+            await self.pipe.execute("SCRIPT", "LOAD", text)
+            return await self.pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def aclose(self) -> None:
         """Close the running loop's connections (the pipelined one and redis-py's pool)."""

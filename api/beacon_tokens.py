@@ -30,8 +30,8 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from skyline.manifest import ApartmentManifest, unit_key
 from skyline.split import bucket_of, in_percentage
@@ -50,14 +50,19 @@ class TokenError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Claims:
+_NO_OVERRIDES: Mapping[str, frozenset[str]] = MappingProxyType({})
+
+
+class Claims(NamedTuple):
+    """A verified token's claims. A tuple rather than a frozen dataclass: one is built per
+    beacon request, and a frozen dataclass sets each field through object.__setattr__."""
+
     apartment: str
     units: Mapping[str, frozenset[str]]  # building -> {"unit@version", ...}
     expires_at: int
     session: str
     # building -> the unit a signed override makes this page load (beacons labelled override)
-    overrides: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    overrides: Mapping[str, frozenset[str]] = _NO_OVERRIDES
 
     def allows(self, building: str, unit: str, version: str) -> bool:
         return unit_key(unit, version) in self.units.get(building, frozenset())
@@ -149,9 +154,10 @@ class HmacCodec:
         payload, _, signature = token.partition(".")
         try:
             given = _unb64(signature)
-            if not any(hmac.compare_digest(given, self._sign(k, payload)) for k in self._keys):
-                raise TokenError("signature", f"the {self.what}'s signature does not verify")
-            return json.loads(_unb64(payload))
+            for key in self._keys:  # the current key first: the others only while rotating
+                if hmac.compare_digest(given, self._sign(key, payload)):
+                    return json.loads(_unb64(payload))
+            raise TokenError("signature", f"the {self.what}'s signature does not verify")
         except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
             raise TokenError("malformed", f"the {self.what} is not a token Skyline issued") from exc
 

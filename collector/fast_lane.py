@@ -6,7 +6,10 @@ routing over the table, dependency solving, the app-wide `caller` dependency)
 is paid twice per page: measured on this machine it was about 40 % of a beacon
 request's CPU (`python -m bench --only ingest`, docs/benchmarks.md).
 
-This outermost middleware answers exactly those two (method, path) pairs with
+The collector's app (collector/main.py CollectorApp) hands every request to this
+lane before FastAPI's own per-request work (its telemetry check, which reads the
+environment and the tracer provider on every request, the middleware stack of
+Starlette, FastAPI's body-limit wrapper). The lane answers exactly those two (method, path) pairs with
 the same handler functions the API's routes use (api/routes/beacons.py), so
 their answers, refusals and error shapes are the same in both apps; it does
 for them what the layers it skips would have done:
@@ -16,6 +19,8 @@ for them what the layers it skips would have done:
 - the 500 in the error shape for anything unforeseen (as api/errors.py Contained);
 - the request counter and latency histogram by route template (as
   skyline/observability.py HttpMetrics, on the same instruments).
+
+It sets `scope["app"]` as Starlette would, so the handlers reach the app's state.
 
 Why not wrap the handlers in Contained and HttpMetrics themselves: measured,
 that costs about 40 us more per request (470 against 427 us of CPU per POST,
@@ -46,8 +51,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], Handler]) -> None:
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], Handler], owner: object = None) -> None:
         self.app = app
+        self.owner = owner if owner is not None else app  # what `request.app` is in the handlers
         self.routes = dict(routes)
         self._requests, self._latency = http_instruments()
 
@@ -56,6 +62,7 @@ class FastLane:
         if handler is None or control_field(scope["path"], scope.get("query_string", b"")) is not None:
             await self.app(scope, receive, send)
             return
+        scope["app"] = self.owner
         started = time.perf_counter()
         status = 500
         out_started = False

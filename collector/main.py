@@ -14,9 +14,11 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from adapters.manifest_store import ManifestStore
 from adapters.storage import s3_client
@@ -34,6 +36,17 @@ from skyline.settings import Settings, get_settings
 log = logging.getLogger("skyline.collector")
 
 ROUTERS = (health, importmap, beacons, overrides, loader)
+
+
+class CollectorApp(FastAPI):
+    """FastAPI, with the per-page-load routes answered first (collector/fast_lane.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fast_lane = FastLane(super().__call__, beacons.FAST_ROUTES, owner=self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.fast_lane(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
 
-    app = FastAPI(
+    app = CollectorApp(
         title="Skyline collector",
         summary="Browser-facing routes of Skyline: beacons, beacon tokens, import maps",
         version="0.1.0",
@@ -73,8 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # none of them, so they are 404 here before any body is read.
     app.add_middleware(Gate, rules=COLLECTOR_RULES)
     install_http_metrics(app)
-    # Outermost: the two requests every page load makes skip the layers above (fast_lane.py).
-    app.add_middleware(FastLane, routes=beacons.FAST_ROUTES)
     for module in ROUTERS:
         app.include_router(module.router)
     add_metrics_routes(app)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class RateCheck:
+class RateCheck(NamedTuple):
     """One request of `client` against the bucket named `bucket` (`burst` at once, `rate`/s)."""
 
     bucket: str

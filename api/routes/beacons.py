@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from adapters.evidence import EvidenceLedger, MemoryEvidence, RedisEvidence, Sighting
 from api.beacon_tokens import (
@@ -61,8 +62,25 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["beacons"])
 
 CORS = {"Access-Control-Allow-Origin": "*"}
-# Every 202's body, rendered once (one per beacon page load).
-_ACCEPTED = {n: json.dumps({"accepted": n}).encode() for n in range(1, MAX_BEACONS_PER_REQUEST + 1)}
+
+
+class _Accepted(Response):
+    """The 202 of a beacon request, its body and headers rendered once (one per page load)."""
+
+    media_type = "application/json"
+    _rendered = {
+        n: (body, Response(body, 202, headers=CORS, media_type="application/json").raw_headers)
+        for n in range(1, MAX_BEACONS_PER_REQUEST + 1)
+        for body in [json.dumps({"accepted": n}).encode()]
+    }
+
+    def __init__(self, accepted: int) -> None:
+        self.status_code = 202
+        self.background = None
+        body, headers = self._rendered[accepted]
+        self.body = body
+        self.raw_headers = list(headers)  # a middleware may add to this request's own list
+
 
 # The body is parsed by hand (text/plain is accepted), so describe it for /docs.
 _BATCH_SCHEMA = {
@@ -148,8 +166,10 @@ class BeaconLimits:
 
     def client(self, request: Request) -> str:
         """The client's address: the TCP peer unless it is a trusted proxy (skyline/networks.py)."""
-        peer = request.client.host if request.client else None
-        return client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+        peer = request.scope.get("client")
+        # No proxy trusted, no header believed: not even looked up (per page load).
+        forwarded = request.headers.get("x-forwarded-for") if self.trusted_proxies else None
+        return client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
 
 
 def _limits(request: Request) -> BeaconLimits:
@@ -177,14 +197,23 @@ async def _body(request: Request, limit: int) -> bytes | None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return None
+    # The ASGI messages read here rather than through request.stream(), an async generator
+    # whose machinery cost more than the read itself for a body of one message.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return None
+        if not message.get("more_body", False):
+            return b"".join(chunks) + chunk if chunks else chunk
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -239,7 +268,7 @@ async def post_beacons(request: Request) -> Response:
         if version and not b.override:
             new_sessions.append((b.apartment, b.building, b.unit, b.version))
     record(batch.beacons, new_sessions, first)
-    return Response(_ACCEPTED[len(batch.beacons)], 202, headers=CORS, media_type="application/json")
+    return _Accepted(len(batch.beacons))
 
 
 class _Refusal(NamedTuple):

@@ -153,7 +153,7 @@ async def test_a_flushed_server_gets_the_ledgers_scripts_again(server: Server) -
     try:
         assert await ledger.take(check) == 0
         await ledger.client.script_flush()
-        assert await ledger.take(check) == 0  # NOSCRIPT: loaded by redis-py, run again
+        assert await ledger.take(check) == 0  # NOSCRIPT: loaded again, run again
         assert await ledger.client.script_exists(ledger._rate.sha) == [True]
     finally:
         await ledger.aclose()
