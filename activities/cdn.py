@@ -8,6 +8,7 @@ with the revision just written, re-purging (bounded) until it matches.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 from pydantic import BaseModel, Field
@@ -53,13 +54,18 @@ class CdnActivities:
     @activity.defn
     def sync_manifest_to_edge(self, inp: SyncManifestInput) -> SyncManifestResult:
         """Purge the manifest path, then read it back until the edge serves `revision`."""
+        return self.serve(inp, lambda attempt: beat(attempt))
+
+    def serve(self, inp: SyncManifestInput, progress: Callable[[int], None]) -> SyncManifestResult:
+        """The purge-and-verify rounds; `progress(attempt)` before each one (the heartbeat of
+        the activity running them, which decides what its details say)."""
         key = inp.key or head_key(inp.apartment)
         path = self.settings.edge_path(key)
         url = self.settings.public_url(key)
         purges = 0
         served: int | None = None
         for attempt in range(self.settings.edge_verify_attempts):
-            beat(attempt)
+            progress(attempt)
             self.provider.purge([path])
             purges += 1
             served = self.served_revision(url)

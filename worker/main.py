@@ -77,6 +77,7 @@ def activities(settings: Settings, client: Client) -> list[Any]:
         manifests.prepare_rollout,
         manifests.apply_manifest_change,
         cdn.sync_manifest_to_edge,
+        emergency.write_and_serve,
         emergency.restore_and_serve,
         publish.publish_bundle,
         publish.verify_bundle_at_edge,

@@ -35,10 +35,11 @@ async def sync_edge(
     )
 
 
-# How a write reaches the edge: two activities (every step), two local
-# activities (rollbacks recorded before "rollback-one-local-activity"), or
+# How a write reaches the edge: one activity doing both (every step of rollouts
+# started since "write-and-serve"), two activities (every step before it), two
+# local activities (rollbacks recorded before "rollback-one-local-activity"), or
 # one local activity doing both (the emergency rollback today).
-WritePath = Literal["activities", "local", "one_local"]
+WritePath = Literal["one", "activities", "local", "one_local"]
 
 
 async def write_and_sync(
@@ -50,6 +51,11 @@ async def write_and_sync(
 ) -> int:
     """Apply `mutation` as a new revision of the apartment's manifest; return it once the edge serves it."""
     inp = ApplyManifestChangeInput(apartment=apartment, change=change, mutation=mutation)
+    if path == "one":
+        served = await workflow.execute_activity_method(
+            EmergencyActivities.write_and_serve, inp, summary=why, **options.WRITE_AND_SERVE
+        )
+        return served.revision
     if path == "one_local":
         served = await workflow.execute_local_activity_method(
             EmergencyActivities.restore_and_serve, inp, summary=why, **options.EDGE_SYNC_LOCAL

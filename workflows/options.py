@@ -48,6 +48,15 @@ EDGE_SYNC_LOCAL: dict[str, Any] = {
     "retry_policy": EDGE_SYNC["retry_policy"],
 }
 
+# A write and its purge-and-verify as one activity (activities/emergency.py write_and_serve):
+# the write's bound plus the edge's, the write's quick retries; it heartbeats in both halves.
+WRITE_AND_SERVE: dict[str, Any] = {
+    "start_to_close_timeout": MANIFEST["start_to_close_timeout"] + EDGE_SYNC["start_to_close_timeout"],
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=5),
+    "retry_policy": MANIFEST["retry_policy"],
+}
+
 PUBLISH: dict[str, Any] = {
     "start_to_close_timeout": timedelta(minutes=30),
     "heartbeat_timeout": timedelta(seconds=20),

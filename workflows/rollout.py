@@ -177,6 +177,8 @@ class RolloutWorkflow(ControlSurface, TrafficSteps, BlueGreenSteps, JudgedBake, 
         change = ManifestChange(
             id=f"{info.workflow_id}/{info.run_id}/{self._changes}", actor=self._spec.actor, reason=why
         )
+        if path == "activities" and workflow.patched("write-and-serve"):
+            path = "one"  # one activity and one workflow task per write instead of two of each
         revision = await write_and_sync(self._spec.apartment, change, mutation, why, path)
         self._status.revisions.append(revision)
         self._index()

@@ -154,7 +154,7 @@ async def test_logs_are_json_lines_with_the_rollout_id(run: Run) -> None:
     assert any(f"{ACTIVITY_SLOTS} activity slots" in line["message"] for line in lines)
     mine = [line for line in lines if line.get("rollout_id") == run.rollout_id]
     completed = {line["activity"] for line in mine if line["message"].startswith("activity completed")}
-    assert {"prepare_rollout", "publish_bundle", "apply_manifest_change", "gather_figures"} <= completed
+    assert {"prepare_rollout", "publish_bundle", "write_and_serve", "gather_figures"} <= completed
     failed = [line for line in mine if line["message"].startswith("activity failed")]
     assert len(failed) == 1 and failed[0]["error_type"] == "PrometheusDown" and failed[0]["attempt"] == 1
     assert failed[0]["level"] == "WARNING"

@@ -70,3 +70,11 @@ def test_histories_are_present() -> None:
         "pipeline_paused_and_promoted",
         "v2_pipeline_staging_to_production",  # the soak checks the unit still holds (patched)
     }
+    # each write as one activity with its purge-and-verify ("write-and-serve"), kept beside
+    # the same shapes with two activities per write
+    assert {p.stem for p in HISTORIES} >= {
+        "write_and_serve_canary_promoted",
+        "write_and_serve_full_promote_during_a_weight_write",
+        "write_and_serve_thin_step_held_and_resumed",
+        "write_and_serve_rollback_during_the_promotion_write",
+    }

@@ -241,6 +241,11 @@ class World:
                 revision=written.revision, applied=True, served_revision=served.served_revision, purges=1
             )
 
+        # Real twin: tests/activities/test_write_and_serve.py (the step write, retried).
+        @activity.defn(name="write_and_serve")
+        async def write_and_serve(inp: ApplyManifestChangeInput) -> RestoreAndServeResult:
+            return await restore_and_serve(inp)
+
         @activity.defn(name="gather_figures")
         async def gather_figures(inp: GatherFiguresInput) -> GatherFiguresResult:
             world.calls.append("gather")
@@ -306,6 +311,7 @@ class World:
             apply_manifest_change,
             sync_manifest_to_edge,
             restore_and_serve,
+            write_and_serve,
             gather_figures,
             judge_step_look,
             write_preview_manifest,
