@@ -75,6 +75,11 @@ class Ingested(NamedTuple):
     firsts: tuple[tuple[bool, bool, bool], ...] = ()
 
 
+class EvidenceUnavailable(Exception):
+    """The shared store did not answer (down, hung past its timeout, refused): the request
+    that needed it is answered 503, counted nowhere (a script may or may not have run)."""
+
+
 class EvidenceLedger(Protocol):
     async def take(self, check: RateCheck) -> float: ...
     async def ingest(
@@ -224,15 +229,23 @@ class RedisEvidence:
     restart. The scripts name keys beyond KEYS (the evidence of a label set): one Redis or
     Valkey server, not a cluster."""
 
-    def __init__(self, url: str) -> None:
-        self.client: aredis.Redis = aredis.Redis.from_url(url)
-        pipe = Pipe(url)
+    def __init__(self, url: str, timeout: float | None = None) -> None:
+        self.client: aredis.Redis = aredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        pipe = Pipe(url, timeout)
         self.pipe: Pipe | None = pipe if pipe.supported else None  # rediss://: redis-py's pool
         self._rate = self.client.register_script(RATE_SCRIPT)
         self._ingest = self.client.register_script(INGEST_SCRIPT)
         self._token = self.client.register_script(TOKEN_SCRIPT)
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int | float]) -> Any:
+        try:
+            return await self._script(script, keys, args)
+        except redis.RedisError as exc:
+            raise EvidenceUnavailable(str(exc)) from exc
+
+    async def _script(self, script: AsyncScript, keys: list[str], args: list[str | int | float]) -> Any:
         """EVALSHA straight away (the script object's call re-checks its client's type on every
         call). A server that lost the script (restarted, flushed) gets it loaded again and the
         script run once more, on the same connection: redis-py's pool may still hold a

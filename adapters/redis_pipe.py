@@ -16,7 +16,12 @@ What stays as with redis-py:
 - a refused or lost connection is `redis.exceptions.ConnectionError`: every
   command in flight on a lost connection fails with it (none is re-sent: a
   script that may have run is not run twice), and the next command connects
-  again.
+  again;
+- a server that answers nothing for `timeout` seconds while commands wait (hung,
+  stopped, a network path dropping packets) is `redis.exceptions.TimeoutError`
+  for every command in flight, and the connection is closed and made again, as
+  redis-py's `socket_timeout` would; without it a beacon request would wait on
+  Redis for as long as its client kept the connection.
 
 redis:// and unix:// URLs (host, port, db, username, password); anything else
 (rediss://: TLS) is `supported` False and the caller keeps redis-py.
@@ -36,6 +41,7 @@ from redis._parsers import BaseParser  # redis-py's table of error replies to ex
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +55,12 @@ _pack = cast("Callable[[tuple[Arg, ...]], bytes]", hiredis.pack_command)
 class _Lane(asyncio.Protocol):
     """One connection: commands out in order, each reply to the oldest caller still waiting."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, where: str) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, where: str, timeout: float | None = None) -> None:
         self.loop = loop
         self.where = where
+        self.timeout = timeout
+        self._replies = 0  # replies read so far: the watch's sign of life
+        self._watch: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.connecting: asyncio.Task[None] | None = None  # held: a task nobody holds may be collected
         self.closed = False
@@ -68,6 +77,8 @@ class _Lane(asyncio.Protocol):
         reply: asyncio.Future[Any] = self.loop.create_future()
         self._waiting.append(reply)
         self._out.append(command)
+        if self.timeout is not None and self._watch is None:
+            self._watch = self.loop.call_later(self.timeout, self._check, self._replies)
         if not self._flush_due and self.transport is not None:
             self._flush_due = True
             self.loop.call_soon(self._flush)
@@ -95,12 +106,25 @@ class _Lane(asyncio.Protocol):
                 self.fail(InvalidResponse(f"unexpected reply from Redis at {self.where}"))
                 return
             waiter = self._waiting.popleft()
+            self._replies += 1
             if waiter.done():  # its caller was cancelled; the reply was still its
                 continue
             if isinstance(reply, Exception):
                 waiter.set_exception(reply)
             else:
                 waiter.set_result(reply)
+
+    def _check(self, replies_then: int) -> None:
+        """`timeout` seconds after a command was sent: a reply since, or nothing left to
+        wait for, is a live server (watch on); none while commands wait, a hung one."""
+        self._watch = None
+        if self.closed or not self._waiting:
+            return
+        if self._replies == replies_then:
+            self.fail(RedisTimeoutError(f"Redis at {self.where} answered nothing for {self.timeout:g} s"))
+            return
+        assert self.timeout is not None
+        self._watch = self.loop.call_later(self.timeout, self._check, self._replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
@@ -110,6 +134,9 @@ class _Lane(asyncio.Protocol):
         """Close, and fail every command in flight (their scripts may or may not have run)."""
         self.closed = True
         self._out.clear()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
@@ -122,7 +149,8 @@ class Pipe:
     """Commands to one Redis server, pipelined on one connection per event loop (made on the
     first command in that loop, and again after it was lost)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float | None = None) -> None:
+        self.timeout = timeout
         conf: dict[str, Any] = dict(parse_url(url))
         scheme = url.split("://", 1)[0].lower()
         self.supported = scheme in ("redis", "unix")
@@ -153,7 +181,7 @@ class Pipe:
             return lane  # the usual case, without the weak mapping's lookup
         lane = self._lanes.get(loop)
         if lane is None or lane.closed:
-            lane = self._lanes[loop] = _Lane(loop, self._where)
+            lane = self._lanes[loop] = _Lane(loop, self._where, self.timeout)
             for command in self._hello:
                 lane.send(command).add_done_callback(_consume)
             lane.connecting = loop.create_task(self._connect(lane))

@@ -62,6 +62,7 @@ RefusalReason = Literal[
     "token",
     "session_limit",
     "unassigned",
+    "unavailable",  # the shared evidence store did not answer (503)
 ]
 
 # Bucket bounds around the judge's default p99 bound (1 s), fine enough below

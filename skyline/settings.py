@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     # networks) every API process and the worker use: redis://host:port/db. Unset: each
     # process keeps its own (one API process only; the judge then sees no network counts).
     redis_url: str | None = None
+    # How long a collector waits for the shared store before a beacon, token or override
+    # request is answered 503 `evidence_store_unavailable` (adapters/redis_pipe.py).
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
     # Apartment ids are listed from storage this often; an unknown id waits for the next
     # listing, started at most once per min_relist seconds whatever the number of ids asked.
     beacon_apartments_refresh_seconds: float = Field(default=30.0, gt=0)

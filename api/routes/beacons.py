@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request, Response
@@ -28,7 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from adapters.evidence import EvidenceLedger, MemoryEvidence, RedisEvidence, Sighting
+from adapters.evidence import EvidenceLedger, EvidenceUnavailable, MemoryEvidence, RedisEvidence, Sighting
 from api.beacon_tokens import (
     BeaconSigner,
     BucketKeys,
@@ -154,7 +155,9 @@ class BeaconLimits:
         # when a store is configured (adapters/evidence.py), else this process's own.
         self.session_cap = s.beacon_session_max_beacons
         self.network_tokens = s.beacon_network_tokens_per_minute
-        self.evidence: EvidenceLedger = RedisEvidence(s.redis_url) if s.redis_url else MemoryEvidence()
+        self.evidence: EvidenceLedger = (
+            RedisEvidence(s.redis_url, s.redis_timeout_seconds) if s.redis_url else MemoryEvidence()
+        )
         self.trusted_proxies = parse_networks(s.trusted_proxies)
 
     def beacon_rate(self, client: str) -> RateCheck:
@@ -230,12 +233,35 @@ def _field(loc: tuple[int | str, ...]) -> str:
         413: {"description": "body larger than the limit"},
         422: {"description": "a beacon is malformed, or its building is not in the manifest"},
         429: {"description": "too many beacon requests from this client"},
+        503: {"description": "the shared evidence store did not answer; retry after a second"},
     },
 )
 async def post_beacons(request: Request) -> Response:
     """Count unit loads reported by the loader: `{"beacons": [{apartment, building, unit,
     version, outcome, load_seconds}]}` (or one bare beacon). All or nothing: if one
     beacon is refused, none of the request is counted."""
+    try:
+        return await _accept_beacons(request)
+    except EvidenceUnavailable as exc:
+        return _refuse("unavailable", 503, "evidence_store_unavailable", store_down(exc), headers=RETRY_SOON)
+
+
+RETRY_SOON = {"Retry-After": "1"}
+_outage_logged_at = -math.inf
+
+
+def store_down(exc: EvidenceUnavailable) -> str:
+    """The 503's message; the outage logged at most every 10 s (a busy collector would
+    otherwise log a line per page load)."""
+    global _outage_logged_at
+    now = time.monotonic()
+    if now - _outage_logged_at >= 10:
+        _outage_logged_at = now
+        log.warning("the shared evidence store did not answer, answering 503: %s", exc)
+    return "the shared evidence store did not answer; retry shortly"
+
+
+async def _accept_beacons(request: Request) -> Response:
     limits = _limits(request)
     client = limits.client(request)
     rate = limits.beacon_rate(client)
@@ -424,6 +450,7 @@ def _token_refusal(outcome: str, status: int, code: str, message: str, field: st
         404: {"description": "no such apartment"},
         422: {"description": "apartment or revision malformed"},
         429: {"description": "too many token requests from this client"},
+        503: {"description": "the shared evidence store did not answer; retry after a second"},
     },
 )
 async def beacon_token(
@@ -443,6 +470,16 @@ async def beacon_token(
     building plus the active (stable) unit, and without a valid key (a first visit, split
     all-stable by the loader) the active units alone, with a new key in `bucket`.
     Never cached: every answer is a new session."""
+    try:
+        return await _issue_token(request, apartment, revision, override, bucket)
+    except EvidenceUnavailable as exc:
+        message = store_down(exc)
+        return _token_refusal("unavailable", 503, "evidence_store_unavailable", message, headers=RETRY_SOON)
+
+
+async def _issue_token(
+    request: Request, apartment: str, revision: str | None, override: str | None, bucket: str | None
+) -> Response:
     limits = _limits(request)
     client = limits.client(request)
     rate = limits.token_rate(client)

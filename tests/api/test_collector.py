@@ -36,6 +36,7 @@ from collector.main import create_app as create_collector
 from skyline.observability import API_REQUESTS
 from skyline.settings import Settings
 from stack.embedded import EmbeddedStack
+from tests.api.test_redis_pipe import Server as RedisServer
 from tests.support.beacons import beacon_token, text_body
 from tests.support.routes import served_routes
 from tests.support.scenario import create_apartment
@@ -382,3 +383,41 @@ def test_the_documented_collector_table_is_the_code_table() -> None:
     section = section[: section.index("\n\n")]
     rows = re.findall(r"^\|\s*`([A-Z]+) (/[^`]*)`\s*\|\s*([a-z]+)\s*\|", section, re.MULTILINE)
     assert {(method, path): rule for method, path, rule in rows} == dict(COLLECTOR_RULES)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_hung_evidence_store_is_a_503_not_a_hang(
+    api: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    """Redis stopped (SIGSTOP: connections open, nothing answered): beacon tokens, beacons and
+    override lookups are answered 503 `evidence_store_unavailable` with CORS and Retry-After
+    within the store's timeout, counted as refusals; once Redis runs again, 202."""
+    apartment = await create_apartment(api)
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    conf = settings.model_copy(update={"redis_url": redis_server.url, "redis_timeout_seconds": 0.3})
+    try:
+        async with collector(conf) as client:
+            token = await beacon_token(client, apartment)
+            refused = ("skyline_beacons_refused_total", {"reason": "unavailable"})
+            before = REGISTRY.get_sample_value(*refused) or 0
+            redis_server.pause(True)
+            try:
+                answers = [
+                    await client.get("/beacon-token", params={"apartment": apartment}),
+                    await client.post("/beacons", **text_body({"beacons": [beacon(apartment)]}, token)),
+                    await client.get("/overrides/unit", params={"token": "x"}),
+                ]
+            finally:
+                redis_server.pause(False)
+            for answer in answers:
+                assert answer.status_code == 503, (answer.request.url, answer.text)
+                assert answer.json()["error"]["code"] == "evidence_store_unavailable"
+                assert answer.headers["retry-after"] == "1"
+                assert answer.headers["access-control-allow-origin"] == "*"
+            assert REGISTRY.get_sample_value(*refused) == before + 1  # the beacon request's refusal
+            again = await client.post("/beacons", **text_body({"beacons": [beacon(apartment)]}, token))
+            assert again.status_code == 202, again.text
+    finally:
+        if redis_server.process is not None:
+            redis_server.process.stop()

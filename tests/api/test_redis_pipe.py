@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.evidence import INGEST_SCRIPT, RedisEvidence, Sighting
+from adapters.evidence import INGEST_SCRIPT, EvidenceUnavailable, RedisEvidence, Sighting
 from adapters.redis_pipe import Pipe
 from skyline.rate_limit import RateCheck
 from stack.embedded import redis_ready
@@ -52,6 +54,11 @@ class Server:
         )
         self.process.start()
         wait_until(lambda: redis_ready(self.port), 30, "redis", self.process)
+
+    def pause(self, stopped: bool) -> None:
+        """SIGSTOP (a hung server: connections stay open, nothing is answered) or SIGCONT."""
+        assert self.process is not None and self.process.pid is not None
+        os.kill(self.process.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
 
     def kill(self) -> None:
         assert self.process is not None and self.process.pid is not None
@@ -173,8 +180,8 @@ async def test_a_lost_server_fails_the_calls_in_flight_and_the_next_call_reconne
             try:
                 got = await ledger.ingest(rate, unique("s"), 4e9, 20, "10.1.0.0", [sighting])
                 outcomes.append("ok" if got.firsts == ((True, True, True),) else f"bad {got}")
-            except RedisConnectionError:
-                outcomes.append("lost")
+            except EvidenceUnavailable as exc:  # the ledger's word for any Redis error
+                outcomes.append("lost" if isinstance(exc.__cause__, RedisConnectionError) else repr(exc))
 
     try:
         workers = [asyncio.ensure_future(page_loads(k)) for k in range(16)]
@@ -185,8 +192,9 @@ async def test_a_lost_server_fails_the_calls_in_flight_and_the_next_call_reconne
         # Nothing hangs: every worker's call in flight ended (failed) without Redis.
         await asyncio.wait_for(asyncio.gather(*workers), 10)
         assert "lost" in outcomes and not [o for o in outcomes if o not in ("ok", "lost")]
-        with pytest.raises(RedisConnectionError):
+        with pytest.raises(EvidenceUnavailable) as down:
             await asyncio.wait_for(ledger.take(RateCheck("b", "c", 1, 1)), 10)
+        assert isinstance(down.value.__cause__, RedisConnectionError)
         server.start()  # empty: the scripts are loaded again on NOSCRIPT
         got = await asyncio.wait_for(ledger.ingest(
             RateCheck("beacons", "10.2.0.1", 1e6, 1e6), unique("s"), 4e9, 20, "10.2.0.0", [sighting]
@@ -232,3 +240,29 @@ async def _until(done: Any, what: str, timeout: float = 20) -> None:
     while not done():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.01)
+
+
+async def test_a_hung_server_fails_the_calls_in_flight_after_the_timeout(server: Server) -> None:
+    """A stopped redis-server keeps its connections open and answers nothing: past `timeout`
+    every call in flight fails with redis-py's TimeoutError (not a wait for as long as the
+    caller's client keeps its connection), and once it runs again the next call reconnects."""
+    pipe = Pipe(server.url, timeout=0.3)
+    try:
+        # A live server under a steady stream of calls never trips the watch.
+        for _ in range(20):
+            replies = await asyncio.gather(*(pipe.execute("EVAL", ECHO, 0, f"x{i}") for i in range(50)))
+            assert [r[0] for r in replies] == [f"x{i}".encode() for i in range(50)]
+            await asyncio.sleep(0.02)
+        server.pause(True)
+        try:
+            started = time.monotonic()
+            calls = [pipe.execute("EVAL", ECHO, 0, "y") for _ in range(16)]
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+            waited = time.monotonic() - started
+            assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
+            assert 0.3 <= waited < 3, waited
+        finally:
+            server.pause(False)
+        assert (await asyncio.wait_for(pipe.execute("EVAL", ECHO, 0, "z"), 10))[0] == b"z"
+    finally:
+        await pipe.aclose()
