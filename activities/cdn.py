@@ -54,7 +54,7 @@ class CdnActivities:
     @activity.defn
     def sync_manifest_to_edge(self, inp: SyncManifestInput) -> SyncManifestResult:
         """Purge the manifest path, then read it back until the edge serves `revision`."""
-        return self.serve(inp, lambda attempt: beat(attempt))
+        return self.serve(inp, beat)
 
     def serve(self, inp: SyncManifestInput, progress: Callable[[int], None]) -> SyncManifestResult:
         """The purge-and-verify rounds; `progress(attempt)` before each one (the heartbeat of

@@ -63,12 +63,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["beacons"])
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+# The shared evidence store did not answer (store_down): the browser routes' 503.
+STORE_DOWN = "evidence_store_unavailable"
+STORE_DOWN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "the shared evidence store did not answer; retry after a second"}
+}
+RETRY_SOON = {"Retry-After": "1"}
+_outage_logged_at = -math.inf
 
 
 class _Accepted(Response):
     """The 202 of a beacon request, its body and headers rendered once (one per page load)."""
 
-    media_type = "application/json"
     _rendered = {
         n: (body, Response(body, 202, headers=CORS, media_type="application/json").raw_headers)
         for n in range(1, MAX_BEACONS_PER_REQUEST + 1)
@@ -233,7 +239,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
         413: {"description": "body larger than the limit"},
         422: {"description": "a beacon is malformed, or its building is not in the manifest"},
         429: {"description": "too many beacon requests from this client"},
-        503: {"description": "the shared evidence store did not answer; retry after a second"},
+        **STORE_DOWN_RESPONSE,
     },
 )
 async def post_beacons(request: Request) -> Response:
@@ -243,11 +249,7 @@ async def post_beacons(request: Request) -> Response:
     try:
         return await _accept_beacons(request)
     except EvidenceUnavailable as exc:
-        return _refuse("unavailable", 503, "evidence_store_unavailable", store_down(exc), headers=RETRY_SOON)
-
-
-RETRY_SOON = {"Retry-After": "1"}
-_outage_logged_at = -math.inf
+        return _refuse("unavailable", 503, STORE_DOWN, store_down(exc), headers=RETRY_SOON)
 
 
 def store_down(exc: EvidenceUnavailable) -> str:
@@ -450,7 +452,7 @@ def _token_refusal(outcome: str, status: int, code: str, message: str, field: st
         404: {"description": "no such apartment"},
         422: {"description": "apartment or revision malformed"},
         429: {"description": "too many token requests from this client"},
-        503: {"description": "the shared evidence store did not answer; retry after a second"},
+        **STORE_DOWN_RESPONSE,
     },
 )
 async def beacon_token(
@@ -473,8 +475,7 @@ async def beacon_token(
     try:
         return await _issue_token(request, apartment, revision, override, bucket)
     except EvidenceUnavailable as exc:
-        message = store_down(exc)
-        return _token_refusal("unavailable", 503, "evidence_store_unavailable", message, headers=RETRY_SOON)
+        return _token_refusal("unavailable", 503, STORE_DOWN, store_down(exc), headers=RETRY_SOON)
 
 
 async def _issue_token(

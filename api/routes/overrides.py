@@ -24,7 +24,7 @@ from api.auth import Caller
 from api.beacon_tokens import TokenError
 from api.errors import ApiError, error_body
 from api.overrides import OverrideRevocations, Revocation
-from api.routes.beacons import CORS, RETRY_SOON, _limits, store_down
+from api.routes.beacons import CORS, RETRY_SOON, STORE_DOWN, STORE_DOWN_RESPONSE, _limits, store_down
 from skyline.manifest import SLUG, Unit
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def _refusal(status: int, code: str, message: str, field: str | None = None,
         401: {"description": "not an override token Skyline signed, or expired"},
         404: {"description": "the overridden version is no longer in any manifest"},
         429: {"description": "too many requests from this client"},
-        503: {"description": "the shared evidence store did not answer; retry after a second"},
+        **STORE_DOWN_RESPONSE,
     },
 )
 async def override_unit(request: Request, token: str = "") -> Response:
@@ -226,7 +226,7 @@ async def override_unit(request: Request, token: str = "") -> Response:
     try:
         wait = await limits.evidence.take(limits.token_rate(client))
     except EvidenceUnavailable as exc:
-        return _refusal(503, "evidence_store_unavailable", store_down(exc), headers=RETRY_SOON)
+        return _refusal(503, STORE_DOWN, store_down(exc), headers=RETRY_SOON)
     if wait > 0:
         return _refusal(
             429,
