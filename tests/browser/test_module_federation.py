@@ -33,7 +33,7 @@ from demo.shell import manifest_url, publish_shell
 from demo.units import DemoUnit
 from skyline.manifest import ApartmentManifest
 from skyline.settings import Settings
-from skyline.split import SplitUser, bucket_of, resolve
+from skyline.split import SplitUser, bucket_of, in_percentage, resolve
 from tests.browser.support import bucket_key, demo_for, unit_loads
 from tests.browser.test_bundle_integrity import tamper
 from tests.browser.test_integrations import publish_vendor
@@ -166,6 +166,17 @@ async def load(page: Page, url: str, user: str, settings: Settings | None = None
     return state
 
 
+def split_apartment(percentage: float) -> str:
+    """A fresh apartment id whose split puts some USERS in the canary at `percentage` and some
+    not. The buckets hash the apartment's id, so a random id left all twelve outside a 30 %
+    canary about once in 70 runs (0.7^12), and the test had nothing to tell apart."""
+    while True:
+        apartment = unique("mf")
+        inside = sum(in_percentage(bucket_of(u, apartment, "main"), percentage) for u in USERS)
+        if 0 < inside < len(USERS):
+            return apartment
+
+
 async def test_a_host_gets_the_remote_version_of_its_bucket_and_a_rollback_without_a_rebuild(
     api: httpx.AsyncClient,
     edge: httpx.AsyncClient,
@@ -176,7 +187,7 @@ async def test_a_host_gets_the_remote_version_of_its_bucket_and_a_rollback_witho
     shell_packages: Path,
     tmp_path: Path,
 ) -> None:
-    apartment = unique("mf")
+    apartment = split_apartment(30)
     demo = demo_for(api, s3, settings, tmp_path, apartment)
     await demo.create_apartment()
     await demo.install_stable(mf_remote("1.0.0"))
