@@ -72,6 +72,10 @@ class GatherFiguresResult(BaseModel):
 
 
 REFERENCE_SECONDS = 3600
+# How often a settling look asks Prometheus for a newer scrape, and how long after a
+# scrape is due its sample is queryable (the scrape itself takes a few milliseconds).
+SETTLE_POLL_SECONDS = 0.2
+SCRAPE_MARGIN_SECONDS = 0.1
 
 
 class PrometheusDown(RuntimeError):
@@ -105,6 +109,8 @@ class MetricsActivities:
         evidence: EvidenceReader | None = None,
     ) -> None:
         self.settle_seconds = settle_seconds
+        # Seconds between two scrapes of a building's loads, as this process last saw them.
+        self.scrape_intervals: dict[tuple[str, str], float] = {}
         self.evidence = evidence  # sessions and client networks behind the figures (optional)
         # No client-side retries: Temporal's retry policy owns retrying, so an
         # outage shows up in the workflow's history instead of hiding in here.
@@ -312,14 +318,35 @@ class MetricsActivities:
         and be held for want of traffic it had. A building with no series at all
         has nothing coming; a scrape that never comes costs at most
         `settle_seconds`. Returns the newest sample's time (None: no series).
+
+        Once this process has seen the building scraped twice it knows the
+        interval, and sleeps until the next scrape is due instead of asking every
+        0.2 s (each ask is a query Prometheus and this worker pay for).
         """
         deadline = time.monotonic() + self.settle_seconds
-        while True:
-            newest = self.newest(inp)
-            if newest is None or newest >= taken or time.monotonic() >= deadline:
-                return newest
+        key = (inp.apartment, inp.building)
+        first = newest = self.newest(inp)
+        polls = 0
+        while not (newest is None or newest >= taken or time.monotonic() >= deadline):
             beat()  # a heartbeat only where there is one (not when run as a local activity)
-            time.sleep(0.2)
+            time.sleep(self._pause(key, newest, polls, deadline))
+            polls += 1
+            newest = self.newest(inp)
+        if first is not None and newest is not None and newest > first:
+            # The first change seen is one scrape later (a failed scrape makes it two:
+            # the smallest seen is kept, and a pause too short only costs one more ask).
+            seen = self.scrape_intervals.get(key)
+            self.scrape_intervals[key] = newest - first if seen is None else min(seen, newest - first)
+        return newest
+
+    def _pause(self, key: tuple[str, str], newest: float, polls: int, deadline: float) -> float:
+        """How long to sleep before asking again: until the next scrape is due, else 0.2 s."""
+        pause = SETTLE_POLL_SECONDS
+        interval = self.scrape_intervals.get(key)
+        if interval is not None and polls == 0:
+            due = newest + interval + SCRAPE_MARGIN_SECONDS - time.time()
+            pause = min(max(due, SETTLE_POLL_SECONDS / 4), interval + SCRAPE_MARGIN_SECONDS)
+        return max(0.0, min(pause, deadline - time.monotonic()))
 
     def newest(self, inp: GatherFiguresInput) -> float | None:
         """When Prometheus last scraped this building's loads (None: no series)."""

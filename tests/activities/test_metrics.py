@@ -66,6 +66,37 @@ def test_settling_returns_the_newest_sample_and_gives_up_after_its_bound(
         assert stale is not None and newest <= stale < future
 
 
+class _CountingAsks(MetricsActivities):
+    asks = 0
+
+    def newest(self, inp: GatherFiguresInput) -> float | None:
+        self.asks += 1
+        return super().newest(inp)
+
+
+def test_settling_sleeps_until_the_next_scrape_is_due_once_it_knows_the_interval(
+    rum: RumTarget, settings: Settings
+) -> None:
+    """Asking every 0.2 s cost ~5 queries per settling look at a 1 s scrape (and 4 looks per
+    rollout): after one settle has seen the building scraped twice, the next sleeps until the
+    scrape is due and asks about twice."""
+    apartment = unique("interval")
+    metrics = _CountingAsks(settings.prometheus_url, 5, settle_seconds=10)
+    env = ActivityEnvironment()
+    inp = look(apartment, 1, settle=True)
+    with rum.traffic(apartment, "header", "header", "2.0.0"):
+        rum.wait_visible(settings.prometheus_url, apartment, "header", "header", "2.0.0")
+        learned = env.run(metrics.settle, inp, time.time())
+        interval = metrics.scrape_intervals.get((apartment, "header"))
+        assert learned is not None and interval is not None and 0.5 <= interval <= 2.5, interval
+        # Just after a scrape became visible: the next one is most of an interval away.
+        metrics.asks = 0
+        taken = time.time()
+        newest = env.run(metrics.settle, inp, taken)
+    assert newest is not None and newest >= taken
+    assert metrics.asks <= 3, metrics.asks
+
+
 def test_every_query_of_a_look_is_evaluated_at_one_time(rum: RumTarget, settings: Settings) -> None:
     """A look's loads and its histogram come from one scrape, the one it was pinned to, even
     when newer scrapes landed while it queried (else the newer loads count as slow ones)."""
