@@ -20,7 +20,17 @@ from typing import Any
 
 import httpx
 
-from bench import api_latency, cli_startup, concurrency, detection, forgery, ingest, publishing, rollback
+from bench import (
+    api_latency,
+    cli_startup,
+    concurrency,
+    detection,
+    forgery,
+    ingest,
+    publishing,
+    rollback,
+    sandbox,
+)
 from bench import loader as loader_bench
 from bench.context import Ctx
 from bench.judgement import run as judgement
@@ -45,6 +55,7 @@ OFFLINE: dict[str, Callable[[], Any]] = {
     "judgement": judgement.main,
     "loader": loader_bench.main,
     "cli": cli_startup.main,
+    "sandbox": sandbox.main,
 }
 
 

@@ -24,7 +24,6 @@ from temporalio.worker import (
     UnsandboxedWorkflowRunner,
     Worker,
 )
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.cdn import CdnActivities
 from activities.emergency import EmergencyActivities
@@ -42,6 +41,7 @@ from adapters.temporal import connect
 from skyline import control_proof
 from skyline.observability import ActivityTelemetry, configure_logging, worker_runtime
 from skyline.settings import Settings, get_settings
+from worker.sandbox import CompiledSandboxRunner
 from worker.search_attributes import ensure_search_attributes
 from workflows.fleet import FleetRolloutWorkflow
 from workflows.pipeline import ReleasePipelineWorkflow
@@ -135,7 +135,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         interceptors=[ActivityTelemetry()],
-        workflow_runner=SandboxedWorkflowRunner() if settings.worker_sandbox else UnsandboxedWorkflowRunner(),
+        workflow_runner=CompiledSandboxRunner() if settings.worker_sandbox else UnsandboxedWorkflowRunner(),
     )
 
 

@@ -19,6 +19,7 @@ from skyline import control_proof
 from skyline.rollout import ControlRequest
 from tests.workflows.world import World
 from worker.main import WORKFLOWS
+from worker.sandbox import CompiledSandboxRunner
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 # The fast layer's SKYLINE_CONTROL_KEY: its workers check proofs with it, `proved` signs with it.
@@ -45,6 +46,7 @@ async def running(env: WorkflowEnvironment, world: World) -> AsyncIterator[str]:
             workflows=WORKFLOWS,
             activities=world.activities(),
             activity_executor=pool,
+            workflow_runner=CompiledSandboxRunner(),  # as the worker runs them
         ):
             yield queue
 

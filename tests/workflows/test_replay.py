@@ -14,9 +14,9 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from worker.main import WORKFLOWS
+from worker.sandbox import CompiledSandboxRunner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -30,7 +30,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 @pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
 async def test_saved_history_replays(history: WorkflowHistory, sandboxed: bool) -> None:
     """Both ways a worker may run workflow code (SKYLINE_WORKER_SANDBOX): the same commands."""
-    runner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
+    runner = CompiledSandboxRunner() if sandboxed else UnsandboxedWorkflowRunner()
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runner)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
