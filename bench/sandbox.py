@@ -38,8 +38,12 @@ async def _replay_all(runner: WorkflowRunner, histories: list[WorkflowHistory]) 
     return time.process_time() - started
 
 
-async def _measure(rounds: int) -> dict[str, list[float]]:
-    histories = [WorkflowHistory.from_json(p.stem, p.read_text()) for p in sorted(HISTORIES.glob("*.json"))]
+def saved_histories() -> list[WorkflowHistory]:
+    """The replay suite's saved histories (tests/workflows/test_replay.py replays the same files)."""
+    return [WorkflowHistory.from_json(p.stem, p.read_text()) for p in sorted(HISTORIES.glob("*.json"))]
+
+
+async def _measure(histories: list[WorkflowHistory], rounds: int) -> dict[str, list[float]]:
     runners: dict[str, WorkflowRunner] = {
         "temporalio SandboxedWorkflowRunner": SandboxedWorkflowRunner(),
         "worker CompiledSandboxRunner": CompiledSandboxRunner(),
@@ -54,13 +58,13 @@ async def _measure(rounds: int) -> dict[str, list[float]]:
 
 
 def main(rounds: int = ROUNDS) -> dict[str, object]:
-    cpu = asyncio.run(_measure(rounds))
+    histories = saved_histories()
+    cpu = asyncio.run(_measure(histories, rounds))
     sdk, ours = cpu.values()
     ratios = [b / a for a, b in zip(sdk, ours, strict=True)]
     rows = [[name, f"{summary(v)['p50']:.2f}", f"{min(v):.2f}", f"{max(v):.2f}"] for name, v in cpu.items()]
     text = table(
-        f"Workflow runner: CPU s to replay the {len(list(HISTORIES.glob('*.json')))} saved histories, "
-        f"{rounds} interleaved rounds",
+        f"Workflow runner: CPU s to replay the {len(histories)} saved histories, {rounds} interleaved rounds",
         ["runner", "CPU p50", "min", "max"],
         rows,
         notes=[

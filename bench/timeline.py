@@ -4,7 +4,10 @@ Per activity type: scheduled -> started (the wait for a worker slot, i.e. the
 task queue's backlog) and started -> closed (the activity itself). Workflow
 tasks likewise: scheduled -> started (backlog on the workflow side) and
 started -> completed (the worker running workflow code). Timers are the
-bakes the strategy asked for, not overhead.
+bakes the strategy asked for, not overhead. `workflow task sticky timeout` is a
+workflow task that waited out its schedule-to-start timeout on the worker's
+sticky queue (its wait until then): it is sent again on the normal queue, and
+whichever worker takes it reads and replays the whole history.
 
 Local activities (the judge of every look, a rollback's restore) run
 inside a workflow task and leave one marker
@@ -22,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
@@ -69,6 +72,10 @@ def spans(events: Iterable[HistoryEvent]) -> dict[str, list[float]]:
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and wft_scheduled is not None:
             out["workflow task wait"].append(t - wft_scheduled)
             wft_started = last_mark = t
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT and wft_scheduled is not None:
+            timed_out = e.workflow_task_timed_out_event_attributes.timeout_type
+            if timed_out == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START:
+                out["workflow task sticky timeout"].append(t - wft_scheduled)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and wft_started is not None:
             out["workflow task run"].append(t - wft_started)
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:

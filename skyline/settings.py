@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     # evicted one replays its whole history on its next task. Size it above the rollouts a
     # worker runs at once.
     worker_max_cached_workflows: int = Field(default=2000, ge=0)
+    # How long a workflow task waits on this worker's sticky queue before the server sends it
+    # to the normal queue, where any worker takes it by reading and replaying the whole
+    # history (the SDK's default is 10 s). Longer keeps a backlogged worker off replays; it is
+    # also how long a task already queued for a worker that died waits (new tasks skip a
+    # worker that stopped polling).
+    worker_sticky_timeout_seconds: float = Field(default=10.0, gt=0)
     # Run workflow code in the SDK's sandbox (a nondeterministic call raises; each run gets
     # fresh module state). It costs CPU on every workflow task: the SDK asks the sandbox for
     # each payload's serialization context by exec'ing code in it. Off, a worker spent 11-26 %

@@ -142,3 +142,33 @@ def test_local_activities_are_timed_from_the_workflow_task_or_the_one_before() -
     assert got["restore_and_serve local"] == [0.5]
     assert got["workflow task run"] == [1.25, 0.5]
     assert len(got) == 4  # no span for the patch marker
+
+
+def test_a_workflow_task_that_times_out_on_the_sticky_queue_is_counted() -> None:
+    from temporalio.api.enums.v1 import TimeoutType
+    from temporalio.api.history.v1 import WorkflowTaskTimedOutEventAttributes
+
+    E = EventType
+
+    def timed_out(event_id: int, at: float, kind: TimeoutType.ValueType) -> HistoryEvent:
+        attrs = WorkflowTaskTimedOutEventAttributes(scheduled_event_id=event_id - 1, timeout_type=kind)
+        return _event(
+            event_id, E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, at, workflow_task_timed_out_event_attributes=attrs
+        )
+
+    history = [
+        _event(1, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 100.0),
+        timed_out(2, 110.0, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
+        # sent again on the normal queue
+        _event(3, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 110.0),
+        _event(4, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 112.0),
+        # a worker that took a task and did not answer in time is not a sticky timeout
+        timed_out(5, 122.0, TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE),
+        _event(6, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 122.0),
+        _event(7, E.EVENT_TYPE_WORKFLOW_TASK_STARTED, 122.5),
+        _event(8, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 123.0),
+    ]
+    got = spans(history)
+    assert got["workflow task sticky timeout"] == [10.0]
+    assert got["workflow task wait"] == [2.0, 0.5]
+    assert got["workflow task run"] == [0.5]

@@ -127,6 +127,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_seconds),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
             min(settings.worker_workflow_task_pollers, settings.worker_max_concurrent_workflow_tasks)
         ),
