@@ -41,6 +41,10 @@ class Timing:
     max_error_rate: float = 0.05
     max_p99_seconds: float = 2.0
     rollout_timeout_seconds: float = 240
+    # Load time: the canary's share of loads slower than the baseline's median may exceed the
+    # baseline's share by this much; a gross harm is ruled out at the wider margin.
+    latency_margin: float = 0.25
+    gross_latency_margin: float = 0.4
     users: int = 3
     loads_per_second: float = 8
 
@@ -60,8 +64,8 @@ class Timing:
             # judge can rule out harm on that little evidence (production keeps the defaults).
             "error_margin_absolute": 0.05,
             "gross_error_absolute": 0.1,
-            "latency_margin": 0.25,
-            "gross_latency_margin": 0.4,
+            "latency_margin": self.latency_margin,
+            "gross_latency_margin": self.gross_latency_margin,
             # No tail checks: ruling out a p99 regression takes about a thousand canary loads a
             # step, more than three users give, and the demo's load times are Chromium's on a
             # shared machine, whose tail drifts between steps with whatever else runs (the p90

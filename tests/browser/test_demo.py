@@ -25,6 +25,13 @@ FAST = Timing(
     analysis_window_seconds=10,
     min_requests=8,
     rollout_timeout_seconds=240,  # ~60 s on a quiet machine; two test suites side by side take longer
+    # At 100 % the canary's load times are set against the baseline's from the 50 % step, and
+    # here those are Chromium's on two cores shared with the rest of the suite: a load spike
+    # between the steps held the healthy canary on load_time (fresh-clone CI, 2026-12-04). This
+    # test is about the error-rate story; load-time judgement is measured by the judgement
+    # benchmark and tests/e2e/test_judgement.py on figures that do not drift with the machine.
+    latency_margin=0.45,
+    gross_latency_margin=0.49,
     users=2,
     loads_per_second=8,
 )
